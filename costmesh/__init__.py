@@ -1,0 +1,1 @@
+"""costmesh: a gRPC mesh that cuts what LLM calls cost."""

@@ -1,0 +1,166 @@
+from costmesh.api.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class HitKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HIT_KIND_UNSPECIFIED: _ClassVar[HitKind]
+    HIT_KIND_MISS: _ClassVar[HitKind]
+    HIT_KIND_EXACT: _ClassVar[HitKind]
+    HIT_KIND_SEMANTIC: _ClassVar[HitKind]
+    HIT_KIND_NOT_CACHEABLE: _ClassVar[HitKind]
+    HIT_KIND_UNAVAILABLE: _ClassVar[HitKind]
+HIT_KIND_UNSPECIFIED: HitKind
+HIT_KIND_MISS: HitKind
+HIT_KIND_EXACT: HitKind
+HIT_KIND_SEMANTIC: HitKind
+HIT_KIND_NOT_CACHEABLE: HitKind
+HIT_KIND_UNAVAILABLE: HitKind
+
+class Scope(_message.Message):
+    __slots__ = ("tenant_id", "session_id", "session_scoped", "model_policy")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SCOPED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_POLICY_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    session_id: str
+    session_scoped: bool
+    model_policy: str
+    def __init__(self, tenant_id: _Optional[str] = ..., session_id: _Optional[str] = ..., session_scoped: _Optional[bool] = ..., model_policy: _Optional[str] = ...) -> None: ...
+
+class LookupRequest(_message.Message):
+    __slots__ = ("scope", "messages", "sampling")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    scope: Scope
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
+    sampling: _common_pb2.SamplingParams
+    def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
+
+class LookupResponse(_message.Message):
+    __slots__ = ("kind", "text", "entry_id", "similarity", "model", "usage", "baseline_cost_usd", "embedding", "embedding_model", "embedding_cost_usd")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    kind: HitKind
+    text: str
+    entry_id: str
+    similarity: float
+    model: str
+    usage: _common_pb2.TokenUsage
+    baseline_cost_usd: float
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    embedding_model: str
+    embedding_cost_usd: float
+    def __init__(self, kind: _Optional[_Union[HitKind, str]] = ..., text: _Optional[str] = ..., entry_id: _Optional[str] = ..., similarity: _Optional[float] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ..., embedding_cost_usd: _Optional[float] = ...) -> None: ...
+
+class StoreRequest(_message.Message):
+    __slots__ = ("scope", "messages", "sampling", "text", "model", "usage", "baseline_cost_usd", "tags", "ttl_seconds", "embedding", "finish_reason", "quality_passed")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_PASSED_FIELD_NUMBER: _ClassVar[int]
+    scope: Scope
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
+    sampling: _common_pb2.SamplingParams
+    text: str
+    model: str
+    usage: _common_pb2.TokenUsage
+    baseline_cost_usd: float
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    ttl_seconds: int
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    finish_reason: str
+    quality_passed: bool
+    def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ..., finish_reason: _Optional[str] = ..., quality_passed: _Optional[bool] = ...) -> None: ...
+
+class StoreResponse(_message.Message):
+    __slots__ = ("stored", "entry_id", "reason")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    entry_id: str
+    reason: str
+    def __init__(self, stored: _Optional[bool] = ..., entry_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class InvalidateRequest(_message.Message):
+    __slots__ = ("tenant_id", "tags", "entry_id", "all")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    entry_id: str
+    all: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., entry_id: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class InvalidateResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    def __init__(self, removed: _Optional[int] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("lookups", "exact_hits", "semantic_hits", "misses", "errors", "stores", "stores_refused", "stores_dropped", "entries", "hit_rate", "avg_hit_similarity", "verifier_rejections", "evictions", "bytes_per_entry", "embedding_model", "index_name")
+    LOOKUPS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_HITS_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    STORES_FIELD_NUMBER: _ClassVar[int]
+    STORES_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    STORES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    AVG_HIT_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_PER_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_NAME_FIELD_NUMBER: _ClassVar[int]
+    lookups: int
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+    errors: int
+    stores: int
+    stores_refused: int
+    stores_dropped: int
+    entries: int
+    hit_rate: float
+    avg_hit_similarity: float
+    verifier_rejections: int
+    evictions: int
+    bytes_per_entry: float
+    embedding_model: str
+    index_name: str
+    def __init__(self, lookups: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., misses: _Optional[int] = ..., errors: _Optional[int] = ..., stores: _Optional[int] = ..., stores_refused: _Optional[int] = ..., stores_dropped: _Optional[int] = ..., entries: _Optional[int] = ..., hit_rate: _Optional[float] = ..., avg_hit_similarity: _Optional[float] = ..., verifier_rejections: _Optional[int] = ..., evictions: _Optional[int] = ..., bytes_per_entry: _Optional[float] = ..., embedding_model: _Optional[str] = ..., index_name: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,120 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_SYSTEM: _ClassVar[Role]
+    ROLE_USER: _ClassVar[Role]
+    ROLE_ASSISTANT: _ClassVar[Role]
+
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    TIER_TRIVIAL: _ClassVar[Tier]
+    TIER_SIMPLE: _ClassVar[Tier]
+    TIER_MODERATE: _ClassVar[Tier]
+    TIER_COMPLEX: _ClassVar[Tier]
+ROLE_UNSPECIFIED: Role
+ROLE_SYSTEM: Role
+ROLE_USER: Role
+ROLE_ASSISTANT: Role
+TIER_UNSPECIFIED: Tier
+TIER_TRIVIAL: Tier
+TIER_SIMPLE: Tier
+TIER_MODERATE: Tier
+TIER_COMPLEX: Tier
+
+class Image(_message.Message):
+    __slots__ = ("media_type", "data", "url")
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    media_type: str
+    data: bytes
+    url: str
+    def __init__(self, media_type: _Optional[str] = ..., data: _Optional[bytes] = ..., url: _Optional[str] = ...) -> None: ...
+
+class ContentPart(_message.Message):
+    __slots__ = ("text", "image", "cache_breakpoint")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_BREAKPOINT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    image: Image
+    cache_breakpoint: bool
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., cache_breakpoint: _Optional[bool] = ...) -> None: ...
+
+class Message(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: Role
+    content: _containers.RepeatedCompositeFieldContainer[ContentPart]
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[_Iterable[_Union[ContentPart, _Mapping]]] = ...) -> None: ...
+
+class SamplingParams(_message.Message):
+    __slots__ = ("temperature", "top_p", "max_tokens", "stop", "seed")
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    seed: int
+    def __init__(self, temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class TokenUsage(_message.Message):
+    __slots__ = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_1H_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., cache_write_1h_tokens: _Optional[int] = ...) -> None: ...
+
+class CostBreakdown(_message.Message):
+    __slots__ = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", "embedding_usd", "discount_usd", "total_usd")
+    INPUT_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_USD_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_USD_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_USD_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_USD_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_USD_FIELD_NUMBER: _ClassVar[int]
+    input_usd: float
+    cache_read_usd: float
+    cache_write_usd: float
+    output_usd: float
+    embedding_usd: float
+    discount_usd: float
+    total_usd: float
+    def __init__(self, input_usd: _Optional[float] = ..., cache_read_usd: _Optional[float] = ..., cache_write_usd: _Optional[float] = ..., output_usd: _Optional[float] = ..., embedding_usd: _Optional[float] = ..., discount_usd: _Optional[float] = ..., total_usd: _Optional[float] = ...) -> None: ...
+
+class LayerSavings(_message.Message):
+    __slots__ = ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd")
+    CACHE_USD_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_USD_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHING_USD_FIELD_NUMBER: _ClassVar[int]
+    BATCH_USD_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_USD_FIELD_NUMBER: _ClassVar[int]
+    cache_usd: float
+    routing_usd: float
+    prompt_caching_usd: float
+    batch_usd: float
+    inference_usd: float
+    def __init__(self, cache_usd: _Optional[float] = ..., routing_usd: _Optional[float] = ..., prompt_caching_usd: _Optional[float] = ..., batch_usd: _Optional[float] = ..., inference_usd: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,151 @@
+from costmesh.api.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CacheStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_STATUS_UNSPECIFIED: _ClassVar[CacheStatus]
+    CACHE_STATUS_MISS: _ClassVar[CacheStatus]
+    CACHE_STATUS_EXACT_HIT: _ClassVar[CacheStatus]
+    CACHE_STATUS_SEMANTIC_HIT: _ClassVar[CacheStatus]
+    CACHE_STATUS_BYPASSED: _ClassVar[CacheStatus]
+    CACHE_STATUS_UNAVAILABLE: _ClassVar[CacheStatus]
+CACHE_STATUS_UNSPECIFIED: CacheStatus
+CACHE_STATUS_MISS: CacheStatus
+CACHE_STATUS_EXACT_HIT: CacheStatus
+CACHE_STATUS_SEMANTIC_HIT: CacheStatus
+CACHE_STATUS_BYPASSED: CacheStatus
+CACHE_STATUS_UNAVAILABLE: CacheStatus
+
+class CachePolicy(_message.Message):
+    __slots__ = ("bypass", "ttl_seconds", "tags", "session_scoped")
+    BYPASS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SCOPED_FIELD_NUMBER: _ClassVar[int]
+    bypass: bool
+    ttl_seconds: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    session_scoped: bool
+    def __init__(self, bypass: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., session_scoped: _Optional[bool] = ...) -> None: ...
+
+class RoutingPolicy(_message.Message):
+    __slots__ = ("min_tier", "max_tier", "model")
+    MIN_TIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_TIER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    min_tier: _common_pb2.Tier
+    max_tier: _common_pb2.Tier
+    model: str
+    def __init__(self, min_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class CompleteRequest(_message.Message):
+    __slots__ = ("tenant_id", "messages", "sampling", "cache", "routing", "request_id", "session_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
+    sampling: _common_pb2.SamplingParams
+    cache: CachePolicy
+    routing: RoutingPolicy
+    request_id: str
+    session_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class CompleteResponse(_message.Message):
+    __slots__ = ("request_id", "text", "model", "provider", "tier", "complexity_score", "cached", "cache_status", "cache_similarity", "usage", "cost", "baseline_cost_usd", "saving_usd", "savings", "attempts", "finish_reason", "classified_tier")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    COMPLEXITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVING_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVINGS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIED_TIER_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    text: str
+    model: str
+    provider: str
+    tier: _common_pb2.Tier
+    complexity_score: float
+    cached: bool
+    cache_status: CacheStatus
+    cache_similarity: float
+    usage: _common_pb2.TokenUsage
+    cost: _common_pb2.CostBreakdown
+    baseline_cost_usd: float
+    saving_usd: float
+    savings: _common_pb2.LayerSavings
+    attempts: int
+    finish_reason: str
+    classified_tier: _common_pb2.Tier
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., complexity_score: _Optional[float] = ..., cached: _Optional[bool] = ..., cache_status: _Optional[_Union[CacheStatus, str]] = ..., cache_similarity: _Optional[float] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., attempts: _Optional[int] = ..., finish_reason: _Optional[str] = ..., classified_tier: _Optional[_Union[_common_pb2.Tier, str]] = ...) -> None: ...
+
+class StreamCompleteRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: CompleteRequest
+    def __init__(self, request: _Optional[_Union[CompleteRequest, _Mapping]] = ...) -> None: ...
+
+class StreamCompleteResponse(_message.Message):
+    __slots__ = ("text_delta", "final")
+    TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    text_delta: str
+    final: CompleteResponse
+    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[CompleteResponse, _Mapping]] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors")
+    class TierCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_HITS_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_HITS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    TIER_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVING_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVINGS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    exact_hits: int
+    semantic_hits: int
+    cache_unavailable: int
+    tier_counts: _containers.ScalarMap[str, int]
+    cost_usd: float
+    baseline_cost_usd: float
+    saving_usd: float
+    savings: _common_pb2.LayerSavings
+    errors: int
+    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""Logs and traces, set up the same way for every service."""

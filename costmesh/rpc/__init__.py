@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by every service: the bootstrap, channels, the status table."""

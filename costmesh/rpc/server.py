@@ -1,0 +1,167 @@
+"""The one bootstrap every costmesh service runs on.
+
+A service is a `ServiceSpec`: its name, default port and a `mount` coroutine that builds its
+dependencies from the `Runtime` and returns the servicers to add. The bootstrap adds the
+standard health service (NOT_SERVING until mounted and during shutdown), reflection,
+OpenTelemetry and error interceptors, structlog JSON logs, and SIGTERM -> drain -> stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.sdk.trace import TracerProvider
+
+from costmesh.config import Env
+from costmesh.observability.logs import configure_logging
+from costmesh.observability.tracing import build_tracer_provider
+from costmesh.rpc.interceptors import ErrorInterceptor
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+@dataclass
+class Servicer:
+    """One gRPC service to add: the generated `add_XServicer_to_server`, the servicer, its full name."""
+
+    add: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    full_name: str
+
+
+@dataclass
+class Mounted:
+    servicers: list[Servicer]
+    close: Callable[[], Awaitable[None]] | None = None
+    serving: bool = True  # False: the service flips health itself (e.g. a model still loading)
+
+
+@dataclass
+class Runtime:
+    """What a service gets from the bootstrap: config, tracing, logs, channels, health."""
+
+    service: str
+    env: Env
+    tracer_provider: TracerProvider
+    log: Any
+    _health: health.aio.HealthServicer | None = None
+    _channels: list[grpc.aio.Channel] = field(default_factory=list)
+    _full_names: list[str] = field(default_factory=list)
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """A channel to another service, traced (W3C context in metadata). Closed on shutdown."""
+        channel = grpc.aio.insecure_channel(
+            address,
+            options=CHANNEL_OPTIONS,
+            interceptors=aio_client_interceptors(tracer_provider=self.tracer_provider),
+        )
+        self._channels.append(channel)
+        return channel
+
+    async def set_serving(self, serving: bool) -> None:
+        if self._health is None:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._full_names]:
+            await self._health.set(name, status)
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    default_port: int
+    mount: Callable[[Runtime], Awaitable[Mounted]]
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    server: grpc.aio.Server
+    port: int
+    runtime: Runtime
+    mounted: Mounted
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Drain: NOT_SERVING first, then let in-flight calls finish, then close what was opened."""
+        await self.runtime.set_serving(False)
+        await self.server.stop(grace_s)
+        if self.mounted.close is not None:
+            await self.mounted.close()
+        for channel in self.runtime._channels:
+            await channel.close()
+
+
+async def start_service(
+    spec: ServiceSpec,
+    env: Env | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    port: int | None = None,
+    host: str | None = None,
+) -> RunningService:
+    """Start `spec` on `host:port` (port 0 picks a free one) and return once it listens."""
+    env = env or Env()
+    tracer_provider = tracer_provider or build_tracer_provider(spec.name, env)
+    log = configure_logging(spec.name, env.str("COSTMESH_LOG_LEVEL", "info"))
+    runtime = Runtime(spec.name, env, tracer_provider, log)
+
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(tracer_provider=tracer_provider), ErrorInterceptor()],
+        options=CHANNEL_OPTIONS,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    runtime._health = health_servicer
+
+    mounted = await spec.mount(runtime)
+    for item in mounted.servicers:
+        item.add(item.servicer, server)
+    runtime._full_names = [item.full_name for item in mounted.servicers]
+    reflection.enable_server_reflection(
+        [*runtime._full_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+
+    host = host or env.str("COSTMESH_HOST", "127.0.0.1")
+    port = env.int("COSTMESH_PORT", spec.default_port) if port is None else port
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"{spec.name}: cannot listen on {host}:{port}")
+    await server.start()
+    await runtime.set_serving(mounted.serving)
+    log.info("listening", address=f"{host}:{bound}", services=runtime._full_names)
+    return RunningService(spec, server, bound, runtime, mounted)
+
+
+def run(spec: ServiceSpec) -> None:
+    """Entry point for `python -m costmesh.services.<name>`: serve until SIGTERM/SIGINT."""
+
+    async def main() -> None:
+        service = await start_service(spec)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        service.runtime.log.info("shutting down")
+        await service.stop(service.runtime.env.float("COSTMESH_SHUTDOWN_GRACE_S", 5.0))
+        service.runtime.tracer_provider.shutdown()
+
+    asyncio.run(main())

@@ -1,0 +1,75 @@
+"""The one table between costmesh errors and gRPC status codes, both directions."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from costmesh import errors
+
+# Domain error -> gRPC status code. Order matters: first match wins (subclasses first).
+ERROR_TABLE: tuple[tuple[type[errors.CostmeshError], grpc.StatusCode], ...] = (
+    (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.UpstreamTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (errors.UpstreamError, grpc.StatusCode.UNAVAILABLE),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+# gRPC status code -> domain error, for clients of other costmesh services.
+CODE_TABLE: dict[grpc.StatusCode, type[errors.CostmeshError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidRequest,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.RateLimited,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.UpstreamTimeout,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.ConfigError,
+}
+
+
+def code_for(exc: BaseException) -> grpc.StatusCode:
+    for error_type, code in ERROR_TABLE:
+        if isinstance(exc, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_status(exc: BaseException) -> grpc.Status:
+    """A rich status for `context.abort_with_status`, with RetryInfo for rate limits."""
+    code = code_for(exc)
+    message = str(exc) if isinstance(exc, errors.CostmeshError) else "internal error"
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        detail = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=int(retry_after), nanos=int((retry_after % 1) * 1e9))
+        )
+        status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError) -> errors.CostmeshError:
+    """The domain error a failed call to another costmesh service stands for."""
+    error_type = CODE_TABLE.get(exc.code(), errors.UpstreamError)
+    message = exc.details() or exc.code().name
+    if error_type is errors.RateLimited:
+        return errors.RateLimited(message, _retry_after(exc))
+    return error_type(message)
+
+
+def _retry_after(exc: grpc.aio.AioRpcError) -> float | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None

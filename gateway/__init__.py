@@ -1,0 +1,1 @@
+"""The gateway: the public gRPC API in front of the mesh."""

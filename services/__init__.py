@@ -1,0 +1,1 @@
+"""The costmesh services, one process each (`python -m costmesh.services.<name>`)."""
