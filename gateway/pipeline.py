@@ -1,0 +1,273 @@
+"""The gateway's request path: validate -> cache -> classifier -> router -> cache store.
+
+No gRPC here: the services are reached through `MeshClients`, and their failures arrive as
+costmesh domain errors. The cache is never why a request fails (fail-open).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+from opentelemetry import trace
+
+from costmesh.api.cache.v1 import cache_pb2
+from costmesh.api.classifier.v1 import classifier_pb2
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.api.router.v1 import router_pb2
+from costmesh.errors import CostmeshError
+from costmesh.gateway.clients import MeshClients
+from costmesh.gateway.stats import GatewayStats
+from costmesh.gateway.validation import Limits, validate
+
+log = structlog.get_logger()
+
+_HIT_STATUS = {
+    cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT,
+    cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT,
+}
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    cache_timeout_s: float = 2.0
+    classify_timeout_s: float = 1.0
+    fallback_tier: int = common.TIER_MODERATE  # when the classifier cannot be reached
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class _Plan:
+    """What the cache said about a request that must still be answered by a model."""
+
+    request: gw.CompleteRequest
+    request_id: str
+    cache_status: int
+    lookup: cache_pb2.LookupResponse
+
+
+class Pipeline:
+    def __init__(self, clients: MeshClients, settings: GatewaySettings, stats: GatewayStats):
+        self._clients = clients
+        self._settings = settings
+        self.stats = stats
+
+    async def complete(self, request: gw.CompleteRequest, deadline_s: float | None = None) -> gw.CompleteResponse:
+        plan = await self._begin(request)
+        if isinstance(plan, gw.CompleteResponse):
+            return plan
+        execute = await self._execute_request(plan)
+        try:
+            result = await self._clients.execute(execute, deadline_s)
+        except CostmeshError:
+            self.stats.errors += 1
+            raise
+        return await self._finish(plan, execute, result)
+
+    async def stream(
+        self, request: gw.CompleteRequest, deadline_s: float | None = None
+    ) -> AsyncIterator[gw.StreamCompleteResponse]:
+        plan = await self._begin(request)
+        if isinstance(plan, gw.CompleteResponse):
+            yield gw.StreamCompleteResponse(text_delta=plan.text)
+            plan.text = ""
+            yield gw.StreamCompleteResponse(final=plan)
+            return
+        execute = await self._execute_request(plan)
+        chunks: list[str] = []
+        final: router_pb2.ExecuteResponse | None = None
+        try:
+            async for event in self._clients.stream_execute(execute, deadline_s):
+                if event.WhichOneof("event") == "text_delta":
+                    chunks.append(event.text_delta)
+                    yield gw.StreamCompleteResponse(text_delta=event.text_delta)
+                else:
+                    final = event.final
+        except CostmeshError:
+            self.stats.errors += 1
+            raise
+        if final is None:
+            self.stats.errors += 1
+            raise CostmeshError("router stream ended without a final event")
+        final.text = "".join(chunks)
+        response = await self._finish(plan, execute, final)
+        response.text = ""
+        yield gw.StreamCompleteResponse(final=response)
+
+    # -- steps -------------------------------------------------------------------------
+
+    async def _begin(self, request: gw.CompleteRequest) -> gw.CompleteResponse | _Plan:
+        validate(request, self._settings.limits)
+        request_id = request.request_id or uuid.uuid4().hex
+        span = trace.get_current_span()
+        span.set_attribute("costmesh.request_id", request_id)
+        span.set_attribute("costmesh.tenant_id", request.tenant_id)
+        if request.cache.bypass:
+            return _Plan(request, request_id, gw.CACHE_STATUS_BYPASSED, cache_pb2.LookupResponse())
+        lookup = await self._lookup(request)
+        span.set_attribute("costmesh.cache.hit_kind", cache_pb2.HitKind.Name(lookup.kind))
+        if lookup.kind in _HIT_STATUS:
+            response = self._hit_response(request_id, lookup)
+            self._record(response)
+            return response
+        status = gw.CACHE_STATUS_UNAVAILABLE if lookup.kind == cache_pb2.HIT_KIND_UNAVAILABLE else gw.CACHE_STATUS_MISS
+        return _Plan(request, request_id, status, lookup)
+
+    async def _lookup(self, request: gw.CompleteRequest) -> cache_pb2.LookupResponse:
+        try:
+            return await self._clients.lookup(
+                cache_pb2.LookupRequest(scope=_scope(request), messages=request.messages, sampling=request.sampling),
+                self._settings.cache_timeout_s,
+            )
+        except CostmeshError as exc:
+            log.warning("cache lookup failed; answering uncached", error=str(exc))
+            return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE)
+
+    async def _execute_request(self, plan: _Plan) -> router_pb2.ExecuteRequest:
+        request = plan.request
+        routing = request.routing
+        execute = router_pb2.ExecuteRequest(
+            messages=request.messages,
+            sampling=request.sampling,
+            max_tier=routing.max_tier,
+            model=routing.model,
+            tenant_id=request.tenant_id,
+        )
+        if routing.model:
+            return execute
+        classified = await self._classify(request, plan.lookup)
+        execute.tier = max(classified.tier, routing.min_tier) if routing.min_tier else classified.tier
+        if routing.max_tier:
+            execute.tier = min(execute.tier, routing.max_tier)
+        execute.score = classified.score
+        return execute
+
+    async def _classify(
+        self, request: gw.CompleteRequest, lookup: cache_pb2.LookupResponse
+    ) -> classifier_pb2.ClassifyResponse:
+        try:
+            return await self._clients.classify(
+                classifier_pb2.ClassifyRequest(messages=request.messages, embedding=lookup.embedding),
+                self._settings.classify_timeout_s,
+            )
+        except CostmeshError as exc:
+            log.warning("classifier failed; using the fallback tier", error=str(exc))
+            return classifier_pb2.ClassifyResponse(tier=self._settings.fallback_tier, score=0.5,
+                                                   signals=["classifier_unavailable"])
+
+    async def _finish(
+        self, plan: _Plan, execute: router_pb2.ExecuteRequest, result: router_pb2.ExecuteResponse
+    ) -> gw.CompleteResponse:
+        embedding_usd = plan.lookup.embedding_cost_usd
+        cost = common.CostBreakdown()
+        cost.CopyFrom(result.cost)
+        cost.embedding_usd += embedding_usd
+        cost.total_usd += embedding_usd
+        baseline = result.baseline_cost_usd
+        savings = common.LayerSavings(
+            cache_usd=-embedding_usd,
+            prompt_caching_usd=result.list_cost_usd - result.cost.total_usd,
+        )
+        if result.provider == "vllm":
+            savings.inference_usd = baseline - result.list_cost_usd
+        else:
+            savings.routing_usd = baseline - result.list_cost_usd
+        response = gw.CompleteResponse(
+            request_id=plan.request_id,
+            text=result.text,
+            model=result.model,
+            provider=result.provider,
+            tier=result.tier,
+            classified_tier=execute.tier,
+            complexity_score=execute.score,
+            cached=False,
+            cache_status=plan.cache_status,
+            usage=result.usage,
+            cost=cost,
+            baseline_cost_usd=baseline,
+            saving_usd=baseline - cost.total_usd,
+            savings=savings,
+            attempts=len(result.attempts),
+            finish_reason=result.finish_reason,
+        )
+        if plan.cache_status == gw.CACHE_STATUS_MISS:
+            await self._store(plan, result)
+        self._record(response)
+        return response
+
+    async def _store(self, plan: _Plan, result: router_pb2.ExecuteResponse) -> None:
+        request = plan.request
+        store = cache_pb2.StoreRequest(
+            scope=_scope(request),
+            messages=request.messages,
+            sampling=request.sampling,
+            text=result.text,
+            model=result.model,
+            usage=result.usage,
+            baseline_cost_usd=result.baseline_cost_usd,
+            tags=request.cache.tags,
+            ttl_seconds=request.cache.ttl_seconds,
+            embedding=plan.lookup.embedding,
+            finish_reason=result.finish_reason,
+            quality_passed=result.quality_passed,
+        )
+        try:
+            await self._clients.store(store, self._settings.cache_timeout_s)
+        except CostmeshError as exc:
+            log.warning("cache store failed; answer not cached", error=str(exc))
+
+    def _hit_response(self, request_id: str, lookup: cache_pb2.LookupResponse) -> gw.CompleteResponse:
+        cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
+        saving = lookup.baseline_cost_usd - cost.total_usd
+        return gw.CompleteResponse(
+            request_id=request_id,
+            text=lookup.text,
+            model=lookup.model,
+            provider="cache",
+            cached=True,
+            cache_status=_HIT_STATUS[lookup.kind],
+            cache_similarity=lookup.similarity,
+            usage=lookup.usage,
+            cost=cost,
+            baseline_cost_usd=lookup.baseline_cost_usd,
+            saving_usd=saving,
+            savings=common.LayerSavings(cache_usd=saving),
+            finish_reason="stop",
+        )
+
+    def _record(self, response: gw.CompleteResponse) -> None:
+        self.stats.record(response)
+        span = trace.get_current_span()
+        span.set_attribute("costmesh.cost_usd", response.cost.total_usd)
+        span.set_attribute("costmesh.baseline_cost_usd", response.baseline_cost_usd)
+        span.set_attribute("costmesh.saving_usd", response.saving_usd)
+        span.set_attribute("costmesh.cached", response.cached)
+        if response.model:
+            span.set_attribute("gen_ai.response.model", response.model)
+        log.info(
+            "answered",
+            request_id=response.request_id,
+            cache=gw.CacheStatus.Name(response.cache_status),
+            model=response.model,
+            tier=common.Tier.Name(response.tier),
+            cost_usd=round(response.cost.total_usd, 8),
+            baseline_usd=round(response.baseline_cost_usd, 8),
+        )
+
+
+def _scope(request: gw.CompleteRequest) -> cache_pb2.Scope:
+    return cache_pb2.Scope(
+        tenant_id=request.tenant_id,
+        session_id=request.session_id,
+        session_scoped=request.cache.session_scoped,
+        model_policy=request.routing.model or _tier_policy(request.routing),
+    )
+
+
+def _tier_policy(routing: gw.RoutingPolicy) -> str:
+    if routing.min_tier or routing.max_tier:
+        return f"auto:{routing.min_tier}-{routing.max_tier}"
+    return "auto"

@@ -1,0 +1,51 @@
+"""Running totals the gateway reports through GetStats."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+
+
+@dataclass
+class GatewayStats:
+    requests: int = 0
+    exact_hits: int = 0
+    semantic_hits: int = 0
+    cache_unavailable: int = 0
+    errors: int = 0
+    cost_usd: float = 0.0
+    baseline_cost_usd: float = 0.0
+    tiers: Counter = field(default_factory=Counter)
+    savings: common.LayerSavings = field(default_factory=common.LayerSavings)
+
+    def record(self, response: gw.CompleteResponse) -> None:
+        self.requests += 1
+        if response.cache_status == gw.CACHE_STATUS_EXACT_HIT:
+            self.exact_hits += 1
+        elif response.cache_status == gw.CACHE_STATUS_SEMANTIC_HIT:
+            self.semantic_hits += 1
+        elif response.cache_status == gw.CACHE_STATUS_UNAVAILABLE:
+            self.cache_unavailable += 1
+        if not response.cached:
+            self.tiers[common.Tier.Name(response.tier)] += 1
+        self.cost_usd += response.cost.total_usd
+        self.baseline_cost_usd += response.baseline_cost_usd
+        for name in ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd"):
+            setattr(self.savings, name, getattr(self.savings, name) + getattr(response.savings, name))
+
+    def to_pb(self) -> gw.GetStatsResponse:
+        return gw.GetStatsResponse(
+            requests=self.requests,
+            exact_hits=self.exact_hits,
+            semantic_hits=self.semantic_hits,
+            cache_unavailable=self.cache_unavailable,
+            tier_counts=dict(self.tiers),
+            cost_usd=self.cost_usd,
+            baseline_cost_usd=self.baseline_cost_usd,
+            saving_usd=self.baseline_cost_usd - self.cost_usd,
+            savings=self.savings,
+            errors=self.errors,
+        )
