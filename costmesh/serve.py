@@ -1,0 +1,23 @@
+"""`costmesh serve`: the mesh on this machine until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+
+from costmesh.launcher import start_mesh
+
+
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_forever() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    with tempfile.TemporaryDirectory(prefix="costmesh-") as run_dir, start_mesh(run_dir) as mesh:
+        print(f"costmesh gateway listening on {mesh.gateway} (logs in {run_dir}); Ctrl-C stops it", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
