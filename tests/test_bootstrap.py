@@ -1,0 +1,133 @@
+"""The shared bootstrap: health, reflection, the error table, streaming errors, SIGTERM."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from costmesh import errors
+from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
+from costmesh.config import Env
+from costmesh.launcher import free_port
+from costmesh.rpc.server import Mounted, Servicer, ServiceSpec, start_service
+from costmesh.rpc.status import from_rpc_error
+
+
+class FailingClassifier(classifier_pb2_grpc.ClassifierServiceServicer):
+    async def Classify(self, request, context):
+        strategy = request.strategy
+        if strategy == "invalid":
+            raise errors.InvalidRequest("strategy: no such strategy")
+        if strategy == "limited":
+            raise errors.RateLimited("slow down", retry_after_s=1.5)
+        if strategy == "bug":
+            raise ValueError("a bug with a secret in it")
+        return classifier_pb2.ClassifyResponse(strategy="ok")
+
+
+class FailingRouter(router_pb2_grpc.RouterServiceServicer):
+    async def StreamExecute(self, request, context):
+        yield router_pb2.StreamExecuteResponse(text_delta="partial")
+        raise errors.UpstreamError("provider went away")
+
+
+async def mount(runtime):
+    return Mounted(
+        [
+            Servicer(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, FailingClassifier(),
+                     "costmesh.classifier.v1.ClassifierService"),
+            Servicer(router_pb2_grpc.add_RouterServiceServicer_to_server, FailingRouter(),
+                     "costmesh.router.v1.RouterService"),
+        ]
+    )
+
+
+@pytest.fixture
+async def service():
+    running = await start_service(ServiceSpec("test", 0, mount), Env({}), port=0)
+    yield running
+    await running.stop(0)
+
+
+async def classify(address, strategy):
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await classifier_pb2_grpc.ClassifierServiceStub(channel).Classify(
+            classifier_pb2.ClassifyRequest(strategy=strategy), timeout=5
+        )
+
+
+async def test_errors_map_through_the_one_table(service):
+    assert (await classify(service.address, "")).strategy == "ok"
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await classify(service.address, "invalid")
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert invalid.value.details() == "strategy: no such strategy"
+
+    with pytest.raises(grpc.aio.AioRpcError) as limited:
+        await classify(service.address, "limited")
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    back = from_rpc_error(limited.value)
+    assert isinstance(back, errors.RateLimited) and back.retry_after_s == pytest.approx(1.5)
+
+    with pytest.raises(grpc.aio.AioRpcError) as bug:
+        await classify(service.address, "bug")
+    assert bug.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in bug.value.details()
+
+
+async def test_a_stream_that_fails_midway_ends_with_the_mapped_status(service):
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        call = router_pb2_grpc.RouterServiceStub(channel).StreamExecute(router_pb2.ExecuteRequest(), timeout=5)
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            async for event in call:
+                received.append(event.text_delta)
+    assert received == ["partial"]
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_health_and_reflection(service):
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "costmesh.classifier.v1.ClassifierService"):
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        call = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        reply = await call.read()
+        services = {s.name for s in reply.list_services_response.service}
+    assert {"costmesh.classifier.v1.ClassifierService", "grpc.health.v1.Health"} <= services
+
+
+async def test_health_turns_not_serving_when_draining(service):
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        await service.runtime.set_serving(False)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_a_service_process_stops_cleanly_on_sigterm():
+    port = free_port()
+    env = {**os.environ, "COSTMESH_PORT": str(port), "COSTMESH_HOST": "127.0.0.1"}
+    process = subprocess.Popen([sys.executable, "-m", "costmesh.services.classifier"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        output = process.stdout.read().decode()
+        assert '"event": "shutting down"' in output
+    finally:
+        if process.poll() is None:
+            process.kill()
