@@ -1,0 +1,1 @@
+"""Provider adapters (Anthropic, OpenAI, vLLM) behind one interface, served as ProviderService."""

@@ -1,0 +1,4 @@
+from costmesh.rpc.server import run
+from costmesh.services.providers.service import SPEC
+
+run(SPEC)

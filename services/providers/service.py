@@ -1,0 +1,32 @@
+"""The providers service: adapters for the configured upstreams, served as ProviderService."""
+
+from __future__ import annotations
+
+from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
+from costmesh.catalog import load_catalog
+from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
+from costmesh.services.providers.config import ProvidersConfig, build_adapters
+from costmesh.services.providers.registry import AdapterRegistry
+from costmesh.services.providers.servicer import ProviderServicer
+
+FULL_NAME = provider_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name
+
+
+async def mount(runtime: Runtime) -> Mounted:
+    config = ProvidersConfig.from_env(runtime.env)
+    catalog = load_catalog(runtime.env.optional("COSTMESH_CATALOG"))
+    registry = AdapterRegistry(catalog, build_adapters(config, runtime.channel))
+    runtime.log.info(
+        "providers configured",
+        providers=list(registry.providers),
+        simulator=config.simulator_url,
+        inference_replicas=list(config.inference_addrs),
+        models=[m.id for m in registry.served_models()],
+    )
+    return Mounted(
+        servicers=[Servicer(provider_pb2_grpc.add_ProviderServiceServicer_to_server, ProviderServicer(registry), FULL_NAME)],
+        close=registry.close,
+    )
+
+
+SPEC = ServiceSpec("providers", 50055, mount)
