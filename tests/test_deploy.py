@@ -1,0 +1,665 @@
+"""Deployment files: docker-compose, Kubernetes manifests, Prometheus config, Dockerfile.
+
+Nothing here runs a container: the files are validated with the real tools offline
+(`docker-compose config`, `promtool check config`, the Kubernetes JSON schemas bundled in
+`kubernetes-validate`) and checked for what the services need. The CI machine must have the
+Debian packages `docker-compose` and `prometheus` (for promtool): these tests fail without them.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import kubernetes_validate
+import pytest
+import yaml
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from costmesh.catalog import load_catalog
+from costmesh.catalog.model import DEFAULT_CATALOG
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+K8S_DIR = ROOT / "deploy" / "k8s"
+PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+HEALTHCHECK = ROOT / "deploy" / "docker" / "healthcheck.py"
+
+# service -> (module, port); the simulator speaks HTTP, the rest gRPC.
+GRPC_SERVICES = {
+    "gateway": ("costmesh.gateway", 50051),
+    "cache": ("costmesh.services.cache", 50052),
+    "classifier": ("costmesh.services.classifier", 50053),
+    "router": ("costmesh.services.router", 50054),
+    "providers": ("costmesh.services.providers", 50055),
+    "inference": ("costmesh.services.inference", 50056),
+}
+HTTP_SERVICES = {"simulator": ("costmesh.services.simulator", 8089)}
+ALL_SERVICES = {**GRPC_SERVICES, **HTTP_SERVICES}
+STATELESS = {"gateway", "cache", "classifier", "router", "providers"}
+PEERS = {
+    "gateway": {
+        "COSTMESH_CACHE_ADDR": "cache:50052",
+        "COSTMESH_CLASSIFIER_ADDR": "classifier:50053",
+        "COSTMESH_ROUTER_ADDR": "router:50054",
+    },
+    "router": {"COSTMESH_PROVIDERS_ADDR": "providers:50055"},
+}
+METRICS_PORT = 9464
+K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())  # grpc probes are GA from 1.27
+
+SENSITIVE_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+SECRET_PATTERNS = [
+    re.compile(r"sk-ant-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"\bsk-(proj-)?[A-Za-z0-9]{20,}"),
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"rediss?://[^/\s:@]*:(?![$<])[^@\s/]+@"),  # a password in a Redis URL (placeholders pass)
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def docker_compose() -> str:
+    path = shutil.which("docker-compose")
+    assert path, "docker-compose is not installed: apt-get install -y docker-compose"
+    return path
+
+
+def compose_env() -> dict[str, str]:
+    """The environment for `docker-compose config`, without the variables the file interpolates."""
+    raw = COMPOSE_FILE.read_text()
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", raw))
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+@functools.lru_cache(maxsize=None)
+def compose_config(*profiles: str) -> dict:
+    args = [docker_compose(), "-f", str(COMPOSE_FILE)]
+    for profile in profiles:
+        args += ["--profile", profile]
+    result = subprocess.run(
+        [*args, "config"], cwd=ROOT, env=compose_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def mounts(service: dict) -> set[tuple[str, bool]]:
+    """(target, read-only) of a resolved compose service's volumes, short (v1) or long (v2) form."""
+    found = set()
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found.add((volume["target"], bool(volume.get("read_only"))))
+        else:
+            parts = volume.split(":")
+            found.add((parts[1], len(parts) > 2 and "ro" in parts[2].split(",")))
+    return found
+
+
+def k8s_files() -> list[Path]:
+    return sorted(p for p in K8S_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+@functools.lru_cache(maxsize=None)
+def k8s_objects() -> tuple[tuple[Path, dict], ...]:
+    """Parsed once per session; tests that change an object deep-copy it first."""
+    return tuple((path, doc) for path in k8s_files() for doc in yaml.safe_load_all(path.read_text()) if doc)
+
+
+def objects_of(kind: str) -> dict[str, dict]:
+    found = {}
+    for _, doc in k8s_objects():
+        if doc["kind"] == kind:
+            name = doc["metadata"]["name"]
+            assert name not in found, f"two {kind}s named {name}"
+            found[name] = doc
+    return found
+
+
+def container_of(deployment: dict) -> dict:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1, deployment["metadata"]["name"]
+    return containers[0]
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def config_data() -> dict[str, str]:
+    return objects_of("ConfigMap")["costmesh-config"]["data"]
+
+
+def effective_env(container: dict) -> dict[str, str]:
+    """Plain env values a container sees: envFrom costmesh-config, then literal env entries."""
+    values: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if source.get("configMapRef", {}).get("name") == "costmesh-config":
+            values.update(config_data())
+    for name, item in env_of(container).items():
+        if "value" in item:
+            values[name] = item["value"]
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# docker-compose
+
+
+@pytest.mark.parametrize("profiles", [(), ("gpu",)], ids=["default", "gpu"])
+def test_compose_config_is_accepted(profiles):
+    args = [docker_compose(), "-f", str(COMPOSE_FILE)]
+    for profile in profiles:
+        args += ["--profile", profile]
+    result = subprocess.run(
+        [*args, "config", "-q"], cwd=ROOT, env=compose_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_services_env_and_health():
+    services = compose_config("gpu")["services"]
+    assert set(ALL_SERVICES) | {"redis", "jaeger", "prometheus"} <= set(services)
+    assert services["redis"]["image"].startswith("redis:8")
+    assert any("4317" in str(arg) for arg in services["jaeger"]["command"])
+    assert any("16686" in str(port) for port in services["jaeger"]["ports"])
+    assert services["prometheus"]["image"].startswith("prom/prometheus")
+    assert any("deploy/prometheus/prometheus.yml" in str(v) for v in services["prometheus"]["volumes"])
+
+    for name, (module, port) in GRPC_SERVICES.items():
+        service = services[name]
+        env = service["environment"]
+        assert service["command"] == ["python", "-m", module], name
+        assert env["COSTMESH_PORT"] == str(port), name
+        assert env["COSTMESH_HOST"] == "0.0.0.0", name
+        assert env["COSTMESH_METRICS_PORT"] == str(METRICS_PORT), name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317", name
+        assert env["COSTMESH_LOG_LEVEL"], name
+        assert env["COSTMESH_CATALOG"] == "/etc/costmesh/catalog/models.toml", name
+        assert ("/etc/costmesh/catalog/models.toml", True) in mounts(service), name
+        assert service["healthcheck"]["test"] == ["CMD", "python", "/opt/costmesh/healthcheck.py"], name
+        for var, address in PEERS.get(name, {}).items():
+            assert env[var] == address, (name, var)
+
+    simulator = services["simulator"]
+    assert simulator["command"] == ["python", "-m", "costmesh.services.simulator"]
+    assert simulator["environment"]["SIM_HOST"] == "0.0.0.0"
+    assert simulator["environment"]["SIM_PORT"] == "8089"
+    assert "--tcp" in simulator["healthcheck"]["test"]
+
+    cache_env = services["cache"]["environment"]
+    assert cache_env["REDIS_URL"] == "redis://redis:6379/0"
+    providers_env = services["providers"]["environment"]
+    assert providers_env["COSTMESH_SIMULATOR_URL"] == "http://simulator:8089"
+    assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COSTMESH_INFERENCE_ADDRS"} <= set(providers_env)
+
+
+def test_compose_depends_on_conditions():
+    services = compose_config("gpu")["services"]
+    expected = {
+        "gateway": {"cache": "service_healthy", "classifier": "service_healthy", "router": "service_healthy"},
+        "cache": {"redis": "service_healthy"},
+        "router": {"providers": "service_healthy"},
+        "providers": {"simulator": "service_healthy"},
+    }
+    for name, deps in expected.items():
+        depends = services[name]["depends_on"]
+        for dep, condition in deps.items():
+            assert depends[dep]["condition"] == condition, (name, dep)
+    for name, service in services.items():
+        for dep in service.get("depends_on", {}):
+            assert dep in services, (name, dep)
+            if service.get("depends_on")[dep]["condition"] == "service_healthy":
+                assert "healthcheck" in services[dep], f"{name} waits for {dep}, which has no healthcheck"
+
+
+def test_compose_gpu_profile():
+    default = compose_config()["services"]
+    gpu = compose_config("gpu")["services"]
+    inference = gpu["inference"]
+    assert inference["profiles"] == ["gpu"]
+    for name, service in gpu.items():
+        if name != "inference":
+            assert "profiles" not in service, name
+            assert "inference" not in service.get("depends_on", {}), name  # would break the default profile
+    assert inference["build"]["target"] == "inference"
+    devices = inference["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
+    env = inference["environment"]
+    assert env["COSTMESH_VLLM_MODEL"]
+    assert "--enable-prefix-caching" in env["COSTMESH_VLLM_ARGS"]
+    assert default.get("inference", inference)["profiles"] == ["gpu"]
+
+
+def test_compose_build_targets_exist_in_dockerfile():
+    stages = dockerfile_stages()
+    for name, service in compose_config("gpu")["services"].items():
+        if "build" in service:
+            assert service["build"].get("target") in stages, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus
+
+
+def test_prometheus_config_is_valid():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: apt-get install -y --no-install-recommends prometheus"
+    result = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS_FILE)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_every_service_with_metrics():
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    services = compose_config("gpu")["services"]
+    with_metrics = {name for name, s in services.items() if "COSTMESH_METRICS_PORT" in s.get("environment", {})}
+    assert with_metrics == set(GRPC_SERVICES)
+    for name in with_metrics:
+        port = services[name]["environment"]["COSTMESH_METRICS_PORT"]
+        assert f"{name}:{port}" in targets, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes: schemas
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_k8s_manifests_validate_against_schemas(version):
+    objects = k8s_objects()
+    assert objects
+    errors = []
+    for path, doc in objects:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            errors.append(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {where}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            errors.append(f"{path.name}: {exc.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_k8s_validator_rejects_a_broken_manifest():
+    """The schema check is not vacuous: a misspelt field and a named grpc port are errors."""
+    deployment = copy.deepcopy(objects_of("Deployment")["gateway"])
+    container = container_of(deployment)
+    container["readinesProbe"] = container.pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
+    deployment = copy.deepcopy(objects_of("Deployment")["gateway"])
+    container_of(deployment)["livenessProbe"]["grpc"]["port"] = "grpc"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
+
+
+def test_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    assert kustomization["namespace"] == "costmesh"
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in k8s_files())
+    namespaces = objects_of("Namespace")
+    assert set(namespaces) == {"costmesh"}
+    for path, doc in k8s_objects():
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == "costmesh", f"{path.name}: {doc['metadata']['name']}"
+    images = {image["name"] for image in kustomization.get("images", [])}
+    for deployment in objects_of("Deployment").values():
+        assert container_of(deployment)["image"].split(":")[0] in images
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes: structure
+
+
+def test_k8s_every_service_has_a_deployment_and_a_service():
+    deployments = objects_of("Deployment")
+    services = objects_of("Service")
+    assert set(deployments) == set(ALL_SERVICES)
+    for name, (module, port) in ALL_SERVICES.items():
+        deployment = deployments[name]
+        container = container_of(deployment)
+        assert container["command"] == ["python", "-m", module], name
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= labels.items(), name
+        service = services[name]
+        assert service["spec"]["selector"].items() <= labels.items(), name
+        port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for service_port in service["spec"]["ports"]:
+            assert service_port["targetPort"] in port_names, (name, service_port)
+            assert service_port["port"] == port_names[service_port["targetPort"]], (name, service_port)
+        assert any(p["port"] == port for p in service["spec"]["ports"]), name
+        expected_type = "LoadBalancer" if name == "gateway" else "ClusterIP"
+        assert service["spec"].get("type", "ClusterIP") == expected_type, name
+
+
+def test_k8s_deployments_have_grpc_probes_on_their_port():
+    deployments = objects_of("Deployment")
+    for name, (_, port) in GRPC_SERVICES.items():
+        container = container_of(deployments[name])
+        grpc_ports = [p["containerPort"] for p in container["ports"] if p["name"] == "grpc"]
+        assert grpc_ports == [port], name
+        env = effective_env(container)
+        assert env["COSTMESH_PORT"] == str(port), name
+        assert env["COSTMESH_HOST"] == "0.0.0.0", name
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert container[probe]["grpc"]["port"] == port, (name, probe)
+    for name, (_, port) in HTTP_SERVICES.items():
+        container = container_of(deployments[name])
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["tcpSocket"]["port"] == port, (name, probe)
+
+
+def test_k8s_deployments_env_and_peers():
+    deployments = objects_of("Deployment")
+    services = objects_of("Service")
+    for name in GRPC_SERVICES:
+        env = effective_env(container_of(deployments[name]))
+        assert env["COSTMESH_METRICS_PORT"] == str(METRICS_PORT), name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317"), name
+        assert env["COSTMESH_LOG_LEVEL"], name
+        for var, address in PEERS.get(name, {}).items():
+            assert env[var] == address, (name, var)
+    addresses = [a for peers in PEERS.values() for a in peers.values()]
+    addresses += [a for a in config_data()["COSTMESH_INFERENCE_ADDRS"].split(",") if a]
+    for address in addresses:
+        host, port = address.split(":")
+        assert host in services, address
+        assert any(p["port"] == int(port) for p in services[host]["spec"]["ports"]), address
+    cache = container_of(deployments["cache"])
+    assert "REDIS_URL" in effective_env(cache)
+
+
+def test_k8s_resources_requests_and_limits():
+    for name, deployment in objects_of("Deployment").items():
+        resources = container_of(deployment)["resources"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources[kind]), (name, kind)
+    inference = container_of(objects_of("Deployment")["inference"])
+    assert int(inference["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+    assert "--enable-prefix-caching" in env_of(inference)["COSTMESH_VLLM_ARGS"]["value"]
+    assert env_of(inference)["COSTMESH_VLLM_MODEL"]["value"]
+
+
+def test_k8s_hpas_target_existing_deployments():
+    deployments = objects_of("Deployment")
+    hpas = objects_of("HorizontalPodAutoscaler")
+    targets = set()
+    for name, hpa in hpas.items():
+        assert hpa["apiVersion"] == "autoscaling/v2", name
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert ref["apiVersion"] == "apps/v1" and ref["kind"] == "Deployment", name
+        assert ref["name"] in deployments, name
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], name
+        container = container_of(deployments[ref["name"]])
+        assert "cpu" in container["resources"]["requests"], name  # Utilization needs a request
+        # The HPA owns the replica count: a fixed one in the Deployment would fight it on apply.
+        assert "replicas" not in deployments[ref["name"]]["spec"], name
+        targets.add(ref["name"])
+    assert targets == STATELESS
+
+
+def test_k8s_catalog_configmap_matches_packaged_catalog(tmp_path):
+    config_map = objects_of("ConfigMap")["costmesh-catalog"]
+    path = tmp_path / "models.toml"
+    path.write_text(config_map["data"]["models.toml"])
+    from_config_map = dataclasses.replace(load_catalog(path), source="")
+    packaged = dataclasses.replace(load_catalog(DEFAULT_CATALOG), source="")
+    assert from_config_map.models.keys() == packaged.models.keys()
+    assert from_config_map == packaged, (
+        "deploy/k8s/catalog.yaml differs from costmesh/catalog/models.toml: copy the file's content into it"
+    )
+
+
+def test_k8s_catalog_is_mounted_where_costmesh_catalog_points():
+    catalog_path = Path(config_data()["COSTMESH_CATALOG"])
+    for name, deployment in objects_of("Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        container = container_of(deployment)
+        assert effective_env(container)["COSTMESH_CATALOG"] == str(catalog_path), name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = [m for m in container["volumeMounts"] if m["mountPath"] == str(catalog_path.parent)]
+        assert len(mounts) == 1, name
+        volume = volumes[mounts[0]["name"]]
+        assert volume["configMap"]["name"] == "costmesh-catalog", name
+        if volume["configMap"].get("items"):
+            assert any(i["path"] == catalog_path.name for i in volume["configMap"]["items"]), name
+
+
+def test_k8s_holds_no_secret_values():
+    assert not objects_of("Secret"), "Secrets are created by the operator, never committed"
+    for name, data in objects_of("ConfigMap").items():
+        for key in data.get("data", {}):
+            assert not SENSITIVE_NAME.search(key), (name, key)
+    referenced = set()
+    for name, deployment in objects_of("Deployment").items():
+        container = container_of(deployment)
+        for var, item in env_of(container).items():
+            if SENSITIVE_NAME.search(var):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                assert ref and "value" not in item, f"{name}: {var} must come from a Secret"
+                assert ref.get("optional") is True, (name, var)
+                referenced.add(ref["name"])
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                assert source["secretRef"].get("optional") is True, name
+    assert "costmesh-provider-keys" in referenced
+    providers = env_of(container_of(objects_of("Deployment")["providers"]))
+    assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} <= set(providers)
+
+
+# ---------------------------------------------------------------------------------------------
+# secrets anywhere in the deployment files
+
+
+def deployment_files() -> list[Path]:
+    files = [COMPOSE_FILE, DOCKERFILE, DOCKERIGNORE, PROMETHEUS_FILE, *K8S_DIR.glob("*.yaml")]
+    files += [p for p in (ROOT / "deploy").rglob("*") if p.is_file() and p.suffix in (".md", ".py", ".yml", ".yaml")]
+    return sorted(set(files))
+
+
+def test_no_literal_secrets_in_deployment_files():
+    for path in deployment_files():
+        text = path.read_text()
+        for pattern in SECRET_PATTERNS:
+            match = pattern.search(text)
+            assert not match, f"{path.relative_to(ROOT)}: looks like a secret: {match.group(0)[:12]}..."
+
+
+def test_compose_secrets_only_come_from_the_environment():
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    for name, service in raw["services"].items():
+        for var, value in (service.get("environment") or {}).items():
+            if SENSITIVE_NAME.search(var):
+                assert value == f"${{{var}:-}}", f"{name}: {var} must be passed through from the host, got {value!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# compose and Kubernetes agree
+
+
+def test_compose_and_k8s_run_the_same_commands_on_the_same_ports():
+    services = compose_config("gpu")["services"]
+    deployments = objects_of("Deployment")
+    for name in ALL_SERVICES:
+        assert services[name]["command"] == container_of(deployments[name])["command"], name
+    for name in GRPC_SERVICES:
+        assert services[name]["environment"]["COSTMESH_PORT"] == effective_env(container_of(deployments[name]))[
+            "COSTMESH_PORT"
+        ], name
+    assert services["inference"]["image"].split(":")[0] == container_of(deployments["inference"])["image"].split(":")[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dockerfile and build context
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "FROM":
+            parts = rest.split()
+            assert len(parts) == 3 and parts[1].upper() == "AS", rest
+            current = parts[2]
+            stages[current] = [(keyword, rest)]
+        elif current is not None:
+            stages[current].append((keyword, rest))
+    return stages
+
+
+def dockerignored(path: str) -> bool:
+    """`.dockerignore` semantics, enough for our patterns: last match wins, `!` re-includes."""
+    ignored = False
+    for raw in DOCKERIGNORE.read_text().splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        hit = any(fnmatch.fnmatchcase(p, pattern) for p in prefixes)
+        if pattern.startswith("**/"):
+            hit = hit or any(fnmatch.fnmatchcase(part, pattern[3:]) for part in parts)
+        if hit:
+            ignored = not negate
+    return ignored
+
+
+def test_dockerfile_stages_base_and_user():
+    stages = dockerfile_stages()
+    assert {"app", "inference"} <= set(stages)
+    assert list(stages)[-1] == "app", "app is the default target: keep it last"
+    args = dict(
+        rest.split("=", 1) for keyword, rest in dockerfile_instructions() if keyword == "ARG" and "=" in rest
+    )
+    assert args["PYTHON_IMAGE"] == "python:3.11-slim"
+    for name in ("app", "inference"):
+        instructions = stages[name]
+        users = [rest for keyword, rest in instructions if keyword == "USER"]
+        assert users and not users[-1].startswith(("0", "root")), name
+        cmds = [rest for keyword, rest in instructions if keyword == "CMD"]
+        assert cmds and "costmesh." in cmds[-1], name
+    inference_runs = " ".join(rest for keyword, rest in stages["inference"] if keyword == "RUN")
+    assert "vllm==" in inference_runs
+    builder_runs = " ".join(rest for keyword, rest in stages["app-builder"] if keyword == "RUN")
+    assert "download.pytorch.org/whl/cpu" in builder_runs
+
+
+def test_dockerfile_copies_exist_and_are_not_dockerignored():
+    copies = []
+    for keyword, rest in dockerfile_instructions():
+        if keyword == "COPY" and "--from=" not in rest:
+            copies += [s for s in rest.split()[:-1] if not s.startswith("--")]
+    assert copies
+    for source in copies:
+        matches = list(ROOT.glob(source))
+        if "*" not in source:
+            assert matches, f"COPY {source}: no such file"
+        for match in matches:
+            rel = match.relative_to(ROOT).as_posix()
+            assert not dockerignored(rel), f"COPY {rel}: excluded by .dockerignore"
+    assert dockerignored(".venv/bin/python")
+    assert dockerignored(".git/HEAD")
+    assert dockerignored("costmesh/__pycache__/x.pyc")
+
+
+def test_build_context_builds_a_wheel_with_every_service(tmp_path):
+    """The files the Dockerfile copies are enough for `pip install .` to ship every service."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for source in ("pyproject.toml", "setup.py", "README.md", "costmesh", "services", "gateway"):
+        src = ROOT / source
+        if src.is_dir():
+            shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        elif src.exists():
+            shutil.copy2(src, context / source)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), "."],
+        cwd=context, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "dist").glob("costmesh-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "costmesh/catalog/models.toml" in names
+    for module, _ in ALL_SERVICES.values():
+        relative = module.replace(".", "/")
+        source = ROOT / relative.replace("costmesh/services", "services").replace("costmesh/gateway", "gateway")
+        if (source / "__main__.py").exists():  # services still being written are checked once they exist
+            assert f"{relative}/__main__.py" in names, module
+
+
+# ---------------------------------------------------------------------------------------------
+# the health-check script the images use
+
+
+@pytest.fixture
+def health_server():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield servicer, port, server
+    server.stop(0)
+
+
+def run_healthcheck(*args: str, port: int | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "COSTMESH_PORT"}
+    if port is not None:
+        env["COSTMESH_PORT"] = str(port)
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), "--timeout", "2", *args],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+
+
+def test_healthcheck_script_follows_grpc_health(health_server):
+    servicer, port, server = health_server
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    assert run_healthcheck(port=port).returncode == 0
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    result = run_healthcheck(port=port)
+    assert result.returncode == 1 and "NOT_SERVING" in result.stderr
+    assert run_healthcheck("--tcp", "--port", str(port)).returncode == 0
+    server.stop(0)
+    assert run_healthcheck(port=port).returncode == 1
+    assert run_healthcheck("--tcp", "--port", str(port)).returncode == 1
+    assert run_healthcheck().returncode == 1  # no port at all
