@@ -1,0 +1,128 @@
+"""Anthropic Messages API: POST /v1/messages (plain and streamed) and /v1/messages/count_tokens."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from costmesh.services.simulator import anthropic_cache
+from costmesh.services.simulator.answers import answer_for
+from costmesh.services.simulator.anthropic_cache import CacheUsage
+from costmesh.services.simulator.anthropic_request import MessagesRequest, parse_messages_request
+from costmesh.services.simulator.errors import ApiError, anthropic_response
+from costmesh.services.simulator.gate import ANTHROPIC_NO_KEY, api_key, inject_fault, json_body
+from costmesh.services.simulator.sse import open_stream, send
+from costmesh.services.simulator.state import STATE_KEY, SimState
+from costmesh.services.simulator.text import Completion, finish, stream_chunks
+
+
+async def create_message(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    model = None
+    try:
+        key = api_key(request, state, ANTHROPIC_NO_KEY)
+        body = await json_body(request)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        state.stats.request("anthropic.messages", model)
+        parsed = parse_messages_request(body, state.counter)
+        spec = state.anthropic_model(parsed.model)
+        await inject_fault(request, state, spec)
+        if parsed.input_tokens > spec.context_window:
+            raise ApiError(400, f"prompt is too long: {parsed.input_tokens} tokens > {spec.context_window} maximum")
+        usage = anthropic_cache.apply_cache(
+            state.anthropic_cache, f"{key}\x00{spec.id}", parsed.blocks, parsed.input_tokens, spec.min_cacheable_tokens
+        )
+        text = answer_for(state.books, spec, parsed.prompt_text)
+        completion = finish(text, state.counter, parsed.max_tokens, parsed.stop_sequences)
+        state.stats.usage(
+            spec.id,
+            usage.input_tokens,
+            completion.output_tokens,
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+        )
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        if parsed.stream:
+            return await _stream(request, state, parsed, message_id, usage, completion)
+        await state.pacer.whole(completion.output_tokens)
+        return web.json_response(
+            _message(message_id, parsed.model, completion, usage),
+            headers={"request-id": f"req_{uuid.uuid4().hex[:24]}"},
+        )
+    except ApiError as error:
+        if model:
+            state.stats.model(model).errors += 1
+        return anthropic_response(error)
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        api_key(request, state, ANTHROPIC_NO_KEY)
+        body = await json_body(request)
+        parsed = parse_messages_request(body, state.counter, count_only=True)
+        state.stats.request("anthropic.count_tokens", None)
+        state.anthropic_model(parsed.model)
+        return web.json_response({"input_tokens": parsed.input_tokens})
+    except ApiError as error:
+        return anthropic_response(error)
+
+
+def _message(message_id: str, model: str, completion: Completion, usage: CacheUsage) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": completion.text}],
+        "stop_reason": completion.stop_reason,
+        "stop_sequence": completion.stop_sequence,
+        "usage": {**usage.as_dict(), "output_tokens": completion.output_tokens, "service_tier": "standard"},
+    }
+
+
+async def _stream(
+    request: web.Request,
+    state: SimState,
+    parsed: MessagesRequest,
+    message_id: str,
+    usage: CacheUsage,
+    completion: Completion,
+) -> web.StreamResponse:
+    response = await open_stream(request, {"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+    start = {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": parsed.model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage.as_dict(), "output_tokens": 1, "service_tier": "standard"},
+    }
+    try:
+        await send(response, {"type": "message_start", "message": start}, "message_start")
+        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        await send(response, block, "content_block_start")
+        await send(response, {"type": "ping"}, "ping")
+        await state.pacer.first_token()
+        for piece in stream_chunks(completion.text):
+            await state.pacer.tokens(state.counter.count(piece))
+            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+            await send(response, delta, "content_block_delta")
+        await send(response, {"type": "content_block_stop", "index": 0}, "content_block_stop")
+        final_usage = {
+            "input_tokens": usage.input_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+            "cache_read_input_tokens": usage.cache_read_input_tokens,
+            "output_tokens": completion.output_tokens,
+        }
+        delta = {"stop_reason": completion.stop_reason, "stop_sequence": completion.stop_sequence}
+        await send(response, {"type": "message_delta", "delta": delta, "usage": final_usage}, "message_delta")
+        await send(response, {"type": "message_stop"}, "message_stop")
+        await response.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        state.log.debug("client went away mid-stream", model=parsed.model)
+    return response

@@ -1,0 +1,94 @@
+"""Answer text: deterministic generated answers, stop sequences, max_tokens, stream chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from costmesh.tokens import TokenCounter
+
+_CHOICE = re.compile(r"^\s*\(?([A-J])[.)]\s+(.+?)\s*$", re.MULTILINE)
+_OPENERS = (
+    'Here is a short answer to "{topic}".',
+    'You asked: "{topic}". Let\'s go through it.',
+    'Good question: "{topic}".',
+)
+_BODY = (
+    "The key is to pin down exactly what is being asked and which facts are given.",
+    "Work through the details one step at a time and check each assumption on the way.",
+    "A common mistake is to skip the edge cases, so it is worth testing them explicitly.",
+    "The simplest approach that meets the requirements is usually the right one.",
+    "It helps to compare a couple of alternatives before settling on one.",
+    "Numbers and units should be carried through every step so the result can be verified.",
+    "Where the question is ambiguous, state the interpretation you are using.",
+    "Known results and definitions cover most of the ground here.",
+    "With more context the answer could be made more specific.",
+)
+_CLOSERS = (
+    "In short, it comes down to applying the basics carefully.",
+    "That should answer the question.",
+    "I hope this helps.",
+)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished answer: its text, why it stopped, and its output tokens."""
+
+    text: str
+    stop_reason: str  # "end_turn" | "max_tokens" | "stop_sequence"
+    stop_sequence: str | None
+    output_tokens: int
+
+
+def generated_answer(prompt: str, model: str, side: str) -> str:
+    """A plausible answer derived from the prompt, the same for the same prompt and model."""
+    seed = int.from_bytes(hashlib.sha256(f"{model}\x00{prompt}".encode()).digest()[:8], "big")
+    rng = random.Random(seed)
+    choices = _CHOICE.findall(prompt)
+    if len(choices) >= 2:
+        letter, text = rng.choice(choices)
+        reason = rng.choice(_BODY)
+        return f"The answer is {letter}. {text}\n\n{reason}"
+    topic = _topic(prompt)
+    count = rng.randint(4, 7) if side == "strong" else rng.randint(2, 4)
+    sentences = [rng.choice(_OPENERS).format(topic=topic), *rng.sample(_BODY, count), rng.choice(_CLOSERS)]
+    return " ".join(sentences)
+
+
+def _topic(prompt: str, max_words: int = 14) -> str:
+    """The question in the prompt (its last sentence ending in '?', else its start), shortened."""
+    text = " ".join(prompt.split())
+    questions = re.findall(r"[^.?!]*\?", text)
+    candidate = questions[-1].strip() if questions else text
+    words = candidate.replace('"', "'").split()
+    if not words:
+        return "your question"
+    return " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
+
+
+def finish(text: str, counter: TokenCounter, max_tokens: int, stop_sequences: Sequence[str] = ()) -> Completion:
+    """Cut `text` at the first stop sequence or at `max_tokens`, whichever comes first."""
+    cut, matched = len(text), None
+    for sequence in stop_sequences:
+        at = text.find(sequence) if sequence else -1
+        if 0 <= at < cut:
+            cut, matched = at, sequence
+    candidate = text[:cut]
+    if counter.count(candidate) > max_tokens:
+        truncated = counter.truncate(candidate, max_tokens)
+        return Completion(truncated, "max_tokens", None, counter.count(truncated))
+    reason = "stop_sequence" if matched is not None else "end_turn"
+    return Completion(candidate, reason, matched, counter.count(candidate))
+
+
+def stream_chunks(text: str) -> list[str]:
+    """`text` split into word-sized pieces that join back to exactly `text`."""
+    pieces = re.findall(r"\s*\S+", text)
+    rest = text[len("".join(pieces)) :]
+    if rest:
+        pieces.append(rest)
+    return pieces
