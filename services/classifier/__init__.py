@@ -1,0 +1,1 @@
+"""Complexity classifier: which tier (trivial, simple, moderate, complex) a prompt needs."""

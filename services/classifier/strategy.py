@@ -1,0 +1,86 @@
+"""The strategy interface, the score -> tier bands, and the name-selected `Classifier`.
+
+A strategy turns a conversation into a `Classification`: a score in [0, 1], read as
+P(the cheap model is not good enough), the tier it bands to, and the signals that fired.
+Strategies are registered by name; the request or `COSTMESH_CLASSIFIER_STRATEGY` picks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from opentelemetry import trace
+
+from costmesh.catalog import Tier
+from costmesh.domain import Message
+from costmesh.errors import ConfigError, InvalidRequest
+
+# Upper score bound (exclusive) of each tier; COMPLEX takes everything above MODERATE's.
+#   trivial  [0.00, 0.20)   simple [0.20, 0.45)   moderate [0.45, 0.70)   complex [0.70, 1.00]
+DEFAULT_BANDS: tuple[tuple[Tier, float], ...] = (
+    (Tier.TRIVIAL, 0.20),
+    (Tier.SIMPLE, 0.45),
+    (Tier.MODERATE, 0.70),
+)
+
+
+def tier_for_score(score: float, bands: Sequence[tuple[Tier, float]] = DEFAULT_BANDS) -> Tier:
+    """The tier whose band holds `score`."""
+    for tier, upper in bands:
+        if score < upper:
+            return tier
+    return Tier.COMPLEX
+
+
+@dataclass(frozen=True)
+class Classification:
+    tier: Tier
+    score: float
+    signals: tuple[str, ...]
+    strategy: str
+
+
+class Strategy(Protocol):
+    """One way to classify. `embedding` is the cache's vector of the prompt, when it sent one."""
+
+    name: str
+
+    def classify(self, messages: Sequence[Message], embedding: Sequence[float] | None = None) -> Classification: ...
+
+
+class Classifier:
+    """Dispatches to a strategy by name (the request's, else the default)."""
+
+    def __init__(self, strategies: Mapping[str, Strategy], default: str = "rules"):
+        if default not in strategies:
+            raise ConfigError(
+                f"COSTMESH_CLASSIFIER_STRATEGY: unknown strategy {default!r}; known: {sorted(strategies)}"
+            )
+        self._strategies = dict(strategies)
+        self.default = default
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._strategies)
+
+    def classify(
+        self,
+        messages: Sequence[Message],
+        *,
+        strategy: str = "",
+        embedding: Sequence[float] | None = None,
+    ) -> Classification:
+        if not messages:
+            raise InvalidRequest("messages: at least one message is required")
+        name = strategy or self.default
+        chosen = self._strategies.get(name)
+        if chosen is None:
+            raise InvalidRequest(f"strategy: unknown strategy {name!r}; known: {self.names}")
+        result = chosen.classify(messages, embedding or None)
+        span = trace.get_current_span()
+        span.set_attribute("costmesh.tier", result.tier.name.lower())
+        span.set_attribute("costmesh.complexity_score", result.score)
+        span.set_attribute("costmesh.classifier.strategy", result.strategy)
+        return result
