@@ -1,0 +1,1 @@
+"""Cascade router: cheapest adequate model first, quality gate, upgrade, retry and fallback."""
