@@ -1,14 +1,17 @@
-"""Server interceptor turning costmesh errors into gRPC statuses (the table in `status`)."""
+"""Server interceptor: one access-log line per call, and costmesh errors turned into gRPC
+statuses through the one table in `status`. Runs inside the OpenTelemetry server span, so
+its log lines carry the trace id."""
 
 from __future__ import annotations
 
 import inspect
+import time
 
 import grpc
 import structlog
 
 from costmesh.errors import CostmeshError
-from costmesh.rpc.status import to_status
+from costmesh.rpc.status import code_for, to_status
 
 log = structlog.get_logger()
 
@@ -19,45 +22,67 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     await context.abort_with_status(to_status(exc))
 
 
-def _wrap_unary(behavior):
+def _log_call(method: str, started: float, code: grpc.StatusCode, error: BaseException | None = None) -> None:
+    fields = {"method": method, "code": code.name, "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+    if error is not None:
+        fields["error"] = str(error) if isinstance(error, CostmeshError) else type(error).__name__
+    log.info("rpc", **fields)
+
+
+def _wrap_unary(method: str, behavior):
     async def handler(request, context):
+        started = time.perf_counter()
         try:
-            return await behavior(request, context)
+            response = await behavior(request, context)
+        except grpc.aio.AbortError:
+            _log_call(method, started, context.code() or grpc.StatusCode.UNKNOWN)
+            raise
         except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
+            _log_call(method, started, code_for(exc), exc)
             await _abort(context, exc)
+        else:
+            _log_call(method, started, grpc.StatusCode.OK)
+            return response
 
     return handler
 
 
-def _wrap_stream(behavior):
+def _wrap_stream(method: str, behavior):
     async def handler(request, context):
+        started = time.perf_counter()
         try:
             async for item in behavior(request, context):
                 yield item
+        except grpc.aio.AbortError:
+            _log_call(method, started, context.code() or grpc.StatusCode.UNKNOWN)
+            raise
         except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
+            _log_call(method, started, code_for(exc), exc)
             await _abort(context, exc)
+        else:
+            _log_call(method, started, grpc.StatusCode.OK)
 
     return handler
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the project's own servicers (coroutines and async generators); health and
+    reflection handlers pass through untouched."""
+
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        method = handler_call_details.method
         if handler.unary_unary and inspect.iscoroutinefunction(handler.unary_unary):
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
+                _wrap_unary(method, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
+                _wrap_stream(method, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from costmesh.config import Env
 from costmesh.observability.logs import configure_logging
 from costmesh.observability.tracing import build_tracer_provider
-from costmesh.rpc.interceptors import ErrorInterceptor
+from costmesh.rpc.interceptors import CallInterceptor
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
@@ -123,7 +123,7 @@ async def start_service(
     runtime = Runtime(spec.name, env, tracer_provider, log)
 
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(tracer_provider=tracer_provider), ErrorInterceptor()],
+        interceptors=[aio_server_interceptor(tracer_provider=tracer_provider), CallInterceptor()],
         options=CHANNEL_OPTIONS,
     )
     health_servicer = health.aio.HealthServicer()
