@@ -1,46 +1,37 @@
-"""The `costmesh` command: demo, bench, serve."""
+"""The `costmesh` command. Each subcommand lives in its own module, which provides
+`add_arguments(parser)` and `run(args) -> int`."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from costmesh.errors import CostmeshError
 
+# name -> (module, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("costmesh.demo", "start the mesh, send a few hundred real requests, print the savings"),
+    "serve": ("costmesh.serve", "start the mesh on this machine until Ctrl-C"),
+    "bench": ("costmesh.bench.runner", "run the benchmark sections, write bench-results.json"),
+    "eval": ("costmesh.eval.cli", "evaluate a layer on a data file (cache, router)"),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="costmesh", description=__doc__)
+    parser = argparse.ArgumentParser(prog="costmesh", description="costmesh: cut what LLM calls cost.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    demo = commands.add_parser("demo", help="start the mesh, send a few hundred real requests, print savings")
-    demo.add_argument("--requests", type=int, default=300)
-    demo.add_argument("--concurrency", type=int, default=8)
-
-    bench = commands.add_parser("bench", help="run the benchmark sections, write bench-results.json")
-    bench.add_argument("--output", default="bench-results.json")
-    bench.add_argument("--section", action="append", help="run only these sections")
-    bench.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-
-    commands.add_parser("serve", help="start the mesh and keep it running until Ctrl-C")
-
+    modules = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(commands.add_parser(name, help=help_text, description=help_text))
+        modules[name] = module
     args = parser.parse_args(argv)
     try:
-        if args.command == "demo":
-            from costmesh.demo import run_demo
-
-            return run_demo(args.requests, args.concurrency)
-        if args.command == "bench":
-            from costmesh.bench.runner import run_bench
-
-            return run_bench(args.output, args.section, quick=args.quick)
-        if args.command == "serve":
-            from costmesh.serve import serve_forever
-
-            return serve_forever()
+        return modules[args.command].run(args)
     except CostmeshError as exc:
         print(f"costmesh {args.command}: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

@@ -60,9 +60,18 @@ def format_report(results: list[tuple[DemoRequest, gw.CompleteResponse]], elapse
     return "\n".join(lines)
 
 
+def add_arguments(parser) -> None:
+    parser.add_argument("--requests", type=int, default=300, help="how many requests to send (default 300)")
+    parser.add_argument("--concurrency", type=int, default=8)
+
+
+def run(args) -> int:
+    return run_demo(args.requests, args.concurrency)
+
+
 def run_demo(total: int = 300, concurrency: int = 8) -> int:
     mix = demo_mix(total)
-    print(f"costmesh demo: starting the mesh (embedded Redis, simulator, 5 services) ...")
+    print("costmesh demo: starting the mesh (embedded Redis, simulator, 5 services) ...")
     with tempfile.TemporaryDirectory(prefix="costmesh-demo-") as run_dir, start_mesh(run_dir) as mesh:
         print(f"  gateway on {mesh.gateway}; sending {len(mix)} requests from the routing books and Quora pairs")
         started = time.perf_counter()

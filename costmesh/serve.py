@@ -12,6 +12,14 @@ def _interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(args) -> int:
+    return serve_forever()
+
+
 def serve_forever() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="costmesh-") as run_dir, start_mesh(run_dir) as mesh:

@@ -7,8 +7,9 @@ costmesh domain errors. The cache is never why a request fails (fail-open).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 from opentelemetry import trace
@@ -18,7 +19,7 @@ from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
-from costmesh.errors import CostmeshError
+from costmesh.errors import CostmeshError, UpstreamError
 from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.stats import GatewayStats
 from costmesh.gateway.validation import Limits, validate
@@ -49,11 +50,26 @@ class _Plan:
     lookup: cache_pb2.LookupResponse
 
 
+class AnswerObserver(Protocol):
+    """Told about every answered or failed request (stats, metrics, cost records)."""
+
+    def on_answer(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None: ...
+
+    def on_error(self, request: gw.CompleteRequest, error: CostmeshError) -> None: ...
+
+
 class Pipeline:
-    def __init__(self, clients: MeshClients, settings: GatewaySettings, stats: GatewayStats):
+    def __init__(
+        self,
+        clients: MeshClients,
+        settings: GatewaySettings,
+        stats: GatewayStats,
+        observers: Sequence[AnswerObserver] = (),
+    ):
         self._clients = clients
         self._settings = settings
         self.stats = stats
+        self._observers = (stats, *observers)
 
     async def complete(self, request: gw.CompleteRequest, deadline_s: float | None = None) -> gw.CompleteResponse:
         plan = await self._begin(request)
@@ -62,8 +78,8 @@ class Pipeline:
         execute = await self._execute_request(plan)
         try:
             result = await self._clients.execute(execute, deadline_s)
-        except CostmeshError:
-            self.stats.errors += 1
+        except CostmeshError as exc:
+            self._failed(request, exc)
             raise
         return await self._finish(plan, execute, result)
 
@@ -86,12 +102,13 @@ class Pipeline:
                     yield gw.StreamCompleteResponse(text_delta=event.text_delta)
                 else:
                     final = event.final
-        except CostmeshError:
-            self.stats.errors += 1
+        except CostmeshError as exc:
+            self._failed(request, exc)
             raise
         if final is None:
-            self.stats.errors += 1
-            raise CostmeshError("router stream ended without a final event")
+            error = UpstreamError("router stream ended without a final event")
+            self._failed(request, error)
+            raise error
         final.text = "".join(chunks)
         response = await self._finish(plan, execute, final)
         response.text = ""
@@ -111,7 +128,7 @@ class Pipeline:
         span.set_attribute("costmesh.cache.hit_kind", cache_pb2.HitKind.Name(lookup.kind))
         if lookup.kind in _HIT_STATUS:
             response = self._hit_response(request_id, lookup)
-            self._record(response)
+            self._record(request, response)
             return response
         status = gw.CACHE_STATUS_UNAVAILABLE if lookup.kind == cache_pb2.HIT_KIND_UNAVAILABLE else gw.CACHE_STATUS_MISS
         return _Plan(request, request_id, status, lookup)
@@ -195,7 +212,7 @@ class Pipeline:
         )
         if plan.cache_status == gw.CACHE_STATUS_MISS:
             await self._store(plan, result)
-        self._record(response)
+        self._record(plan.request, response)
         return response
 
     async def _store(self, plan: _Plan, result: router_pb2.ExecuteResponse) -> None:
@@ -238,8 +255,13 @@ class Pipeline:
             finish_reason="stop",
         )
 
-    def _record(self, response: gw.CompleteResponse) -> None:
-        self.stats.record(response)
+    def _failed(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
+        for observer in self._observers:
+            observer.on_error(request, error)
+
+    def _record(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None:
+        for observer in self._observers:
+            observer.on_answer(request, response)
         span = trace.get_current_span()
         span.set_attribute("costmesh.cost_usd", response.cost.total_usd)
         span.set_attribute("costmesh.baseline_cost_usd", response.baseline_cost_usd)

@@ -21,7 +21,10 @@ class GatewayStats:
     tiers: Counter = field(default_factory=Counter)
     savings: common.LayerSavings = field(default_factory=common.LayerSavings)
 
-    def record(self, response: gw.CompleteResponse) -> None:
+    def on_error(self, request: gw.CompleteRequest, error: Exception) -> None:
+        self.errors += 1
+
+    def on_answer(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None:
         self.requests += 1
         if response.cache_status == gw.CACHE_STATUS_EXACT_HIT:
             self.exact_hits += 1

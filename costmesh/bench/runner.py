@@ -13,6 +13,16 @@ SECTIONS = {
 }
 
 
+def add_arguments(parser) -> None:
+    parser.add_argument("--output", default="bench-results.json")
+    parser.add_argument("--section", action="append", help=f"run only these sections (of {sorted(SECTIONS)})")
+    parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
+
+
+def run(args) -> int:
+    return run_bench(args.output, args.section, quick=args.quick)
+
+
 def run_bench(output: str, only: list[str] | None = None, *, quick: bool = False) -> int:
     names = only or list(SECTIONS)
     unknown = sorted(set(names) - SECTIONS.keys())

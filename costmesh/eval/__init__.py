@@ -1,0 +1,1 @@
+"""Evaluations of one layer on any data file of the documented formats."""
