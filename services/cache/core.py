@@ -1,0 +1,282 @@
+"""The cache: exact tier, then verified semantic search; fail-open on every Redis problem.
+
+No gRPC here. `CacheCore` takes its collaborators (Redis client, embedder, verifier, policy)
+from its caller, so tests can build one directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from opentelemetry import trace
+from redis.asyncio import Redis
+from redisvl.query.filter import Tag
+
+from costmesh.embeddings import Embedder
+from costmesh.errors import InvalidRequest, Unavailable
+
+from .config import CacheConfig
+from .exact import ExactTier
+from .guard import RedisGuard, RedisUnavailable
+from .policy import CachePolicy
+from .records import (
+    CachedAnswer,
+    HitKind,
+    InvalidateRequest,
+    LookupRequest,
+    LookupResult,
+    StoreRequest,
+    StoreResult,
+)
+from .scope import ScopedQuery, scope_query
+from .semantic import SemanticTier, index_name_for, tag_value, tenant_filter
+from .stats import CacheCounters, CacheStats
+from .verifier import Verifier
+
+log = structlog.get_logger("costmesh.cache")
+MEMORY_SAMPLE = 16
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+class CacheCore:
+    def __init__(
+        self,
+        *,
+        client: Redis,
+        redis_url: str,
+        embedder: Embedder,
+        verifier: Verifier,
+        config: CacheConfig | None = None,
+        policy: CachePolicy | None = None,
+        embedding_usd_per_mtok: float = 0.0,
+        count_tokens: Callable[[str], int] = word_count,
+    ):
+        self.config = config or CacheConfig()
+        self.policy = policy or CachePolicy(allow_sampled=self.config.allow_sampled)
+        self.embedder = embedder
+        self.verifier = verifier
+        self.client = client
+        self.index_name = index_name_for(embedder.model_id, self.config.index_prefix)
+        self.semantic = SemanticTier(client, redis_url, model_id=embedder.model_id, dims=embedder.dims,
+                                     index_name=self.index_name)
+        self.exact = ExactTier(client, self.semantic.key)
+        self.guard = RedisGuard(self.config.redis_timeout_s, self.config.redis_cooldown_s)
+        self.counters = CacheCounters()
+        self.embedding_usd_per_mtok = embedding_usd_per_mtok
+        self._count_tokens = count_tokens
+        self._index_lock = asyncio.Lock()
+
+    # -- Redis plumbing -------------------------------------------------------------------
+
+    async def _redis(self, operation):
+        """One Redis operation under the guard, re-creating the index first when it may be gone."""
+        if self.guard.needs_index and self.guard.available:
+            async with self._index_lock:
+                if self.guard.needs_index:
+                    await self.guard.call(self.semantic.ensure_index)
+                    self.guard.needs_index = False
+        return await self.guard.call(operation)
+
+    async def start(self) -> None:
+        """Create the index now if Redis is reachable; otherwise on first use."""
+        try:
+            await self._redis(self.client.ping)
+        except RedisUnavailable as exc:
+            log.warning("redis unavailable at start; cache will serve misses until it is back", error=str(exc))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    async def lookup(self, request: LookupRequest) -> LookupResult:
+        query = scope_query(request.scope, request.messages, request.sampling)
+        self.counters.lookups += 1
+        span = trace.get_current_span()
+        if self.policy.lookup_refusal(request.sampling):
+            result = await self._miss(HitKind.NOT_CACHEABLE, query)
+            self.counters.not_cacheable += 1
+            return self._finish(span, result, "")
+
+        unavailable = False
+        try:
+            answer = await self._redis(lambda: self.exact.get(query))
+        except RedisUnavailable as exc:
+            answer, unavailable = None, True
+            self._error("lookup", exc)
+        if answer is not None:
+            self.counters.exact_hits += 1
+            self.counters.hit_similarity_sum += 1.0
+            result = LookupResult(HitKind.EXACT, answer, query.entry_id, 1.0)  # no embedding computed
+            return self._finish(span, result, "")
+
+        vector = await self._embed(query.query)
+        if unavailable or vector is None:
+            return self._finish(span, self._result(HitKind.UNAVAILABLE if unavailable else HitKind.MISS,
+                                                   query, vector), "")
+        try:
+            candidates = await self._redis(lambda: self.semantic.search(
+                query, vector, num_results=self.config.candidates, min_similarity=self.verifier_floor))
+        except RedisUnavailable as exc:
+            self._error("lookup", exc)
+            return self._finish(span, self._result(HitKind.UNAVAILABLE, query, vector), "")
+
+        verdict_label = ""
+        for candidate in candidates:
+            verdict = self.verifier.verify(query.query, candidate.prompt, candidate.similarity)
+            if verdict.accepted:
+                self.counters.semantic_hits += 1
+                self.counters.hit_similarity_sum += candidate.similarity
+                result = self._result(HitKind.SEMANTIC, query, vector, candidate.answer, candidate.entry_id,
+                                      candidate.similarity)
+                return self._finish(span, result, "accepted")
+            self.counters.verifier_rejections += 1
+            verdict_label = "rejected"
+            log.info("verifier rejected a candidate", reason=verdict.reason, similarity=round(candidate.similarity, 4),
+                     entry_id=candidate.entry_id)
+        return self._finish(span, self._result(HitKind.MISS, query, vector), verdict_label)
+
+    @property
+    def verifier_floor(self) -> float:
+        """The similarity the KNN search cuts at: the verifier's own floor when it has one."""
+        return float(getattr(self.verifier, "min_similarity", self.config.min_similarity))
+
+    async def _miss(self, kind: HitKind, query: ScopedQuery) -> LookupResult:
+        return self._result(kind, query, await self._embed(query.query))
+
+    def _result(self, kind: HitKind, query: ScopedQuery, vector: list[float] | None,
+                answer: CachedAnswer | None = None, entry_id: str = "", similarity: float = 0.0) -> LookupResult:
+        if kind not in (HitKind.EXACT, HitKind.SEMANTIC):
+            self.counters.misses += 1
+        return LookupResult(
+            kind=kind, answer=answer, entry_id=entry_id, similarity=similarity,
+            embedding=tuple(vector or ()), embedding_model=self.embedder.model_id if vector else "",
+            embedding_cost_usd=self._embedding_cost(query.query) if vector else 0.0,
+        )
+
+    def _finish(self, span, result: LookupResult, verdict: str) -> LookupResult:
+        span.set_attribute("costmesh.cache.hit_kind", result.kind.name.lower())
+        span.set_attribute("costmesh.cache.hit", result.kind in (HitKind.EXACT, HitKind.SEMANTIC))
+        span.set_attribute("costmesh.cache.similarity", result.similarity)
+        if verdict:
+            span.set_attribute("costmesh.cache.verifier", verdict)
+        return result
+
+    async def _embed(self, text: str) -> list[float] | None:
+        try:
+            return await self.embedder.embed_one(text)
+        except Exception as exc:  # never why a request fails
+            self.counters.errors += 1
+            log.error("embedding failed", error=repr(exc))
+            return None
+
+    def _embedding_cost(self, text: str) -> float:
+        if not self.embedding_usd_per_mtok:
+            return 0.0
+        return self._count_tokens(text) * self.embedding_usd_per_mtok / 1e6
+
+    def _error(self, what: str, exc: Exception) -> None:
+        self.counters.errors += 1
+        log.warning(f"redis unavailable; {what} fails open", error=str(exc))
+
+    # -- store ----------------------------------------------------------------------------
+
+    async def store(self, request: StoreRequest) -> StoreResult:
+        query = scope_query(request.scope, request.messages, request.sampling)
+        reason = self.policy.store_refusal(request.sampling, request.text, request.finish_reason,
+                                           request.quality_passed)
+        if reason:
+            self.counters.stores_refused += 1
+            return StoreResult(False, "", reason)
+        tags = tuple(sorted({t.strip() for t in request.tags if t.strip()}))
+        answer = CachedAnswer(request.text, request.model, request.usage, request.baseline_cost_usd,
+                              query.tenant_id, tags, request.finish_reason)
+        vector = list(request.embedding) if len(request.embedding) == self.embedder.dims else None
+        if vector is None:
+            vector = await self._embed(query.query)
+            if vector is None:
+                self.counters.stores_dropped += 1
+                return StoreResult(False, query.entry_id, "embedding failed")
+        ttl = request.ttl_seconds if request.ttl_seconds > 0 else self.config.ttl_s
+        try:
+            entry_id = await self._redis(lambda: self.semantic.store(query, answer, vector, ttl))
+        except RedisUnavailable as exc:
+            self.counters.stores_dropped += 1
+            self._error("store", exc)
+            return StoreResult(False, query.entry_id, f"cache unavailable: {exc}")
+        self.counters.stores += 1
+        return StoreResult(True, entry_id)
+
+    # -- invalidate -----------------------------------------------------------------------
+
+    async def invalidate(self, request: InvalidateRequest) -> int:
+        """Remove the tenant's entries carrying any of the tags, the entry, or all of them.
+
+        Unlike lookups this does not fail open: a caller must know its invalidation did not
+        happen, so Redis trouble raises `Unavailable`.
+        """
+        if not request.tenant_id:
+            raise InvalidRequest("tenant_id: required")
+        tags = [t.strip() for t in request.tags if t.strip()]
+        if not (request.all or tags or request.entry_id):
+            raise InvalidRequest("one of tags, entry_id or all is required")
+        tenant = tenant_filter(request.tenant_id)
+        try:
+            if request.all:
+                return await self._redis(lambda: self.semantic.delete_matching(tenant))
+            removed = 0
+            if tags:
+                expression = tenant & (Tag("tags") == [tag_value(t) for t in tags])
+                removed += await self._redis(lambda: self.semantic.delete_matching(expression))
+            if request.entry_id:
+                owner = await self._redis(lambda: self.semantic.owner_of(request.entry_id))
+                if owner == tag_value(request.tenant_id):
+                    removed += await self._redis(lambda: self.semantic.delete_ids([request.entry_id]))
+            return removed
+        except RedisUnavailable as exc:
+            self.counters.errors += 1
+            raise Unavailable(f"cache invalidation did not run: {exc}") from exc
+
+    # -- stats ----------------------------------------------------------------------------
+
+    async def stats(self) -> CacheStats:
+        c = self.counters
+        entries, evictions, bytes_per_entry, available = 0, 0, 0.0, True
+        try:
+            entries, evictions, bytes_per_entry = await self._redis(self._redis_stats)
+        except RedisUnavailable:
+            available = False
+        return CacheStats(
+            lookups=c.lookups, exact_hits=c.exact_hits, semantic_hits=c.semantic_hits, misses=c.misses,
+            errors=c.errors, stores=c.stores, stores_refused=c.stores_refused, stores_dropped=c.stores_dropped,
+            entries=entries, hit_rate=c.hit_rate, avg_hit_similarity=c.avg_hit_similarity,
+            verifier_rejections=c.verifier_rejections, evictions=evictions, bytes_per_entry=bytes_per_entry,
+            embedding_model=self.embedder.model_id, index_name=self.index_name, redis_available=available,
+        )
+
+    async def _redis_stats(self) -> tuple[int, int, float]:
+        info = await self.semantic.info()
+        entries = int(info.get("num_docs", 0))
+        evictions = int((await self.client.info("stats")).get("evicted_keys", 0))
+        if not entries:
+            return 0, evictions, 0.0
+        keys = []
+        async for key in self.client.scan_iter(match=f"{self.index_name}:*", count=200):
+            keys.append(key)
+            if len(keys) >= MEMORY_SAMPLE:
+                break
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.memory_usage(key)
+            sizes = [size or 0 for size in await pipe.execute()]
+        per_key = sum(sizes) / len(sizes) if sizes else 0.0
+        # The vector index preallocates blocks, so its size says little per entry: count the
+        # vector itself, plus the per-document share of the rest of the index.
+        index_mb = float(info.get("total_index_memory_sz_mb", 0) or 0)
+        per_index = index_mb * 1024 * 1024 / entries + 4 * self.embedder.dims
+        return entries, evictions, per_key + per_index

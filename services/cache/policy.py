@@ -1,0 +1,54 @@
+"""Which requests may be served from the cache and which answers are worth storing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from costmesh.domain import Sampling
+
+# Natural ends of a generation. "length"/"max_tokens" (truncated), "tool_calls", "content_filter"
+# and a missing reason are not stored.
+COMPLETE_FINISH_REASONS = frozenset({"stop", "end_turn", "stop_sequence"})
+
+_REFUSAL = re.compile(
+    r"^\s*(?:i['’]m sorry|sorry|i apologi[sz]e|unfortunately)?[,.!\s]*(?:but\s+)?"
+    r"(?:i\s+(?:can(?:not|['’]t| not)|won['’]t|am unable to|['’]m unable to|am not able to|['’]m not able to)"
+    r"\s+(?:help|assist|provide|comply|do that|answer|fulfil|fulfill|support|share|create|generate|write)"
+    r"|as an ai(?: language model)?,? i (?:can(?:not|['’]t)|don['’]t|do not|am not))",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(text: str) -> bool:
+    """A refusal opening ("I'm sorry, but I can't help with that", "As an AI, I cannot ...")."""
+    return bool(_REFUSAL.match(text[:300]))
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """`allow_sampled`: serve and store requests with temperature > 0 (off by default: a caller
+    who asks for sampling asks for a fresh answer)."""
+
+    allow_sampled: bool = False
+
+    def lookup_refusal(self, sampling: Sampling) -> str:
+        """Why a request is not cacheable, or "" when it is."""
+        if not self.allow_sampled and sampling.temperature is not None and sampling.temperature > 0:
+            return "temperature > 0"
+        return ""
+
+    def store_refusal(self, sampling: Sampling, text: str, finish_reason: str, quality_passed: bool) -> str:
+        """Why an answer must not be stored, or "" when it may be."""
+        reason = self.lookup_refusal(sampling)
+        if reason:
+            return f"not cacheable: {reason}"
+        if not text.strip():
+            return "empty answer"
+        if finish_reason not in COMPLETE_FINISH_REASONS:
+            return f"finish_reason {finish_reason or '(missing)'!r} is not a complete answer"
+        if not quality_passed:
+            return "quality gate not passed"
+        if is_refusal(text):
+            return "refusal"
+        return ""

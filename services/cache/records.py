@@ -1,0 +1,109 @@
+"""The cache's own domain types (no protobuf)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+
+from costmesh.domain import Message, Sampling, Usage
+
+from .scope import Scope
+
+
+class HitKind(enum.IntEnum):
+    """Values match `costmesh.cache.v1.HitKind`."""
+
+    MISS = 1
+    EXACT = 2
+    SEMANTIC = 3
+    NOT_CACHEABLE = 4
+    UNAVAILABLE = 5  # Redis down, erroring or too slow: a miss
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What an entry holds besides its prompt and vector (stored as JSON metadata)."""
+
+    text: str
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    baseline_cost_usd: float = 0.0
+    tenant_id: str = ""
+    tags: tuple[str, ...] = ()
+    finish_reason: str = "stop"
+
+    def metadata(self) -> dict:
+        return {
+            "model": self.model,
+            "usage": asdict(self.usage),
+            "baseline_cost_usd": self.baseline_cost_usd,
+            "tenant_id": self.tenant_id,
+            "tags": list(self.tags),
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_metadata(cls, text: str, metadata: dict | str | bytes | None) -> "CachedAnswer":
+        if isinstance(metadata, (str, bytes)):
+            metadata = json.loads(metadata)
+        metadata = metadata or {}
+        usage = metadata.get("usage") or {}
+        return cls(
+            text=text,
+            model=metadata.get("model", ""),
+            usage=Usage(**{k: int(v) for k, v in usage.items() if k in Usage.__dataclass_fields__}),
+            baseline_cost_usd=float(metadata.get("baseline_cost_usd", 0.0)),
+            tenant_id=metadata.get("tenant_id", ""),
+            tags=tuple(metadata.get("tags", ())),
+            finish_reason=metadata.get("finish_reason", "stop"),
+        )
+
+
+@dataclass(frozen=True)
+class LookupRequest:
+    scope: Scope
+    messages: tuple[Message, ...]
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    kind: HitKind
+    answer: CachedAnswer | None = None
+    entry_id: str = ""
+    similarity: float = 0.0
+    embedding: tuple[float, ...] = ()
+    embedding_model: str = ""
+    embedding_cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    scope: Scope
+    messages: tuple[Message, ...]
+    sampling: Sampling
+    text: str
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    baseline_cost_usd: float = 0.0
+    tags: tuple[str, ...] = ()
+    ttl_seconds: int = 0  # 0: the cache's default
+    embedding: tuple[float, ...] = ()
+    finish_reason: str = ""
+    quality_passed: bool = False
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    stored: bool
+    entry_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class InvalidateRequest:
+    tenant_id: str
+    tags: tuple[str, ...] = ()
+    entry_id: str = ""
+    all: bool = False

@@ -1,0 +1,96 @@
+"""The cache service: wiring from env to `CacheCore`, mounted on the shared bootstrap.
+
+Env: REDIS_URL (required); COSTMESH_CACHE_* (see `config.py`); COSTMESH_EMBED_WINDOW_MS,
+COSTMESH_EMBED_MAX_BATCH, COSTMESH_EMBED_BATCHING, COSTMESH_EMBED_MODEL_PATH; COSTMESH_CATALOG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
+from costmesh.catalog import load_catalog
+from costmesh.config import Env
+from costmesh.embeddings import Embedder
+from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
+
+from .config import CacheConfig
+from .core import CacheCore, word_count
+from .servicer import CacheServicer
+from .verifier import RuleVerifier
+
+FULL_NAME = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
+
+
+def redis_client(url: str, config: CacheConfig) -> Redis:
+    """Async client on a bounded pool; one quick retry so a stale pooled socket reconnects."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=config.max_connections,
+        timeout=None,  # the guard's deadline bounds the wait
+        socket_timeout=config.redis_timeout_s * 4,
+        socket_connect_timeout=config.redis_timeout_s * 4,
+        retry=Retry(NoBackoff(), 1),
+        protocol=2,
+    )
+    return Redis(connection_pool=pool)
+
+
+def build_embedder(env: Env) -> Embedder:
+    return Embedder(
+        env.optional("COSTMESH_EMBED_MODEL_PATH"),
+        model_id=env.str("COSTMESH_EMBED_MODEL_ID", "all-MiniLM-L6-v2"),
+        window_ms=env.float("COSTMESH_EMBED_WINDOW_MS", 2.0),
+        max_batch=env.int("COSTMESH_EMBED_MAX_BATCH", 64),
+        batching=env.bool("COSTMESH_EMBED_BATCHING", True),
+    )
+
+
+def token_counter() -> Callable[[str], int]:
+    try:
+        from costmesh.tokens import count_tokens
+    except ImportError:
+        return word_count
+    return count_tokens
+
+
+def make_mount(embedder: Embedder | None = None):
+    """The mount coroutine; tests pass an already loaded `embedder` to share it."""
+
+    async def mount(runtime: Runtime) -> Mounted:
+        env = runtime.env
+        url = env.str("REDIS_URL")
+        config = CacheConfig.from_env(env)
+        catalog = load_catalog(env.optional("COSTMESH_CATALOG"))
+        own_embedder = embedder is None
+        model = embedder or await asyncio.to_thread(build_embedder, env)
+        core = CacheCore(
+            client=redis_client(url, config),
+            redis_url=url,
+            embedder=model,
+            verifier=RuleVerifier(config.min_similarity),
+            config=config,
+            embedding_usd_per_mtok=catalog.embedding_usd_per_mtok,
+            count_tokens=token_counter(),
+        )
+        await core.start()
+        runtime.log.info("cache ready", index=core.index_name, model=model.model_id, dims=model.dims,
+                         min_similarity=config.min_similarity, ttl_s=config.ttl_s)
+
+        async def close() -> None:
+            await core.aclose()
+            if own_embedder:
+                await model.aclose()
+
+        servicer = CacheServicer(core)
+        return Mounted([Servicer(cache_pb2_grpc.add_CacheServiceServicer_to_server, servicer, FULL_NAME)], close)
+
+    return mount
+
+
+SPEC = ServiceSpec("cache", 50052, make_mount())

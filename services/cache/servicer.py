@@ -1,0 +1,69 @@
+"""CacheService over gRPC: protobuf <-> cache domain objects, nothing else."""
+
+from __future__ import annotations
+
+from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
+from costmesh.convert import messages_from_pb, sampling_from_pb, usage_from_pb, usage_to_pb
+
+from .core import CacheCore
+from .records import InvalidateRequest, LookupRequest, StoreRequest
+from .scope import Scope
+
+
+def _scope(scope: cache_pb2.Scope) -> Scope:
+    return Scope(scope.tenant_id, scope.session_id, scope.session_scoped, scope.model_policy)
+
+
+class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
+    def __init__(self, core: CacheCore):
+        self._core = core
+
+    async def Lookup(self, request: cache_pb2.LookupRequest, context) -> cache_pb2.LookupResponse:
+        result = await self._core.lookup(LookupRequest(
+            _scope(request.scope), messages_from_pb(request.messages), sampling_from_pb(request.sampling)))
+        response = cache_pb2.LookupResponse(
+            kind=int(result.kind),
+            entry_id=result.entry_id,
+            similarity=result.similarity,
+            embedding=list(result.embedding),
+            embedding_model=result.embedding_model,
+            embedding_cost_usd=result.embedding_cost_usd,
+        )
+        if result.answer is not None:
+            response.text = result.answer.text
+            response.model = result.answer.model
+            response.usage.CopyFrom(usage_to_pb(result.answer.usage))
+            response.baseline_cost_usd = result.answer.baseline_cost_usd
+        return response
+
+    async def Store(self, request: cache_pb2.StoreRequest, context) -> cache_pb2.StoreResponse:
+        result = await self._core.store(StoreRequest(
+            scope=_scope(request.scope),
+            messages=messages_from_pb(request.messages),
+            sampling=sampling_from_pb(request.sampling),
+            text=request.text,
+            model=request.model,
+            usage=usage_from_pb(request.usage),
+            baseline_cost_usd=request.baseline_cost_usd,
+            tags=tuple(request.tags),
+            ttl_seconds=request.ttl_seconds,
+            embedding=tuple(request.embedding),
+            finish_reason=request.finish_reason,
+            quality_passed=request.quality_passed,
+        ))
+        return cache_pb2.StoreResponse(stored=result.stored, entry_id=result.entry_id, reason=result.reason)
+
+    async def Invalidate(self, request: cache_pb2.InvalidateRequest, context) -> cache_pb2.InvalidateResponse:
+        removed = await self._core.invalidate(InvalidateRequest(
+            request.tenant_id, tuple(request.tags), request.entry_id, request.all))
+        return cache_pb2.InvalidateResponse(removed=removed)
+
+    async def GetStats(self, request: cache_pb2.GetStatsRequest, context) -> cache_pb2.GetStatsResponse:
+        s = await self._core.stats()
+        return cache_pb2.GetStatsResponse(
+            lookups=s.lookups, exact_hits=s.exact_hits, semantic_hits=s.semantic_hits, misses=s.misses,
+            errors=s.errors, stores=s.stores, stores_refused=s.stores_refused, stores_dropped=s.stores_dropped,
+            entries=s.entries, hit_rate=s.hit_rate, avg_hit_similarity=s.avg_hit_similarity,
+            verifier_rejections=s.verifier_rejections, evictions=s.evictions, bytes_per_entry=s.bytes_per_entry,
+            embedding_model=s.embedding_model, index_name=s.index_name,
+        )

@@ -1,0 +1,53 @@
+"""Counters of one cache instance, and the snapshot GetStats returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class CacheCounters:
+    lookups: int = 0
+    exact_hits: int = 0
+    semantic_hits: int = 0
+    misses: int = 0
+    not_cacheable: int = 0
+    errors: int = 0
+    stores: int = 0
+    stores_refused: int = 0
+    stores_dropped: int = 0
+    verifier_rejections: int = 0
+    hit_similarity_sum: float = 0.0
+
+    @property
+    def hits(self) -> int:
+        return self.exact_hits + self.semantic_hits
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.lookups if self.lookups else 0.0
+
+    @property
+    def avg_hit_similarity(self) -> float:
+        return self.hit_similarity_sum / self.hits if self.hits else 0.0
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    lookups: int
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+    errors: int
+    stores: int
+    stores_refused: int
+    stores_dropped: int
+    entries: int
+    hit_rate: float
+    avg_hit_similarity: float
+    verifier_rejections: int
+    evictions: int
+    bytes_per_entry: float
+    embedding_model: str
+    index_name: str
+    redis_available: bool = True
