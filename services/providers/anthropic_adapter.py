@@ -12,7 +12,13 @@ from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Part, Role, Sampling, Usage
 from costmesh.errors import InvalidRequest
 from costmesh.services.providers.base import StreamEvent, priced
-from costmesh.services.providers.cache_breakpoints import BreakpointPolicy, ClientBreakpoints
+from costmesh.pricing import anthropic_usage
+from costmesh.services.providers.cache_breakpoints import (
+    TTL_5M,
+    AutoBreakpoints,
+    BreakpointPolicy,
+    ClientBreakpoints,
+)
 from costmesh.services.providers.sdk_errors import map_sdk_error
 
 NAME = "anthropic"
@@ -29,6 +35,8 @@ STOP_REASONS = {
 
 EPHEMERAL = {"type": "ephemeral"}
 
+__all__ = ["AnthropicAdapter", "AutoBreakpoints", "ClientBreakpoints", "build_request", "usage_of"]
+
 
 def finish_reason(stop_reason: str | None) -> str:
     return STOP_REASONS.get(stop_reason or "end_turn", stop_reason or "stop")
@@ -42,31 +50,24 @@ def usage_from(
     cache_creation_input_tokens: int | None,
     ephemeral_1h_input_tokens: int | None = None,
 ) -> Usage:
-    """Anthropic's usage -> domain Usage. Anthropic's `input_tokens` excludes cache reads and writes."""
-    cache_read = cache_read_input_tokens or 0
-    cache_write = cache_creation_input_tokens or 0
-    return Usage(
-        input_tokens=(input_tokens or 0) + cache_read + cache_write,
-        output_tokens=output_tokens or 0,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        cache_write_1h_tokens=min(ephemeral_1h_input_tokens or 0, cache_write),
+    """Anthropic's usage fields -> domain Usage (through `costmesh.pricing.anthropic_usage`)."""
+    return anthropic_usage(
+        {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": cache_read_input_tokens,
+            "cache_creation_input_tokens": cache_creation_input_tokens,
+            "cache_creation": {"ephemeral_1h_input_tokens": ephemeral_1h_input_tokens},
+        }
     )
 
 
 def usage_of(usage: Any) -> Usage:
-    """From an SDK `Usage` object (a Message's, or message_start's)."""
-    creation = getattr(usage, "cache_creation", None)
-    return usage_from(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_input_tokens=usage.cache_read_input_tokens,
-        cache_creation_input_tokens=usage.cache_creation_input_tokens,
-        ephemeral_1h_input_tokens=getattr(creation, "ephemeral_1h_input_tokens", None),
-    )
+    """From an SDK `Usage` object (a Message's, message_start's, or a batch result's) or its dict."""
+    return anthropic_usage(usage)
 
 
-def _block(part: Part, mark: bool) -> dict[str, Any]:
+def _block(part: Part, ttl: str | None) -> dict[str, Any]:
     if part.image is not None:
         image = part.image
         if image.data:
@@ -82,8 +83,8 @@ def _block(part: Part, mark: bool) -> dict[str, Any]:
         block: dict[str, Any] = {"type": "image", "source": source}
     else:
         block = {"type": "text", "text": part.text or ""}
-    if mark:
-        block["cache_control"] = dict(EPHEMERAL)
+    if ttl:
+        block["cache_control"] = dict(EPHEMERAL) if ttl == TTL_5M else {**EPHEMERAL, "ttl": ttl}
     return block
 
 
@@ -92,13 +93,15 @@ def build_request(
     messages: tuple[Message, ...],
     sampling: Sampling,
     policy: BreakpointPolicy,
+    tenant_id: str = "",
 ) -> dict[str, Any]:
-    """Keyword arguments for `messages.create`: system blocks, message blocks, sampling."""
-    marks = policy.place(model, messages)
+    """Keyword arguments for `messages.create` (or a batch request's `params`): blocks with
+    the policy's cache breakpoints, sampling."""
+    marks = policy.place(model, messages, tenant_id)
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for m, message in enumerate(messages):
-        blocks = [_block(part, (m, p) in marks) for p, part in enumerate(message.parts)]
+        blocks = [_block(part, marks.get((m, p))) for p, part in enumerate(message.parts)]
         if message.role == Role.SYSTEM:
             if any(b["type"] != "text" for b in blocks):
                 raise InvalidRequest(f"messages[{m}]: a system message takes text parts only")
@@ -133,15 +136,18 @@ class AnthropicAdapter:
         client: anthropic.AsyncAnthropic,
         breakpoints: BreakpointPolicy | None = None,
     ):
-        self._client = client
-        self._breakpoints = breakpoints or ClientBreakpoints()
+        self.client = client
+        self.breakpoints = breakpoints or AutoBreakpoints()
 
     @classmethod
-    def connect(cls, *, api_key: str, base_url: str | None, timeout_s: float) -> "AnthropicAdapter":
-        return cls(anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s))
+    def connect(
+        cls, *, api_key: str, base_url: str | None, timeout_s: float, breakpoints: BreakpointPolicy | None = None
+    ) -> "AnthropicAdapter":
+        client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
+        return cls(client, breakpoints)
 
-    def _kwargs(self, model, messages, sampling, timeout_s) -> dict[str, Any]:
-        kwargs = build_request(model, messages, sampling, self._breakpoints)
+    def _kwargs(self, model, messages, sampling, tenant_id, timeout_s) -> dict[str, Any]:
+        kwargs = build_request(model, messages, sampling, self.breakpoints, tenant_id)
         if timeout_s is not None:
             kwargs["timeout"] = timeout_s
         return kwargs
@@ -155,9 +161,9 @@ class AnthropicAdapter:
         *,
         timeout_s: float | None = None,
     ) -> Generation:
-        kwargs = self._kwargs(model, messages, sampling, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
         try:
-            response = await self._client.messages.create(**kwargs)
+            response = await self.client.messages.create(**kwargs)
         except anthropic.AnthropicError as exc:
             raise map_sdk_error(exc, anthropic, NAME, model.id) from exc
         text = "".join(block.text for block in response.content if block.type == "text")
@@ -178,11 +184,11 @@ class AnthropicAdapter:
         *,
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        kwargs = self._kwargs(model, messages, sampling, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
         usage = Usage()
         request_id, stop_reason = "", None
         try:
-            events = await self._client.messages.create(stream=True, **kwargs)
+            events = await self.client.messages.create(stream=True, **kwargs)
             async with events:
                 async for event in events:
                     if event.type == "message_start":
@@ -199,7 +205,7 @@ class AnthropicAdapter:
         yield priced(model, text="", usage=usage, finish_reason=finish_reason(stop_reason), request_id=request_id)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self.client.close()
 
 
 def _merge_delta(start: Usage, delta: Any) -> Usage:

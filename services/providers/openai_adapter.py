@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 
 from costmesh.catalog import ModelSpec
-from costmesh.domain import Generation, Message, Role, Sampling, Usage
+from costmesh.domain import Generation, Message, Role, Sampling, Usage, system_prompt
 from costmesh.errors import InvalidRequest, UpstreamError
+from costmesh.pricing import openai_usage
 from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.services.providers.sdk_errors import map_sdk_error
 
@@ -32,16 +34,22 @@ def finish_reason(reason: str | None) -> str:
 
 
 def usage_of(usage: Any) -> Usage:
-    """OpenAI's usage -> domain Usage. `prompt_tokens` already includes cached tokens."""
+    """OpenAI's usage (SDK object or dict) -> domain Usage. `prompt_tokens` already includes cached tokens."""
     if usage is None:
         return Usage()
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) or 0
-    return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        cache_read_tokens=cached,
-    )
+    return openai_usage(usage)
+
+
+def prompt_cache_key(tenant_id: str, messages: tuple[Message, ...]) -> str | None:
+    """A key for the stable prefix (tenant + system prompt): requests sharing it land on the same cache.
+
+    None when there is neither: OpenAI's default routing (by the prompt's first tokens) is as good then.
+    """
+    system = system_prompt(messages)
+    if not tenant_id and not system:
+        return None
+    digest = hashlib.sha256(f"{tenant_id}\x00{system}".encode()).hexdigest()
+    return f"cm-{digest[:40]}"
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:
@@ -65,8 +73,10 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
     return content
 
 
-def build_request(model: ModelSpec, messages: tuple[Message, ...], sampling: Sampling) -> dict[str, Any]:
-    """Keyword arguments for `chat.completions.create`."""
+def build_request(
+    model: ModelSpec, messages: tuple[Message, ...], sampling: Sampling, tenant_id: str = ""
+) -> dict[str, Any]:
+    """Keyword arguments for `chat.completions.create` (or a batch line's `body`)."""
     kwargs: dict[str, Any] = {
         "model": model.id,
         "messages": [{"role": ROLES[m.role], "content": _content(m)} for m in messages],
@@ -80,6 +90,9 @@ def build_request(model: ModelSpec, messages: tuple[Message, ...], sampling: Sam
         kwargs["stop"] = list(sampling.stop)
     if sampling.seed is not None:
         kwargs["seed"] = sampling.seed
+    key = prompt_cache_key(tenant_id, messages)
+    if key:
+        kwargs["prompt_cache_key"] = key
     return kwargs
 
 
@@ -89,15 +102,15 @@ class OpenAIAdapter:
     name = NAME
 
     def __init__(self, client: openai.AsyncOpenAI):
-        self._client = client
+        self.client = client
 
     @classmethod
     def connect(cls, *, api_key: str, base_url: str | None, timeout_s: float) -> "OpenAIAdapter":
         return cls(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s))
 
     @staticmethod
-    def _kwargs(model, messages, sampling, timeout_s) -> dict[str, Any]:
-        kwargs = build_request(model, messages, sampling)
+    def _kwargs(model, messages, sampling, tenant_id, timeout_s) -> dict[str, Any]:
+        kwargs = build_request(model, messages, sampling, tenant_id)
         if timeout_s is not None:
             kwargs["timeout"] = timeout_s
         return kwargs
@@ -111,9 +124,9 @@ class OpenAIAdapter:
         *,
         timeout_s: float | None = None,
     ) -> Generation:
-        kwargs = self._kwargs(model, messages, sampling, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
         try:
-            response = await self._client.chat.completions.create(**kwargs)
+            response = await self.client.chat.completions.create(**kwargs)
         except openai.OpenAIError as exc:
             raise map_sdk_error(exc, openai, NAME, model.id) from exc
         if not response.choices:
@@ -137,10 +150,10 @@ class OpenAIAdapter:
         *,
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        kwargs = self._kwargs(model, messages, sampling, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
         usage, request_id, reason, refused = Usage(), "", None, False
         try:
-            chunks = await self._client.chat.completions.create(
+            chunks = await self.client.chat.completions.create(
                 stream=True, stream_options={"include_usage": True}, **kwargs
             )
             async with chunks:
@@ -161,4 +174,4 @@ class OpenAIAdapter:
         yield priced(model, text="", usage=usage, finish_reason=final_reason, request_id=request_id)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self.client.close()
