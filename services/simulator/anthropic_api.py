@@ -29,20 +29,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
         parsed = parse_messages_request(body, state.counter)
         spec = state.anthropic_model(parsed.model)
         await inject_fault(request, state, spec)
-        if parsed.input_tokens > spec.context_window:
-            raise ApiError(400, f"prompt is too long: {parsed.input_tokens} tokens > {spec.context_window} maximum")
-        usage = anthropic_cache.apply_cache(
-            state.anthropic_cache, f"{key}\x00{spec.id}", parsed.blocks, parsed.input_tokens, spec.min_cacheable_tokens
-        )
-        text = answer_for(state.books, spec, parsed.prompt_text)
-        completion = finish(text, state.counter, parsed.max_tokens, parsed.stop_sequences)
-        state.stats.usage(
-            spec.id,
-            usage.input_tokens,
-            completion.output_tokens,
-            usage.cache_read_input_tokens,
-            usage.cache_creation_input_tokens,
-        )
+        usage, completion = answer(state, key, parsed)
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         if parsed.stream:
             return await _stream(request, state, parsed, message_id, usage, completion)
@@ -55,6 +42,31 @@ async def create_message(request: web.Request) -> web.StreamResponse:
         if model:
             state.stats.model(model).errors += 1
         return anthropic_response(error)
+
+
+def answer(state: SimState, key: str, parsed: MessagesRequest) -> tuple[CacheUsage, Completion]:
+    """The answer to a parsed request, with its prompt-cache usage (shared with the batch API)."""
+    spec = state.anthropic_model(parsed.model)
+    if parsed.input_tokens > spec.context_window:
+        raise ApiError(400, f"prompt is too long: {parsed.input_tokens} tokens > {spec.context_window} maximum")
+    usage = anthropic_cache.apply_cache(
+        state.anthropic_cache, f"{key}\x00{spec.id}", parsed.blocks, parsed.input_tokens, spec.min_cacheable_tokens
+    )
+    text = answer_for(state.books, spec, parsed.prompt_text)
+    completion = finish(text, state.counter, parsed.max_tokens, parsed.stop_sequences)
+    state.stats.usage(
+        spec.id,
+        usage.input_tokens,
+        completion.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+    )
+    return usage, completion
+
+
+def message_body(message_id: str, model: str, completion: Completion, usage: CacheUsage) -> dict[str, Any]:
+    """A whole Message object, as `messages.create` (and a batch result) returns it."""
+    return _message(message_id, model, completion, usage)
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from costmesh.services.simulator import admin, anthropic_api, models_api, openai_api
+from costmesh.services.simulator import (
+    admin,
+    anthropic_api,
+    anthropic_batches,
+    models_api,
+    openai_api,
+    openai_batches,
+)
 from costmesh.services.simulator.config import SimulatorConfig
 from costmesh.services.simulator.state import STATE_KEY, SimState
 
@@ -20,7 +27,17 @@ def create_app(config: SimulatorConfig | None = None, state: SimState | None = N
         [
             web.post("/v1/messages", anthropic_api.create_message),
             web.post("/v1/messages/count_tokens", anthropic_api.count_tokens),
+            web.post("/v1/messages/batches", anthropic_batches.create),
+            web.get("/v1/messages/batches/{batch_id}", anthropic_batches.retrieve),
+            web.post("/v1/messages/batches/{batch_id}/cancel", anthropic_batches.cancel),
+            web.get("/v1/messages/batches/{batch_id}/results", anthropic_batches.results),
             web.post("/v1/chat/completions", openai_api.chat_completions),
+            web.post("/v1/files", openai_batches.upload_file),
+            web.get("/v1/files/{file_id}", openai_batches.retrieve_file),
+            web.get("/v1/files/{file_id}/content", openai_batches.file_content),
+            web.post("/v1/batches", openai_batches.create_batch),
+            web.get("/v1/batches/{batch_id}", openai_batches.retrieve_batch),
+            web.post("/v1/batches/{batch_id}/cancel", openai_batches.cancel_batch),
             web.get("/v1/models", models_api.list_models),
             web.get("/v1/models/{model}", models_api.get_model),
             web.post("/_sim/faults", admin.add_fault),

@@ -33,6 +33,7 @@ class SimulatorConfig:
     timeout_fault_s: float = 300.0  # how long a "timeout" fault holds the request before a 504
     seed: int = 0
     openai_cache_ttl_s: float = 600.0  # OpenAI in-memory prefix retention, refreshed on use
+    batch_latency_s: float = 0.0  # how long a batch takes before it ends (>= 24h: it expires instead)
     require_auth: bool = True
     shutdown_timeout_s: float = 5.0
     log_level: str = "info"
@@ -57,6 +58,7 @@ class SimulatorConfig:
             timeout_fault_s=env.float("SIM_TIMEOUT_FAULT_S", cls.timeout_fault_s),
             seed=env.int("SIM_SEED", cls.seed),
             openai_cache_ttl_s=env.float("SIM_OPENAI_CACHE_TTL_S", cls.openai_cache_ttl_s),
+            batch_latency_s=env.float("SIM_BATCH_LATENCY_S", cls.batch_latency_s),
             require_auth=env.bool("SIM_REQUIRE_AUTH", cls.require_auth),
             shutdown_timeout_s=env.float("SIM_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s),
             log_level=env.str("COSTMESH_LOG_LEVEL", cls.log_level),
@@ -76,7 +78,7 @@ class SimulatorConfig:
         for name in ("fault_429_rate", "fault_500_rate", "fault_503_rate", "fault_529_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"simulator {name} must be within [0, 1], got {getattr(self, name)}")
-        if self.latency_ms < 0 or self.ms_per_output_token < 0:
+        if self.latency_ms < 0 or self.ms_per_output_token < 0 or self.batch_latency_s < 0:
             raise ConfigError("simulator latencies must not be negative")
         return self
 

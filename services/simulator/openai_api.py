@@ -33,23 +33,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         parsed = parse_chat_request(body)
         spec = state.openai_model(parsed.model)
         await inject_fault(request, state, spec)
-        tokens = state.counter.encode_messages(parsed.messages, tools=parsed.tools)
-        prompt_tokens = len(tokens)
-        if prompt_tokens > spec.context_window:
-            raise ApiError(
-                400,
-                f"This model's maximum context length is {spec.context_window} tokens. However, your messages "
-                f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
-                param="messages",
-                code="context_length_exceeded",
-            )
-        ttl = RETENTION_24H_S if parsed.retention_24h else state.config.openai_cache_ttl_s
-        namespace = f"{key}\x00{spec.id}\x00{parsed.prompt_cache_key}"
-        cached = openai_cache.apply_cache(state.openai_cache, namespace, tokens, ttl)
-        limit = parsed.max_tokens if parsed.max_tokens is not None else max(spec.context_window - prompt_tokens, 1)
-        completion = finish(answer_for(state.books, spec, parsed.prompt_text), state.counter, limit, parsed.stop)
-        state.stats.usage(spec.id, prompt_tokens - cached, completion.output_tokens, cached, 0)  # writes are free
-        usage = _usage(prompt_tokens, cached, completion.output_tokens)
+        completion, usage = answer(state, key, parsed)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:29]}"
         if parsed.stream:
             return await _stream(request, state, parsed, completion_id, completion, usage)
@@ -59,6 +43,33 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if model:
             state.stats.model(model).errors += 1
         return openai_response(error)
+
+
+def answer(state: SimState, key: str, parsed: ChatRequest) -> tuple[Completion, dict[str, Any]]:
+    """The answer to a parsed request and its usage, prompt caching applied (shared with the batch API)."""
+    spec = state.openai_model(parsed.model)
+    tokens = state.counter.encode_messages(parsed.messages, tools=parsed.tools)
+    prompt_tokens = len(tokens)
+    if prompt_tokens > spec.context_window:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {spec.context_window} tokens. However, your messages "
+            f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    ttl = RETENTION_24H_S if parsed.retention_24h else state.config.openai_cache_ttl_s
+    namespace = f"{key}\x00{spec.id}\x00{parsed.prompt_cache_key}"
+    cached = openai_cache.apply_cache(state.openai_cache, namespace, tokens, ttl)
+    limit = parsed.max_tokens if parsed.max_tokens is not None else max(spec.context_window - prompt_tokens, 1)
+    completion = finish(answer_for(state.books, spec, parsed.prompt_text), state.counter, limit, parsed.stop)
+    state.stats.usage(spec.id, prompt_tokens - cached, completion.output_tokens, cached, 0)  # writes are free
+    return completion, _usage(prompt_tokens, cached, completion.output_tokens)
+
+
+def completion_body(completion_id: str, model: str, completion: Completion, usage: dict[str, Any]) -> dict[str, Any]:
+    """A whole chat.completion object (what a batch output line carries as its body)."""
+    return _completion(completion_id, model, completion, usage)
 
 
 def _headers() -> dict[str, str]:

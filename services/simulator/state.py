@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from costmesh.catalog import Catalog, ModelSpec, load_catalog
+from costmesh.services.simulator.batch_store import BatchStore
 from costmesh.services.simulator.books import Books
 from costmesh.services.simulator.config import SimulatorConfig
 from costmesh.services.simulator.errors import ApiError
@@ -30,6 +31,7 @@ class SimState:
     faults: Faults
     anthropic_cache: PrefixCache
     openai_cache: PrefixCache
+    batches: BatchStore
     stats: Stats = field(default_factory=Stats)
     log: Any = field(default_factory=lambda: structlog.get_logger(service="simulator"))
 
@@ -52,11 +54,13 @@ class SimState:
             faults=Faults(rates, config.retry_after_s, config.seed),
             anthropic_cache=PrefixCache(clock),
             openai_cache=PrefixCache(clock),
+            batches=BatchStore(clock, config.batch_latency_s),
         )
 
     def reset(self) -> None:
-        """Forget caches, faults, stats and clock moves."""
+        """Forget caches, batches, files, faults, stats and clock moves."""
         self.anthropic_cache.clear()
+        self.batches.clear()
         self.openai_cache.clear()
         self.faults.reset()
         self.stats.reset()
