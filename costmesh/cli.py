@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("costmesh.serve", "start the mesh on this machine until Ctrl-C"),
     "bench": ("costmesh.bench.runner", "run the benchmark sections, write bench-results.json"),
     "eval": ("costmesh.eval.cli", "evaluate a layer on a data file (cache, router)"),
+    "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
 }
 
 

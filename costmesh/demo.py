@@ -14,10 +14,11 @@ from costmesh.mesh_client import GatewayClient, build_request
 from costmesh.workload import DemoRequest, demo_mix
 
 
-async def _send_all(address: str, mix: list[DemoRequest], concurrency: int) -> list[tuple[DemoRequest, gw.CompleteResponse]]:
+async def _send_all(address: str, mix: list[DemoRequest], concurrency: int,
+                    api_key: str) -> list[tuple[DemoRequest, gw.CompleteResponse]]:
     results: list[tuple[DemoRequest, gw.CompleteResponse]] = []
     done = 0
-    async with GatewayClient(address) as client:
+    async with GatewayClient(address, api_key=api_key) as client:
         # Requests go in waves so that repeats and paraphrases arrive after the question they repeat.
         for start in range(0, len(mix), concurrency):
             wave = mix[start : start + concurrency]
@@ -75,7 +76,7 @@ def run_demo(total: int = 300, concurrency: int = 8) -> int:
     with tempfile.TemporaryDirectory(prefix="costmesh-demo-") as run_dir, start_mesh(run_dir) as mesh:
         print(f"  gateway on {mesh.gateway}; sending {len(mix)} requests from the routing books and Quora pairs")
         started = time.perf_counter()
-        results = asyncio.run(_send_all(mesh.gateway, mix, concurrency))
+        results = asyncio.run(_send_all(mesh.gateway, mix, concurrency, mesh.api_key("demo")))
         print(format_report(results, time.perf_counter() - started))
     print("stopped everything the demo started.")
     return 0

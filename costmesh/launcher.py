@@ -63,10 +63,20 @@ class Mesh:
     processes: dict[str, Process] = field(default_factory=dict)
     redis: object | None = None
     simulator_url: str | None = None
+    http_url: str | None = None  # the gateway's OpenAI-compatible API, e.g. http://127.0.0.1:PORT/v1
+    _keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
         return self.processes["gateway"].address
+
+    def api_key(self, tenant: str = "demo") -> str:
+        """A gateway API key for `tenant`, minted into the mesh's key file on first use."""
+        if tenant not in self._keys:
+            from costmesh.gateway.auth import KeyStore
+
+            self._keys[tenant], _ = KeyStore(self.env["COSTMESH_API_KEYS_FILE"]).create(tenant, "launcher")
+        return self._keys[tenant]
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
@@ -115,6 +125,16 @@ def start_mesh(
             env["COSTMESH_SIMULATOR_URL"] = f"http://127.0.0.1:{port}"
             _wait_http(mesh.processes["simulator"], f"http://127.0.0.1:{port}/_sim/stats", startup_timeout_s)
         mesh.simulator_url = env.get("COSTMESH_SIMULATOR_URL")
+        # Authentication is always on: unless the caller brings its own key file, the mesh gets
+        # a fresh one in its run directory, and `mesh.api_key(tenant)` mints keys into it.
+        env.setdefault("COSTMESH_API_KEYS_FILE", str(run_dir / "api-keys.json"))
+        from costmesh.gateway.auth import KeyStore
+
+        KeyStore(env["COSTMESH_API_KEYS_FILE"]).ensure_file()
+        if not env.get("COSTMESH_HTTP_PORT"):
+            env["COSTMESH_HTTP_PORT"] = str(free_port())
+        if env["COSTMESH_HTTP_PORT"] != "0":
+            mesh.http_url = f"http://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"
 
         addresses: dict[str, str] = {}
         for name, module, peers in SERVICES:

@@ -1,6 +1,9 @@
-"""A small async client of the gateway used by the demo, the benchmarks and the tests."""
+"""A small raw-protobuf async client of the gateway used by the demo, the benchmarks and the
+tests. Applications should use the typed client, `costmesh.client`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import grpc
 
@@ -13,7 +16,7 @@ from costmesh.rpc.server import CHANNEL_OPTIONS
 def build_request(
     prompt: str,
     *,
-    tenant: str = "demo",
+    tenant: str = "",
     system: str = "",
     bypass_cache: bool = False,
     max_tokens: int = 512,
@@ -32,9 +35,41 @@ def build_request(
     )
 
 
+class _Bearer:
+    """Adds `authorization: Bearer <key>`; the key may depend on the request's tenant_id."""
+
+    def __init__(self, api_key: str | Callable[[str], str]):
+        self._api_key = api_key
+
+    def _details(self, details: grpc.aio.ClientCallDetails, request) -> grpc.aio.ClientCallDetails:
+        if callable(self._api_key):
+            inner = getattr(request, "request", request)  # StreamCompleteRequest wraps the request
+            key = self._api_key(getattr(inner, "tenant_id", "") or "demo")
+        else:
+            key = self._api_key
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {key}"))
+        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                          details.wait_for_ready)
+
+
+
+class _BearerUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        return await continuation(self._details(client_call_details, request), request)
+
+
+class _BearerStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
+    # grpc.aio files an interceptor under one kind only, hence a class per kind.
+    async def intercept_unary_stream(self, continuation, client_call_details, request):
+        return await continuation(self._details(client_call_details, request), request)
+
+
 class GatewayClient:
-    def __init__(self, address: str):
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    """`api_key`: one key, or a function tenant -> key (a test or backend acting for several tenants)."""
+
+    def __init__(self, address: str, api_key: str | Callable[[str], str] | None = None):
+        interceptors = [_BearerUnary(api_key), _BearerStream(api_key)] if api_key is not None else None
+        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     async def complete(self, request: gw.CompleteRequest, timeout: float = 120.0) -> gw.CompleteResponse:

@@ -1,22 +1,43 @@
-"""GatewayService servicer: protobuf in, protobuf out; the work is in `pipeline`."""
+"""GatewayService servicer: protobuf in, protobuf out; the work is in `pipeline`.
+
+Every call is authenticated from its `authorization: Bearer <key>` metadata; the tenant of
+the request is the key's tenant, whatever the body says.
+"""
 
 from __future__ import annotations
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.gateway.auth import Authenticator
 from costmesh.gateway.pipeline import Pipeline
 
 
+def _authorization(context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value
+    return None
+
+
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, auth: Authenticator):
         self._pipeline = pipeline
+        self._auth = auth
+
+    def _tenant(self, request: gw.CompleteRequest, context) -> None:
+        principal = self._auth.authenticate(_authorization(context), request.tenant_id)
+        request.tenant_id = principal.tenant
 
     async def Complete(self, request: gw.CompleteRequest, context) -> gw.CompleteResponse:
+        self._tenant(request, context)
         return await self._pipeline.complete(request, context.time_remaining())
 
     async def StreamComplete(self, request: gw.StreamCompleteRequest, context):
+        self._tenant(request.request, context)
         async for event in self._pipeline.stream(request.request, context.time_remaining()):
             yield event
 
     async def GetStats(self, request: gw.GetStatsRequest, context) -> gw.GetStatsResponse:
+        if self._auth.enabled:
+            self._auth.authenticate(_authorization(context))
         return self._pipeline.stats.to_pb()

@@ -6,7 +6,9 @@ exporter. The end-to-end test (`test_e2e.py`) runs the same mesh as separate pro
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -17,10 +19,21 @@ from costmesh.rpc.server import RunningService, start_service
 @dataclass
 class InProcessMesh:
     services: dict[str, RunningService] = field(default_factory=dict)
+    keys_file: Path | None = None
+    http_url: str | None = None  # the gateway's OpenAI-compatible API (ends in /v1)
+    _keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
         return self.services["gateway"].address
+
+    def api_key(self, tenant: str = "demo") -> str:
+        """A gateway API key for `tenant`, minted into the mesh's key file on first use."""
+        if tenant not in self._keys:
+            from costmesh.gateway.auth import KeyStore
+
+            self._keys[tenant], _ = KeyStore(self.keys_file).create(tenant, "tests")
+        return self._keys[tenant]
 
     def service(self, name: str) -> RunningService:
         return self.services[name]
@@ -40,13 +53,21 @@ async def start_inprocess_mesh(
     from costmesh.services.providers.service import SPEC as PROVIDERS
     from costmesh.services.router.service import SPEC as ROUTER
 
+    from costmesh.gateway.auth import KeyStore
+    from costmesh.launcher import free_port
+
     env = {
         "REDIS_URL": redis_url,
         "COSTMESH_SIMULATOR_URL": simulator_url,
         "COSTMESH_LOG_LEVEL": "warning",
+        "COSTMESH_API_KEYS_FILE": str(Path(tempfile.mkdtemp(prefix="costmesh-keys-")) / "api-keys.json"),
+        "COSTMESH_HTTP_PORT": str(free_port()),
         **(extra_env or {}),
     }
-    mesh = InProcessMesh()
+    mesh = InProcessMesh(keys_file=Path(env["COSTMESH_API_KEYS_FILE"]))
+    KeyStore(mesh.keys_file).ensure_file()
+    if env["COSTMESH_HTTP_PORT"] != "0":
+        mesh.http_url = f"http://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"
 
     async def start(spec, **peers: str) -> RunningService:
         peer_env = {f"COSTMESH_{name.upper()}_ADDR": address for name, address in peers.items()}

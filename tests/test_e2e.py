@@ -20,7 +20,7 @@ def mesh(tmp_path_factory):
 
 
 async def test_requests_flow_through_every_process(mesh):
-    async with GatewayClient(mesh.gateway) as client:
+    async with GatewayClient(mesh.gateway, api_key=mesh.api_key) as client:
         first = await client.complete(build_request("What does HTTP status 404 mean?", tenant="e2e"))
         repeat = await client.complete(build_request("What does HTTP status 404 mean?", tenant="e2e"))
         paraphrase = await client.complete(build_request("What is the meaning of HTTP status 404?", tenant="e2e"))

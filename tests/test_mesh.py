@@ -46,7 +46,7 @@ async def mesh(redis_url, simulator, spans):
 
 @pytest.fixture
 async def client(mesh):
-    async with GatewayClient(mesh.gateway) as client:
+    async with GatewayClient(mesh.gateway, api_key=mesh.api_key) as client:
         yield client
 
 
@@ -158,7 +158,7 @@ async def test_with_redis_down_requests_are_answered_uncached(simulator, spans):
     mesh = await start_inprocess_mesh(redis.url, simulator.url, spans[0],
                                       {"COSTMESH_CACHE_REDIS_TIMEOUT_MS": "200"})
     try:
-        async with GatewayClient(mesh.gateway) as client:
+        async with GatewayClient(mesh.gateway, api_key=mesh.api_key) as client:
             warm = await client.complete(build_request("What is the boiling point of water?", tenant="down"))
             assert warm.cache_status == gw.CACHE_STATUS_MISS
             redis.stop()

@@ -45,8 +45,9 @@ class DirectClient:
             )
 
 
-async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: int, n_conc: int) -> dict:
-    async with GatewayClient(gateway) as client:
+async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: int, n_conc: int,
+                   api_key: str) -> dict:
+    async with GatewayClient(gateway, api_key=api_key) as client:
 
         def mesh(bypass: bool, offset: int = 0):
             async def call(i: int) -> None:
@@ -105,7 +106,7 @@ def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="costmesh-bench-") as run_dir, start_mesh(
         run_dir, {"COSTMESH_LOG_LEVEL": "warning"}
     ) as mesh:
-        return asyncio.run(_measure(mesh.gateway, mesh.simulator_url, prompts, n_seq, n_conc))
+        return asyncio.run(_measure(mesh.gateway, mesh.simulator_url, prompts, n_seq, n_conc, mesh.api_key("bench")))
 
 
 def table(result: dict) -> str:

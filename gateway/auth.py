@@ -1,0 +1,213 @@
+"""Per-tenant API keys: a key store of SHA-256 hashes, and the bearer-token check.
+
+A key looks like `cm_<key id>_<secret>`; only its SHA-256 hash is stored, next to the tenant
+it belongs to. The key store is a JSON file (`COSTMESH_API_KEYS_FILE`), rewritten atomically
+on every change and re-read by the gateway when it changes, so a revoked key stops working
+on the next request without a restart. The tenant of a request always comes from its key.
+
+No gRPC or HTTP here: both front doors hand `authenticate` the `Authorization` value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import structlog
+
+from costmesh.config import Env
+from costmesh.errors import ConfigError, InvalidRequest, NotFound, Unauthenticated
+
+log = structlog.get_logger()
+
+KEY_PREFIX = "cm_"
+AUTH_DISABLED = "off"  # COSTMESH_AUTH=off: explicit development mode, no keys
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    tenant: str
+    sha256: str
+    created_at: float
+    revoked_at: float | None = None
+    name: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant of the key (or, in dev mode, the tenant the caller names)."""
+
+    tenant: str
+    key_id: str
+
+
+class KeyStore:
+    """The key file. Reads are cached and refreshed when the file changes on disk."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._stamp: tuple[int, int, int] | None = None
+        self._by_hash: dict[str, KeyRecord] = {}
+        self._records: list[KeyRecord] = []
+
+    # -- reading -----------------------------------------------------------------------
+
+    def records(self) -> list[KeyRecord]:
+        self._refresh()
+        return list(self._records)
+
+    def lookup(self, key: str) -> KeyRecord | None:
+        self._refresh()
+        record = self._by_hash.get(hash_key(key))
+        return record if record is not None and record.active else None
+
+    def _refresh(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise ConfigError(f"API key file {self.path} does not exist; create keys with `costmesh keys create`") from None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        self._records = self._read()
+        self._by_hash = {r.sha256: r for r in self._records}
+        self._stamp = stamp
+
+    def _read(self) -> list[KeyRecord]:
+        try:
+            raw = json.loads(self.path.read_text() or '{"keys": []}')
+            return [KeyRecord(**item) for item in raw.get("keys", [])]
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"API key file {self.path} is unreadable: {exc}") from exc
+
+    # -- writing -----------------------------------------------------------------------
+
+    def create(self, tenant: str, name: str = "") -> tuple[str, KeyRecord]:
+        """Mint a key for `tenant`; returns the key (shown once, never stored) and its record."""
+        tenant = tenant.strip()
+        if not tenant:
+            raise InvalidRequest("tenant: required")
+        key_id = secrets.token_hex(6)
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        record = KeyRecord(key_id=key_id, tenant=tenant, sha256=hash_key(key), created_at=time.time(), name=name)
+        with self._locked():
+            self._write([*self._existing(), record])
+        return key, record
+
+    def ensure_file(self) -> None:
+        """Create an empty key file if there is none (a gateway refuses to start without one)."""
+        with self._locked():
+            if not self.path.exists():
+                self._write([])
+
+    def revoke(self, key_id: str) -> KeyRecord:
+        with self._locked():
+            records = self._existing()
+            for i, record in enumerate(records):
+                if record.key_id == key_id:
+                    if record.active:
+                        records[i] = KeyRecord(**{**asdict(record), "revoked_at": time.time()})
+                        self._write(records)
+                    return records[i]
+        raise NotFound(f"key_id: no key {key_id!r} in {self.path}")
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Writers (CLI, launcher, tests) serialise on a lock file beside the key file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _existing(self) -> list[KeyRecord]:
+        return self._read() if self.path.exists() else []
+
+    def _write(self, records: list[KeyRecord]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = json.dumps({"keys": [asdict(r) for r in records]}, indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(body)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)  # a new inode: readers notice the change
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class Authenticator:
+    """Turns an `Authorization` header value into a `Principal`, or raises `Unauthenticated`."""
+
+    def __init__(self, store: KeyStore | None):
+        self.store = store  # None: development mode, authentication off
+
+    @property
+    def enabled(self) -> bool:
+        return self.store is not None
+
+    def authenticate(self, authorization: str | None, claimed_tenant: str = "") -> Principal:
+        """`claimed_tenant` is the tenant a request body names: it must be empty or the key's own."""
+        if self.store is None:
+            if not claimed_tenant.strip():
+                raise InvalidRequest("tenant_id: required (authentication is off, so the request names its tenant)")
+            return Principal(claimed_tenant, "")
+        key = bearer_token(authorization)
+        record = self.store.lookup(key)
+        if record is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        if claimed_tenant and claimed_tenant != record.tenant:
+            raise InvalidRequest("tenant_id: does not match the API key's tenant; leave it empty, the key decides")
+        return Principal(record.tenant, record.key_id)
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("missing API key: send `authorization: Bearer <key>`")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("malformed authorization: expected `Bearer <key>`")
+    return token.strip()
+
+
+def authenticator_from_env(env: Env) -> Authenticator:
+    """`COSTMESH_API_KEYS_FILE` is required unless `COSTMESH_AUTH=off` asks for development mode."""
+    mode = env.str("COSTMESH_AUTH", "on").lower()
+    if mode == AUTH_DISABLED:
+        log.warning(
+            "AUTHENTICATION IS OFF (COSTMESH_AUTH=off): any caller may act as any tenant. "
+            "Development only; never deploy like this."
+        )
+        return Authenticator(None)
+    if mode != "on":
+        raise ConfigError(f"COSTMESH_AUTH must be 'on' or 'off', got {mode!r}")
+    path = env.optional("COSTMESH_API_KEYS_FILE")
+    if path is None:
+        raise ConfigError(
+            "COSTMESH_API_KEYS_FILE is required (create keys with `costmesh keys create --tenant NAME`); "
+            "set COSTMESH_AUTH=off only for local development"
+        )
+    store = KeyStore(path)
+    active = sum(r.active for r in store.records())  # fails at start if the file is missing or bad
+    log.info("api keys loaded", file=str(path), active_keys=active)
+    return Authenticator(store)

@@ -1,0 +1,23 @@
+"""Starts and stops the HTTP API inside the gateway process, beside the gRPC server."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from costmesh.gateway.http.app import HttpApi
+
+
+async def start_http(api: HttpApi, host: str, port: int) -> tuple[int, Callable[[], Awaitable[None]]]:
+    """Listen on `host:port`; returns the bound port and the coroutine function that stops it."""
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1]
+    return bound, runner.cleanup
