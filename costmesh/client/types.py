@@ -1,0 +1,138 @@
+"""What the client returns: plain frozen dataclasses, no protobuf."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.catalog import Tier
+
+
+class CacheStatus(enum.Enum):
+    UNSPECIFIED = "unspecified"
+    MISS = "miss"
+    EXACT_HIT = "exact_hit"
+    SEMANTIC_HIT = "semantic_hit"
+    BYPASSED = "bypassed"
+    UNAVAILABLE = "unavailable"  # the cache could not be reached: answered uncached
+
+    @classmethod
+    def from_pb(cls, value: int) -> "CacheStatus":
+        return cls(gw.CacheStatus.Name(value).removeprefix("CACHE_STATUS_").lower())
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @classmethod
+    def from_pb(cls, u: common.TokenUsage) -> "Usage":
+        return cls(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens)
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    """Dollars this request cost, split by what they paid for."""
+
+    input_usd: float = 0.0
+    cache_read_usd: float = 0.0
+    cache_write_usd: float = 0.0
+    output_usd: float = 0.0
+    embedding_usd: float = 0.0
+    discount_usd: float = 0.0
+    total_usd: float = 0.0
+
+    @classmethod
+    def from_pb(cls, c: common.CostBreakdown) -> "CostBreakdown":
+        return cls(c.input_usd, c.cache_read_usd, c.cache_write_usd, c.output_usd, c.embedding_usd,
+                   c.discount_usd, c.total_usd)
+
+
+@dataclass(frozen=True)
+class Savings:
+    """Dollars saved against the baseline, per cost layer."""
+
+    cache_usd: float = 0.0
+    routing_usd: float = 0.0
+    prompt_caching_usd: float = 0.0
+    batch_usd: float = 0.0
+    inference_usd: float = 0.0
+
+    @property
+    def total_usd(self) -> float:
+        return self.cache_usd + self.routing_usd + self.prompt_caching_usd + self.batch_usd + self.inference_usd
+
+    @classmethod
+    def from_pb(cls, s: common.LayerSavings) -> "Savings":
+        return cls(s.cache_usd, s.routing_usd, s.prompt_caching_usd, s.batch_usd, s.inference_usd)
+
+
+def _tier(value: int) -> Tier | None:
+    return Tier(value) if value else None
+
+
+@dataclass(frozen=True)
+class Completion:
+    request_id: str
+    text: str
+    model: str
+    provider: str
+    tier: Tier | None              # the tier that served the answer (None for a cache hit)
+    classified_tier: Tier | None
+    complexity_score: float
+    cached: bool
+    cache_status: CacheStatus
+    cache_similarity: float
+    usage: Usage
+    cost: CostBreakdown
+    baseline_cost_usd: float       # premium model, no cache, no provider discounts
+    saving_usd: float
+    savings: Savings
+    attempts: int
+    finish_reason: str
+
+    @classmethod
+    def from_pb(cls, r: gw.CompleteResponse, text: str | None = None) -> "Completion":
+        return cls(
+            request_id=r.request_id, text=r.text if text is None else text, model=r.model, provider=r.provider,
+            tier=_tier(r.tier), classified_tier=_tier(r.classified_tier), complexity_score=r.complexity_score,
+            cached=r.cached, cache_status=CacheStatus.from_pb(r.cache_status), cache_similarity=r.cache_similarity,
+            usage=Usage.from_pb(r.usage), cost=CostBreakdown.from_pb(r.cost), baseline_cost_usd=r.baseline_cost_usd,
+            saving_usd=r.saving_usd, savings=Savings.from_pb(r.savings), attempts=r.attempts,
+            finish_reason=r.finish_reason,
+        )
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer, as it streams."""
+
+    text: str
+
+
+StreamEvent = TextDelta | Completion  # deltas, then one Completion carrying the full text and the bill
+
+
+@dataclass(frozen=True)
+class Stats:
+    requests: int
+    exact_hits: int
+    semantic_hits: int
+    cache_unavailable: int
+    errors: int
+    tier_counts: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    baseline_cost_usd: float = 0.0
+    saving_usd: float = 0.0
+    savings: Savings = field(default_factory=Savings)
+
+    @classmethod
+    def from_pb(cls, s: gw.GetStatsResponse) -> "Stats":
+        return cls(s.requests, s.exact_hits, s.semantic_hits, s.cache_unavailable, s.errors, dict(s.tier_counts),
+                   s.cost_usd, s.baseline_cost_usd, s.saving_usd, Savings.from_pb(s.savings))
