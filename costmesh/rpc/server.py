@@ -3,7 +3,10 @@
 A service is a `ServiceSpec`: its name, default port and a `mount` coroutine that builds its
 dependencies from the `Runtime` and returns the servicers to add. The bootstrap adds the
 standard health service (NOT_SERVING until mounted and during shutdown), reflection,
-OpenTelemetry and error interceptors, structlog JSON logs, and SIGTERM -> drain -> stop.
+OpenTelemetry and error interceptors, structlog JSON logs (tenant and request id bound per
+call), OpenTelemetry metrics (per-hop latency and the facts on each hop's span, plus whatever
+the service records through `runtime.meter`) with a Prometheus endpoint on
+`COSTMESH_METRICS_PORT`, and SIGTERM -> drain -> stop.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from costmesh.config import Env
+from costmesh.observability.log_context import LogContextInterceptor, client_interceptors
 from costmesh.observability.logs import configure_logging
+from costmesh.observability.metrics import Metrics, build_metrics
+from costmesh.observability.span_metrics import SpanMetricsProcessor
+from costmesh.observability.span_status import SpanStatusInterceptor
 from costmesh.observability.tracing import build_tracer_provider
 from costmesh.rpc.interceptors import CallInterceptor
 
@@ -51,12 +60,13 @@ class Mounted:
 
 @dataclass
 class Runtime:
-    """What a service gets from the bootstrap: config, tracing, logs, channels, health."""
+    """What a service gets from the bootstrap: config, tracing, metrics, logs, channels, health."""
 
     service: str
     env: Env
     tracer_provider: TracerProvider
     log: Any
+    metrics: Metrics | None = None
     _health: health.aio.HealthServicer | None = None
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
     _full_names: list[str] = field(default_factory=list)
@@ -66,10 +76,17 @@ class Runtime:
         channel = grpc.aio.insecure_channel(
             address,
             options=CHANNEL_OPTIONS,
-            interceptors=aio_client_interceptors(tracer_provider=self.tracer_provider),
+            interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider), *client_interceptors()],
         )
         self._channels.append(channel)
         return channel
+
+    @property
+    def meter(self) -> Meter:
+        """The service's meter: instruments made here show on its Prometheus endpoint."""
+        if self.metrics is None:
+            self.metrics = build_metrics(self.service, self.env, port=None)
+        return self.metrics.meter()
 
     async def set_serving(self, serving: bool) -> None:
         if self._health is None:
@@ -93,10 +110,16 @@ class RunningService:
     port: int
     runtime: Runtime
     mounted: Mounted
+    span_metrics: SpanMetricsProcessor | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The Prometheus endpoint's port (`/metrics`), None when none runs."""
+        return self.runtime.metrics.port if self.runtime.metrics is not None else None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Drain: NOT_SERVING first, then let in-flight calls finish, then close what was opened."""
@@ -106,6 +129,10 @@ class RunningService:
             await self.mounted.close()
         for channel in self.runtime._channels:
             await channel.close()
+        if self.span_metrics is not None:
+            self.span_metrics.close()
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.shutdown()
 
 
 async def start_service(
@@ -113,27 +140,47 @@ async def start_service(
     env: Env | None = None,
     *,
     tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
     port: int | None = None,
     host: str | None = None,
+    metrics_port: int | None = None,
 ) -> RunningService:
-    """Start `spec` on `host:port` (port 0 picks a free one) and return once it listens."""
+    """Start `spec` on `host:port` (port 0 picks a free one) and return once it listens.
+
+    Metrics: with `meter_provider` given, instruments go there and no endpoint starts;
+    otherwise the service gets its own provider, served for Prometheus on `metrics_port`
+    (or `COSTMESH_METRICS_PORT`; 0 picks a free port; neither: no endpoint).
+    """
     env = env or Env()
     tracer_provider = tracer_provider or build_tracer_provider(spec.name, env)
     log = configure_logging(spec.name, env.str("COSTMESH_LOG_LEVEL", "info"))
-    runtime = Runtime(spec.name, env, tracer_provider, log)
+    metrics = build_metrics(spec.name, env, meter_provider=meter_provider, port=metrics_port)
+    runtime = Runtime(spec.name, env, tracer_provider, log, metrics)
 
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(tracer_provider=tracer_provider), CallInterceptor()],
+        interceptors=[
+            aio_server_interceptor(tracer_provider=tracer_provider),
+            SpanStatusInterceptor(),
+            LogContextInterceptor(),
+            CallInterceptor(),
+        ],
         options=CHANNEL_OPTIONS,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     runtime._health = health_servicer
 
-    mounted = await spec.mount(runtime)
+    try:
+        mounted = await spec.mount(runtime)
+    except BaseException:
+        metrics.shutdown()
+        raise
     for item in mounted.servicers:
         item.add(item.servicer, server)
     runtime._full_names = [item.full_name for item in mounted.servicers]
+    span_metrics = SpanMetricsProcessor(runtime.meter, runtime._full_names)
+    if hasattr(tracer_provider, "add_span_processor"):
+        tracer_provider.add_span_processor(span_metrics)
     reflection.enable_server_reflection(
         [*runtime._full_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
@@ -146,8 +193,8 @@ async def start_service(
         raise OSError(f"{spec.name}: cannot listen on {host}:{port}")
     await server.start()
     await runtime.set_serving(mounted.serving)
-    log.info("listening", address=f"{host}:{bound}", services=runtime._full_names)
-    return RunningService(spec, server, bound, runtime, mounted)
+    log.info("listening", address=f"{host}:{bound}", services=runtime._full_names, metrics_port=metrics.port)
+    return RunningService(spec, server, bound, runtime, mounted, span_metrics)
 
 
 def run(spec: ServiceSpec) -> None:

@@ -85,6 +85,8 @@ def record_on_span(generation: Generation, list_cost_usd: float | None = None) -
     span.set_attribute("gen_ai.usage.input_tokens", generation.usage.input_tokens)
     span.set_attribute("gen_ai.usage.output_tokens", generation.usage.output_tokens)
     span.set_attribute("gen_ai.response.finish_reasons", [generation.finish_reason])
+    span.set_attribute("gen_ai.usage.cache_read.input_tokens", generation.usage.cache_read_tokens)
+    span.set_attribute("gen_ai.usage.cache_creation.input_tokens", generation.usage.cache_write_tokens)
     span.set_attribute("costmesh.usage.cache_read_tokens", generation.usage.cache_read_tokens)
     span.set_attribute("costmesh.usage.cache_write_tokens", generation.usage.cache_write_tokens)
     span.set_attribute("costmesh.usage.cache_write_1h_tokens", generation.usage.cache_write_1h_tokens)

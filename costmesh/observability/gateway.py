@@ -1,0 +1,65 @@
+"""What the gateway hands its pipeline to observe every request: span attributes, metrics,
+cost records, and (only when the operator asks) the content log.
+
+Env: COSTMESH_RECORDS_DIR (cost records; unset: none are written), COSTMESH_LOG_CONTENT
+(log prompt and answer text; default off), COSTMESH_CACHE_ADDR (cache stats for metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from costmesh.observability.answer_span import AnswerSpan, ContentLog
+from costmesh.observability.cache_stats import CacheStatsReader
+from costmesh.observability.gateway_metrics import GatewayMetrics
+from costmesh.report.records import CostRecorder
+
+Close = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class GatewayObservability:
+    observers: list[Any]
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close_now(self) -> None:
+        for close in self._closers:
+            close()
+        self._closers.clear()
+
+    def chain(self, close: Close | None = None) -> Close:
+        """A `Mounted.close` that runs `close` (if any) and then closes what this opened."""
+
+        async def closer() -> None:
+            try:
+                if close is not None:
+                    await close()
+            finally:
+                self.close_now()
+
+        return closer
+
+
+def gateway_observability(runtime) -> GatewayObservability:
+    env = runtime.env
+    observers: list[Any] = [AnswerSpan()]
+    closers: list[Callable[[], None]] = []
+    cache_address = env.optional("COSTMESH_CACHE_ADDR")
+    reader = CacheStatsReader(cache_address) if cache_address else None
+    if reader is not None:
+        closers.append(reader.close)
+    observers.append(GatewayMetrics(runtime.meter, cache_stats=reader))
+    records_dir = env.optional("COSTMESH_RECORDS_DIR")
+    if records_dir:
+        recorder = CostRecorder(records_dir)
+        observers.append(recorder)
+        closers.append(recorder.close)
+        runtime.log.info("cost records on", directory=records_dir)
+    else:
+        runtime.log.info("cost records off: set COSTMESH_RECORDS_DIR to keep one per request")
+    if env.bool("COSTMESH_LOG_CONTENT", False):
+        observers.append(ContentLog())
+        runtime.log.warning("prompt and answer text will be logged (COSTMESH_LOG_CONTENT)")
+    return GatewayObservability(observers, closers)

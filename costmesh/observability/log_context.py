@@ -1,0 +1,124 @@
+"""Tenant and request id on every log line of a call, in every service.
+
+Server side: the tenant comes from the request message (`tenant_id`, `scope.tenant_id` or
+`request.tenant_id`), the request id from the message's `request_id` or the `x-request-id`
+metadata a costmesh client sent; a first hop whose request has an empty `request_id` field
+assigns one (so the gateway's answer and its log lines carry the same id). Both are bound
+with structlog's contextvars for the duration of the call.
+Client side: costmesh channels send the current request id on as `x-request-id`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+
+import grpc
+import structlog
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _tenant_of(request) -> str:
+    for path in (("tenant_id",), ("scope", "tenant_id"), ("request", "tenant_id")):
+        value = request
+        try:
+            for name in path:
+                value = getattr(value, name)
+        except AttributeError:
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _request_id_of(request, context: grpc.aio.ServicerContext) -> str:
+    inner = getattr(request, "request", None)  # StreamCompleteRequest wraps a CompleteRequest
+    if inner is not None and hasattr(inner, "request_id"):
+        request = inner
+    own = getattr(request, "request_id", None)
+    if isinstance(own, str) and own:
+        return own
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER and value:
+            if isinstance(own, str):
+                request.request_id = value
+            return value
+    if isinstance(own, str):  # a first hop: assign one
+        request.request_id = uuid.uuid4().hex
+        return request.request_id
+    return ""
+
+
+def call_fields(request, context: grpc.aio.ServicerContext) -> dict[str, str]:
+    fields = {}
+    tenant = _tenant_of(request)
+    if tenant:
+        fields["tenant_id"] = tenant
+    request_id = _request_id_of(request, context)
+    if request_id:
+        fields["request_id"] = request_id
+    return fields
+
+
+def _wrap_unary(behavior):
+    async def handler(request, context):
+        with structlog.contextvars.bound_contextvars(**call_fields(request, context)):
+            return await behavior(request, context)
+
+    return handler
+
+
+def _wrap_stream(behavior):
+    async def handler(request, context):
+        with structlog.contextvars.bound_contextvars(**call_fields(request, context)):
+            async for item in behavior(request, context):
+                yield item
+
+    return handler
+
+
+class LogContextInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.unary_unary and inspect.iscoroutinefunction(handler.unary_unary):
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if not request_id:
+        return details
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    if REQUEST_ID_HEADER not in metadata:
+        metadata.add(REQUEST_ID_HEADER, request_id)
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class RequestIdUnaryClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        return await continuation(_with_request_id(client_call_details), request)
+
+
+class RequestIdStreamClientInterceptor(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, client_call_details, request):
+        return await continuation(_with_request_id(client_call_details), request)
+
+
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    return [RequestIdUnaryClientInterceptor(), RequestIdStreamClientInterceptor()]

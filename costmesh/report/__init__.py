@@ -1,0 +1,1 @@
+"""Cost records (one per request, kept on disk) and the savings report built from them."""

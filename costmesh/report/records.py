@@ -1,0 +1,174 @@
+"""One cost record per request, appended to JSON-lines files that survive a restart.
+
+Why files: a record is written once and never changed, so an append-only log is the whole
+storage need; it costs no extra service, survives restarts and crashes (a torn last line is
+skipped when read), is readable with `jq`, and ships to any log pipeline. Redis is the wrong
+home (docker-compose runs it without persistence, as a cache should be) and SQLite locks
+badly when several gateway replicas share a volume. Each writer (one per gateway process)
+has its own file per UTC day, `costs-YYYY-MM-DD-<host>-<pid>.jsonl`, so replicas never
+interleave lines; the reader merges every file in the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.errors import CostmeshError
+
+LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
+FILE_GLOB = "costs-*.jsonl"
+
+
+@dataclass
+class CostRecord:
+    ts: float  # unix seconds
+    request_id: str
+    tenant_id: str
+    outcome: str  # "answered" or the error type, e.g. "UpstreamError"
+    cache: str = "none"  # miss, exact_hit, semantic_hit, bypassed, unavailable
+    provider: str = ""
+    model: str = ""
+    tier: str = ""  # served tier; "" when cached or failed
+    classified_tier: str = ""
+    score: float = 0.0
+    attempts: int = 0
+    similarity: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+    saving_usd: float = 0.0
+    savings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0.0))
+    error: str = ""
+    session_id: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome == "answered"
+
+    @property
+    def cached(self) -> bool:
+        return self.cache in ("exact_hit", "semantic_hit")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CostRecord:
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+def _tier(value: int) -> str:
+    return common.Tier.Name(value).removeprefix("TIER_").lower() if value else ""
+
+
+def record_of_answer(request: gw.CompleteRequest, response: gw.CompleteResponse, ts: float) -> CostRecord:
+    usage = response.usage
+    return CostRecord(
+        ts=ts,
+        request_id=response.request_id,
+        tenant_id=request.tenant_id,
+        session_id=request.session_id,
+        outcome="answered",
+        cache=gw.CacheStatus.Name(response.cache_status).removeprefix("CACHE_STATUS_").lower(),
+        provider=response.provider,
+        model=response.model,
+        tier="" if response.cached else _tier(response.tier),
+        classified_tier="" if response.cached else _tier(response.classified_tier),
+        score=response.complexity_score,
+        attempts=response.attempts,
+        similarity=response.cache_similarity,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=response.cost.total_usd,
+        baseline_usd=response.baseline_cost_usd,
+        saving_usd=response.saving_usd,
+        savings={layer: getattr(response.savings, f"{layer}_usd") for layer in LAYERS},
+    )
+
+
+def record_of_error(request: gw.CompleteRequest, error: CostmeshError, ts: float) -> CostRecord:
+    """A failed request: no answer, so nothing billed to it at the gateway and no baseline."""
+    return CostRecord(
+        ts=ts,
+        request_id=request.request_id,
+        tenant_id=request.tenant_id,
+        session_id=request.session_id,
+        outcome=type(error).__name__,
+        error=str(error)[:500],
+    )
+
+
+class CostRecorder:
+    """An `AnswerObserver` appending one JSON line per request under `directory`."""
+
+    def __init__(self, directory: str | os.PathLike, *, clock: Callable[[], float] = time.time,
+                 writer_id: str | None = None):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._writer_id = writer_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._lock = threading.Lock()
+        self._day = ""
+        self._fd: int | None = None
+
+    def on_answer(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None:
+        self.write(record_of_answer(request, response, self._clock()))
+
+    def on_error(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
+        self.write(record_of_error(request, error, self._clock()))
+
+    def write(self, record: CostRecord) -> None:
+        line = (json.dumps(asdict(record), separators=(",", ":")) + "\n").encode()
+        day = datetime.fromtimestamp(record.ts, UTC).strftime("%Y-%m-%d")
+        with self._lock:
+            if day != self._day or self._fd is None:
+                self._close()
+                path = self.directory / f"costs-{day}-{self._writer_id}.jsonl"
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._day = day
+            os.write(self._fd, line)  # one write per line: whole lines, in the page cache at once
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+def read_records(directory: str | os.PathLike, since: float | None = None,
+                 until: float | None = None) -> Iterator[CostRecord]:
+    """Every record in `directory` with since <= ts < until, in file order (not sorted)."""
+    directory = Path(directory)
+    first_day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d") if since is not None else ""
+    last_day = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d") if until is not None else "9999"
+    for path in sorted(directory.glob(FILE_GLOB)):
+        day = path.name[len("costs-"):len("costs-") + 10]
+        if day < first_day or day > last_day:
+            continue
+        with path.open("rb") as handle:
+            for raw in handle:
+                try:
+                    record = CostRecord.from_dict(json.loads(raw))
+                except (ValueError, TypeError):
+                    continue  # a line torn by a crash
+                if since is not None and record.ts < since:
+                    continue
+                if until is not None and record.ts >= until:
+                    continue
+                yield record
