@@ -3,8 +3,10 @@
 Server side: the tenant comes from the request message (`tenant_id`, `scope.tenant_id` or
 `request.tenant_id`), the request id from the message's `request_id` or the `x-request-id`
 metadata a costmesh client sent; a first hop whose request has an empty `request_id` field
-assigns one (so the gateway's answer and its log lines carry the same id). Both are bound
-with structlog's contextvars for the duration of the call.
+assigns one (so the gateway's answer and its log lines carry the same id). The request id is
+bound with structlog's contextvars for the duration of the call; the tenant is read from the
+request message when each line is logged (`add_tenant`), so a tenant the gateway sets after
+authenticating the caller is the one logged.
 Client side: costmesh channels send the current request id on as `x-request-id`.
 """
 
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from contextvars import ContextVar
 
 import grpc
 import structlog
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST: ContextVar[object | None] = ContextVar("costmesh_request", default=None)
 
 
 def _tenant_of(request) -> str:
@@ -50,30 +54,42 @@ def _request_id_of(request, context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
-def call_fields(request, context: grpc.aio.ServicerContext) -> dict[str, str]:
-    fields = {}
-    tenant = _tenant_of(request)
-    if tenant:
-        fields["tenant_id"] = tenant
+def add_tenant(_logger, _method, event: dict) -> dict:
+    """structlog processor: the tenant of the call being served, if any."""
+    request = _REQUEST.get()
+    if request is not None and "tenant_id" not in event:
+        tenant = _tenant_of(request)
+        if tenant:
+            event["tenant_id"] = tenant
+    return event
+
+
+def _bound(request, context: grpc.aio.ServicerContext) -> dict[str, str]:
     request_id = _request_id_of(request, context)
-    if request_id:
-        fields["request_id"] = request_id
-    return fields
+    return {"request_id": request_id} if request_id else {}
 
 
 def _wrap_unary(behavior):
     async def handler(request, context):
-        with structlog.contextvars.bound_contextvars(**call_fields(request, context)):
-            return await behavior(request, context)
+        token = _REQUEST.set(request)
+        try:
+            with structlog.contextvars.bound_contextvars(**_bound(request, context)):
+                return await behavior(request, context)
+        finally:
+            _REQUEST.reset(token)
 
     return handler
 
 
 def _wrap_stream(behavior):
     async def handler(request, context):
-        with structlog.contextvars.bound_contextvars(**call_fields(request, context)):
-            async for item in behavior(request, context):
-                yield item
+        token = _REQUEST.set(request)
+        try:
+            with structlog.contextvars.bound_contextvars(**_bound(request, context)):
+                async for item in behavior(request, context):
+                    yield item
+        finally:
+            _REQUEST.reset(token)
 
     return handler
 

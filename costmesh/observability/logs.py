@@ -1,4 +1,4 @@
-"""structlog JSON lines carrying the current trace and span ids."""
+"""structlog JSON lines carrying the current trace and span ids, the tenant and the request id."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 
 import structlog
 from opentelemetry import trace
+
+from costmesh.observability.log_context import add_tenant
 
 
 def _add_trace_ids(_logger, _method, event: dict) -> dict:
@@ -25,6 +27,7 @@ def configure_logging(service: str, level: str = "info") -> structlog.stdlib.Bou
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_tenant,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_trace_ids,
