@@ -41,8 +41,11 @@ async def mount(runtime: Runtime) -> Mounted:
                                         http_port)
         runtime.log.info("http listening", port=bound, api="openai-compatible /v1")
     servicer = GatewayServicer(pipeline, auth)
-    return Mounted([Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, name)],
-                   close=observability.chain(close))
+    from costmesh.gateway.batch.service import mount_batch  # BatchService: provider batch APIs, state in Redis
+
+    batch = await mount_batch(runtime, clients, auth)
+    return Mounted([Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, name), batch.servicer],
+                   close=observability.chain(batch.chain(close)))
 
 
 SPEC = ServiceSpec("gateway", 50051, mount)

@@ -16,12 +16,38 @@ class CacheStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CACHE_STATUS_SEMANTIC_HIT: _ClassVar[CacheStatus]
     CACHE_STATUS_BYPASSED: _ClassVar[CacheStatus]
     CACHE_STATUS_UNAVAILABLE: _ClassVar[CacheStatus]
+
+class BatchStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_STATUS_UNSPECIFIED: _ClassVar[BatchStatus]
+    BATCH_STATUS_IN_PROGRESS: _ClassVar[BatchStatus]
+    BATCH_STATUS_CANCELING: _ClassVar[BatchStatus]
+    BATCH_STATUS_ENDED: _ClassVar[BatchStatus]
+
+class BatchItemStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_ITEM_STATUS_UNSPECIFIED: _ClassVar[BatchItemStatus]
+    BATCH_ITEM_STATUS_PENDING: _ClassVar[BatchItemStatus]
+    BATCH_ITEM_STATUS_SUCCEEDED: _ClassVar[BatchItemStatus]
+    BATCH_ITEM_STATUS_ERRORED: _ClassVar[BatchItemStatus]
+    BATCH_ITEM_STATUS_CANCELED: _ClassVar[BatchItemStatus]
+    BATCH_ITEM_STATUS_EXPIRED: _ClassVar[BatchItemStatus]
 CACHE_STATUS_UNSPECIFIED: CacheStatus
 CACHE_STATUS_MISS: CacheStatus
 CACHE_STATUS_EXACT_HIT: CacheStatus
 CACHE_STATUS_SEMANTIC_HIT: CacheStatus
 CACHE_STATUS_BYPASSED: CacheStatus
 CACHE_STATUS_UNAVAILABLE: CacheStatus
+BATCH_STATUS_UNSPECIFIED: BatchStatus
+BATCH_STATUS_IN_PROGRESS: BatchStatus
+BATCH_STATUS_CANCELING: BatchStatus
+BATCH_STATUS_ENDED: BatchStatus
+BATCH_ITEM_STATUS_UNSPECIFIED: BatchItemStatus
+BATCH_ITEM_STATUS_PENDING: BatchItemStatus
+BATCH_ITEM_STATUS_SUCCEEDED: BatchItemStatus
+BATCH_ITEM_STATUS_ERRORED: BatchItemStatus
+BATCH_ITEM_STATUS_CANCELED: BatchItemStatus
+BATCH_ITEM_STATUS_EXPIRED: BatchItemStatus
 
 class CachePolicy(_message.Message):
     __slots__ = ("bypass", "ttl_seconds", "tags", "session_scoped")
@@ -149,3 +175,105 @@ class GetStatsResponse(_message.Message):
     savings: _common_pb2.LayerSavings
     errors: int
     def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ...) -> None: ...
+
+class SubmitBatchRequest(_message.Message):
+    __slots__ = ("tenant_id", "requests")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    requests: _containers.RepeatedCompositeFieldContainer[CompleteRequest]
+    def __init__(self, tenant_id: _Optional[str] = ..., requests: _Optional[_Iterable[_Union[CompleteRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchItemResult(_message.Message):
+    __slots__ = ("request_id", "status", "response", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: BatchItemStatus
+    response: CompleteResponse
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[BatchItemStatus, str]] = ..., response: _Optional[_Union[CompleteResponse, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BatchCounts(_message.Message):
+    __slots__ = ("total", "pending", "succeeded", "errored", "canceled", "expired", "cache_hits")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    ERRORED_FIELD_NUMBER: _ClassVar[int]
+    CANCELED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    pending: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+    cache_hits: int
+    def __init__(self, total: _Optional[int] = ..., pending: _Optional[int] = ..., succeeded: _Optional[int] = ..., errored: _Optional[int] = ..., canceled: _Optional[int] = ..., expired: _Optional[int] = ..., cache_hits: _Optional[int] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("batch_id", "tenant_id", "status", "counts", "results", "cost", "baseline_cost_usd", "saving_usd", "savings", "provider_batch_ids", "created_at", "ended_at")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVING_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVINGS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_BATCH_IDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    tenant_id: str
+    status: BatchStatus
+    counts: BatchCounts
+    results: _containers.RepeatedCompositeFieldContainer[BatchItemResult]
+    cost: _common_pb2.CostBreakdown
+    baseline_cost_usd: float
+    saving_usd: float
+    savings: _common_pb2.LayerSavings
+    provider_batch_ids: _containers.RepeatedScalarFieldContainer[str]
+    created_at: float
+    ended_at: float
+    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., counts: _Optional[_Union[BatchCounts, _Mapping]] = ..., results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., provider_batch_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., ended_at: _Optional[float] = ...) -> None: ...
+
+class SubmitBatchResponse(_message.Message):
+    __slots__ = ("batch",)
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("batch_id", "tenant_id", "include_results")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    tenant_id: str
+    include_results: bool
+    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., include_results: _Optional[bool] = ...) -> None: ...
+
+class GetBatchResponse(_message.Message):
+    __slots__ = ("batch",)
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
+
+class CancelBatchRequest(_message.Message):
+    __slots__ = ("batch_id", "tenant_id")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    tenant_id: str
+    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+
+class CancelBatchResponse(_message.Message):
+    __slots__ = ("batch",)
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    batch: Batch
+    def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...

@@ -181,3 +181,167 @@ class GatewayService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BatchServiceStub:
+    """Work that can wait: answered through the providers' batch APIs at the batch discount.
+    Hosted by the gateway process; job state lives in Redis, so a restart loses nothing.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SubmitBatch = channel.unary_unary(
+                '/costmesh.gateway.v1.BatchService/SubmitBatch',
+                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/costmesh.gateway.v1.BatchService/GetBatch',
+                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.FromString,
+                _registered_method=True)
+        self.CancelBatch = channel.unary_unary(
+                '/costmesh.gateway.v1.BatchService/CancelBatch',
+                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.FromString,
+                _registered_method=True)
+
+
+class BatchServiceServicer:
+    """Work that can wait: answered through the providers' batch APIs at the batch discount.
+    Hosted by the gateway process; job state lives in Redis, so a restart loses nothing.
+    """
+
+    def SubmitBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BatchServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.SerializeToString,
+            ),
+            'CancelBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatch,
+                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'costmesh.gateway.v1.BatchService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('costmesh.gateway.v1.BatchService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BatchService:
+    """Work that can wait: answered through the providers' batch APIs at the batch discount.
+    Hosted by the gateway process; job state lives in Redis, so a restart loses nothing.
+    """
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.gateway.v1.BatchService/SubmitBatch',
+            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.SerializeToString,
+            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.gateway.v1.BatchService/GetBatch',
+            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.SerializeToString,
+            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.gateway.v1.BatchService/CancelBatch',
+            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.SerializeToString,
+            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,192 @@
+"""Batch jobs and where they live: Redis, so a gateway restart in the middle of a batch loses nothing.
+
+Keys (prefix `costmesh:batch:`): `<id>:meta` the job (JSON), `<id>:items` a hash of its
+requests by index (JSON, protobuf payloads base64), and the set `active` of jobs still
+waiting on a provider. Finished jobs are kept for `retention_s`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from costmesh.errors import NotFound, Unavailable
+
+PREFIX = "costmesh:batch:"
+ACTIVE = PREFIX + "active"
+
+PENDING, SUCCEEDED, ERRORED, CANCELED, EXPIRED = "pending", "succeeded", "errored", "canceled", "expired"
+IN_PROGRESS, CANCELING, ENDED = "in_progress", "canceling", "ended"
+
+
+@dataclass
+class Item:
+    """One request of a batch: what was asked, where it went, what came back."""
+
+    index: int
+    request_id: str
+    request: bytes  # the CompleteRequest, serialized
+    status: str = PENDING
+    provider: str = ""
+    model: str = ""
+    tier: int = 0
+    classified_tier: int = 0
+    score: float = 0.0
+    cache_status: int = 0
+    provider_batch: str = ""  # the provider's batch id this request went out in
+    embedding_usd: float = 0.0  # the cache lookup's embedding cost
+    response: bytes = b""  # the CompleteResponse, serialized, once answered
+    error: str = ""
+
+    @property
+    def custom_id(self) -> str:
+        """The id the provider sees (request ids may not fit the providers' custom_id rules)."""
+        return f"r{self.index}"
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["request"] = base64.b64encode(self.request).decode("ascii")
+        data["response"] = base64.b64encode(self.response).decode("ascii")
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Item":
+        data = json.loads(raw)
+        data["request"] = base64.b64decode(data["request"])
+        data["response"] = base64.b64decode(data["response"])
+        return cls(**data)
+
+
+@dataclass
+class ProviderBatch:
+    provider: str
+    batch_id: str
+    model: str
+    done: bool = False
+
+
+@dataclass
+class Job:
+    id: str
+    tenant_id: str
+    created_at: float
+    total: int
+    status: str = IN_PROGRESS
+    ended_at: float = 0.0
+    provider_batches: list[ProviderBatch] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, tenant_id: str, total: int, now: float) -> "Job":
+        return cls(id=f"cmbatch_{uuid.uuid4().hex}", tenant_id=tenant_id, created_at=now, total=total)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Job":
+        data: dict[str, Any] = json.loads(raw)
+        data["provider_batches"] = [ProviderBatch(**p) for p in data.get("provider_batches", [])]
+        return cls(**data)
+
+
+class JobStore:
+    """Jobs and items in Redis. Redis failures surface as Unavailable: a batch needs its state."""
+
+    def __init__(self, redis: aioredis.Redis, retention_s: int = 7 * 24 * 3600):
+        self._redis = redis
+        self._retention_s = retention_s
+
+    @classmethod
+    def from_url(cls, url: str) -> "JobStore":
+        return cls(aioredis.Redis.from_url(url))
+
+    async def create(self, job: Job, items: list[Item]) -> None:
+        async with self._guard():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(_meta(job.id), job.to_json())
+            for chunk in _chunks(items, 1000):
+                pipe.hset(_items(job.id), mapping={str(i.index): i.to_json() for i in chunk})
+            if job.status != ENDED:
+                pipe.sadd(ACTIVE, job.id)
+            await pipe.execute()
+
+    async def job(self, job_id: str) -> Job:
+        async with self._guard():
+            raw = await self._redis.get(_meta(job_id))
+        if raw is None:
+            raise NotFound(f"batch_id: no batch {job_id!r}")
+        return Job.from_json(raw)
+
+    async def save_job(self, job: Job) -> None:
+        async with self._guard():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(_meta(job.id), job.to_json())
+            if job.status == ENDED:
+                pipe.srem(ACTIVE, job.id)
+                pipe.expire(_meta(job.id), self._retention_s)
+                pipe.expire(_items(job.id), self._retention_s)
+            await pipe.execute()
+
+    async def items(self, job_id: str) -> list[Item]:
+        async with self._guard():
+            raw = await self._redis.hgetall(_items(job_id))
+        return sorted((Item.from_json(v) for v in raw.values()), key=lambda i: i.index)
+
+    async def save_items(self, job_id: str, items: list[Item]) -> None:
+        if not items:
+            return
+        async with self._guard():
+            for chunk in _chunks(items, 1000):
+                await self._redis.hset(_items(job_id), mapping={str(i.index): i.to_json() for i in chunk})
+
+    async def active(self) -> list[str]:
+        async with self._guard():
+            return sorted(m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(ACTIVE))
+
+    async def lock(self, job_id: str, ttl_s: int = 120) -> str | None:
+        """A short lease on a job, so two gateway replicas never finish the same provider batch twice."""
+        token = uuid.uuid4().hex
+        async with self._guard():
+            ok = await self._redis.set(PREFIX + job_id + ":lock", token, nx=True, ex=ttl_s)
+        return token if ok else None
+
+    async def unlock(self, job_id: str, token: str) -> None:
+        async with self._guard():
+            key = PREFIX + job_id + ":lock"
+            current = await self._redis.get(key)
+            if current is not None and (current.decode() if isinstance(current, bytes) else current) == token:
+                await self._redis.delete(key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _guard(self):
+        return _RedisGuard()
+
+
+class _RedisGuard:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None and isinstance(exc, (aioredis.RedisError, OSError)):
+            raise Unavailable(f"batch state store (Redis) unavailable: {exc}") from exc
+        return False
+
+
+def _meta(job_id: str) -> str:
+    return PREFIX + job_id + ":meta"
+
+
+def _items(job_id: str) -> str:
+    return PREFIX + job_id + ":items"
+
+
+def _chunks(items: list[Item], size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

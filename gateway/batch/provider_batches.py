@@ -1,0 +1,239 @@
+"""The providers' batch APIs through the official SDKs (the provider adapters' clients).
+
+Anthropic: Message Batches (`messages.batches.create / retrieve / results / cancel`), each
+request's `params` built exactly like an interactive call (automatic cache breakpoints, at
+1-hour TTL: a batch can take longer than five minutes). OpenAI: a JSONL input file
+(`files.create`, purpose "batch") and `batches.create` on /v1/chat/completions with the
+"24h" window; answers come back in the output and error files. Every answer is priced from
+the usage the provider returns, at the catalog's batch discount.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anthropic
+import openai
+
+from costmesh.catalog import ModelSpec
+from costmesh.domain import Generation, Message, Sampling
+from costmesh.services.providers import anthropic_adapter, openai_adapter
+from costmesh.services.providers.base import priced
+from costmesh.services.providers.cache_breakpoints import TTL_1H, AutoBreakpoints, BreakpointPolicy
+from costmesh.services.providers.sdk_errors import map_sdk_error
+
+from .jobs import CANCELED, ERRORED, EXPIRED, SUCCEEDED
+from .limits import COMPLETION_WINDOW
+
+OPENAI_ENDPOINT = "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    custom_id: str
+    model: ModelSpec
+    messages: tuple[Message, ...]
+    sampling: Sampling
+    tenant_id: str
+
+
+@dataclass
+class BatchResult:
+    custom_id: str
+    status: str  # succeeded | errored | canceled | expired
+    generation: Generation | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Payload:
+    body: Any
+    size_bytes: int
+    requests: int
+
+
+class ProviderBatchAPI(Protocol):
+    name: str
+
+    def payload(self, calls: list[BatchCall]) -> Payload: ...
+
+    async def submit(self, payload: Payload, label: str) -> str: ...
+
+    async def ended(self, batch_id: str) -> bool: ...
+
+    async def results(self, batch_id: str, models: Mapping[str, ModelSpec]) -> list[BatchResult]: ...
+
+    async def cancel(self, batch_id: str) -> None: ...
+
+
+class LongTTL:
+    """The adapter's placement, every breakpoint at 1-hour TTL (batch requests run over hours)."""
+
+    def __init__(self, inner: BreakpointPolicy):
+        self._inner = inner
+
+    def place(self, model, messages, tenant_id=""):
+        return {at: TTL_1H for at in self._inner.place(model, messages, tenant_id)}
+
+
+class AnthropicBatches:
+    name = "anthropic"
+
+    def __init__(self, client: anthropic.AsyncAnthropic, discount: float, breakpoints: BreakpointPolicy | None = None):
+        self._client = client
+        self._discount = discount
+        self._breakpoints = LongTTL(breakpoints or AutoBreakpoints())
+
+    def payload(self, calls: list[BatchCall]) -> Payload:
+        requests = []
+        for call in calls:
+            kwargs = anthropic_adapter.build_request(
+                call.model, call.messages, call.sampling, self._breakpoints, call.tenant_id
+            )
+            params = {**{k: v for k, v in kwargs.items() if k != "extra_body"}, **kwargs.get("extra_body", {})}
+            requests.append({"custom_id": call.custom_id, "params": params})
+        size = len(json.dumps({"requests": requests}, separators=(",", ":")).encode())
+        return Payload(requests, size, len(requests))
+
+    async def submit(self, payload: Payload, label: str) -> str:
+        try:
+            batch = await self._client.messages.batches.create(requests=payload.body)
+        except anthropic.AnthropicError as exc:
+            raise map_sdk_error(exc, anthropic, self.name, "message batch") from exc
+        return batch.id
+
+    async def ended(self, batch_id: str) -> bool:
+        try:
+            batch = await self._client.messages.batches.retrieve(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise map_sdk_error(exc, anthropic, self.name, batch_id) from exc
+        return batch.processing_status == "ended"
+
+    async def results(self, batch_id: str, models: Mapping[str, ModelSpec]) -> list[BatchResult]:
+        out: list[BatchResult] = []
+        try:
+            async for line in await self._client.messages.batches.results(batch_id):
+                result = line.result
+                if result.type == "succeeded":
+                    message = result.message
+                    text = "".join(b.text for b in message.content if b.type == "text")
+                    generation = priced(
+                        models[line.custom_id],
+                        text=text,
+                        usage=anthropic_adapter.usage_of(message.usage),
+                        finish_reason=anthropic_adapter.finish_reason(message.stop_reason),
+                        request_id=message.id,
+                        batch_discount=self._discount,
+                    )
+                    out.append(BatchResult(line.custom_id, SUCCEEDED, generation))
+                elif result.type == "errored":
+                    error = getattr(result.error, "error", None)
+                    detail = getattr(error, "message", None) or str(result.error)
+                    out.append(BatchResult(line.custom_id, ERRORED, error=f"anthropic: {detail}"))
+                else:
+                    out.append(BatchResult(line.custom_id, CANCELED if result.type == "canceled" else EXPIRED))
+        except anthropic.AnthropicError as exc:
+            raise map_sdk_error(exc, anthropic, self.name, batch_id) from exc
+        return out
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self._client.messages.batches.cancel(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise map_sdk_error(exc, anthropic, self.name, batch_id) from exc
+
+
+class OpenAIBatches:
+    name = "openai"
+
+    def __init__(self, client: openai.AsyncOpenAI, discount: float):
+        self._client = client
+        self._discount = discount
+
+    def payload(self, calls: list[BatchCall]) -> Payload:
+        lines = []
+        for call in calls:
+            body = openai_adapter.build_request(call.model, call.messages, call.sampling, call.tenant_id)
+            line = {"custom_id": call.custom_id, "method": "POST", "url": OPENAI_ENDPOINT, "body": body}
+            lines.append(json.dumps(line, separators=(",", ":")))
+        content = ("\n".join(lines) + "\n").encode()
+        return Payload(content, len(content), len(lines))
+
+    async def submit(self, payload: Payload, label: str) -> str:
+        try:
+            uploaded = await self._client.files.create(file=(f"{label}.jsonl", payload.body), purpose="batch")
+            batch = await self._client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=OPENAI_ENDPOINT,
+                completion_window=COMPLETION_WINDOW,
+                metadata={"costmesh_batch": label},
+            )
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, openai, self.name, "batch") from exc
+        return batch.id
+
+    async def ended(self, batch_id: str) -> bool:
+        return (await self._retrieve(batch_id)).status in ("completed", "failed", "expired", "cancelled")
+
+    async def results(self, batch_id: str, models: Mapping[str, ModelSpec]) -> list[BatchResult]:
+        batch = await self._retrieve(batch_id)
+        if batch.status == "failed":
+            reasons = "; ".join(e.message or e.code or "" for e in (batch.errors.data if batch.errors else []) or [])
+            return [BatchResult(cid, ERRORED, error=f"openai: batch failed: {reasons}") for cid in models]
+        seen: dict[str, BatchResult] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            try:
+                content = await self._client.files.content(file_id)
+            except openai.OpenAIError as exc:
+                raise map_sdk_error(exc, openai, self.name, file_id) from exc
+            for raw in content.text.splitlines():
+                if raw.strip():
+                    result = self._line(json.loads(raw), models)
+                    seen[result.custom_id] = result
+        missing = EXPIRED if batch.status == "expired" else CANCELED if batch.status == "cancelled" else ERRORED
+        return [seen.get(cid) or BatchResult(cid, missing, error="openai: no result") for cid in models]
+
+    def _line(self, line: dict[str, Any], models: Mapping[str, ModelSpec]) -> BatchResult:
+        custom_id = line.get("custom_id", "")
+        error, response = line.get("error"), line.get("response")
+        if error:
+            code = error.get("code", "")
+            status = EXPIRED if code == "batch_expired" else CANCELED if code == "batch_cancelled" else ERRORED
+            return BatchResult(custom_id, status, error=f"openai: {error.get('message', code)}")
+        if not response or response.get("status_code") != 200:
+            body = (response or {}).get("body") or {}
+            detail = (body.get("error") or {}).get("message", "no response")
+            return BatchResult(custom_id, ERRORED, error=f"openai (HTTP {(response or {}).get('status_code')}): {detail}")
+        body = response["body"]
+        if not body.get("choices"):
+            return BatchResult(custom_id, ERRORED, error="openai: response has no choices")
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        refusal = message.get("refusal")
+        generation = priced(
+            models[custom_id],
+            text=message.get("content") or refusal or "",
+            usage=openai_adapter.usage_of(body.get("usage") or {}),
+            finish_reason="refusal" if refusal else openai_adapter.finish_reason(choice.get("finish_reason")),
+            request_id=body.get("id", ""),
+            batch_discount=self._discount,
+        )
+        return BatchResult(custom_id, SUCCEEDED, generation)
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self._client.batches.cancel(batch_id)
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, openai, self.name, batch_id) from exc
+
+    async def _retrieve(self, batch_id: str):
+        try:
+            return await self._client.batches.retrieve(batch_id)
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, openai, self.name, batch_id) from exc
+

@@ -1,0 +1,94 @@
+"""BatchService servicer: protobuf in, protobuf out; the work is in `engine`."""
+
+from __future__ import annotations
+
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.api.gateway.v1 import gateway_pb2_grpc
+
+from costmesh.gateway.auth import Authenticator
+
+from .engine import BatchEngine
+from .jobs import CANCELED, CANCELING, ENDED, ERRORED, EXPIRED, PENDING, SUCCEEDED, Item, Job
+
+_JOB_STATUS = {"in_progress": gw.BATCH_STATUS_IN_PROGRESS, CANCELING: gw.BATCH_STATUS_CANCELING,
+               ENDED: gw.BATCH_STATUS_ENDED}
+_ITEM_STATUS = {
+    PENDING: gw.BATCH_ITEM_STATUS_PENDING,
+    SUCCEEDED: gw.BATCH_ITEM_STATUS_SUCCEEDED,
+    ERRORED: gw.BATCH_ITEM_STATUS_ERRORED,
+    CANCELED: gw.BATCH_ITEM_STATUS_CANCELED,
+    EXPIRED: gw.BATCH_ITEM_STATUS_EXPIRED,
+}
+_COST_FIELDS = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", "embedding_usd", "discount_usd",
+                "total_usd")
+_SAVING_FIELDS = ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd")
+
+
+def batch_to_pb(job: Job, items: list[Item], include_results: bool = False) -> gw.Batch:
+    """The job with its counts and the cost of what has been answered so far."""
+    out = gw.Batch(
+        batch_id=job.id,
+        tenant_id=job.tenant_id,
+        status=_JOB_STATUS[job.status],
+        provider_batch_ids=[f"{pb.provider}:{pb.batch_id}" for pb in job.provider_batches],
+        created_at=job.created_at,
+        ended_at=job.ended_at,
+    )
+    counts = out.counts
+    counts.total = len(items)
+    for item in items:
+        setattr(counts, item.status, getattr(counts, item.status) + 1)
+        response = gw.CompleteResponse.FromString(item.response) if item.response else None
+        if response is not None:
+            counts.cache_hits += response.cached
+            _add(out.cost, response.cost, _COST_FIELDS)
+            _add(out.savings, response.savings, _SAVING_FIELDS)
+            out.baseline_cost_usd += response.baseline_cost_usd
+        if include_results:
+            result = out.results.add(request_id=item.request_id, status=_ITEM_STATUS[item.status], error=item.error)
+            if response is not None:
+                result.response.CopyFrom(response)
+    out.saving_usd = out.baseline_cost_usd - out.cost.total_usd
+    return out
+
+
+def _add(total, part, names) -> None:
+    for name in names:
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+
+
+def _authorization(context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value
+    return None
+
+
+class BatchServicer(gateway_pb2_grpc.BatchServiceServicer):
+    """Authenticated like GatewayService: the batch's tenant is the API key's tenant."""
+
+    def __init__(self, engine: BatchEngine, auth: Authenticator | None = None):
+        self._engine = engine
+        self._auth = auth
+
+    def _tenant(self, request, context) -> None:
+        if self._auth is not None:
+            request.tenant_id = self._auth.authenticate(_authorization(context), request.tenant_id).tenant
+
+    async def SubmitBatch(self, request: gw.SubmitBatchRequest, context) -> gw.SubmitBatchResponse:
+        self._tenant(request, context)
+        job, items = await self._engine.submit(request)
+        return gw.SubmitBatchResponse(batch=batch_to_pb(job, items))
+
+    async def GetBatch(self, request: gw.GetBatchRequest, context) -> gw.GetBatchResponse:
+        self._tenant(request, context)
+        job, items = await self._engine.get(request.batch_id, request.tenant_id)
+        return gw.GetBatchResponse(batch=batch_to_pb(job, items, request.include_results))
+
+    async def CancelBatch(self, request: gw.CancelBatchRequest, context) -> gw.CancelBatchResponse:
+        self._tenant(request, context)
+        job, items = await self._engine.cancel(request.batch_id, request.tenant_id)
+        return gw.CancelBatchResponse(batch=batch_to_pb(job, items))
+
+
+

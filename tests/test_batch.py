@@ -1,0 +1,192 @@
+"""BatchService through the in-process mesh: cache first, provider batch APIs in the simulator, state in
+Redis (the gateway is restarted mid-batch), the batch discount in every cost, limits refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.catalog import load_catalog
+from costmesh.config import Env
+from costmesh.convert import usage_from_pb
+from costmesh.gateway.batch.limits import MB, check_size
+from costmesh.mesh_client import build_request
+from costmesh.pricing import cost_of
+from costmesh.rpc.server import start_service
+from costmesh.services.simulator import start_simulator
+from costmesh.errors import InvalidRequest
+from inprocess_mesh import start_inprocess_mesh
+
+CATALOG = load_catalog()
+TENANT = "batchco"
+
+
+@pytest.fixture(scope="module")
+async def simulator():
+    sim = await start_simulator(port=0, batch_latency_s=1.5)
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture(scope="module")
+async def mesh(redis_url, simulator):
+    env = {"COSTMESH_BATCH_POLL_S": "0.1", "COSTMESH_HTTP_PORT": "0"}
+    mesh = await start_inprocess_mesh(redis_url, simulator.url, TracerProvider(), extra_env=env)
+    mesh.env = {  # what a restarted gateway gets
+        "REDIS_URL": redis_url,
+        "COSTMESH_SIMULATOR_URL": simulator.url,
+        "COSTMESH_LOG_LEVEL": "warning",
+        "COSTMESH_API_KEYS_FILE": str(mesh.keys_file),
+        "COSTMESH_CACHE_ADDR": mesh.service("cache").address,
+        "COSTMESH_CLASSIFIER_ADDR": mesh.service("classifier").address,
+        "COSTMESH_ROUTER_ADDR": mesh.service("router").address,
+        **env,
+    }
+    yield mesh
+    await mesh.stop()
+
+
+def metadata(mesh) -> tuple:
+    return (("authorization", f"Bearer {mesh.api_key(TENANT)}"),)
+
+
+def item(request_id: str, prompt: str, model: str = "", max_tokens: int = 1024) -> gw.CompleteRequest:
+    request = build_request(prompt, tenant=TENANT, max_tokens=max_tokens)
+    request.request_id = request_id
+    if model:
+        request.routing.model = model
+    return request
+
+
+async def wait_ended(stub, mesh, batch_id: str, timeout_s: float = 30.0) -> gw.Batch:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        reply = await stub.GetBatch(gw.GetBatchRequest(batch_id=batch_id, include_results=True), metadata=metadata(mesh))
+        if reply.batch.status == gw.BATCH_STATUS_ENDED:
+            return reply.batch
+        assert asyncio.get_running_loop().time() < deadline, f"batch still {reply.batch.status}"
+        await asyncio.sleep(0.2)
+
+
+async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
+    address = mesh.gateway
+    async with grpc.aio.insecure_channel(address) as channel:
+        complete = gateway_pb2_grpc.GatewayServiceStub(channel)
+        warm = await complete.Complete(item("warm", "What is the capital of France?"), metadata=metadata(mesh))
+        assert not warm.cached
+        stub = gateway_pb2_grpc.BatchServiceStub(channel)
+        requests = [
+            item("hit", "What is the capital of France?"),
+            item("a1", "Summarise the causes of the French revolution.", "claude-sonnet-4-5"),
+            item("a2", "Explain photosynthesis to a child.", "claude-haiku-4-5"),
+            item("o1", "List three prime numbers.", "gpt-5-mini"),
+            item("auto", "Write a haiku about batch processing."),
+        ]
+        submitted = (await stub.SubmitBatch(gw.SubmitBatchRequest(tenant_id=TENANT, requests=requests),
+                                            metadata=metadata(mesh))).batch
+    assert submitted.status == gw.BATCH_STATUS_IN_PROGRESS
+    assert (submitted.counts.total, submitted.counts.cache_hits, submitted.counts.pending) == (5, 1, 4)
+    providers = {p.split(":")[0] for p in submitted.provider_batch_ids}
+    assert {"anthropic", "openai"} <= providers
+
+    # restart the gateway in the middle of the batch: its state is in Redis, the new one carries on
+    await mesh.services.pop("gateway").stop(0.2)
+    from costmesh.gateway.service import SPEC as GATEWAY
+
+    mesh.services["gateway"] = await start_service(GATEWAY, Env(mesh.env), tracer_provider=TracerProvider(), port=0)
+    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        stub = gateway_pb2_grpc.BatchServiceStub(channel)
+        done = await wait_ended(stub, mesh, submitted.batch_id)
+        assert done.counts.succeeded == 5 and done.counts.pending == 0
+        results = {r.request_id: r for r in done.results}
+        assert results["hit"].response.cached and results["hit"].response.text == warm.text
+        total_discount = 0.0
+        for request_id in ("a1", "a2", "o1", "auto"):
+            response = results[request_id].response
+            assert results[request_id].status == gw.BATCH_ITEM_STATUS_SUCCEEDED and response.text
+            spec = CATALOG.model(response.model)
+            expected = cost_of(spec, usage_from_pb(response.usage), batch_discount=CATALOG.batch_discount)
+            assert response.cost.total_usd == pytest.approx(expected.total_usd, rel=1e-9)
+            assert response.cost.discount_usd == pytest.approx(expected.total_usd, rel=1e-9)  # half off = half paid
+            assert response.savings.batch_usd == pytest.approx(response.cost.discount_usd)
+            assert response.baseline_cost_usd > response.cost.total_usd
+            total_discount += response.cost.discount_usd
+        assert results["a1"].response.model == "claude-sonnet-4-5" and results["o1"].response.provider == "openai"
+        assert results["auto"].response.tier != common.TIER_UNSPECIFIED
+        assert done.savings.batch_usd == pytest.approx(total_discount)
+        assert done.cost.total_usd == pytest.approx(sum(r.response.cost.total_usd for r in done.results))
+
+        # the answers went into the cache: the same question asked interactively is a hit
+        complete = gateway_pb2_grpc.GatewayServiceStub(channel)
+        again = await complete.Complete(item("again", "Summarise the causes of the French revolution.",
+                                             "claude-sonnet-4-5"), metadata=metadata(mesh))
+        assert again.cached and again.text == results["a1"].response.text
+
+
+async def test_cancel_ends_with_cancelled_requests(mesh):
+    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        stub = gateway_pb2_grpc.BatchServiceStub(channel)
+        requests = [item(f"c{i}", f"Cancelled question number {i}?", "gpt-5-nano") for i in range(3)]
+        requests[0].cache.bypass = True
+        submitted = (await stub.SubmitBatch(gw.SubmitBatchRequest(tenant_id=TENANT, requests=requests),
+                                            metadata=metadata(mesh))).batch
+        cancelled = (await stub.CancelBatch(gw.CancelBatchRequest(batch_id=submitted.batch_id),
+                                            metadata=metadata(mesh))).batch
+        assert cancelled.status in (gw.BATCH_STATUS_CANCELING, gw.BATCH_STATUS_ENDED)
+        done = await wait_ended(stub, mesh, submitted.batch_id)
+        assert done.counts.canceled == 3 and done.cost.total_usd == 0
+
+
+async def test_limits_and_bad_input_are_invalid_argument(mesh):
+    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        stub = gateway_pb2_grpc.BatchServiceStub(channel)
+
+        async def refused(requests, match: str) -> None:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.SubmitBatch(gw.SubmitBatchRequest(tenant_id=TENANT, requests=requests),
+                                       metadata=metadata(mesh))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert match in info.value.details()
+
+        tiny = item("x", "hi", "gpt-5-nano")
+        openai_over = []
+        for i in range(50_001):
+            request = gw.CompleteRequest()
+            request.CopyFrom(tiny)
+            request.request_id = str(i)
+            openai_over.append(request)
+        await refused(openai_over, "at most 50,000")
+        anthropic_over = []
+        tiny.routing.model = "claude-haiku-4-5"
+        for i in range(100_001):
+            request = gw.CompleteRequest()
+            request.CopyFrom(tiny)
+            request.request_id = str(i)
+            anthropic_over.append(request)
+        await refused(anthropic_over, "at most 100,000")
+        await refused([item("same", "a"), item("same", "b")], "requests[1].request_id")
+        await refused([item("", "a")], "requests[0].request_id")
+        await refused([item("m", "a", "no-such-model")], "no-such-model")
+        empty = item("e", "a")
+        empty.messages[0].content[0].text = " "
+        await refused([empty], "requests[0].messages")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetBatch(gw.GetBatchRequest(batch_id="cmbatch_nope"), metadata=metadata(mesh))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_size_limits_as_documented():
+    check_size("anthropic", 100_000, 256 * MB)
+    check_size("openai", 50_000, 200 * MB)
+    with pytest.raises(InvalidRequest, match="256 MB"):
+        check_size("anthropic", 10, 256 * MB + 1)
+    with pytest.raises(InvalidRequest, match="200 MB"):
+        check_size("openai", 10, 200 * MB + 1)
+    with pytest.raises(InvalidRequest, match="50,000"):
+        check_size("openai", 50_001, 100)
