@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("costmesh.bench.runner", "run the benchmark sections, write bench-results.json"),
     "eval": ("costmesh.eval.cli", "evaluate a layer on a data file (cache, router)"),
     "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
+    "report": ("costmesh.report.command", "savings by layer over a period of cost records: table, HTML page, PNG charts"),
 }
 
 
