@@ -10,6 +10,7 @@ from pathlib import Path
 
 SECTIONS = {
     "gateway": "costmesh.bench.gateway",
+    "providers": "costmesh.bench.providers",
 }
 
 
