@@ -7,7 +7,9 @@ import argparse
 import importlib
 
 # layer -> (module, help)
-LAYERS: dict[str, tuple[str, str]] = {}
+LAYERS: dict[str, tuple[str, str]] = {
+    "router": ("costmesh.eval.router", "router metrics on a routing book (premium share at 95%, APGR, cascade)"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,11 +1,23 @@
-"""Wiring of the classifier service. Env: COSTMESH_CLASSIFIER_STRATEGY (default "rules")."""
+"""Wiring of the classifier service.
+
+Env: COSTMESH_CLASSIFIER_STRATEGY (default "learned" when the router artifact loads, else
+"rules"), COSTMESH_ROUTER_ARTIFACT (the trained router, default the packaged
+`costmesh/routing/artifacts/router-v1.npz`; re-read when the file changes),
+COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER (default true: load MiniLM in the background at start,
+for requests that come without the cache's embedding).
+"""
 
 from __future__ import annotations
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from costmesh.errors import ConfigError
+from costmesh.routing.artifact import DEFAULT_ARTIFACT
+from costmesh.routing.scorer import ArtifactSource
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 from costmesh.tokens import get_counter
 
+from .lazy_embedder import LazyEmbedder
+from .learned import LearnedStrategy
 from .rules import RulesStrategy
 from .servicer import ClassifierServicer
 from .strategy import Classifier, Strategy
@@ -13,19 +25,49 @@ from .strategy import Classifier, Strategy
 FULL_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
 
 
-def build_strategies() -> dict[str, Strategy]:
-    """Every strategy this build knows, by name."""
+def build_strategies(source: ArtifactSource | None = None) -> dict[str, Strategy]:
+    """Every strategy this build knows, by name (`learned` only with an artifact)."""
     rules = RulesStrategy()
-    return {rules.name: rules}
+    strategies: dict[str, Strategy] = {rules.name: rules}
+    if source is not None:
+        learned = LearnedStrategy(source)
+        strategies[learned.name] = learned
+    return strategies
+
+
+def _embedder_factory(model_id: str):
+    def build():
+        from costmesh.embeddings import Embedder
+
+        return Embedder(model_id=model_id)
+
+    return build
 
 
 async def mount(runtime: Runtime) -> Mounted:
-    default = runtime.env.str("COSTMESH_CLASSIFIER_STRATEGY", "rules")
-    classifier = Classifier(build_strategies(), default=default)
+    env = runtime.env
+    artifact_path = env.str("COSTMESH_ROUTER_ARTIFACT", str(DEFAULT_ARTIFACT))
+    source = None
+    try:
+        source = ArtifactSource(artifact_path)
+    except ConfigError as exc:
+        runtime.log.warning("router artifact not loaded; the learned strategy is off", error=str(exc))
+    default = env.str("COSTMESH_CLASSIFIER_STRATEGY", "learned" if source is not None else "rules")
+    embedder = None
+    if source is not None:
+        artifact = source.current()
+        embedder = LazyEmbedder(_embedder_factory(artifact.embedding_model), artifact.embedding_model,
+                                artifact.embedding_dims)
+        if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", True):
+            embedder.preload()
+    classifier = Classifier(build_strategies(source), default=default, embedder=embedder)
     get_counter()  # load the tokenizer (about a second) before serving, not on the first request
-    runtime.log.info("classifier ready", default_strategy=default, strategies=classifier.names)
+    runtime.log.info("classifier ready", default_strategy=default, strategies=classifier.names,
+                     artifact=artifact_path if source else None)
     servicer = ClassifierServicer(classifier)
-    return Mounted([Servicer(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, servicer, FULL_NAME)])
+    close = embedder.aclose if embedder is not None else None
+    return Mounted([Servicer(classifier_pb2_grpc.add_ClassifierServiceServicer_to_server, servicer, FULL_NAME)],
+                   close=close)
 
 
 SPEC = ServiceSpec("classifier", 50053, mount)

@@ -13,7 +13,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
         self._classifier = classifier
 
     async def Classify(self, request: classifier_pb2.ClassifyRequest, context) -> classifier_pb2.ClassifyResponse:
-        result = self._classifier.classify(
+        result = await self._classifier.aclassify(
             messages_from_pb(request.messages),
             strategy=request.strategy,
             embedding=list(request.embedding),

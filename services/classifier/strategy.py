@@ -8,8 +8,10 @@ Strategies are registered by name; the request or `COSTMESH_CLASSIFIER_STRATEGY`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+from costmesh.domain import last_user_text
 
 from opentelemetry import trace
 
@@ -50,20 +52,79 @@ class Strategy(Protocol):
     def classify(self, messages: Sequence[Message], embedding: Sequence[float] | None = None) -> Classification: ...
 
 
-class Classifier:
-    """Dispatches to a strategy by name (the request's, else the default)."""
+class PromptEmbedder(Protocol):
+    """What `Classifier.aclassify` embeds a prompt with (e.g. `costmesh.embeddings.Embedder`)."""
 
-    def __init__(self, strategies: Mapping[str, Strategy], default: str = "rules"):
+    model_id: str
+    dims: int
+    loaded: bool
+
+    def preload(self) -> None: ...
+
+    async def embed_one(self, text: str) -> list[float]: ...
+
+
+class Classifier:
+    """Dispatches to a strategy by name (the request's, else the default).
+
+    A strategy with `needs_embedding = True` gets the request's embedding when it has the
+    strategy's `embedding_dims`, else one computed by `embedder` (in `aclassify`).
+    """
+
+    def __init__(
+        self,
+        strategies: Mapping[str, Strategy],
+        default: str = "rules",
+        embedder: PromptEmbedder | None = None,
+    ):
         if default not in strategies:
             raise ConfigError(
                 f"COSTMESH_CLASSIFIER_STRATEGY: unknown strategy {default!r}; known: {sorted(strategies)}"
             )
         self._strategies = dict(strategies)
         self.default = default
+        self._embedder = embedder
+        self.fallback = "rules"  # while the embedder loads, strategies that need it answer with this one
+        self.embedded = 0  # prompts this classifier embedded itself (no usable embedding came in)
 
     @property
     def names(self) -> list[str]:
         return sorted(self._strategies)
+
+    def _chosen(self, messages: Sequence[Message], strategy: str) -> Strategy:
+        if not messages:
+            raise InvalidRequest("messages: at least one message is required")
+        name = strategy or self.default
+        chosen = self._strategies.get(name)
+        if chosen is None:
+            raise InvalidRequest(f"strategy: unknown strategy {name!r}; known: {self.names}")
+        return chosen
+
+    async def aclassify(
+        self,
+        messages: Sequence[Message],
+        *,
+        strategy: str = "",
+        embedding: Sequence[float] | None = None,
+    ) -> Classification:
+        """`classify`, embedding the last user message first when the strategy needs it and none fits."""
+        chosen = self._chosen(messages, strategy)
+        if getattr(chosen, "needs_embedding", False):
+            dims = chosen.embedding_dims
+            if not embedding or len(embedding) != dims:
+                if self._embedder is None or self._embedder.dims != dims:
+                    raise InvalidRequest(
+                        f"embedding: strategy {chosen.name!r} needs a {dims}-dimension embedding and this "
+                        "classifier has no embedder for it"
+                    )
+                if not self._embedder.loaded and self.fallback in self._strategies:
+                    # The model is still loading: answer now with the fallback, never wait seconds.
+                    self._embedder.preload()
+                    result = self._strategies[self.fallback].classify(messages, None)
+                    return self._finish(replace(result, signals=(*result.signals, "embedder_loading")))
+                embedding = await self._embedder.embed_one(last_user_text(messages))
+                self.embedded += 1
+        return self._finish(chosen.classify(messages, embedding or None))
 
     def classify(
         self,
@@ -72,13 +133,11 @@ class Classifier:
         strategy: str = "",
         embedding: Sequence[float] | None = None,
     ) -> Classification:
-        if not messages:
-            raise InvalidRequest("messages: at least one message is required")
-        name = strategy or self.default
-        chosen = self._strategies.get(name)
-        if chosen is None:
-            raise InvalidRequest(f"strategy: unknown strategy {name!r}; known: {self.names}")
-        result = chosen.classify(messages, embedding or None)
+        chosen = self._chosen(messages, strategy)
+        return self._finish(chosen.classify(messages, embedding or None))
+
+    @staticmethod
+    def _finish(result: Classification) -> Classification:
         span = trace.get_current_span()
         span.set_attribute("costmesh.tier", result.tier.name.lower())
         span.set_attribute("costmesh.complexity_score", result.score)

@@ -147,7 +147,7 @@ class Cascade:
                             reply = event
                     if reply is None:
                         continue  # this model gave up: the next one of the tier
-                    verdict = await self._gate.check(request.messages, reply.answer)
+                    verdict = await self._gate.check(request.messages, reply.answer, score=request.score, tier=tier)
                     answered = _Answered(spec, tier, reply, verdict)
                     if verdict.passed or final_step:
                         if streaming and not final_step and reply.answer.text:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from costmesh.catalog import Tier
 from costmesh.domain import Generation, Message, last_user_text
 from costmesh.errors import ConfigError
 
@@ -24,9 +25,13 @@ class Verdict:
 
 
 class QualityGate(Protocol):
+    """`score` is the classifier's P(the cheap model is not good enough), `tier` the answering tier."""
+
     name: str
 
-    async def check(self, messages: Sequence[Message], answer: Generation) -> Verdict: ...
+    async def check(
+        self, messages: Sequence[Message], answer: Generation, *, score: float | None = None, tier: Tier | None = None
+    ) -> Verdict: ...
 
 
 REFUSAL_PHRASES = (
@@ -120,7 +125,9 @@ class HeuristicGate:
             found.append("too_short")
         return found
 
-    async def check(self, messages: Sequence[Message], answer: Generation) -> Verdict:
+    async def check(
+        self, messages: Sequence[Message], answer: Generation, *, score: float | None = None, tier: Tier | None = None
+    ) -> Verdict:
         reasons = self.reasons(messages, answer)
         score = 1.0
         for reason in reasons:
@@ -128,9 +135,17 @@ class HeuristicGate:
         return Verdict(passed=score >= self.threshold, score=score, reasons=tuple(reasons))
 
 
-def build_gate(name: str, threshold: float = 0.5) -> QualityGate:
-    """The gate called `name` (env COSTMESH_ROUTER_GATE)."""
-    gates = {"heuristic": HeuristicGate}
-    if name not in gates:
-        raise ConfigError(f"COSTMESH_ROUTER_GATE: unknown gate {name!r}; known: {sorted(gates)}")
-    return gates[name](threshold)
+def build_gate(name: str, threshold: float = 0.5, *, artifact_path: str | None = None,
+               max_tier: Tier = Tier.SIMPLE) -> QualityGate:
+    """The gate called `name` (env COSTMESH_ROUTER_GATE): "heuristic", or "learned" (reads the
+    router artifact at `artifact_path`, default the packaged one)."""
+    if name == "heuristic":
+        return HeuristicGate(threshold)
+    if name == "learned":
+        from costmesh.routing.artifact import DEFAULT_ARTIFACT
+        from costmesh.routing.scorer import ArtifactSource
+
+        from .learned_gate import LearnedGate
+
+        return LearnedGate(ArtifactSource(artifact_path or DEFAULT_ARTIFACT), HeuristicGate(threshold), max_tier)
+    raise ConfigError(f"COSTMESH_ROUTER_GATE: unknown gate {name!r}; known: ['heuristic', 'learned']")

@@ -2,14 +2,20 @@
 
 Env: COSTMESH_PROVIDERS_ADDR (required), COSTMESH_ROUTER_MAX_RETRIES (2, after a 429),
 COSTMESH_ROUTER_TRANSIENT_RETRIES (1, after a 5xx/unreachable), COSTMESH_ROUTER_BACKOFF_BASE_S
-(0.2), COSTMESH_ROUTER_BACKOFF_MAX_S (5.0), COSTMESH_ROUTER_GATE ("heuristic"),
-COSTMESH_ROUTER_GATE_THRESHOLD (0.5), COSTMESH_CATALOG (the model catalog file).
+(0.2), COSTMESH_ROUTER_BACKOFF_MAX_S (5.0), COSTMESH_ROUTER_GATE ("learned": the
+heuristics plus the router artifact's answer gate; "heuristic": the seed's alone),
+COSTMESH_ROUTER_GATE_THRESHOLD (0.5, of the heuristics), COSTMESH_ROUTER_ARTIFACT (the trained
+router, default the packaged one), COSTMESH_ROUTER_GATE_MAX_TIER ("simple": the highest tier whose
+answers the learned gate judges), COSTMESH_CATALOG (the model catalog file).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
-from costmesh.catalog import load_catalog
+from costmesh.catalog import Tier, load_catalog
+from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .cascade import Cascade
@@ -31,7 +37,16 @@ async def mount(runtime: Runtime) -> Mounted:
         base_delay_s=env.float("COSTMESH_ROUTER_BACKOFF_BASE_S", 0.2),
         max_delay_s=env.float("COSTMESH_ROUTER_BACKOFF_MAX_S", 5.0),
     )
-    gate = build_gate(env.str("COSTMESH_ROUTER_GATE", "heuristic"), env.float("COSTMESH_ROUTER_GATE_THRESHOLD", 0.5))
+    gate_name = env.optional("COSTMESH_ROUTER_GATE")
+    if gate_name is None:  # the learned gate when an artifact is there to read
+        artifact = env.optional("COSTMESH_ROUTER_ARTIFACT")
+        gate_name = "learned" if Path(artifact or DEFAULT_ARTIFACT).exists() else "heuristic"
+    gate = build_gate(
+        gate_name,
+        env.float("COSTMESH_ROUTER_GATE_THRESHOLD", 0.5),
+        artifact_path=env.optional("COSTMESH_ROUTER_ARTIFACT"),
+        max_tier=Tier.parse(env.str("COSTMESH_ROUTER_GATE_MAX_TIER", "simple")),
+    )
     client = GrpcProviderClient(runtime.channel(providers_addr))
     cascade = Cascade(catalog, client, gate, retry=retry)
     runtime.log.info("router ready", providers=providers_addr, catalog=catalog.source, gate=gate.name)

@@ -1,0 +1,1 @@
+"""The learned router: features, training, the versioned artifact, calibration and metrics."""
