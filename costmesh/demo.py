@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
@@ -64,19 +66,34 @@ def format_report(results: list[tuple[DemoRequest, gw.CompleteResponse]], elapse
 def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=300, help="how many requests to send (default 300)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--records-dir", default=None,
+                        help="where the gateway keeps its cost records (default $COSTMESH_RECORDS_DIR or ./costmesh-records)")
+    parser.add_argument("--report-dir", default="costmesh-report",
+                        help="where the savings report (HTML page, PNG charts, table) is written")
 
 
 def run(args) -> int:
-    return run_demo(args.requests, args.concurrency)
+    return run_demo(args.requests, args.concurrency, records_dir=args.records_dir, report_dir=args.report_dir)
 
 
-def run_demo(total: int = 300, concurrency: int = 8) -> int:
+def run_demo(total: int = 300, concurrency: int = 8, *, records_dir: str | None = None,
+             report_dir: str = "costmesh-report") -> int:
+    from costmesh.report.command import DEFAULT_RECORDS_DIR, write_report
+
     mix = demo_mix(total)
+    records = Path(records_dir or os.environ.get("COSTMESH_RECORDS_DIR") or DEFAULT_RECORDS_DIR).resolve()
     print("costmesh demo: starting the mesh (embedded Redis, simulator, 5 services) ...")
-    with tempfile.TemporaryDirectory(prefix="costmesh-demo-") as run_dir, start_mesh(run_dir) as mesh:
+    began = time.time()
+    with tempfile.TemporaryDirectory(prefix="costmesh-demo-") as run_dir, \
+            start_mesh(run_dir, {"COSTMESH_RECORDS_DIR": str(records)}) as mesh:
         print(f"  gateway on {mesh.gateway}; sending {len(mix)} requests from the routing books and Quora pairs")
         started = time.perf_counter()
         results = asyncio.run(_send_all(mesh.gateway, mix, concurrency, mesh.api_key("demo")))
         print(format_report(results, time.perf_counter() - started))
     print("stopped everything the demo started.")
+    # The savings report of this run, from the cost records the gateway wrote.
+    report = write_report(records, report_dir, began, time.time() + 1)
+    print(f"\nsavings report of this run: {Path(report.html_path).resolve()}")
+    print(f"  charts: {', '.join(p.name for p in report.charts)}; cost records kept in {records}")
+    print(f"  any period later: costmesh report --records-dir {records} --since 24h")
     return 0

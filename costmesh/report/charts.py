@@ -61,7 +61,18 @@ def _times(summary: Summary):
 
 
 def _time_axis(ax, summary: Summary) -> None:
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M" if summary.bucket_s < 86400 else "%Y-%m-%d"))
+    if summary.buckets:
+        start = datetime.fromtimestamp(summary.buckets[0].start, UTC)
+        end = datetime.fromtimestamp(summary.buckets[-1].start + summary.bucket_s, UTC)
+        ax.set_xlim(start, end)
+    if summary.bucket_s < 60:
+        fmt = "%H:%M:%S"
+    elif summary.bucket_s < 86400:
+        fmt = "%m-%d %H:%M"
+    else:
+        fmt = "%Y-%m-%d"
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt, tz=UTC))
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.set_xlabel(f"time (UTC), {_bucket_name(summary.bucket_s)} buckets")
     ax.spines[["top", "right"]].set_visible(False)
@@ -72,7 +83,9 @@ def _bucket_name(seconds: int) -> str:
         return f"{seconds // 86400}-day"
     if seconds % 3600 == 0:
         return f"{seconds // 3600}-hour"
-    return f"{seconds // 60}-minute"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}-minute"
+    return f"{seconds}-second"
 
 
 def cost_over_time(summary: Summary, path: Path) -> Path:

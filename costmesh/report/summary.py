@@ -18,7 +18,7 @@ LAYER_TITLES = {
     "batch": "batch APIs",
     "inference": "self-hosted inference",
 }
-BUCKET_CHOICES_S = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+BUCKET_CHOICES_S = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
 
 @dataclass
@@ -115,42 +115,55 @@ def bucket_size(since: float, until: float, target: int = 30) -> int:
 
 
 def summarize(records: Iterable[CostRecord], since: float, until: float) -> Summary:
-    """Sum the records with since <= ts < until."""
-    summary = Summary(since, until, bucket_s=bucket_size(since, until))
-    first = math.floor(since / summary.bucket_s) * summary.bucket_s
-    count = max(1, math.ceil((until - first) / summary.bucket_s))
-    summary.buckets = [Bucket(first + i * summary.bucket_s) for i in range(count)]
+    """Sum the records with since <= ts < until. The time series covers the part of the
+    period that has records, in about 30 buckets of a round size."""
+    summary = Summary(since, until)
+    points: list[tuple[float, bool, bool, float, float]] = []  # ts, answered, cached, cost, baseline
     for record in records:
         if not since <= record.ts < until:
             continue
         summary.requests += 1
         summary.users.add((datetime.fromtimestamp(record.ts, UTC).strftime("%Y-%m-%d"), record.tenant_id))
-        bucket = summary.buckets[min(int((record.ts - first) // summary.bucket_s), count - 1)]
-        bucket.requests += 1
+        points.append((record.ts, record.answered, record.cached, record.cost_usd, record.baseline_usd))
         if not record.answered:
             summary.failed += 1
             summary.errors[record.outcome] += 1
             summary.cost_usd += record.cost_usd
-            bucket.cost_usd += record.cost_usd
             continue
         summary.answered += 1
-        bucket.answered += 1
         summary.cache[record.cache] += 1
         if record.cached:
             summary.tiers["cached"] += 1
             summary.similarity_sum += record.similarity
-            bucket.hits += 1
         elif record.tier:
             summary.tiers[record.tier] += 1
             if record.classified_tier and _tier_rank(record.tier) > _tier_rank(record.classified_tier):
                 summary.upgraded += 1
         summary.cost_usd += record.cost_usd
         summary.baseline_usd += record.baseline_usd
-        bucket.cost_usd += record.cost_usd
-        bucket.baseline_usd += record.baseline_usd
         for layer in LAYERS:
             summary.savings[layer] += record.savings.get(layer, 0.0)
+    _fill_buckets(summary, points)
     return summary
+
+
+def _fill_buckets(summary: Summary, points: list[tuple[float, bool, bool, float, float]]) -> None:
+    if not points:
+        summary.bucket_s = bucket_size(summary.since, summary.until)
+        return
+    low, high = min(p[0] for p in points), max(p[0] for p in points)
+    summary.bucket_s = bucket_size(low, high + 1)
+    first = math.floor(low / summary.bucket_s) * summary.bucket_s
+    count = int((high - first) // summary.bucket_s) + 1
+    summary.buckets = [Bucket(first + i * summary.bucket_s) for i in range(count)]
+    for ts, answered, cached, cost, baseline in points:
+        bucket = summary.buckets[int((ts - first) // summary.bucket_s)]
+        bucket.requests += 1
+        bucket.cost_usd += cost
+        if answered:
+            bucket.answered += 1
+            bucket.hits += cached
+            bucket.baseline_usd += baseline
 
 
 _TIER_ORDER = ("trivial", "simple", "moderate", "complex")
@@ -165,7 +178,7 @@ def _pct(value: float, total: float) -> str:
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def savings_rows(summary: Summary) -> list[tuple[str, float, str]]:
