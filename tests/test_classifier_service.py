@@ -19,7 +19,7 @@ def message(text: str, role: int = common_pb2.ROLE_USER) -> common_pb2.Message:
 
 @pytest.fixture(scope="module")
 async def stub():
-    service = await start_service(SPEC, Env({}), port=0)
+    service = await start_service(SPEC, Env({"COSTMESH_CLASSIFIER_STRATEGY": "rules"}), port=0)
     channel = grpc.aio.insecure_channel(service.address)
     yield classifier_pb2_grpc.ClassifierServiceStub(channel)
     await channel.close()

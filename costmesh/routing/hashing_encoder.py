@@ -39,3 +39,6 @@ class HashingEncoder:
 
     async def embed_one(self, text: str) -> list[float]:
         return self.encode([text])[0]
+
+    async def aclose(self) -> None:
+        return None

@@ -3,8 +3,10 @@
 Env: COSTMESH_CLASSIFIER_STRATEGY (default "learned" when the router artifact loads, else
 "rules"), COSTMESH_ROUTER_ARTIFACT (the trained router, default the packaged
 `costmesh/routing/artifacts/router-v1.npz`; re-read when the file changes),
-COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER (default true: load MiniLM in the background at start,
-for requests that come without the cache's embedding).
+COSTMESH_ROUTER_ARTIFACT_CHECK_S (2: how often the artifact file's mtime is checked),
+COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER (default: true when `learned` is the default; loads MiniLM
+in the background at start, for requests without the cache's embedding; until it is loaded
+such requests are answered by `rules`, with the signal "embedder_loading").
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ def build_strategies(source: ArtifactSource | None = None) -> dict[str, Strategy
 
 
 def _embedder_factory(model_id: str):
+    """What builds the artifact's embedding model: the local MiniLM, or the hashing encoder."""
+    from costmesh.embeddings import DEFAULT_MODEL_ID
+
+    if model_id.startswith("hashing-bow-"):
+        from costmesh.routing.hashing_encoder import HashingEncoder
+
+        dims = int(model_id.rsplit("-", 1)[1])
+        return lambda: HashingEncoder(dims)
+    if model_id != DEFAULT_MODEL_ID:
+        raise ConfigError(f"COSTMESH_ROUTER_ARTIFACT: it needs embedding model {model_id!r}; this build embeds with "
+                          f"{DEFAULT_MODEL_ID!r} only")
+
     def build():
         from costmesh.embeddings import Embedder
 
@@ -49,7 +63,7 @@ async def mount(runtime: Runtime) -> Mounted:
     artifact_path = env.str("COSTMESH_ROUTER_ARTIFACT", str(DEFAULT_ARTIFACT))
     source = None
     try:
-        source = ArtifactSource(artifact_path)
+        source = ArtifactSource(artifact_path, check_every_s=env.float("COSTMESH_ROUTER_ARTIFACT_CHECK_S", 2.0))
     except ConfigError as exc:
         runtime.log.warning("router artifact not loaded; the learned strategy is off", error=str(exc))
     default = env.str("COSTMESH_CLASSIFIER_STRATEGY", "learned" if source is not None else "rules")
@@ -58,7 +72,7 @@ async def mount(runtime: Runtime) -> Mounted:
         artifact = source.current()
         embedder = LazyEmbedder(_embedder_factory(artifact.embedding_model), artifact.embedding_model,
                                 artifact.embedding_dims)
-        if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", True):
+        if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", default == "learned"):
             embedder.preload()
     classifier = Classifier(build_strategies(source), default=default, embedder=embedder)
     get_counter()  # load the tokenizer (about a second) before serving, not on the first request

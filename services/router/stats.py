@@ -16,6 +16,7 @@ QUALITY_BUCKETS = 10  # quality scores counted in tenths
 class RouterStats:
     requests: int = 0
     failures: int = 0
+    upgraded_requests: int = 0  # answered requests that moved up a tier at least once
     upgrades: Counter[str] = field(default_factory=Counter)  # by reason: "gate", "error"
     served_by_tier: Counter[Tier] = field(default_factory=Counter)
     attempts_by_outcome: Counter[Outcome] = field(default_factory=Counter)
@@ -28,6 +29,7 @@ class RouterStats:
         self.requests += 1
         self.upgrades["gate"] += gate_upgrades
         self.upgrades["error"] += error_upgrades
+        self.upgraded_requests += int(gate_upgrades + error_upgrades > 0)
         self.served_by_tier[result.tier] += 1
         self.attempts_by_outcome.update(a.outcome for a in result.attempts)
         bucket = min(int(result.quality_score * QUALITY_BUCKETS), QUALITY_BUCKETS - 1)
@@ -40,6 +42,12 @@ class RouterStats:
         self.requests += 1
         self.failures += 1
         self.attempts_by_outcome.update(a.outcome for a in attempts)
+
+    @property
+    def upgrade_rate(self) -> float:
+        """Share of answered requests that moved up at least one tier (gate or error)."""
+        served = self.requests - self.failures
+        return self.upgraded_requests / served if served else 0.0
 
     @property
     def mean_quality(self) -> float:

@@ -1,0 +1,87 @@
+"""`costmesh eval router` on small books written here (any book of the format is accepted)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from costmesh.cli import main
+from costmesh.datasets import data_dir, read_jsonl
+from costmesh.routing.artifact import load_artifact
+
+KEYS = {"weak_quality", "strong_quality", "premium_share_at_95", "apgr"}
+
+
+def held_out_rows(name: str, n: int) -> list[dict]:
+    artifact = load_artifact()
+    rows = []
+    for row in read_jsonl(data_dir() / name):
+        if not artifact.was_trained_on([row["prompt"]])[0]:
+            rows.append(row)
+        if len(rows) == n:
+            break
+    return rows
+
+
+def write_book(path, rows, gz=True):
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def private_embedding_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COSTMESH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def run_json(capsys, *args) -> dict:
+    assert main(["eval", "router", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cascade_json_has_every_key_and_beats_the_baselines(tmp_path, capsys):
+    book = write_book(tmp_path / "math.jsonl.gz", held_out_rows("gsm8k_routing_dev.jsonl.gz", 60))
+    result = run_json(capsys, "--book", book, "--cascade")
+    assert KEYS | {"cost_ratio", "baselines"} <= set(result)
+    for name in ("random", "rules"):
+        assert KEYS | {"cost_ratio"} <= set(result["baselines"][name])
+    assert result["rows"] == 60 and result["rows_left_out_trained"] == 0
+    assert result["apgr"] > result["baselines"]["random"]["apgr"]
+    assert result["cost_ratio"] > 0
+
+
+def test_routing_rules_on_a_plain_jsonl_book(tmp_path, capsys):
+    book = write_book(tmp_path / "mmlu.jsonl", held_out_rows("mmlu_routing_dev.jsonl.gz", 80), gz=False)
+    result = run_json(capsys, "--book", book, "--strategy", "rules")
+    assert KEYS | {"baselines"} <= set(result) and "cost_ratio" not in result
+    assert result["apgr"] == pytest.approx(result["baselines"]["rules"]["apgr"])
+    assert result["baselines"]["random"]["apgr"] == pytest.approx(0.5)
+
+
+def test_trained_rows_are_left_out(tmp_path, capsys):
+    rows = list(read_jsonl(data_dir() / "gsm8k_routing_dev.jsonl.gz"))[:40]
+    trained = int(load_artifact().was_trained_on([r["prompt"] for r in rows]).sum())
+    assert 0 < trained < 40
+    book = write_book(tmp_path / "mixed.jsonl.gz", rows)
+    result = run_json(capsys, "--book", book, "--strategy", "rules")
+    assert result["rows"] == 40 - trained and result["rows_left_out_trained"] == trained
+
+
+def test_the_table_names_the_routers(tmp_path, capsys):
+    book = write_book(tmp_path / "math.jsonl.gz", held_out_rows("gsm8k_routing_dev.jsonl.gz", 30))
+    assert main(["eval", "router", "--book", book, "--strategy", "rules", "--cascade"]) == 0
+    out = capsys.readouterr().out
+    for word in ("premium@95%", "APGR", "cost/strong", "rules", "random"):
+        assert word in out
+
+
+def test_cascade_without_responses_and_a_bad_book_are_refused(tmp_path, capsys):
+    book = write_book(tmp_path / "mmlu.jsonl.gz", held_out_rows("mmlu_routing_dev.jsonl.gz", 20))
+    assert main(["eval", "router", "--book", book, "--strategy", "rules", "--cascade"]) == 2
+    assert "weak_response" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x"}\n')
+    assert main(["eval", "router", "--book", str(bad), "--strategy", "rules"]) == 2
+    assert "not a routing book record" in capsys.readouterr().err
