@@ -1,0 +1,100 @@
+"""Engine settings from the environment (no vLLM import: parsing must work, and fail, at start).
+
+- `COSTMESH_VLLM_MODEL` (required): a local model directory or a hub id.
+- `COSTMESH_VLLM_ARGS` (optional): extra `AsyncEngineArgs`, either a JSON object
+  (`{"max_model_len": 4096, "block_size": 32}`) or vLLM CLI style
+  (`--max-model-len 4096 --block-size 32 --enforce-eager`).
+
+Automatic prefix caching is always on: it is what this service is for.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from costmesh.config import Env
+from costmesh.errors import ConfigError
+
+GIB = 1024**3
+
+# Applied on a CPU-only host unless the operator set them (vLLM's own CPU default takes ~90% of RAM for KV).
+CPU_DEFAULTS: dict[str, Any] = {"kv_cache_memory_bytes": 2 * GIB}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    model: str
+    engine_args: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Env) -> "EngineSettings":
+        model = env.str("COSTMESH_VLLM_MODEL")
+        return cls(model=model, engine_args=parse_engine_args(env.optional("COSTMESH_VLLM_ARGS")))
+
+    def resolved_args(self, *, on_cpu: bool, cpu_kv_env_set: bool) -> dict[str, Any]:
+        """The keyword arguments for `AsyncEngineArgs`: defaults, then the operator's, then the fixed ones."""
+        args: dict[str, Any] = {}
+        if on_cpu:
+            args.update(CPU_DEFAULTS)
+            if cpu_kv_env_set:  # VLLM_CPU_KVCACHE_SPACE wins over our default
+                args.pop("kv_cache_memory_bytes")
+        args.update(self.engine_args)
+        if args.get("enable_prefix_caching") is False:
+            raise ConfigError("COSTMESH_VLLM_ARGS: enable_prefix_caching cannot be turned off")
+        if args.get("disable_log_stats"):
+            raise ConfigError("COSTMESH_VLLM_ARGS: disable_log_stats would blind GetStats")
+        args.update(model=self.model, enable_prefix_caching=True, disable_log_stats=False)
+        return args
+
+
+def parse_engine_args(raw: str | None) -> dict[str, Any]:
+    """`COSTMESH_VLLM_ARGS` as keyword arguments (names with underscores). Raises ConfigError."""
+    if raw is None or not raw.strip():
+        return {}
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"COSTMESH_VLLM_ARGS: invalid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ConfigError("COSTMESH_VLLM_ARGS: JSON must be an object")
+        return {str(k).replace("-", "_"): v for k, v in value.items()}
+    return _parse_cli(text)
+
+
+def _parse_cli(text: str) -> dict[str, Any]:
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"COSTMESH_VLLM_ARGS: {exc}") from None
+    args: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"COSTMESH_VLLM_ARGS: expected --name, got {token!r}")
+        name, eq, value = token[2:].partition("=")
+        key = name.replace("-", "_")
+        if eq:
+            args[key] = _cli_value(value)
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            args[key] = _cli_value(tokens[i + 1])
+            i += 1
+        elif key.startswith("no_"):
+            args[key[3:]] = False
+        else:
+            args[key] = True
+        i += 1
+    return args
+
+
+def _cli_value(value: str) -> Any:
+    """JSON scalars and objects as such (`2048`, `0.5`, `true`, `{"a": 1}`), anything else as text."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
