@@ -11,6 +11,7 @@ from pathlib import Path
 SECTIONS = {
     "gateway": "costmesh.bench.gateway",
     "providers": "costmesh.bench.providers",
+    "capacity": "costmesh.bench.capacity",
 }
 
 
