@@ -19,9 +19,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", default="bench-results.json")
     parser.add_argument("--section", action="append", help=f"run only these sections (of {sorted(SECTIONS)})")
     parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
+    parser.add_argument("--book", help="replay this routing book through the mesh instead of the sections")
 
 
 def run(args) -> int:
+    if args.book:
+        from costmesh.bench.replay import run_book
+
+        return run_book(args.book, args.output, quick=args.quick)
     return run_bench(args.output, args.section, quick=args.quick)
 
 

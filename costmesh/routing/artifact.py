@@ -201,6 +201,7 @@ class RouterArtifact:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".router-", suffix=".npz")
         with os.fdopen(fd, "wb") as handle:
             handle.write(buffer.getvalue())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; an artifact is meant to be read
         os.replace(tmp, path)
         self.meta = meta
         return path
