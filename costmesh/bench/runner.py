@@ -11,6 +11,7 @@ from pathlib import Path
 SECTIONS = {
     "gateway": "costmesh.bench.gateway",
     "providers": "costmesh.bench.providers",
+    "gateway_http": "costmesh.bench.gateway_http",
     "capacity": "costmesh.bench.capacity",
 }
 
