@@ -460,7 +460,7 @@ def test_k8s_holds_no_secret_values():
     for name, deployment in objects_of("Deployment").items():
         container = container_of(deployment)
         for var, item in env_of(container).items():
-            if SENSITIVE_NAME.search(var):
+            if SENSITIVE_NAME.search(var) and not var.endswith("_FILE"):  # a path to a mounted secret is not one
                 ref = item.get("valueFrom", {}).get("secretKeyRef")
                 assert ref and "value" not in item, f"{name}: {var} must come from a Secret"
                 assert ref.get("optional") is True, (name, var)
@@ -495,7 +495,7 @@ def test_compose_secrets_only_come_from_the_environment():
     raw = yaml.safe_load(COMPOSE_FILE.read_text())
     for name, service in raw["services"].items():
         for var, value in (service.get("environment") or {}).items():
-            if SENSITIVE_NAME.search(var):
+            if SENSITIVE_NAME.search(var) and not var.endswith("_FILE"):
                 assert value == f"${{{var}:-}}", f"{name}: {var} must be passed through from the host, got {value!r}"
 
 
@@ -687,3 +687,20 @@ def test_gateway_cost_records_live_on_a_volume():
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
     claim = objects_of("PersistentVolumeClaim")[volume["persistentVolumeClaim"]["claimName"]]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every gateway replica mounts it
+
+
+def test_gateway_api_keys_file_is_mounted_not_committed():
+    gateway = compose_config()["services"]["gateway"]
+    path = gateway["environment"]["COSTMESH_API_KEYS_FILE"]
+    assert (str(Path(path).parent), True) in mounts(gateway)
+    assert (ROOT / "deploy" / "keys" / ".gitignore").read_text().split() == ["api-keys.json"]
+    assert "COSTMESH_AUTH" not in gateway["environment"]  # authentication stays on
+
+    deployment = objects_of("Deployment")["gateway"]
+    container = container_of(deployment)
+    path = effective_env(container)["COSTMESH_API_KEYS_FILE"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(Path(path).parent))
+    assert mount["readOnly"] is True
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "costmesh-api-keys"
+    assert "COSTMESH_AUTH" not in effective_env(container)
