@@ -42,6 +42,7 @@ def load_sentence_transformer(path: str, device: str = "cpu") -> Any:
 class _Pending:
     texts: list[str]
     future: asyncio.Future = field(repr=False)
+    full: bool = False  # wants token embeddings too (`embed_full`)
 
 
 class Embedder:
@@ -91,16 +92,36 @@ class Embedder:
         self.texts_embedded += len(texts)
         return [[float(x) for x in row] for row in vectors]
 
+    def encode_full(self, texts: list[str]) -> list[Any]:
+        """Synchronous encode keeping token embeddings (`costmesh.verification.encoder.Encoded`)."""
+        from costmesh.verification.encoder import encode_full
+
+        encoded = encode_full(self._model, list(texts), batch_size=self.max_batch)
+        self.batches += 1
+        self.texts_embedded += len(texts)
+        return encoded
+
+    def _encode_batch(self, texts: list[str], full: bool) -> list[Any]:
+        if not full:
+            return self.encode(texts)
+        return self.encode_full(texts)
+
     async def embed(self, texts: list[str] | tuple[str, ...]) -> list[list[float]]:
         """Embeddings of `texts`, in order, computed off the event loop."""
-        texts = list(texts)
+        return await self._submit(list(texts), full=False)
+
+    async def embed_full(self, texts: list[str] | tuple[str, ...]) -> list[Any]:
+        """Sentence and token embeddings (`Encoded`) of `texts`, micro-batched like `embed`."""
+        return await self._submit(list(texts), full=True)
+
+    async def _submit(self, texts: list[str], full: bool) -> list[Any]:
         if not texts:
             return []
         loop = asyncio.get_running_loop()
         if not self.batching:
-            return await loop.run_in_executor(self._executor, self.encode, texts)
+            return await loop.run_in_executor(self._executor, self._encode_batch, texts, full)
         self._ensure_worker(loop)
-        pending = _Pending(texts, loop.create_future())
+        pending = _Pending(texts, loop.create_future(), full)
         assert self._queue is not None
         self._queue.put_nowait(pending)
         return await pending.future
@@ -138,8 +159,9 @@ class Embedder:
             if not batch:
                 continue
             texts = [t for p in batch for t in p.texts]
+            full = any(p.full for p in batch)  # one forward pass gives both kinds
             try:
-                vectors = await loop.run_in_executor(self._executor, self.encode, texts)
+                vectors = await loop.run_in_executor(self._executor, self._encode_batch, texts, full)
             except Exception as exc:  # the model failed: every waiter learns why
                 for p in batch:
                     if not p.future.done():
@@ -149,7 +171,10 @@ class Embedder:
             for p in batch:
                 end = start + len(p.texts)
                 if not p.future.done():
-                    p.future.set_result(vectors[start:end])
+                    part = vectors[start:end]
+                    if full and not p.full:
+                        part = [[float(x) for x in e.vector] for e in part]
+                    p.future.set_result(part)
                 start = end
 
     async def aclose(self) -> None:

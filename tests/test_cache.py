@@ -275,6 +275,72 @@ async def test_stats(cache, tenant):
     assert stats.errors == 0
 
 
+# -- the learned verifier and its operating point -----------------------------------------------
+
+@pytest.mark.parametrize("stored, asked", [
+    ("Please cancel my Netflix subscription.", "Please cancel my Spotify subscription."),
+    ("Set an alarm for 7 am on Monday.", "Set an alarm for 8 am on Monday."),
+    ("Book a table for 4 people at Nobu on Friday.", "Book a table for 4 people at Nobu on Saturday."),
+    ("Delete this email from Alice.", "Delete all emails from Alice."),
+    ("Convert 100 USD to EUR.", "Convert 100 EUR to USD."),
+])
+async def test_traps_are_rejected_by_the_learned_verifier(cache, tenant, stored, asked):
+    await cache.Store(store(tenant, stored, "Done."))
+    reply = await cache.Lookup(lookup(tenant, asked))
+    assert reply.kind == pb.HIT_KIND_MISS and reply.text == ""
+
+
+async def test_stats_report_the_operating_point(cache):
+    from costmesh.verification.artifact import VerifierArtifact
+
+    stats = await cache.GetStats(pb.GetStatsRequest())
+    point = VerifierArtifact.load().operating_point(0.05)
+    assert stats.verifier == "learned-v1" and stats.max_false_hit_rate == pytest.approx(0.05)
+    assert stats.verifier_threshold == pytest.approx(point.threshold)
+    assert stats.calibrated_false_hit_rate <= 0.05 and stats.calibrated_recall == pytest.approx(point.quora_recall)
+
+
+async def test_a_stricter_false_hit_bound_raises_the_threshold(redis_url, embedder):
+    strict = await Cache.start(redis_url, embedder, COSTMESH_CACHE_MAX_FALSE_HIT_RATE="0.01")
+    try:
+        stats = await strict.stub.GetStats(pb.GetStatsRequest())
+    finally:
+        await strict.stop()
+    from costmesh.verification.artifact import VerifierArtifact
+
+    default = VerifierArtifact.load().operating_point(0.05)
+    assert stats.max_false_hit_rate == pytest.approx(0.01)
+    assert stats.verifier_threshold >= default.threshold and stats.calibrated_false_hit_rate <= 0.01
+
+
+async def test_tenant_policies_set_ttl_and_consent_to_sampled_caching(redis_url, embedder, tenant):
+    gold = tenant + "-gold"
+    policies = '{"%s": {"ttl_s": 1, "allow_sampled": true}}' % gold
+    running = await Cache.start(redis_url, embedder, COSTMESH_CACHE_TENANT_POLICIES=policies)
+    stub = running.stub
+    try:
+        assert (await stub.Store(store(gold, "Write a haiku about rain", "Rain...", temperature=0.7))).stored
+        assert (await stub.Lookup(lookup(gold, "Write a haiku about rain", temperature=0.7))).kind == pb.HIT_KIND_EXACT
+        refused = await stub.Store(store(tenant, "Write a haiku about rain", "Rain...", temperature=0.7))
+        assert not refused.stored and "temperature" in refused.reason
+        assert (await stub.Store(store(tenant, RESET, RESET_ANSWER))).stored  # the default TTL (a day)
+        await asyncio.sleep(1.3)
+        assert (await stub.Lookup(lookup(gold, "Write a haiku about rain", temperature=0.7))).kind == pb.HIT_KIND_MISS
+        assert (await stub.Lookup(lookup(tenant, RESET))).kind == pb.HIT_KIND_EXACT
+    finally:
+        await running.stop()
+
+
+async def test_embed_full_shares_the_forward_pass_of_concurrent_embeds(embedder):
+    before = embedder.batches
+    plain, full = await asyncio.gather(embedder.embed(["How do I reset my password?"]),
+                                       embedder.embed_full(["How can I reset my password", "Where is my parcel?"]))
+    assert embedder.batches == before + 1
+    assert len(plain[0]) == 384 and full[0].tokens.shape[1] == 384 and len(full[0].tokens) >= 5
+    alone = await embedder.embed(["How do I reset my password?"])
+    assert alone[0] == pytest.approx(plain[0], abs=1e-4)
+
+
 # -- faults: a Redis of its own, stopped and restarted --------------------------------------------
 
 async def test_redis_down_fails_open_and_recovers_after_restart(embedder, tenant):

@@ -234,3 +234,53 @@ async def test_batches_are_bounded_and_batching_can_be_switched_off():
     await asyncio.gather(*[baseline.embed([str(i)]) for i in range(5)])
     assert model.calls == [1] * 5
     await baseline.aclose()
+
+
+# -- per-tenant policy -------------------------------------------------------------------------
+
+def test_tenant_policy_overrides_ttl_and_sampled_consent():
+    policy = CachePolicy(ttl_s=600, tenants={"gold": {"ttl_s": 60, "allow_sampled": True}})
+    assert policy.ttl_for("gold") == 60 and policy.ttl_for("other") == 600
+    assert policy.ttl_for("gold", requested_s=5) == 5  # the request's own TTL wins
+    assert not policy.lookup_refusal(Sampling(temperature=0.7), "gold")
+    assert policy.lookup_refusal(Sampling(temperature=0.7), "other")
+    assert "temperature" in policy.store_refusal(Sampling(temperature=0.7), "An answer", "stop", True, "other")
+    assert policy.store_refusal(Sampling(temperature=0.7), "An answer", "stop", True, "gold") == ""
+
+
+@pytest.mark.parametrize("raw, field", [
+    ("not json", "not JSON"),
+    ('["gold"]', "must be an object"),
+    ('{"gold": {"ttl": 5}}', "fields are"),
+    ('{"gold": {"ttl_s": "5"}}', "gold'].ttl_s"),
+    ('{"gold": {"ttl_s": 0}}', "gold'].ttl_s"),
+    ('{"gold": {"allow_sampled": 1}}', "allow_sampled"),
+])
+def test_bad_tenant_policies_name_the_field(raw, field):
+    from costmesh.config import Env
+    from costmesh.errors import ConfigError
+    from costmesh.services.cache.config import CacheConfig
+
+    with pytest.raises(ConfigError, match="COSTMESH_CACHE_TENANT_POLICIES") as info:
+        CacheConfig.from_env(Env({"COSTMESH_CACHE_TENANT_POLICIES": raw}))
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"COSTMESH_CACHE_VERIFIER": "magic"}, "COSTMESH_CACHE_VERIFIER"),
+    ({"COSTMESH_CACHE_MAX_FALSE_HIT_RATE": "1.5"}, "COSTMESH_CACHE_MAX_FALSE_HIT_RATE"),
+])
+def test_bad_verifier_settings_fail_at_start(env, message):
+    from costmesh.config import Env
+    from costmesh.errors import ConfigError
+    from costmesh.services.cache.config import CacheConfig
+
+    with pytest.raises(ConfigError, match=message):
+        CacheConfig.from_env(Env(env))
+
+
+async def test_cosine_verifier_is_a_plain_threshold():
+    from costmesh.services.cache.verifier import CosineVerifier
+
+    verdicts = await CosineVerifier(0.8).verify_many("q", [("a", 0.81), ("b", 0.79)])
+    assert [v.accepted for v in verdicts] == [True, False]

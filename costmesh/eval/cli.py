@@ -8,6 +8,7 @@ import importlib
 
 # layer -> (module, help)
 LAYERS: dict[str, tuple[str, str]] = {
+    "cache": ("costmesh.eval.cache", "cache precision/recall/false hits on a pairs file, vs cosine baselines"),
     "router": ("costmesh.eval.router", "router metrics on a routing book (premium share at 95%, APGR, cascade)"),
 }
 

@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
 
 from .verifier import DEFAULT_MIN_SIMILARITY
+
+
+VERIFIERS = ("learned", "rules", "cosine")
+TENANT_POLICY_FIELDS = {"ttl_s": int, "allow_sampled": bool}
+
+
+def parse_tenant_policies(raw: str) -> dict[str, dict]:
+    """`{"tenant": {"ttl_s": 3600, "allow_sampled": true}}` -> validated dict."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES: not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("COSTMESH_CACHE_TENANT_POLICIES: must be an object of tenant -> policy")
+    out: dict[str, dict] = {}
+    for tenant, policy in data.items():
+        if not isinstance(policy, dict) or set(policy) - TENANT_POLICY_FIELDS.keys():
+            raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}]: fields are {sorted(TENANT_POLICY_FIELDS)}")
+        for key, kind in TENANT_POLICY_FIELDS.items():
+            if key in policy and not isinstance(policy[key], kind):
+                raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}].{key}: must be {kind.__name__}")
+        if policy.get("ttl_s", 1) <= 0:
+            raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}].ttl_s: must be positive")
+        out[tenant] = dict(policy)
+    return out
 
 
 @dataclass(frozen=True)
@@ -20,6 +48,11 @@ class CacheConfig:
     allow_sampled: bool = False         # COSTMESH_CACHE_ALLOW_SAMPLED: cache temperature > 0
     index_prefix: str = "costmesh-cache"  # COSTMESH_CACHE_INDEX_PREFIX
     max_connections: int = 64           # COSTMESH_CACHE_REDIS_MAX_CONNECTIONS
+    verifier: str = "learned"           # COSTMESH_CACHE_VERIFIER: learned | rules | cosine
+    max_false_hit_rate: float = 0.05    # COSTMESH_CACHE_MAX_FALSE_HIT_RATE: picks the learned operating point
+    verifier_artifact: str = ""         # COSTMESH_CACHE_VERIFIER_ARTIFACT: "" = the packaged one
+    # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true}}
+    tenant_policies: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Env) -> "CacheConfig":
@@ -32,7 +65,15 @@ class CacheConfig:
             allow_sampled=env.bool("COSTMESH_CACHE_ALLOW_SAMPLED", cls.allow_sampled),
             index_prefix=env.str("COSTMESH_CACHE_INDEX_PREFIX", cls.index_prefix),
             max_connections=env.int("COSTMESH_CACHE_REDIS_MAX_CONNECTIONS", cls.max_connections),
+            verifier=env.str("COSTMESH_CACHE_VERIFIER", cls.verifier),
+            max_false_hit_rate=env.float("COSTMESH_CACHE_MAX_FALSE_HIT_RATE", cls.max_false_hit_rate),
+            verifier_artifact=env.str("COSTMESH_CACHE_VERIFIER_ARTIFACT", cls.verifier_artifact),
+            tenant_policies=parse_tenant_policies(env.str("COSTMESH_CACHE_TENANT_POLICIES", "")),
         )
+        if config.verifier not in VERIFIERS:
+            raise ConfigError(f"COSTMESH_CACHE_VERIFIER must be one of {', '.join(VERIFIERS)}")
+        if not 0.0 <= config.max_false_hit_rate <= 1.0:
+            raise ConfigError("COSTMESH_CACHE_MAX_FALSE_HIT_RATE must be in [0, 1]")
         if not 0.0 < config.min_similarity <= 1.0:
             raise ConfigError("COSTMESH_CACHE_MIN_SIMILARITY must be in (0, 1]")
         if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0:

@@ -33,7 +33,7 @@ from .records import (
 from .scope import ScopedQuery, scope_query
 from .semantic import SemanticTier, index_name_for, tag_value, tenant_filter
 from .stats import CacheCounters, CacheStats
-from .verifier import Verifier
+from .verifier import Verdict, Verifier
 
 log = structlog.get_logger("costmesh.cache")
 MEMORY_SAMPLE = 16
@@ -57,7 +57,8 @@ class CacheCore:
         count_tokens: Callable[[str], int] = word_count,
     ):
         self.config = config or CacheConfig()
-        self.policy = policy or CachePolicy(allow_sampled=self.config.allow_sampled)
+        self.policy = policy or CachePolicy(allow_sampled=self.config.allow_sampled, ttl_s=self.config.ttl_s,
+                                            tenants=self.config.tenant_policies)
         self.embedder = embedder
         self.verifier = verifier
         self.client = client
@@ -98,7 +99,7 @@ class CacheCore:
         query = scope_query(request.scope, request.messages, request.sampling)
         self.counters.lookups += 1
         span = trace.get_current_span()
-        if self.policy.lookup_refusal(request.sampling):
+        if self.policy.lookup_refusal(request.sampling, query.tenant_id):
             result = await self._miss(HitKind.NOT_CACHEABLE, query)
             self.counters.not_cacheable += 1
             return self._finish(span, result, "")
@@ -127,11 +128,12 @@ class CacheCore:
             return self._finish(span, self._result(HitKind.UNAVAILABLE, query, vector), "")
 
         verdict_label = ""
-        for candidate in candidates:
-            verdict = self.verifier.verify(query.query, candidate.prompt, candidate.similarity)
+        verdicts = await self._verify(query.query, candidates)
+        for candidate, verdict in zip(candidates, verdicts):
             if verdict.accepted:
                 self.counters.semantic_hits += 1
                 self.counters.hit_similarity_sum += candidate.similarity
+                span.set_attribute("costmesh.cache.verifier_score", verdict.score)
                 result = self._result(HitKind.SEMANTIC, query, vector, candidate.answer, candidate.entry_id,
                                       candidate.similarity)
                 return self._finish(span, result, "accepted")
@@ -140,6 +142,17 @@ class CacheCore:
             log.info("verifier rejected a candidate", reason=verdict.reason, similarity=round(candidate.similarity, 4),
                      entry_id=candidate.entry_id)
         return self._finish(span, self._result(HitKind.MISS, query, vector), verdict_label)
+
+    async def _verify(self, query: str, candidates: list) -> list:
+        """The verifier's verdicts, best candidate first; a failing verifier rejects (a miss)."""
+        if not candidates:
+            return []
+        try:
+            return await self.verifier.verify_many(query, [(c.prompt, c.similarity) for c in candidates])
+        except Exception as exc:  # never why a request fails, never a wrong answer either
+            self.counters.errors += 1
+            log.error("verifier failed", error=repr(exc))
+            return [Verdict(False, "verifier error", 0.0) for _ in candidates]
 
     @property
     def verifier_floor(self) -> float:
@@ -189,7 +202,7 @@ class CacheCore:
     async def store(self, request: StoreRequest) -> StoreResult:
         query = scope_query(request.scope, request.messages, request.sampling)
         reason = self.policy.store_refusal(request.sampling, request.text, request.finish_reason,
-                                           request.quality_passed)
+                                           request.quality_passed, query.tenant_id)
         if reason:
             self.counters.stores_refused += 1
             return StoreResult(False, "", reason)
@@ -202,7 +215,7 @@ class CacheCore:
             if vector is None:
                 self.counters.stores_dropped += 1
                 return StoreResult(False, query.entry_id, "embedding failed")
-        ttl = request.ttl_seconds if request.ttl_seconds > 0 else self.config.ttl_s
+        ttl = self.policy.ttl_for(query.tenant_id, request.ttl_seconds)
         try:
             entry_id = await self._redis(lambda: self.semantic.store(query, answer, vector, ttl))
         except RedisUnavailable as exc:
@@ -257,7 +270,17 @@ class CacheCore:
             entries=entries, hit_rate=c.hit_rate, avg_hit_similarity=c.avg_hit_similarity,
             verifier_rejections=c.verifier_rejections, evictions=evictions, bytes_per_entry=bytes_per_entry,
             embedding_model=self.embedder.model_id, index_name=self.index_name, redis_available=available,
+            **self._operating_point(),
         )
+
+    def _operating_point(self) -> dict:
+        point = getattr(self.verifier, "point", None)
+        out = {"verifier": self.verifier.name}
+        if point is not None:
+            out.update(max_false_hit_rate=self.verifier.max_false_hit_rate, verifier_threshold=point.threshold,
+                       calibrated_false_hit_rate=point.false_hit_rate, calibrated_precision=point.quora_precision,
+                       calibrated_recall=point.quora_recall, calibrated_trap_recall=point.traps_recall)
+        return out
 
     async def _redis_stats(self) -> tuple[int, int, float]:
         info = await self.semantic.info()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from costmesh.domain import Sampling
 
@@ -28,19 +28,33 @@ def is_refusal(text: str) -> bool:
 @dataclass(frozen=True)
 class CachePolicy:
     """`allow_sampled`: serve and store requests with temperature > 0 (off by default: a caller
-    who asks for sampling asks for a fresh answer)."""
+    who asks for sampling asks for a fresh answer). `tenants` overrides per tenant:
+    `{"tenant": {"allow_sampled": true, "ttl_s": 3600}}`."""
 
     allow_sampled: bool = False
+    ttl_s: int = 86_400
+    tenants: dict = field(default_factory=dict)
 
-    def lookup_refusal(self, sampling: Sampling) -> str:
+    def _tenant(self, tenant_id: str) -> dict:
+        return self.tenants.get(tenant_id) or {}
+
+    def ttl_for(self, tenant_id: str, requested_s: int = 0) -> int:
+        """The request's TTL when it sets one, else the tenant's, else the default."""
+        if requested_s > 0:
+            return requested_s
+        return int(self._tenant(tenant_id).get("ttl_s", self.ttl_s))
+
+    def lookup_refusal(self, sampling: Sampling, tenant_id: str = "") -> str:
         """Why a request is not cacheable, or "" when it is."""
-        if not self.allow_sampled and sampling.temperature is not None and sampling.temperature > 0:
+        allowed = bool(self._tenant(tenant_id).get("allow_sampled", self.allow_sampled))
+        if not allowed and sampling.temperature is not None and sampling.temperature > 0:
             return "temperature > 0"
         return ""
 
-    def store_refusal(self, sampling: Sampling, text: str, finish_reason: str, quality_passed: bool) -> str:
+    def store_refusal(self, sampling: Sampling, text: str, finish_reason: str, quality_passed: bool,
+                      tenant_id: str = "") -> str:
         """Why an answer must not be stored, or "" when it may be."""
-        reason = self.lookup_refusal(sampling)
+        reason = self.lookup_refusal(sampling, tenant_id)
         if reason:
             return f"not cacheable: {reason}"
         if not text.strip():

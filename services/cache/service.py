@@ -17,12 +17,13 @@ from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
 from costmesh.embeddings import Embedder
+from costmesh.errors import ConfigError
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .config import CacheConfig
 from .core import CacheCore, word_count
 from .servicer import CacheServicer
-from .verifier import RuleVerifier
+from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier
 
 FULL_NAME = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
 
@@ -51,6 +52,23 @@ def build_embedder(env: Env) -> Embedder:
     )
 
 
+def build_verifier(config: CacheConfig, embedder: Embedder) -> Verifier:
+    """COSTMESH_CACHE_VERIFIER: the learned model at the operator's false-hit bound (default),
+    the rule checks, or a plain cosine threshold at COSTMESH_CACHE_MIN_SIMILARITY."""
+    if config.verifier == "rules":
+        return RuleVerifier(config.min_similarity)
+    if config.verifier == "cosine":
+        return CosineVerifier(config.min_similarity)
+    from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
+
+    artifact = VerifierArtifact.load(config.verifier_artifact or DEFAULT_ARTIFACT)
+    if artifact.embedding_model != embedder.model_id:
+        raise ConfigError(f"verifier artifact was trained on {artifact.embedding_model!r} embeddings, "
+                          f"the cache embeds with {embedder.model_id!r}: set COSTMESH_CACHE_VERIFIER=rules "
+                          "or retrain with costmesh train-verifier")
+    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate)
+
+
 def token_counter() -> Callable[[str], int]:
     try:
         from costmesh.tokens import count_tokens
@@ -73,14 +91,18 @@ def make_mount(embedder: Embedder | None = None):
             client=redis_client(url, config),
             redis_url=url,
             embedder=model,
-            verifier=RuleVerifier(config.min_similarity),
+            verifier=build_verifier(config, model),
             config=config,
             embedding_usd_per_mtok=catalog.embedding_usd_per_mtok,
             count_tokens=token_counter(),
         )
         await core.start()
+        point = getattr(core.verifier, "point", None)
         runtime.log.info("cache ready", index=core.index_name, model=model.model_id, dims=model.dims,
-                         min_similarity=config.min_similarity, ttl_s=config.ttl_s)
+                         verifier=core.verifier.name, min_similarity=core.verifier_floor, ttl_s=config.ttl_s,
+                         max_false_hit_rate=config.max_false_hit_rate if point else None,
+                         threshold=point.threshold if point else None,
+                         calibrated=point.__dict__ if point else None)
 
         async def close() -> None:
             await core.aclose()

@@ -66,4 +66,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             entries=s.entries, hit_rate=s.hit_rate, avg_hit_similarity=s.avg_hit_similarity,
             verifier_rejections=s.verifier_rejections, evictions=s.evictions, bytes_per_entry=s.bytes_per_entry,
             embedding_model=s.embedding_model, index_name=s.index_name,
+            verifier=s.verifier, max_false_hit_rate=s.max_false_hit_rate, verifier_threshold=s.verifier_threshold,
+            calibrated_false_hit_rate=s.calibrated_false_hit_rate, calibrated_precision=s.calibrated_precision,
+            calibrated_recall=s.calibrated_recall, calibrated_trap_recall=s.calibrated_trap_recall,
         )

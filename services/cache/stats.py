@@ -51,3 +51,10 @@ class CacheStats:
     embedding_model: str
     index_name: str
     redis_available: bool = True
+    verifier: str = ""
+    max_false_hit_rate: float = 0.0
+    verifier_threshold: float = 0.0
+    calibrated_false_hit_rate: float = 0.0
+    calibrated_precision: float = 0.0
+    calibrated_recall: float = 0.0
+    calibrated_trap_recall: float = 0.0

@@ -1,16 +1,30 @@
 """Verifiers decide whether a semantic candidate may be served for a query.
 
 A plain cosine threshold serves "don't cancel my subscription" the answer cached for "cancel
-my subscription" (MiniLM puts them at 0.97). `RuleVerifier` (v1) adds a similarity floor and
-rule checks over the pair; a learned verifier can replace it behind the same `Verifier` protocol.
+my subscription" (MiniLM puts them at 0.97). `RuleVerifier` adds a similarity floor and rule
+checks over the pair; `CosineVerifier` is the plain threshold (the baselines: redisvl's distance
+0.1, GPTCache's similarity 0.8); `LearnedVerifier` scores the pair with the trained model of
+`costmesh.verification` and accepts at the operating point picked for the operator's false-hit
+bound. All three judge a query against its candidates through `verify_many`.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
+
+from costmesh.verification.lexical import (
+    OPPOSITES,
+    _dates,
+    _entity_mismatch,
+    _flat,
+    _negated,
+    _numbers,
+    _tokens,
+)
 
 # MiniLM cosine, measured: paraphrases 0.94-0.99 ("How do I reset my password?" / "How can I
 # reset my password" 0.985); unrelated questions on the same topic < 0.75. Traps the rules
@@ -23,95 +37,31 @@ DEFAULT_MIN_SIMILARITY = 0.90
 @dataclass(frozen=True)
 class Verdict:
     accepted: bool
-    reason: str = ""  # the failed check when rejected
+    reason: str = ""    # the failed check when rejected
+    score: float = 1.0  # P(same answer) for the learned verifier; 1/0 for rules
 
 
 class Verifier(Protocol):
-    """Judges a (query, cached prompt) pair at a given cosine similarity."""
+    """Judges a query against cached prompts (with their cosine similarity to it)."""
 
     name: str
+    min_similarity: float  # the KNN floor: candidates below it never reach the verifier
 
-    def verify(self, query: str, candidate: str, similarity: float) -> Verdict: ...
-
-
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
-NEGATIONS = frozenset({
-    "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
-    "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont",
-    "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt", "aint",
-})
-# Words whose presence on one side and their opposite on the other flips the request.
-OPPOSITES = (
-    ("cancel", "keep"), ("cancel", "continue"), ("cancel", "renew"), ("enable", "disable"),
-    ("start", "stop"), ("add", "remove"), ("add", "delete"), ("create", "delete"), ("open", "close"),
-    ("increase", "decrease"), ("buy", "sell"), ("allow", "block"), ("allow", "deny"),
-    ("include", "exclude"), ("before", "after"), ("subscribe", "unsubscribe"), ("lock", "unlock"),
-    ("accept", "reject"), ("upgrade", "downgrade"), ("min", "max"), ("minimum", "maximum"),
-    ("more", "less"), ("most", "least"), ("up", "down"), ("on", "off"), ("in", "out"),
-    ("true", "false"), ("yes", "no"),
-)
-NUMBER_WORDS = frozenset({
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred",
-    "thousand", "million", "billion", "first", "second", "third", "half", "double", "twice",
-})
-DATE_WORDS = frozenset({
-    "january", "february", "march", "april", "june", "july", "august", "september",
-    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-    "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
-    "saturday", "sunday", "today", "tonight", "tomorrow", "yesterday", "weekend", "morning",
-    "afternoon", "evening", "night", "next", "last", "previous", "ago", "week", "month", "year",
-    "quarter", "q1", "q2", "q3", "q4", "spring", "summer", "autumn", "winter",
-})
-_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*%?")
-_ENTITY = re.compile(r"\b(?:[A-Z][a-zA-Z0-9&'’-]*|[a-z]+[A-Z][A-Za-z0-9]*)\b")
-NOT_ENTITIES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay"}) | DATE_WORDS
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]: ...
 
 
-def _tokens(text: str) -> list[str]:
-    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+class CosineVerifier:
+    """A plain similarity threshold: what GPTCache (0.8) and redisvl (distance 0.1) do."""
 
+    def __init__(self, min_similarity: float):
+        self.min_similarity = min_similarity
+        self.name = f"cosine-{min_similarity:g}"
 
-def _flat(tokens: list[str]) -> set[str]:
-    return {t.replace("'", "") for t in tokens}
+    def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+        return Verdict(True) if similarity >= self.min_similarity else Verdict(False, "similarity", 0.0)
 
-
-def _negated(tokens: list[str]) -> bool:
-    """Odd number of negations: "don't not cancel" reads as cancel."""
-    count = sum(1 for t in tokens if t.replace("'", "") in NEGATIONS or t.endswith("n't"))
-    return count % 2 == 1
-
-
-def _numbers(text: str) -> Counter[str]:
-    """Numbers with their multiplicity: "2+2" and "2+2+2" differ."""
-    found = Counter(n.replace(",", "") for n in _NUMBER.findall(text))
-    found.update(t for t in _flat(_tokens(text)) if t in NUMBER_WORDS)
-    return found
-
-
-def _dates(tokens: set[str]) -> set[str]:
-    return tokens & DATE_WORDS
-
-
-def _entities(text: str) -> set[str]:
-    """Capitalised words that are not at a sentence start (names, places, products)."""
-    out = set()
-    for match in _ENTITY.finditer(text):
-        word = match.group(0)
-        before = text[max(0, match.start() - 40): match.start()].rstrip(" \t\"'(“‘*-")
-        at_start = match.start() < 40 and not before or bool(before) and before[-1] in ".!?:\n"
-        if (at_start and not word.isupper()) or word.lower() in NOT_ENTITIES:
-            continue
-        out.add(word.lower().replace("’", "'"))
-    return out
-
-
-def _entity_mismatch(a_text: str, a_words: set[str], b_text: str, b_words: set[str]) -> bool:
-    """An entity named on one side must appear (in any case) on the other."""
-    a_entities = {e.replace("'", "") for e in _entities(a_text)}
-    b_entities = {e.replace("'", "") for e in _entities(b_text)}
-    return bool((a_entities - b_words) or (b_entities - a_words))
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]:
+        return [self.verify(query, text, sim) for text, sim in candidates]
 
 
 class RuleVerifier:
@@ -141,3 +91,51 @@ class RuleVerifier:
         if _entity_mismatch(query, q_words, candidate, c_words):
             return Verdict(False, "entities")
         return Verdict(True)
+
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]:
+        return [self.verify(query, text, sim) for text, sim in candidates]
+
+
+class LearnedVerifier:
+    """The trained pair model (`costmesh.verification`) at the operator's false-hit bound.
+
+    The query and its candidates are encoded in one micro-batched forward pass that keeps the
+    token embeddings (the features align them); the model's probability is compared with the
+    threshold the artifact's calibration table gives for `max_false_hit_rate`.
+    """
+
+    name = "learned-v1"
+
+    def __init__(self, artifact: Any, embedder: Any, max_false_hit_rate: float = 0.05):
+        self.artifact = artifact
+        self.embedder = embedder
+        self.max_false_hit_rate = max_false_hit_rate
+        self.point = artifact.operating_point(max_false_hit_rate)
+        self.threshold = self.point.threshold
+        self.min_similarity = artifact.min_similarity
+
+    def scores(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
+        from costmesh.verification.features import interaction_features, pair_features
+
+        rows = []
+        for text, enc in zip(candidates, encoded[1:]):
+            row = pair_features(query, text, encoded[0], enc)
+            if self.artifact.interactions:
+                row = np.concatenate([row, interaction_features(encoded[0], enc)])
+            rows.append(row)
+        return self.artifact.ensemble.probability(np.stack(rows))
+
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]:
+        if not candidates:
+            return []
+        texts = [text for text, _ in candidates]
+        encoded = await self.embedder.embed_full([query, *texts])
+        out = []
+        for (text, sim), p in zip(candidates, self.scores(query, texts, encoded)):
+            if sim < self.min_similarity:
+                out.append(Verdict(False, "similarity", float(p)))
+            elif p >= self.threshold:
+                out.append(Verdict(True, "", float(p)))
+            else:
+                out.append(Verdict(False, f"model p={p:.3f} < {self.threshold:.3f}", float(p)))
+        return out

@@ -1,0 +1,101 @@
+"""The verifier artifact: the tree ensemble, its feature set, and the operating-point table.
+
+One `.npz` file (arrays only, loaded with `allow_pickle=False`) with a JSON `meta` entry. The
+table maps each candidate threshold on P(same answer) to the false-hit rate and recall it gave
+on held-out calibration data (Quora pairs and assistant traps), so the cache can pick the
+threshold for the false-hit bound an operator sets without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from costmesh.errors import ConfigError
+
+from .trees import TreeEnsemble
+
+ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "verifier-v1.npz"
+FORMAT = "costmesh-verifier/1"
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One row of the table. A false hit = a hit on a non-duplicate pair (a wrong answer served)."""
+
+    threshold: float
+    quora_false_hit_rate: float
+    quora_precision: float
+    quora_recall: float
+    traps_false_hit_rate: float
+    traps_recall: float
+
+    @property
+    def false_hit_rate(self) -> float:
+        return max(self.quora_false_hit_rate, self.traps_false_hit_rate)
+
+
+@dataclass(frozen=True)
+class VerifierArtifact:
+    ensemble: TreeEnsemble
+    feature_names: tuple[str, ...]
+    interactions: bool            # |u-v| and u*v appended to the features
+    min_similarity: float         # KNN floor: candidates under it are never verified
+    embedding_model: str
+    table: tuple[OperatingPoint, ...]
+    meta: dict = field(default_factory=dict)
+
+    def operating_point(self, max_false_hit_rate: float) -> OperatingPoint:
+        """The lowest threshold (most reuse) whose calibration false-hit rate, on Quora pairs
+        and on traps alike, is within the bound; the strictest row when none is."""
+        if not 0.0 <= max_false_hit_rate <= 1.0:
+            raise ConfigError("max false-hit rate must be in [0, 1]")
+        rows = sorted(self.table, key=lambda r: r.threshold)
+        for row in rows:
+            if row.false_hit_rate <= max_false_hit_rate:
+                return row
+        return rows[-1]
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(self.meta, format=FORMAT, feature_names=list(self.feature_names),
+                    interactions=self.interactions, min_similarity=self.min_similarity,
+                    embedding_model=self.embedding_model,
+                    table=[row.__dict__ for row in self.table])
+        arrays = self.ensemble.to_arrays()
+        # float32 / int16 where lossless enough: keeps the committed file small
+        arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float32)
+        arrays["tree_value"] = arrays["tree_value"].astype(np.float32)
+        arrays["tree_feature"] = arrays["tree_feature"].astype(np.int16)
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, meta=np.asarray(json.dumps(meta)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_ARTIFACT) -> "VerifierArtifact":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {k: data[k] for k in data.files if k != "meta"}
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot load verifier artifact {path}: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"{path}: not a {FORMAT} artifact")
+        arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float64)
+        arrays["tree_value"] = arrays["tree_value"].astype(np.float64)
+        arrays["tree_feature"] = arrays["tree_feature"].astype(np.int32)
+        table = tuple(OperatingPoint(**row) for row in meta.pop("table"))
+        return cls(
+            ensemble=TreeEnsemble.from_arrays(arrays),
+            feature_names=tuple(meta.pop("feature_names")),
+            interactions=bool(meta.pop("interactions")),
+            min_similarity=float(meta.pop("min_similarity")),
+            embedding_model=str(meta.pop("embedding_model")),
+            table=table,
+            meta=meta,
+        )

@@ -1,0 +1,88 @@
+"""Lexical signals over a pair of texts: negation, opposite words, numbers, dates, entities.
+
+Shared by the rule verifier (`services/cache/verifier.py`) and the learned verifier's features.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+NEGATIONS = frozenset({
+    "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
+    "cannot", "cant", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont",
+    "wouldnt", "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "neednt", "aint",
+})
+# Words whose presence on one side and their opposite on the other flips the request.
+OPPOSITES = (
+    ("cancel", "keep"), ("cancel", "continue"), ("cancel", "renew"), ("enable", "disable"),
+    ("start", "stop"), ("add", "remove"), ("add", "delete"), ("create", "delete"), ("open", "close"),
+    ("increase", "decrease"), ("buy", "sell"), ("allow", "block"), ("allow", "deny"),
+    ("include", "exclude"), ("before", "after"), ("subscribe", "unsubscribe"), ("lock", "unlock"),
+    ("accept", "reject"), ("upgrade", "downgrade"), ("min", "max"), ("minimum", "maximum"),
+    ("more", "less"), ("most", "least"), ("up", "down"), ("on", "off"), ("in", "out"),
+    ("true", "false"), ("yes", "no"),
+)
+NUMBER_WORDS = frozenset({
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred",
+    "thousand", "million", "billion", "first", "second", "third", "half", "double", "twice",
+})
+DATE_WORDS = frozenset({
+    "january", "february", "march", "april", "june", "july", "august", "september",
+    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+    "sept", "oct", "nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "today", "tonight", "tomorrow", "yesterday", "weekend", "morning",
+    "afternoon", "evening", "night", "next", "last", "previous", "ago", "week", "month", "year",
+    "quarter", "q1", "q2", "q3", "q4", "spring", "summer", "autumn", "winter",
+})
+_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*%?")
+_ENTITY = re.compile(r"\b(?:[A-Z][a-zA-Z0-9&'’-]*|[a-z]+[A-Z][A-Za-z0-9]*)\b")
+NOT_ENTITIES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay"}) | DATE_WORDS
+
+
+def _tokens(text: str) -> list[str]:
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
+def _flat(tokens: list[str]) -> set[str]:
+    return {t.replace("'", "") for t in tokens}
+
+
+def _negated(tokens: list[str]) -> bool:
+    """Odd number of negations: "don't not cancel" reads as cancel."""
+    count = sum(1 for t in tokens if t.replace("'", "") in NEGATIONS or t.endswith("n't"))
+    return count % 2 == 1
+
+
+def _numbers(text: str) -> Counter[str]:
+    """Numbers with their multiplicity: "2+2" and "2+2+2" differ."""
+    found = Counter(n.replace(",", "") for n in _NUMBER.findall(text))
+    found.update(t for t in _flat(_tokens(text)) if t in NUMBER_WORDS)
+    return found
+
+
+def _dates(tokens: set[str]) -> set[str]:
+    return tokens & DATE_WORDS
+
+
+def _entities(text: str) -> set[str]:
+    """Capitalised words that are not at a sentence start (names, places, products)."""
+    out = set()
+    for match in _ENTITY.finditer(text):
+        word = match.group(0)
+        before = text[max(0, match.start() - 40): match.start()].rstrip(" \t\"'(“‘*-")
+        at_start = match.start() < 40 and not before or bool(before) and before[-1] in ".!?:\n"
+        if (at_start and not word.isupper()) or word.lower() in NOT_ENTITIES:
+            continue
+        out.add(word.lower().replace("’", "'"))
+    return out
+
+
+def _entity_mismatch(a_text: str, a_words: set[str], b_text: str, b_words: set[str]) -> bool:
+    """An entity named on one side must appear (in any case) on the other."""
+    a_entities = {e.replace("'", "") for e in _entities(a_text)}
+    b_entities = {e.replace("'", "") for e in _entities(b_text)}
+    return bool((a_entities - b_words) or (b_entities - a_words))

@@ -1,0 +1,191 @@
+"""`costmesh train-verifier`: train the cache verifier and write its artifact.
+
+Reproducible: the Quora pairs are split by a hash of the pair (train / calibration / test
+buckets), the trap frames by index (see `traps.py`), the model is seeded. Pair features are
+cached under /tmp (keyed by the texts), so a re-run with other model settings skips the
+embedding, which dominates the time on a CPU.
+
+    costmesh train-verifier                                  # writes the packaged artifact
+    costmesh train-verifier --write-heldout /tmp/heldout     # + held-out pairs files to evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from costmesh.datasets import Pair, data_dir, load_pairs
+from costmesh.errors import ConfigError
+from costmesh.services.cache.scope import normalise_query
+
+from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact
+from .encoder import encode_full
+from .features import FEATURE_NAMES, interaction_features, pair_features
+from .traps import generate, write_pairs
+from .trees import TreeEnsemble
+
+DEFAULT_CACHE = Path("/tmp/costmesh-verifier-features.npz")
+BUCKETS = {"train": range(0, 80), "calibration": range(80, 90), "test": range(90, 100)}
+
+
+def bucket_of(pair: Pair) -> str:
+    digest = int(hashlib.sha256(f"{pair.a}\n{pair.b}".encode()).hexdigest()[:8], 16) % 100
+    return next(name for name, span in BUCKETS.items() if digest in span)
+
+
+def pair_key(a: str, b: str) -> str:
+    return hashlib.sha256(f"{a}\n{b}".encode()).hexdigest()[:24]
+
+
+class FeatureCache:
+    """Feature rows by pair key, persisted to one .npz under /tmp."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.rows: dict[str, np.ndarray] = {}
+        if path and path.exists():
+            with np.load(path, allow_pickle=False) as data:
+                if data["matrix"].shape[1:] == (len(FEATURE_NAMES) + 768,):
+                    self.rows = dict(zip(data["keys"].tolist(), data["matrix"]))
+
+    def save(self) -> None:
+        if self.path and self.rows:
+            keys = list(self.rows)
+            np.savez(self.path, keys=np.asarray(keys), matrix=np.stack([self.rows[k] for k in keys]))
+
+
+def featurise(model, pairs: list[tuple[str, str]], cache: FeatureCache, label: str,
+              chunk: int = 512) -> np.ndarray:
+    """Feature rows (base + interactions) of `pairs`, embedding only what the cache lacks."""
+    todo = [p for p in dict.fromkeys(pairs) if pair_key(*p) not in cache.rows]
+    started = time.perf_counter()
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        texts = list(dict.fromkeys(t for p in part for t in p))
+        encoded = dict(zip(texts, encode_full(model, texts)))
+        for a, b in part:
+            ea, eb = encoded[a], encoded[b]
+            cache.rows[pair_key(a, b)] = np.concatenate([pair_features(a, b, ea, eb), interaction_features(ea, eb)])
+        done = start + len(part)
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        print(f"\r{label}: embedded {done}/{len(todo)} new pairs ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
+        cache.save()
+    if todo:
+        print(file=sys.stderr)
+    return np.stack([cache.rows[pair_key(a, b)] for a, b in pairs]) if pairs else np.zeros((0, len(FEATURE_NAMES) + 768))
+
+
+def columns(matrix: np.ndarray, interactions: bool) -> np.ndarray:
+    return matrix if interactions else matrix[:, :len(FEATURE_NAMES)]
+
+
+def hits_at(scores: np.ndarray, cosine: np.ndarray, exact: np.ndarray, threshold: float, floor: float) -> np.ndarray:
+    """What the cache serves: an exact repeat, or a candidate over the floor the verifier accepts."""
+    return exact | ((cosine >= floor) & (scores >= threshold))
+
+
+def rates(hit: np.ndarray, duplicate: np.ndarray) -> tuple[float, float, float]:
+    """(false-hit rate on non-duplicates, precision, recall)."""
+    tp = int((hit & duplicate).sum())
+    fp = int((hit & ~duplicate).sum())
+    negatives = int((~duplicate).sum())
+    positives = int(duplicate.sum())
+    return (fp / negatives if negatives else 0.0, tp / (tp + fp) if tp + fp else 1.0,
+            tp / positives if positives else 0.0)
+
+
+def operating_table(quora: tuple, traps: tuple, floor: float, steps: int = 200) -> tuple[OperatingPoint, ...]:
+    rows = []
+    for threshold in np.linspace(0.0, 1.0, steps + 1):
+        q_fhr, q_prec, q_rec = rates(hits_at(*quora[:3], threshold, floor), quora[3])
+        t_fhr, _, t_rec = rates(hits_at(*traps[:3], threshold, floor), traps[3])
+        rows.append(OperatingPoint(round(float(threshold), 4), round(q_fhr, 4), round(q_prec, 4), round(q_rec, 4),
+                                   round(t_fhr, 4), round(t_rec, 4)))
+    return tuple(rows)
+
+
+def _exact(pairs: list[tuple[str, str]]) -> np.ndarray:
+    return np.asarray([normalise_query(a) == normalise_query(b) for a, b in pairs], dtype=bool)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pairs", default=None, help="Quora-style pairs file (default: qqp_pairs_dev.jsonl.gz)")
+    parser.add_argument("--train-pairs", type=int, default=6000, help="Quora pairs to train on (of the train bucket)")
+    parser.add_argument("--calibration-pairs", type=int, default=2000, help="held-out Quora pairs for the table")
+    parser.add_argument("--trap-weight", type=float, default=3.0, help="sample weight of generated trap pairs")
+    parser.add_argument("--min-similarity", type=float, default=0.6, help="KNN floor stored in the artifact")
+    parser.add_argument("--interactions", action="store_true", help="add |u-v| and u*v (768 features)")
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--max-false-hit-rate", type=float, default=0.05, help="bound to report the point for")
+    parser.add_argument("--output", default=str(DEFAULT_ARTIFACT))
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
+    parser.add_argument("--write-heldout", default=None, metavar="DIR",
+                        help="also write the held-out test pairs (Quora bucket + trap frames) there")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+    except ImportError:
+        raise ConfigError("train-verifier needs scikit-learn: pip install 'costmesh[dev]'") from None
+    from costmesh.embeddings import DEFAULT_MODEL_ID, default_model_path, load_sentence_transformer
+
+    started = time.perf_counter()
+    path = args.pairs or data_dir() / "qqp_pairs_dev.jsonl.gz"
+    split: dict[str, list[Pair]] = {name: [] for name in BUCKETS}
+    for pair in load_pairs(path):
+        split[bucket_of(pair)].append(pair)
+    if args.write_heldout:
+        out = Path(args.write_heldout)
+        write_pairs([{"a": p.a, "b": p.b, "duplicate": p.duplicate} for p in split["test"]], out / "quora_test.jsonl.gz")
+        write_pairs(generate("test"), out / "traps_test.jsonl.gz")
+        print(f"wrote held-out pairs to {out}/quora_test.jsonl.gz, traps_test.jsonl.gz", file=sys.stderr)
+    quora_train = split["train"][: args.train_pairs]
+    quora_cal = split["calibration"][: args.calibration_pairs]
+    traps_train, traps_cal = generate("train"), generate("calibration")
+
+    model = load_sentence_transformer(default_model_path())
+    cache = FeatureCache(Path(args.cache) if args.cache else None)
+    to_pairs = lambda rows: [(r.a, r.b) if isinstance(r, Pair) else (r["a"], r["b"]) for r in rows]  # noqa: E731
+    labels = lambda rows: np.asarray([r.duplicate if isinstance(r, Pair) else r["duplicate"] for r in rows])  # noqa: E731
+    x_q = featurise(model, to_pairs(quora_train), cache, "quora train")
+    x_t = featurise(model, to_pairs(traps_train), cache, "traps train")
+    c_q = featurise(model, to_pairs(quora_cal), cache, "quora calibration")
+    c_t = featurise(model, to_pairs(traps_cal), cache, "traps calibration")
+
+    x = columns(np.vstack([x_q, x_t]), args.interactions)
+    y = np.concatenate([labels(quora_train), labels(traps_train)])
+    weights = np.concatenate([np.ones(len(x_q)), np.full(len(x_t), args.trap_weight)])
+    classifier = HistGradientBoostingClassifier(
+        max_iter=args.iterations, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=20,
+        l2_regularization=1.0, early_stopping=False, random_state=0)
+    classifier.fit(x, y, sample_weight=weights)
+    ensemble = TreeEnsemble.from_sklearn(classifier)
+
+    def scored(matrix, rows):
+        pairs = to_pairs(rows)
+        return (ensemble.probability(columns(matrix, args.interactions)), matrix[:, 0], _exact(pairs), labels(rows))
+
+    quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
+    table = operating_table(quora, traps, args.min_similarity)
+    artifact = VerifierArtifact(
+        ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
+        min_similarity=args.min_similarity, embedding_model=DEFAULT_MODEL_ID, table=table,
+        meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
+                             "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
+                             "source": Path(path).name, "trap_weight": args.trap_weight,
+                             "iterations": args.iterations}},
+    )
+    saved = artifact.save(args.output)
+    point = artifact.operating_point(args.max_false_hit_rate)
+    print(f"wrote {saved} ({saved.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.0f} s")
+    print(f"operating point for false-hit rate <= {args.max_false_hit_rate}: threshold {point.threshold}; "
+          f"calibration Quora precision {point.quora_precision:.3f} recall {point.quora_recall:.3f} "
+          f"false-hit rate {point.quora_false_hit_rate:.3f}; traps false-hit rate {point.traps_false_hit_rate:.3f} "
+          f"paraphrase recall {point.traps_recall:.3f}")
+    return 0

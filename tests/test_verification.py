@@ -1,0 +1,144 @@
+"""The learned verifier's parts: features, the numpy tree ensemble, the artifact, traps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from costmesh.errors import ConfigError
+from costmesh.verification.artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact
+from costmesh.verification.features import FEATURE_NAMES, alignment, lexical_features
+from costmesh.verification.traps import FRAMES, generate
+from costmesh.verification.train import bucket_of, operating_table, rates
+from costmesh.verification.trees import TreeEnsemble
+from costmesh.datasets import Pair
+
+LEX = {name: i for i, name in enumerate(FEATURE_NAMES[6:])}
+
+
+def lex(a: str, b: str, name: str) -> float:
+    return lexical_features(a, b)[LEX[name]]
+
+
+@pytest.mark.parametrize("a, b, name, expected", [
+    ("Please cancel my subscription", "Please don't cancel my subscription", "negation_mismatch", 1.0),
+    ("Please cancel my subscription", "Kindly cancel my subscription", "negation_mismatch", 0.0),
+    ("Set an alarm for 7 am", "Set an alarm for 8 am", "number_diff", 2.0),
+    ("Book it for Monday", "Book it for Tuesday", "date_diff", 2.0),
+    ("Cancel my Netflix plan", "Cancel my Spotify plan", "entity_diff", 2.0),
+    ("Delete this email", "Delete all emails", "scope_diff", 2.0),
+    ("Why is the sky blue?", "How is the sky blue?", "question_word_mismatch", 1.0),
+    ("Increase the font size", "Decrease the font size", "opposite", 1.0),
+    ("Flights from Paris to London", "Flights from London to Paris", "order_discordance", 1 / 3),
+    ("Flights from Paris to London", "Flights from Paris to London", "order_discordance", 0.0),
+])
+def test_lexical_signals(a, b, name, expected):
+    assert lex(a, b, name) == pytest.approx(expected)
+    assert lex(b, a, name) == pytest.approx(expected)  # symmetric
+
+
+def test_alignment_finds_the_token_without_a_match():
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((5, 8))
+    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+    f, min_r, min_p, worst, _ = alignment(tokens, tokens)
+    assert f == pytest.approx(1.0) and worst == pytest.approx(1.0)
+    odd = -tokens[:1]  # a token pointing away from all of them
+    _, min_r, _, worst, _ = alignment(np.vstack([tokens, odd]), tokens)
+    assert min_r < 0.9 and worst == min_r
+
+
+def test_tree_ensemble_reproduces_scikit_learn():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 5))
+    x[rng.random(x.shape) < 0.05] = np.nan  # missing values take the learned side
+    y = (np.nan_to_num(x[:, 0]) + 0.5 * np.nan_to_num(x[:, 1]) ** 2 > 0.3).astype(int)
+    with threadpool_limits(1):  # OpenMP threads on a busy 2-core box only wait on each other
+        model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    ensemble = TreeEnsemble.from_sklearn(model)
+    assert np.allclose(ensemble.probability(x), model.predict_proba(x)[:, 1], atol=1e-9)
+    again = TreeEnsemble.from_arrays(ensemble.to_arrays())
+    assert np.allclose(again.decision(x), ensemble.decision(x))
+
+
+def _table():
+    return (
+        OperatingPoint(0.2, 0.30, 0.70, 0.90, 0.40, 0.95),
+        OperatingPoint(0.5, 0.08, 0.85, 0.70, 0.04, 0.80),
+        OperatingPoint(0.7, 0.04, 0.92, 0.55, 0.02, 0.60),
+        OperatingPoint(0.9, 0.01, 0.97, 0.20, 0.00, 0.30),
+    )
+
+
+def test_operating_point_is_the_most_reuse_within_the_bound_on_both_sets():
+    artifact = VerifierArtifact(TreeEnsemble.from_arrays(_tiny_arrays()), FEATURE_NAMES, False, 0.6,
+                                "all-MiniLM-L6-v2", _table())
+    assert artifact.operating_point(0.05).threshold == 0.7   # 0.5 passes traps but not Quora
+    assert artifact.operating_point(0.10).threshold == 0.5
+    assert artifact.operating_point(0.5).threshold == 0.2
+    assert artifact.operating_point(0.0).threshold == 0.9    # none within: the strictest
+    with pytest.raises(ConfigError):
+        artifact.operating_point(1.5)
+
+
+def _tiny_arrays():
+    return {"tree_feature": np.zeros(1, np.int32), "tree_threshold": np.zeros(1), "tree_left": np.zeros(1, np.int32),
+            "tree_right": np.zeros(1, np.int32), "tree_leaf": np.ones(1, bool), "tree_value": np.array([0.5]),
+            "tree_missing_left": np.zeros(1, bool), "tree_roots": np.zeros(1, np.int32),
+            "tree_baseline": np.array([-0.5])}
+
+
+def test_artifact_round_trip(tmp_path):
+    artifact = VerifierArtifact(TreeEnsemble.from_arrays(_tiny_arrays()), FEATURE_NAMES, False, 0.6,
+                                "all-MiniLM-L6-v2", _table(), {"trained_on": {"quora_pairs": 3}})
+    loaded = VerifierArtifact.load(artifact.save(tmp_path / "v.npz"))
+    assert loaded.table == artifact.table and loaded.min_similarity == 0.6
+    assert loaded.meta["trained_on"] == {"quora_pairs": 3}
+    assert loaded.ensemble.probability(np.zeros((2, len(FEATURE_NAMES)))) == pytest.approx([0.5, 0.5])
+    (tmp_path / "bad.npz").write_bytes(b"not an artifact")
+    with pytest.raises(ConfigError):
+        VerifierArtifact.load(tmp_path / "bad.npz")
+
+
+def test_the_packaged_artifact_loads_small_and_calibrated():
+    artifact = VerifierArtifact.load()
+    assert DEFAULT_ARTIFACT.stat().st_size < 3_000_000
+    assert artifact.embedding_model == "all-MiniLM-L6-v2" and artifact.feature_names == FEATURE_NAMES
+    point = artifact.operating_point(0.05)
+    assert point.false_hit_rate <= 0.05 and point.quora_recall > 0.2
+    stricter = artifact.operating_point(0.01)
+    assert stricter.threshold >= point.threshold and stricter.quora_recall <= point.quora_recall
+
+
+def test_calibration_counts_exact_repeats_and_the_floor():
+    scores = np.array([0.9, 0.9, 0.1, 0.9])
+    cosine = np.array([0.95, 0.5, 0.99, 0.9])
+    exact = np.array([False, False, True, False])
+    duplicate = np.array([True, True, True, False])
+    table = operating_table((scores, cosine, exact, duplicate), (scores, cosine, exact, duplicate), floor=0.6, steps=10)
+    at_half = next(r for r in table if r.threshold == 0.5)
+    # hits: pair 0 (verified), pair 2 (exact), pair 3 (a false hit); pair 1 is under the floor
+    assert (at_half.quora_recall, at_half.quora_false_hit_rate) == (0.6667, 1.0)
+    assert rates(np.array([True, False]), np.array([True, True])) == (0.0, 1.0, 0.5)
+
+
+def test_traps_are_deterministic_and_held_out_frames_are_unseen():
+    train, cal, test = generate("train"), generate("calibration"), generate("test")
+    assert generate("test") == test
+    frames = [{r["frame"] for r in split} for split in (train, cal, test)]
+    assert not (frames[0] & frames[1] or frames[0] & frames[2] or frames[1] & frames[2])
+    assert len(set().union(*frames)) == len(FRAMES)
+    kinds = {r["kind"] for r in test}
+    assert {"paraphrase", "negation", "entity", "number", "date", "scope"} <= kinds
+    for row in test:
+        assert row["a"] != row["b"] and row["duplicate"] == (row["kind"] == "paraphrase")
+
+
+def test_quora_split_is_stable_by_pair():
+    pair = Pair("What is AI?", "What's artificial intelligence?", True)
+    assert bucket_of(pair) == bucket_of(Pair(pair.a, pair.b, False))
+    buckets = {bucket_of(Pair(f"q{i}", "x", True)) for i in range(200)}
+    assert buckets == {"train", "calibration", "test"}
