@@ -202,6 +202,18 @@ async def test_invalidate_by_entry_id_and_all(cache, tenant):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_invalidate_by_session_removes_that_session_only(cache, tenant):
+    for session in ("s1", "s2"):
+        assert (await cache.Store(store(tenant, RESET, f"{RESET_ANSWER} ({session})", session=session,
+                                        session_scoped=True))).stored
+    assert (await cache.Store(store(tenant, RESET, RESET_ANSWER))).stored  # tenant-wide entry
+    assert (await cache.Invalidate(pb.InvalidateRequest(tenant_id=tenant + "-x", session_id="s1"))).removed == 0
+    assert (await cache.Invalidate(pb.InvalidateRequest(tenant_id=tenant, session_id="s1"))).removed == 1
+    kinds = [(await cache.Lookup(lookup(tenant, RESET, session=s, session_scoped=bool(s)))).kind
+             for s in ("s1", "s2", "")]
+    assert kinds == [pb.HIT_KIND_MISS, pb.HIT_KIND_EXACT, pb.HIT_KIND_EXACT]
+
+
 async def test_an_expired_entry_is_a_miss(cache, tenant):
     assert (await cache.Store(store(tenant, RESET, RESET_ANSWER, ttl_seconds=1))).stored
     assert (await cache.Lookup(lookup(tenant, RESET))).kind == pb.HIT_KIND_EXACT

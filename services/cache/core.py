@@ -228,7 +228,7 @@ class CacheCore:
     # -- invalidate -----------------------------------------------------------------------
 
     async def invalidate(self, request: InvalidateRequest) -> int:
-        """Remove the tenant's entries carrying any of the tags, the entry, or all of them.
+        """Remove the tenant's entries carrying any of the tags, of a session, the entry, or all.
 
         Unlike lookups this does not fail open: a caller must know its invalidation did not
         happen, so Redis trouble raises `Unavailable`.
@@ -236,8 +236,8 @@ class CacheCore:
         if not request.tenant_id:
             raise InvalidRequest("tenant_id: required")
         tags = [t.strip() for t in request.tags if t.strip()]
-        if not (request.all or tags or request.entry_id):
-            raise InvalidRequest("one of tags, entry_id or all is required")
+        if not (request.all or tags or request.entry_id or request.session_id):
+            raise InvalidRequest("one of tags, entry_id, session_id or all is required")
         tenant = tenant_filter(request.tenant_id)
         try:
             if request.all:
@@ -245,6 +245,9 @@ class CacheCore:
             removed = 0
             if tags:
                 expression = tenant & (Tag("tags") == [tag_value(t) for t in tags])
+                removed += await self._redis(lambda: self.semantic.delete_matching(expression))
+            if request.session_id:
+                expression = tenant & (Tag("session") == tag_value(request.session_id))
                 removed += await self._redis(lambda: self.semantic.delete_matching(expression))
             if request.entry_id:
                 owner = await self._redis(lambda: self.semantic.owner_of(request.entry_id))

@@ -107,3 +107,4 @@ class InvalidateRequest:
     tags: tuple[str, ...] = ()
     entry_id: str = ""
     all: bool = False
+    session_id: str = ""  # every session-scoped entry of this session

@@ -37,6 +37,7 @@ class ScopedQuery:
     scope_key: str  # hex digest of everything but the query text
     query: str      # the last user message, as sent
     normalised: str
+    session_id: str = ""  # set when the request is session-scoped (for invalidation by session)
 
     @property
     def entry_id(self) -> str:
@@ -108,4 +109,5 @@ def scope_query(scope: Scope, messages: tuple[Message, ...] | list[Message], sam
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     scope_key = hashlib.sha256(blob.encode()).hexdigest()[:32]
     query = query_message.text
-    return ScopedQuery(scope.tenant_id, scope_key, query, normalise_query(query))
+    return ScopedQuery(scope.tenant_id, scope_key, query, normalise_query(query),
+                       scope.session_id if scope.session_scoped else "")

@@ -29,6 +29,7 @@ FILTERABLE_FIELDS = [
     {"name": "tenant", "type": "tag"},
     {"name": "scope", "type": "tag"},
     {"name": "tags", "type": "tag", "attrs": {"separator": ","}},
+    {"name": "session", "type": "tag"},
 ]
 DELETE_PAGE = 500
 
@@ -108,6 +109,8 @@ class SemanticTier:
         filters = {"tenant": tag_value(query.tenant_id), "scope": query.scope_key}
         if answer.tags:
             filters["tags"] = ",".join(tag_value(t) for t in answer.tags)
+        if query.session_id:
+            filters["session"] = tag_value(query.session_id)
         key = await self.cache.astore(
             prompt=query.query, response=answer.text, vector=vector,
             metadata=answer.metadata(), filters=filters, ttl=ttl_s,

@@ -55,7 +55,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
     async def Invalidate(self, request: cache_pb2.InvalidateRequest, context) -> cache_pb2.InvalidateResponse:
         removed = await self._core.invalidate(InvalidateRequest(
-            request.tenant_id, tuple(request.tags), request.entry_id, request.all))
+            request.tenant_id, tuple(request.tags), request.entry_id, request.all, request.session_id))
         return cache_pb2.InvalidateResponse(removed=removed)
 
     async def GetStats(self, request: cache_pb2.GetStatsRequest, context) -> cache_pb2.GetStatsResponse:

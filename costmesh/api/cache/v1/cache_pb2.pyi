@@ -108,16 +108,18 @@ class StoreResponse(_message.Message):
     def __init__(self, stored: _Optional[bool] = ..., entry_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class InvalidateRequest(_message.Message):
-    __slots__ = ("tenant_id", "tags", "entry_id", "all")
+    __slots__ = ("tenant_id", "tags", "entry_id", "all", "session_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     tags: _containers.RepeatedScalarFieldContainer[str]
     entry_id: str
     all: bool
-    def __init__(self, tenant_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., entry_id: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+    session_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., entry_id: _Optional[str] = ..., all: _Optional[bool] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class InvalidateResponse(_message.Message):
     __slots__ = ("removed",)
