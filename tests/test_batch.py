@@ -8,6 +8,8 @@ import asyncio
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
@@ -36,7 +38,8 @@ async def simulator():
 
 @pytest.fixture(scope="module")
 async def mesh(redis_url, simulator):
-    env = {"COSTMESH_BATCH_POLL_S": "0.1", "COSTMESH_HTTP_PORT": "0"}
+    # the rules verifier: this test is about batches, not about the learned verifier's artifact
+    env = {"COSTMESH_BATCH_POLL_S": "0.1", "COSTMESH_HTTP_PORT": "0", "COSTMESH_CACHE_VERIFIER": "rules"}
     mesh = await start_inprocess_mesh(redis_url, simulator.url, TracerProvider(), extra_env=env)
     mesh.env = {  # what a restarted gateway gets
         "REDIS_URL": redis_url,
@@ -99,7 +102,10 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
     await mesh.services.pop("gateway").stop(0.2)
     from costmesh.gateway.service import SPEC as GATEWAY
 
-    mesh.services["gateway"] = await start_service(GATEWAY, Env(mesh.env), tracer_provider=TracerProvider(), port=0)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    mesh.services["gateway"] = await start_service(GATEWAY, Env(mesh.env), tracer_provider=provider, port=0)
     async with grpc.aio.insecure_channel(mesh.gateway) as channel:
         stub = gateway_pb2_grpc.BatchServiceStub(channel)
         done = await wait_ended(stub, mesh, submitted.batch_id)
@@ -121,6 +127,12 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
         assert results["auto"].response.tier != common.TIER_UNSPECIFIED
         assert done.savings.batch_usd == pytest.approx(total_discount)
         assert done.cost.total_usd == pytest.approx(sum(r.response.cost.total_usd for r in done.results))
+        spans = {s.attributes["costmesh.request_id"]: s for s in exporter.get_finished_spans()
+                 if s.name == "costmesh.batch.answer"}
+        assert set(spans) == {"a1", "a2", "o1", "auto"}
+        assert spans["a1"].attributes["costmesh.cost_usd"] == pytest.approx(results["a1"].response.cost.total_usd)
+        assert spans["a1"].attributes["costmesh.cost.discount_usd"] > 0
+        assert spans["a1"].attributes["costmesh.baseline_cost_usd"] == results["a1"].response.baseline_cost_usd
 
         # the answers went into the cache: the same question asked interactively is a hit
         complete = gateway_pb2_grpc.GatewayServiceStub(channel)
@@ -190,3 +202,22 @@ def test_size_limits_as_documented():
         check_size("openai", 10, 200 * MB + 1)
     with pytest.raises(InvalidRequest, match="50,000"):
         check_size("openai", 50_001, 100)
+
+
+def test_anthropic_batch_params_are_the_interactive_request_flattened():
+    from costmesh.domain import Message, Part, Role, Sampling
+    from costmesh.gateway.batch.provider_batches import AnthropicBatches, BatchCall, OpenAIBatches
+
+    doc = " ".join(f"Clause {i} of the shared contract." for i in range(400))
+    messages = (Message.of(Role.SYSTEM, doc), Message(Role.USER, (Part(text="Which clause?"),)))
+    call = BatchCall("r0", CATALOG.model("claude-sonnet-4-5"), messages, Sampling(max_tokens=50, temperature=0.2), "t")
+    payload = AnthropicBatches(client=None, discount=0.5).payload([call])
+    params = payload.body[0]["params"]
+    assert payload.body[0]["custom_id"] == "r0" and payload.requests == 1
+    assert params["temperature"] == 0.2 and "extra_body" not in params
+    assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}  # batches run for hours
+    line = OpenAIBatches(client=None, discount=0.5).payload([BatchCall("r1", CATALOG.model("gpt-5-mini"), messages,
+                                                                        Sampling(max_tokens=50), "t")])
+    body = __import__("json").loads(line.body)
+    assert body["url"] == "/v1/chat/completions" and body["body"]["prompt_cache_key"].startswith("cm-")
+    assert line.size_bytes == len(line.body)

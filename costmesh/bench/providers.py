@@ -19,6 +19,7 @@ from the usage the simulator returned, baselines in the same run.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import anthropic
@@ -203,7 +204,10 @@ async def _measure(quick: bool, poll_s: float) -> dict:
     }
 
 
-def run(quick: bool = False, poll_s: float = 0.05) -> dict:
+def run(quick: bool = False, poll_s: float | None = None) -> dict:
+    """`poll_s`: how often the batch is polled (default `$COSTMESH_BENCH_BATCH_POLL_S`, else 0.05 s)."""
+    if poll_s is None:
+        poll_s = float(os.environ.get("COSTMESH_BENCH_BATCH_POLL_S", "0.05"))
     return asyncio.run(_measure(quick, poll_s))
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
+from opentelemetry import trace
 
 from costmesh import convert
 from costmesh.api.cache.v1 import cache_pb2
@@ -34,8 +35,21 @@ from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.pipeline import _scope as cache_scope
 from costmesh.gateway.validation import Limits, validate
 from costmesh.pricing import list_cost_of
+from costmesh.services.providers.base import record_on_span
 
-from .jobs import CANCELING, ENDED, ERRORED, PENDING, SUCCEEDED, Item, Job, JobStore, ProviderBatch
+from .jobs import (
+    CANCELING,
+    ENDED,
+    ERRORED,
+    IN_PROGRESS,
+    PENDING,
+    SUBMITTING,
+    SUCCEEDED,
+    Item,
+    Job,
+    JobStore,
+    ProviderBatch,
+)
 from .limits import LIMITS, MAX_REQUESTS, check_size
 from .provider_batches import BatchCall, BatchResult, ProviderBatchAPI
 
@@ -43,6 +57,8 @@ log = structlog.get_logger()
 
 _HITS = {cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT, cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT}
 DEFAULT_TIER = Tier.SIMPLE  # as the router, when nothing says otherwise
+SUBMIT_GRACE_S = 600.0  # a job still "submitting" after this lost its gateway mid-submission
+LOCK_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,7 @@ class BatchEngine:
         apis: Mapping[str, ProviderBatchAPI],
         settings: BatchSettings | None = None,
         clock: Callable[[], float] = time.time,
+        tracer: trace.Tracer | None = None,
     ):
         self._store = store
         self._clients = clients
@@ -71,6 +88,7 @@ class BatchEngine:
         self._apis = dict(apis)
         self.settings = settings or BatchSettings()
         self._clock = clock
+        self._tracer = tracer or trace.get_tracer("costmesh.gateway.batch")
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -107,8 +125,11 @@ class BatchEngine:
             await self._store.save_items(job.id, members)
             job.provider_batches.append(ProviderBatch(provider, batch_id, model))
             await self._store.save_job(job)
-        if not job.provider_batches and job.status != ENDED:
-            job.status, job.ended_at = ENDED, self._clock()
+        if job.status != ENDED:
+            if job.provider_batches:
+                job.status = IN_PROGRESS
+            else:
+                job.status, job.ended_at = ENDED, self._clock()
             await self._store.save_job(job)
         log.info("batch submitted", batch=job.id, requests=len(items), provider_batches=len(job.provider_batches),
                  cache_hits=sum(1 for i in items if i.status == SUCCEEDED))
@@ -249,14 +270,27 @@ class BatchEngine:
         return job, await self._store.items(job.id)
 
     async def cancel(self, batch_id: str, tenant_id: str) -> tuple[Job, list[Item]]:
-        job = await self._owned(batch_id, tenant_id)
-        if job.status != ENDED:
-            for pb in job.provider_batches:
-                if not pb.done:
-                    await self._apis[pb.provider].cancel(pb.batch_id)
-            job.status = CANCELING
-            await self._store.save_job(job)
+        await self._owned(batch_id, tenant_id)
+        token = await self._lock(batch_id)  # never between the poller's read and write of the job
+        try:
+            job = await self._store.job(batch_id)
+            if job.status in (IN_PROGRESS, SUBMITTING):
+                for pb in job.provider_batches:
+                    if not pb.done:
+                        await self._apis[pb.provider].cancel(pb.batch_id)
+                job.status = CANCELING
+                await self._store.save_job(job)
+        finally:
+            await self._store.unlock(batch_id, token)
         return job, await self._store.items(job.id)
+
+    async def _lock(self, job_id: str) -> str:
+        deadline = self._clock() + LOCK_WAIT_S
+        while (token := await self._store.lock(job_id)) is None:
+            if self._clock() > deadline:
+                raise Unavailable(f"batch {job_id} is busy; try again")
+            await asyncio.sleep(0.05)
+        return token
 
     async def _owned(self, batch_id: str, tenant_id: str) -> Job:
         if not batch_id:
@@ -277,6 +311,8 @@ class BatchEngine:
                 await self.poll_once()
             except CostmeshError as exc:
                 log.warning("batch poll failed", error=str(exc))
+            except Exception:  # the poller must outlive any one bad round
+                log.exception("batch poll crashed; retrying next round")
             await asyncio.sleep(self.settings.poll_interval_s)
 
     async def poll_once(self) -> int:
@@ -296,15 +332,32 @@ class BatchEngine:
 
     async def _advance(self, job_id: str) -> int:
         job = await self._store.job(job_id)
+        if job.status == ENDED:
+            await self._store.save_job(job)  # off the active set
+            return 0
         items: list[Item] | None = None
+        if job.status == SUBMITTING:
+            if self._clock() - job.created_at < SUBMIT_GRACE_S:
+                return 0  # its gateway is still sending it out
+            items = await self._store.items(job.id)  # that gateway died mid-submission: what never left fails
+            unsent = [i for i in items if i.status == PENDING and not i.provider_batch]
+            for item in unsent:
+                item.status, item.error = ERRORED, "submission interrupted (gateway restarted); submit again"
+            await self._store.save_items(job.id, unsent)
+            job.status = IN_PROGRESS
         for pb in job.provider_batches:
             if pb.done or not await self._apis[pb.provider].ended(pb.batch_id):
                 continue
             items = items if items is not None else await self._store.items(job.id)
             members = {i.custom_id: i for i in items if i.provider_batch == pb.batch_id and i.status == PENDING}
             models = {cid: self._catalog.model(i.model) for cid, i in members.items()}
-            results = await self._apis[pb.provider].results(pb.batch_id, models)
-            await self._apply(members, results)
+            with self._tracer.start_as_current_span(
+                "costmesh.batch.results",
+                attributes={"costmesh.batch_id": job.id, "costmesh.provider_batch_id": pb.batch_id,
+                            "gen_ai.system": pb.provider, "costmesh.requests": len(members)},
+            ):
+                results = await self._apis[pb.provider].results(pb.batch_id, models)
+            await self._apply(job.id, members, results)
             await self._store.save_items(job.id, list(members.values()))
             pb.done = True
             await self._store.save_job(job)
@@ -315,7 +368,7 @@ class BatchEngine:
             return 1
         return 0
 
-    async def _apply(self, members: dict[str, Item], results: list[BatchResult]) -> None:
+    async def _apply(self, job_id: str, members: dict[str, Item], results: list[BatchResult]) -> None:
         by_id = {r.custom_id: r for r in results}
         for custom_id, item in members.items():
             result = by_id.get(custom_id) or BatchResult(custom_id, ERRORED, error="no result from the provider")
@@ -324,6 +377,7 @@ class BatchEngine:
                 req = gw.CompleteRequest.FromString(item.request)
                 response = self._answered(item, result.generation)
                 item.response = response.SerializeToString()
+                self._trace_answer(job_id, item, result.generation, response)
                 if item.cache_status == gw.CACHE_STATUS_MISS:
                     await self._store_answer(req, result.generation, response)
 
@@ -362,6 +416,17 @@ class BatchEngine:
             attempts=1,
             finish_reason=generation.finish_reason,
         )
+
+    def _trace_answer(self, job_id: str, item: Item, generation: Generation, response: gw.CompleteResponse) -> None:
+        """One span per answered request, carrying its cost and the baseline beside it."""
+        with self._tracer.start_as_current_span("costmesh.batch.answer") as span:
+            record_on_span(generation, list_cost_of(self._catalog.model(generation.model), generation.usage).total_usd)
+            span.set_attribute("costmesh.batch_id", job_id)
+            span.set_attribute("costmesh.request_id", item.request_id)
+            span.set_attribute("costmesh.tenant_id", gw.CompleteRequest.FromString(item.request).tenant_id)
+            span.set_attribute("costmesh.baseline_cost_usd", response.baseline_cost_usd)
+            span.set_attribute("costmesh.saving_usd", response.saving_usd)
+            span.set_attribute("costmesh.cost_usd", response.cost.total_usd)
 
     async def _store_answer(self, req: gw.CompleteRequest, generation: Generation, response: gw.CompleteResponse) -> None:
         store = cache_pb2.StoreRequest(

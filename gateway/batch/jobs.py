@@ -21,7 +21,7 @@ PREFIX = "costmesh:batch:"
 ACTIVE = PREFIX + "active"
 
 PENDING, SUCCEEDED, ERRORED, CANCELED, EXPIRED = "pending", "succeeded", "errored", "canceled", "expired"
-IN_PROGRESS, CANCELING, ENDED = "in_progress", "canceling", "ended"
+SUBMITTING, IN_PROGRESS, CANCELING, ENDED = "submitting", "in_progress", "canceling", "ended"
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Job:
     tenant_id: str
     created_at: float
     total: int
-    status: str = IN_PROGRESS
+    status: str = SUBMITTING  # until every provider batch is out; the poller leaves it alone meanwhile
     ended_at: float = 0.0
     provider_batches: list[ProviderBatch] = field(default_factory=list)
 

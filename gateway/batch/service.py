@@ -99,7 +99,8 @@ async def mount_batch(runtime: Runtime, clients: MeshClients, auth: Authenticato
     if settings.poll_interval_s <= 0:
         raise ConfigError("COSTMESH_BATCH_POLL_S must be positive")
     store = JobStore.from_url(redis_url)
-    engine = BatchEngine(store, clients, catalog, apis, settings)
+    engine = BatchEngine(store, clients, catalog, apis, settings,
+                         tracer=runtime.tracer_provider.get_tracer("costmesh.gateway.batch"))
     poller = asyncio.create_task(engine.run(), name="costmesh-batch-poller")
     runtime.log.info("batch service ready", providers=sorted(apis), poll_interval_s=settings.poll_interval_s)
 

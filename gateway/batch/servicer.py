@@ -8,10 +8,26 @@ from costmesh.api.gateway.v1 import gateway_pb2_grpc
 from costmesh.gateway.auth import Authenticator
 
 from .engine import BatchEngine
-from .jobs import CANCELED, CANCELING, ENDED, ERRORED, EXPIRED, PENDING, SUCCEEDED, Item, Job
+from .jobs import (
+    CANCELED,
+    CANCELING,
+    ENDED,
+    ERRORED,
+    EXPIRED,
+    IN_PROGRESS,
+    PENDING,
+    SUBMITTING,
+    SUCCEEDED,
+    Item,
+    Job,
+)
 
-_JOB_STATUS = {"in_progress": gw.BATCH_STATUS_IN_PROGRESS, CANCELING: gw.BATCH_STATUS_CANCELING,
-               ENDED: gw.BATCH_STATUS_ENDED}
+_JOB_STATUS = {
+    SUBMITTING: gw.BATCH_STATUS_IN_PROGRESS,
+    IN_PROGRESS: gw.BATCH_STATUS_IN_PROGRESS,
+    CANCELING: gw.BATCH_STATUS_CANCELING,
+    ENDED: gw.BATCH_STATUS_ENDED,
+}
 _ITEM_STATUS = {
     PENDING: gw.BATCH_ITEM_STATUS_PENDING,
     SUCCEEDED: gw.BATCH_ITEM_STATUS_SUCCEEDED,
