@@ -225,3 +225,9 @@ async def test_server_span_carries_model_tokens_and_cost(mesh, method):
     assert attrs["gen_ai.usage.output_tokens"] == response.usage.output_tokens
     assert attrs["costmesh.usage.cache_read_tokens"] == response.usage.cache_read_tokens
     assert attrs["costmesh.cost_usd"] == pytest.approx(response.cost.total_usd)
+    assert attrs["costmesh.cost.input_usd"] == pytest.approx(response.cost.input_usd)
+    assert attrs["costmesh.cost.output_usd"] == pytest.approx(response.cost.output_usd)
+    premium = CATALOG.premium  # the baseline beside the cost: same tokens, premium model, list price
+    baseline = (response.usage.input_tokens * premium.input + response.usage.output_tokens * premium.output) * 1e-6
+    assert attrs["costmesh.baseline_cost_usd"] == pytest.approx(baseline)
+    assert attrs["costmesh.list_cost_usd"] >= attrs["costmesh.cost_usd"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 
+from opentelemetry import trace
+
 from costmesh.catalog import Catalog, ModelSpec
-from costmesh.domain import Generation, Message, Sampling
+from costmesh.domain import Generation, Message, Sampling, Usage
 from costmesh.errors import InvalidRequest, Unavailable
+from costmesh.pricing import list_cost_of
 from costmesh.services.providers.base import ProviderAdapter, StreamEvent
 
 SETUP_HINTS = {
@@ -53,7 +56,9 @@ class AdapterRegistry:
         timeout_s: float | None = None,
     ) -> Generation:
         spec, adapter = self._checked(model_id, messages, sampling)
-        return await adapter.generate(spec, messages, sampling, tenant_id, timeout_s=timeout_s)
+        generation = await adapter.generate(spec, messages, sampling, tenant_id, timeout_s=timeout_s)
+        self._record_baseline(generation)
+        return generation
 
     async def stream(
         self,
@@ -66,7 +71,15 @@ class AdapterRegistry:
     ) -> AsyncIterator[StreamEvent]:
         spec, adapter = self._checked(model_id, messages, sampling)
         async for event in adapter.stream(spec, messages, sampling, tenant_id, timeout_s=timeout_s):
+            if isinstance(event, Generation):
+                self._record_baseline(event)
             yield event
+
+    def _record_baseline(self, generation: Generation) -> None:
+        """The baseline beside the cost on the span: the same tokens on the premium model, list price."""
+        usage = Usage(input_tokens=generation.usage.input_tokens, output_tokens=generation.usage.output_tokens)
+        baseline = list_cost_of(self.catalog.premium, usage).total_usd
+        trace.get_current_span().set_attribute("costmesh.baseline_cost_usd", baseline)
 
     def _checked(
         self, model_id: str, messages: tuple[Message, ...], sampling: Sampling
