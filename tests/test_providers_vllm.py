@@ -6,6 +6,7 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from costmesh import errors
@@ -13,6 +14,7 @@ from costmesh.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from costmesh.catalog import ModelSpec
 from costmesh.convert import messages_from_pb
 from costmesh.domain import Generation, Message, Role, Sampling, Usage
+from costmesh.services.providers.prefix_routing.health import INFERENCE_SERVICE
 from costmesh.services.providers.replica_picker import RoundRobinPicker
 from costmesh.services.providers.vllm_adapter import VLLMAdapter
 
@@ -58,6 +60,9 @@ async def replicas():
         fake = FakeReplica(name)
         server = grpc.aio.server()
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(fake, server)
+        health_servicer = health.aio.HealthServicer()
+        await health_servicer.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         servers.append(server)
@@ -73,7 +78,7 @@ async def adapter(replicas):
     for fake in replicas:
         fake.requests.clear()
         fake.fail = None
-    adapter = VLLMAdapter(RoundRobinPicker([f.address for f in replicas]), grpc.aio.insecure_channel)
+    adapter = VLLMAdapter(RoundRobinPicker([f.address for f in replicas]), grpc.aio.insecure_channel, health_interval_s=None)
     yield adapter
     await adapter.close()
 
@@ -119,8 +124,16 @@ async def test_replica_errors_become_domain_errors(adapter, replicas):
     assert caught.value.retry_after_s == 4.0
     assert replicas[0].address in str(caught.value) and "tiny-llama" in str(caught.value)
     replicas[1].fail = rpc_status.to_status(status_pb2.Status(code=code_pb2.UNAVAILABLE, message="loading"))
+    replicas[0].fail = None
+    # UNAVAILABLE takes r1 out and the request goes to r0; with r0 unavailable too, the last error is raised.
+    assert (await adapter.generate(TINY, PROMPT, Sampling(), "t")).text == "r0: Name a prime."
+    assert not adapter.picker.health.is_up(replicas[1].address)
+    adapter.picker.health.set_up(replicas[1].address, True)
+    replicas[0].fail = replicas[1].fail
     with pytest.raises(errors.Unavailable, match="loading"):
         await adapter.generate(TINY, PROMPT, Sampling(), "t")
+    for fake in replicas:
+        adapter.picker.health.set_up(fake.address, True)
     replicas[0].fail = rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="too long"))
     with pytest.raises(errors.InvalidRequest, match="too long"):
         [e async for e in adapter.stream(TINY, PROMPT, Sampling(), "t")]
@@ -138,6 +151,13 @@ async def test_unreachable_replica_is_unavailable():
 def test_round_robin_picker_cycles_and_needs_replicas():
     picker = RoundRobinPicker(["a:1", "b:2", "c:3"])
     assert [picker.pick(PROMPT) for _ in range(4)] == ["a:1", "b:2", "c:3", "a:1"]
+    picker.health.set_up("b:2", False)
+    assert [picker.pick(PROMPT) for _ in range(3)] == ["c:3", "a:1", "c:3"]
+    assert picker.pick(PROMPT, frozenset({"a:1"})) == "c:3"
+    picker.health.set_up("a:1", False)
+    picker.health.set_up("c:3", False)
+    with pytest.raises(errors.Unavailable, match="no healthy inference replica"):
+        picker.pick(PROMPT)
     with pytest.raises(errors.ConfigError, match="COSTMESH_INFERENCE_ADDRS"):
         RoundRobinPicker([])
 

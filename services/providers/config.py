@@ -12,7 +12,8 @@ from costmesh.errors import ConfigError
 from costmesh.services.providers.anthropic_adapter import AnthropicAdapter
 from costmesh.services.providers.base import ProviderAdapter
 from costmesh.services.providers.openai_adapter import OpenAIAdapter
-from costmesh.services.providers.replica_picker import RoundRobinPicker
+from costmesh.services.providers.prefix_routing.factory import build_picker
+from costmesh.services.providers.prefix_routing.settings import RoutingSettings
 from costmesh.services.providers.vllm_adapter import VLLMAdapter
 
 SIMULATOR_API_KEY = "costmesh-simulator"
@@ -34,6 +35,7 @@ class ProvidersConfig:
     inference_addrs: tuple[str, ...]
     timeout_s: float
     simulator_url: str | None = None
+    routing: RoutingSettings | None = None  # how the vLLM adapter spreads requests over replicas
 
     @classmethod
     def from_env(cls, env: Env) -> "ProvidersConfig":
@@ -52,6 +54,7 @@ class ProvidersConfig:
             inference_addrs=tuple(env.list("COSTMESH_INFERENCE_ADDRS")),
             timeout_s=env.float("COSTMESH_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S),
             simulator_url=simulator,
+            routing=RoutingSettings.from_env(env),
         )
         if not config.enabled:
             raise ConfigError(
@@ -93,5 +96,8 @@ def build_adapters(
             api_key=config.openai.api_key, base_url=config.openai.base_url, timeout_s=config.timeout_s
         )
     if config.inference_addrs:
-        adapters["vllm"] = VLLMAdapter(RoundRobinPicker(config.inference_addrs), channel)
+        routing = config.routing or RoutingSettings()
+        adapters["vllm"] = VLLMAdapter(
+            build_picker(config.inference_addrs, routing), channel, health_interval_s=routing.health_interval_s
+        )
     return adapters

@@ -14,6 +14,7 @@ from costmesh.domain import Generation, Message, Sampling, Usage
 from costmesh.errors import CostmeshError, RateLimited, UpstreamError
 from costmesh.rpc.status import from_rpc_error
 from costmesh.services.providers.base import StreamEvent, priced
+from costmesh.services.providers.prefix_routing.health import HealthMonitor
 from costmesh.services.providers.replica_picker import ReplicaPicker
 
 NAME = "vllm"
@@ -39,23 +40,50 @@ def build_request(messages: tuple[Message, ...], sampling: Sampling) -> inferenc
 
 
 class VLLMAdapter:
-    """`ProviderAdapter` over inference replicas; the picker chooses the replica per request."""
+    """`ProviderAdapter` over inference replicas.
+
+    The picker chooses the replica per request (prefix-aware or round-robin) among the healthy
+    ones; a health monitor (standard gRPC health) takes failing replicas out and brings them
+    back. A replica that answers UNAVAILABLE is taken out at once and the request goes to another
+    one, if no output had been produced yet.
+    """
 
     name = NAME
 
-    def __init__(self, picker: ReplicaPicker, channel: Callable[[str], grpc.aio.Channel]):
+    def __init__(
+        self,
+        picker: ReplicaPicker,
+        channel: Callable[[str], grpc.aio.Channel],
+        *,
+        health_interval_s: float | None = 2.0,
+    ):
         self._picker = picker
         self._channel = channel
+        self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, inference_pb2_grpc.InferenceServiceStub] = {}
-        self._channels: list[grpc.aio.Channel] = []
+        # None: no periodic checks (a replica taken out then stays out until `monitor.check` says otherwise).
+        self.monitor = HealthMonitor(picker.health, self._channel_of, health_interval_s or 2.0)
+        self._monitored = health_interval_s is not None
+
+    @property
+    def picker(self) -> ReplicaPicker:
+        return self._picker
+
+    def _channel_of(self, replica: str) -> grpc.aio.Channel:
+        channel = self._channels.get(replica)
+        if channel is None:
+            channel = self._channels[replica] = self._channel(replica)
+        return channel
 
     def _stub(self, replica: str) -> inference_pb2_grpc.InferenceServiceStub:
         stub = self._stubs.get(replica)
         if stub is None:
-            channel = self._channel(replica)
-            self._channels.append(channel)
-            stub = self._stubs[replica] = inference_pb2_grpc.InferenceServiceStub(channel)
+            stub = self._stubs[replica] = inference_pb2_grpc.InferenceServiceStub(self._channel_of(replica))
         return stub
+
+    def _start_monitor(self) -> None:
+        if self._monitored:
+            self.monitor.start()
 
     async def generate(
         self,
@@ -66,15 +94,22 @@ class VLLMAdapter:
         *,
         timeout_s: float | None = None,
     ) -> Generation:
+        self._start_monitor()
         request = build_request(messages, sampling)
-        replica = self._picker.pick(messages)
-        try:
-            response = await self._stub(replica).Generate(request, timeout=timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise _mapped(exc, model, replica) from exc
-        finally:
-            self._picker.done(replica)
-        return _priced(model, response, response.text, request.request_id)
+        tried: frozenset[str] = frozenset()
+        while True:
+            replica = self._picker.pick(messages, tried)
+            try:
+                response = await self._stub(replica).Generate(request, timeout=timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                if self._take_out(replica, exc):
+                    tried |= {replica}
+                    if len(tried) < len(self._picker.replicas):
+                        continue
+                raise _mapped(exc, model, replica) from exc
+            finally:
+                self._picker.done(replica)
+            return _priced(model, response, response.text, request.request_id)
 
     async def stream(
         self,
@@ -85,30 +120,48 @@ class VLLMAdapter:
         *,
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
+        self._start_monitor()
         request = build_request(messages, sampling)
-        replica = self._picker.pick(messages)
-        final = None
-        try:
-            call = self._stub(replica).StreamGenerate(request, timeout=timeout_s)
+        tried: frozenset[str] = frozenset()
+        while True:
+            replica = self._picker.pick(messages, tried)
+            final = None
+            started = False
             try:
-                async for event in call:
-                    if event.WhichOneof("event") == "text_delta":
-                        if event.text_delta:
-                            yield event.text_delta
-                    elif event.WhichOneof("event") == "final":
-                        final = event.final
+                call = self._stub(replica).StreamGenerate(request, timeout=timeout_s)
+                try:
+                    async for event in call:
+                        started = True
+                        if event.WhichOneof("event") == "text_delta":
+                            if event.text_delta:
+                                yield event.text_delta
+                        elif event.WhichOneof("event") == "final":
+                            final = event.final
+                finally:
+                    call.cancel()
+            except grpc.aio.AioRpcError as exc:
+                if self._take_out(replica, exc) and not started:
+                    tried |= {replica}
+                    if len(tried) < len(self._picker.replicas):
+                        continue
+                raise _mapped(exc, model, replica) from exc
             finally:
-                call.cancel()
-        except grpc.aio.AioRpcError as exc:
-            raise _mapped(exc, model, replica) from exc
-        finally:
-            self._picker.done(replica)
-        if final is None:
-            raise _mapped_missing_final(model, replica)
-        yield _priced(model, final, "", request.request_id)
+                self._picker.done(replica)
+            if final is None:
+                raise _mapped_missing_final(model, replica)
+            yield _priced(model, final, "", request.request_id)
+            return
+
+    def _take_out(self, replica: str, exc: grpc.aio.AioRpcError) -> bool:
+        """UNAVAILABLE (down, unreachable, engine not loaded): out of rotation until a health check passes."""
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            self._picker.health.set_up(replica, False)
+            return True
+        return False
 
     async def close(self) -> None:
-        for channel in self._channels:
+        await self.monitor.stop()
+        for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
         self._stubs.clear()
