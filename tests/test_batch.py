@@ -210,12 +210,18 @@ def test_anthropic_batch_params_are_the_interactive_request_flattened():
 
     doc = " ".join(f"Clause {i} of the shared contract." for i in range(400))
     messages = (Message.of(Role.SYSTEM, doc), Message(Role.USER, (Part(text="Which clause?"),)))
-    call = BatchCall("r0", CATALOG.model("claude-sonnet-4-5"), messages, Sampling(max_tokens=50, temperature=0.2), "t")
-    payload = AnthropicBatches(client=None, discount=0.5).payload([call])
+    sonnet, sampling = CATALOG.model("claude-sonnet-4-5"), Sampling(max_tokens=50, temperature=0.2)
+    other = (Message.of(Role.SYSTEM, doc.replace("contract", "lease")), messages[1])
+    calls = [BatchCall("r0", sonnet, messages, sampling, "t"), BatchCall("r1", sonnet, messages, sampling, "t"),
+             BatchCall("r2", sonnet, other, sampling, "t")]
+    payload = AnthropicBatches(client=None, discount=0.5).payload(calls)
     params = payload.body[0]["params"]
-    assert payload.body[0]["custom_id"] == "r0" and payload.requests == 1
+    assert [r["custom_id"] for r in payload.body] == ["r0", "r1", "r2"] and payload.requests == 3
     assert params["temperature"] == 0.2 and "extra_body" not in params
-    assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}  # batches run for hours
+    # a prefix the batch shares: 1h (batches run for hours); one used once: the placement's own 5m
+    assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert payload.body[1]["params"]["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert payload.body[2]["params"]["system"][0]["cache_control"] == {"type": "ephemeral"}
     line = OpenAIBatches(client=None, discount=0.5).payload([BatchCall("r1", CATALOG.model("gpt-5-mini"), messages,
                                                                         Sampling(max_tokens=50), "t")])
     body = __import__("json").loads(line.body)

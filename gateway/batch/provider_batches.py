@@ -1,8 +1,8 @@
 """The providers' batch APIs through the official SDKs (the provider adapters' clients).
 
 Anthropic: Message Batches (`messages.batches.create / retrieve / results / cancel`), each
-request's `params` built exactly like an interactive call (automatic cache breakpoints, at
-1-hour TTL: a batch can take longer than five minutes). OpenAI: a JSONL input file
+request's `params` built exactly like an interactive call (automatic cache breakpoints; a
+prefix the batch shares among its requests at 1-hour TTL: a batch can run for hours). OpenAI: a JSONL input file
 (`files.create`, purpose "batch") and `batches.create` on /v1/chat/completions with the
 "24h" window; answers come back in the output and error files. Every answer is priced from
 the usage the provider returns, at the catalog's batch discount.
@@ -11,6 +11,7 @@ the usage the provider returns, at the catalog's batch discount.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,7 +23,13 @@ from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Sampling
 from costmesh.services.providers import anthropic_adapter, openai_adapter
 from costmesh.services.providers.base import priced
-from costmesh.services.providers.cache_breakpoints import TTL_1H, AutoBreakpoints, BreakpointPolicy
+from costmesh.services.providers.cache_breakpoints import (
+    TTL_1H,
+    AutoBreakpoints,
+    BreakpointPolicy,
+    layout,
+    ordered,
+)
 from costmesh.services.providers.sdk_errors import map_sdk_error
 
 from .jobs import CANCELED, ERRORED, EXPIRED, SUCCEEDED
@@ -69,14 +76,35 @@ class ProviderBatchAPI(Protocol):
     async def cancel(self, batch_id: str) -> None: ...
 
 
-class LongTTL:
-    """The adapter's placement, every breakpoint at 1-hour TTL (batch requests run over hours)."""
+class _Fixed:
+    """Breakpoints decided beforehand (a policy that returns them)."""
 
-    def __init__(self, inner: BreakpointPolicy):
-        self._inner = inner
+    def __init__(self, marks: dict):
+        self._marks = marks
 
     def place(self, model, messages, tenant_id=""):
-        return {at: TTL_1H for at in self._inner.place(model, messages, tenant_id)}
+        return self._marks
+
+
+def batch_breakpoints(policy: BreakpointPolicy, calls: list[BatchCall]) -> list[dict]:
+    """The adapter's placement for each call; a prefix the batch itself reuses gets the 1-hour TTL.
+
+    A batch's requests run over minutes to hours, so a shared prefix written at 5 minutes may be
+    gone before the next request that needs it; one used once keeps the placement's own TTL.
+    """
+    placed, uses = [], Counter()
+    for call in calls:
+        marks = policy.place(call.model, call.messages, call.tenant_id)
+        order = {slot.at: (i, slot.digest) for i, slot in enumerate(layout(call.messages))} if marks else {}
+        keys = {at: (call.model.id, order[at][1]) for at in marks}
+        uses.update(keys.values())
+        placed.append((marks, keys, order))
+    out = []
+    for marks, keys, order in placed:
+        ats = sorted(marks, key=lambda at: order[at][0])
+        ttls = ordered([TTL_1H if uses[keys[at]] > 1 else marks[at] for at in ats])
+        out.append(dict(zip(ats, ttls)))
+    return out
 
 
 class AnthropicBatches:
@@ -85,13 +113,13 @@ class AnthropicBatches:
     def __init__(self, client: anthropic.AsyncAnthropic, discount: float, breakpoints: BreakpointPolicy | None = None):
         self._client = client
         self._discount = discount
-        self._breakpoints = LongTTL(breakpoints or AutoBreakpoints())
+        self._breakpoints = breakpoints or AutoBreakpoints()
 
     def payload(self, calls: list[BatchCall]) -> Payload:
         requests = []
-        for call in calls:
+        for call, marks in zip(calls, batch_breakpoints(self._breakpoints, calls)):
             kwargs = anthropic_adapter.build_request(
-                call.model, call.messages, call.sampling, self._breakpoints, call.tenant_id
+                call.model, call.messages, call.sampling, _Fixed(marks), call.tenant_id
             )
             params = {**{k: v for k, v in kwargs.items() if k != "extra_body"}, **kwargs.get("extra_body", {})}
             requests.append({"custom_id": call.custom_id, "params": params})

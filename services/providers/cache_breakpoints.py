@@ -112,6 +112,15 @@ def choose_ttl(model: ModelSpec, reuse: Reuse) -> str:
     return TTL_1H if cost_1h < cost_5m else TTL_5M
 
 
+def ordered(ttls: list[str]) -> list[str]:
+    """TTLs in prompt order, raised where needed so that no 1h mark follows a 5m one (an API rule)."""
+    out = list(ttls)
+    for i in range(len(out) - 2, -1, -1):
+        if out[i + 1] == TTL_1H:
+            out[i] = TTL_1H
+    return out
+
+
 # -- automatic placement -------------------------------------------------------------------------
 
 
@@ -181,10 +190,7 @@ class AutoBreakpoints:
             auto = (auto[:1] + auto[len(auto) - room + 1 :]) if room > 1 else auto[-room:] if room else []
         chosen = sorted({*(by_at[at] for at in client), *auto}, key=lambda s: s.end)
         ttls = [choose_ttl(model, self.tracker.observe(f"{tenant_id}\x00{model.id}", s.digest)) for s in chosen]
-        for i in range(len(ttls) - 2, -1, -1):  # a 1h mark must not follow a 5m one
-            if ttls[i + 1] == TTL_1H:
-                ttls[i] = TTL_1H
-        return {slot.at: ttl for slot, ttl in zip(chosen, ttls)}
+        return {slot.at: ttl for slot, ttl in zip(chosen, ordered(ttls))}
 
     @staticmethod
     def candidates(slots: list[_Slot]) -> list[_Slot]:
