@@ -84,6 +84,20 @@ def test_operating_point_is_the_most_reuse_within_the_bound_on_both_sets():
         artifact.operating_point(1.5)
 
 
+def test_with_calibration_sizes_the_bound_holds_at_95_percent_confidence():
+    from costmesh.verification.artifact import wilson_upper
+
+    assert wilson_upper(0.0, 240) == pytest.approx(0.0111, abs=1e-3)
+    assert wilson_upper(0.04, 1000) > 0.04 and wilson_upper(0.04, 0) == 0.04
+    small = VerifierArtifact(TreeEnsemble.from_arrays(_tiny_arrays()), FEATURE_NAMES, False, 0.6,
+                             "all-MiniLM-L6-v2", _table(), {"calibration_negatives": {"quora": 100, "traps": 100}})
+    # 0.04 seen on 100 Quora negatives may well be 8%: 0.7 no longer passes at 5%
+    assert small.operating_point(0.05).threshold == 0.9
+    big = VerifierArtifact(TreeEnsemble.from_arrays(_tiny_arrays()), FEATURE_NAMES, False, 0.6,
+                           "all-MiniLM-L6-v2", _table(), {"calibration_negatives": {"quora": 10**6, "traps": 10**6}})
+    assert big.operating_point(0.05).threshold == 0.7
+
+
 def _tiny_arrays():
     return {"tree_feature": np.zeros(1, np.int32), "tree_threshold": np.zeros(1), "tree_left": np.zeros(1, np.int32),
             "tree_right": np.zeros(1, np.int32), "tree_leaf": np.ones(1, bool), "tree_value": np.array([0.5]),

@@ -9,6 +9,7 @@ threshold for the false-hit bound an operator sets without retraining.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from .trees import TreeEnsemble
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "verifier-v1.npz"
 FORMAT = "costmesh-verifier/1"
+
+
+def wilson_upper(rate: float, n: int, z: float = 1.645) -> float:
+    """One-sided upper confidence bound of a rate seen on n trials (the rate itself when n = 0)."""
+    if n <= 0:
+        return rate
+    centre = rate + z * z / (2 * n)
+    spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z * z / n))
 
 
 @dataclass(frozen=True)
@@ -51,12 +61,18 @@ class VerifierArtifact:
 
     def operating_point(self, max_false_hit_rate: float) -> OperatingPoint:
         """The lowest threshold (most reuse) whose calibration false-hit rate, on Quora pairs
-        and on traps alike, is within the bound; the strictest row when none is."""
+        and on traps alike, is within the bound; the strictest row when none is.
+
+        With the calibration sets' sizes in `meta["calibration_negatives"]`, the test is on the
+        one-sided 95% Wilson upper bound of each rate, not the rate seen: a few hundred
+        calibration traps cannot vouch for 5% on their own."""
         if not 0.0 <= max_false_hit_rate <= 1.0:
             raise ConfigError("max false-hit rate must be in [0, 1]")
+        counts = self.meta.get("calibration_negatives") or {}
         rows = sorted(self.table, key=lambda r: r.threshold)
         for row in rows:
-            if row.false_hit_rate <= max_false_hit_rate:
+            if (wilson_upper(row.quora_false_hit_rate, counts.get("quora", 0)) <= max_false_hit_rate
+                    and wilson_upper(row.traps_false_hit_rate, counts.get("traps", 0)) <= max_false_hit_rate):
                 return row
         return rows[-1]
 

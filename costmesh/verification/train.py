@@ -179,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
                              "source": Path(path).name, "trap_weight": args.trap_weight,
-                             "iterations": args.iterations}},
+                             "iterations": args.iterations},
+              "calibration_negatives": {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}},
     )
     saved = artifact.save(args.output)
     point = artifact.operating_point(args.max_false_hit_rate)
