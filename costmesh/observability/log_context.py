@@ -2,8 +2,8 @@
 
 Server side: the tenant comes from the request message (`tenant_id`, `scope.tenant_id` or
 `request.tenant_id`), the request id from the message's `request_id` or the `x-request-id`
-metadata a costmesh client sent; a first hop whose request has an empty `request_id` field
-assigns one (so the gateway's answer and its log lines carry the same id). The request id is
+metadata a costmesh client sent; a first hop (no `x-request-id`) whose request has an empty
+`request_id` field assigns one (so the gateway's answer and its log lines carry the same id). The request id is
 bound with structlog's contextvars for the duration of the call; the tenant is read from the
 request message when each line is logged (`add_tenant`), so a tenant the gateway sets after
 authenticating the caller is the one logged.
@@ -45,9 +45,7 @@ def _request_id_of(request, context: grpc.aio.ServicerContext) -> str:
         return own
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_HEADER and value:
-            if isinstance(own, str):
-                request.request_id = value
-            return value
+            return value  # logged, never written into the message (e.g. vLLM ids must stay unique)
     if isinstance(own, str):  # a first hop: assign one
         request.request_id = uuid.uuid4().hex
         return request.request_id
