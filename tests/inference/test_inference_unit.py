@@ -49,7 +49,7 @@ def test_malformed_engine_args_are_config_errors(raw):
         parse_engine_args(raw)
 
 
-def test_settings_require_a_model_and_always_enable_prefix_caching():
+def test_settings_require_a_model_and_enable_prefix_caching_by_default():
     with pytest.raises(ConfigError, match="COSTMESH_VLLM_MODEL"):
         EngineSettings.from_env(Env({}))
     settings = EngineSettings.from_env(Env({"COSTMESH_VLLM_MODEL": "/m", "COSTMESH_VLLM_ARGS": "--block-size 16"}))
@@ -60,9 +60,11 @@ def test_settings_require_a_model_and_always_enable_prefix_caching():
     assert "kv_cache_memory_bytes" not in settings.resolved_args(on_cpu=False, cpu_kv_env_set=False)
     own = EngineSettings("/m", {"kv_cache_memory_bytes": 123})
     assert own.resolved_args(on_cpu=True, cpu_kv_env_set=False)["kv_cache_memory_bytes"] == 123
-    for bad in ({"enable_prefix_caching": False}, {"disable_log_stats": True}):
-        with pytest.raises(ConfigError):
-            EngineSettings("/m", bad).resolved_args(on_cpu=False, cpu_kv_env_set=False)
+    with pytest.raises(ConfigError, match="disable_log_stats"):
+        EngineSettings("/m", {"disable_log_stats": True}).resolved_args(on_cpu=False, cpu_kv_env_set=False)
+    # Only an explicit `false` turns prefix caching off (the benchmark's baseline).
+    for given, on in (({"enable_prefix_caching": False}, False), ({"enable_prefix_caching": None}, True)):
+        assert EngineSettings("/m", given).resolved_args(on_cpu=False, cpu_kv_env_set=False)["enable_prefix_caching"] is on
 
 
 def _scheduler_stats(running, waiting, usage, queries, hits, skipped=0):
