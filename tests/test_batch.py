@@ -124,6 +124,11 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
             assert response.baseline_cost_usd > response.cost.total_usd
             total_discount += response.cost.discount_usd
         assert results["a1"].response.model == "claude-sonnet-4-5" and results["o1"].response.provider == "openai"
+        page = (await stub.GetBatch(gw.GetBatchRequest(batch_id=submitted.batch_id, include_results=True,
+                                                       results_offset=1, results_limit=2),
+                                    metadata=metadata(mesh))).batch
+        assert [r.request_id for r in page.results] == ["a1", "a2"] and page.next_results_offset == 3
+        assert page.cost.total_usd == pytest.approx(done.cost.total_usd)  # totals cover the whole batch
         assert results["auto"].response.tier != common.TIER_UNSPECIFIED
         assert done.savings.batch_usd == pytest.approx(total_discount)
         assert done.cost.total_usd == pytest.approx(sum(r.response.cost.total_usd for r in done.results))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
 
+from costmesh.errors import InvalidRequest
 from costmesh.gateway.auth import Authenticator
 
 from .engine import BatchEngine
@@ -40,8 +41,17 @@ _COST_FIELDS = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", 
 _SAVING_FIELDS = ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd")
 
 
-def batch_to_pb(job: Job, items: list[Item], include_results: bool = False) -> gw.Batch:
-    """The job with its counts and the cost of what has been answered so far."""
+DEFAULT_RESULTS, MAX_RESULTS = 1_000, 10_000
+
+
+def batch_to_pb(
+    job: Job, items: list[Item], include_results: bool = False, offset: int = 0, limit: int = 0
+) -> gw.Batch:
+    """The job with its counts and the cost of what has been answered so far (all of it), and one
+    page of results: `limit` (0: 1,000; at most 10,000) from `offset`, in submission order."""
+    if offset < 0 or limit < 0:
+        raise InvalidRequest("results_offset, results_limit: must be >= 0")
+    limit = min(limit or DEFAULT_RESULTS, MAX_RESULTS)
     out = gw.Batch(
         batch_id=job.id,
         tenant_id=job.tenant_id,
@@ -60,11 +70,13 @@ def batch_to_pb(job: Job, items: list[Item], include_results: bool = False) -> g
             _add(out.cost, response.cost, _COST_FIELDS)
             _add(out.savings, response.savings, _SAVING_FIELDS)
             out.baseline_cost_usd += response.baseline_cost_usd
-        if include_results:
+        if include_results and offset <= item.index < offset + limit:
             result = out.results.add(request_id=item.request_id, status=_ITEM_STATUS[item.status], error=item.error)
             if response is not None:
                 result.response.CopyFrom(response)
     out.saving_usd = out.baseline_cost_usd - out.cost.total_usd
+    if include_results and offset + limit < len(items):
+        out.next_results_offset = offset + limit
     return out
 
 
@@ -99,7 +111,8 @@ class BatchServicer(gateway_pb2_grpc.BatchServiceServicer):
     async def GetBatch(self, request: gw.GetBatchRequest, context) -> gw.GetBatchResponse:
         self._tenant(request, context)
         job, items = await self._engine.get(request.batch_id, request.tenant_id)
-        return gw.GetBatchResponse(batch=batch_to_pb(job, items, request.include_results))
+        batch = batch_to_pb(job, items, request.include_results, request.results_offset, request.results_limit)
+        return gw.GetBatchResponse(batch=batch)
 
     async def CancelBatch(self, request: gw.CancelBatchRequest, context) -> gw.CancelBatchResponse:
         self._tenant(request, context)

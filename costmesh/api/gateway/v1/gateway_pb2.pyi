@@ -215,7 +215,7 @@ class BatchCounts(_message.Message):
     def __init__(self, total: _Optional[int] = ..., pending: _Optional[int] = ..., succeeded: _Optional[int] = ..., errored: _Optional[int] = ..., canceled: _Optional[int] = ..., expired: _Optional[int] = ..., cache_hits: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "tenant_id", "status", "counts", "results", "cost", "baseline_cost_usd", "saving_usd", "savings", "provider_batch_ids", "created_at", "ended_at")
+    __slots__ = ("batch_id", "tenant_id", "status", "counts", "results", "cost", "baseline_cost_usd", "saving_usd", "savings", "provider_batch_ids", "created_at", "ended_at", "next_results_offset")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,7 @@ class Batch(_message.Message):
     PROVIDER_BATCH_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESULTS_OFFSET_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     tenant_id: str
     status: BatchStatus
@@ -240,7 +241,8 @@ class Batch(_message.Message):
     provider_batch_ids: _containers.RepeatedScalarFieldContainer[str]
     created_at: float
     ended_at: float
-    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., counts: _Optional[_Union[BatchCounts, _Mapping]] = ..., results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., provider_batch_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., ended_at: _Optional[float] = ...) -> None: ...
+    next_results_offset: int
+    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., counts: _Optional[_Union[BatchCounts, _Mapping]] = ..., results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., provider_batch_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., next_results_offset: _Optional[int] = ...) -> None: ...
 
 class SubmitBatchResponse(_message.Message):
     __slots__ = ("batch",)
@@ -249,14 +251,18 @@ class SubmitBatchResponse(_message.Message):
     def __init__(self, batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
 
 class GetBatchRequest(_message.Message):
-    __slots__ = ("batch_id", "tenant_id", "include_results")
+    __slots__ = ("batch_id", "tenant_id", "include_results", "results_offset", "results_limit")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_LIMIT_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     tenant_id: str
     include_results: bool
-    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., include_results: _Optional[bool] = ...) -> None: ...
+    results_offset: int
+    results_limit: int
+    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., include_results: _Optional[bool] = ..., results_offset: _Optional[int] = ..., results_limit: _Optional[int] = ...) -> None: ...
 
 class GetBatchResponse(_message.Message):
     __slots__ = ("batch",)
