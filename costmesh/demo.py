@@ -67,8 +67,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=300, help="how many requests to send (default 300)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--records-dir", default=None,
-                        help="where the gateway keeps its cost records (default $COSTMESH_RECORDS_DIR or ./costmesh-records)")
-    parser.add_argument("--report-dir", default="costmesh-report",
+                        help="where the gateway keeps its cost records (default $COSTMESH_RECORDS_DIR or ./out/costmesh-records)")
+    parser.add_argument("--report-dir", default="out/costmesh-report",
                         help="where the savings report (HTML page, PNG charts, table) is written")
 
 
@@ -77,7 +77,7 @@ def run(args) -> int:
 
 
 def run_demo(total: int = 300, concurrency: int = 8, *, records_dir: str | None = None,
-             report_dir: str = "costmesh-report") -> int:
+             report_dir: str = "out/costmesh-report") -> int:
     from costmesh.report.command import DEFAULT_RECORDS_DIR, write_report
 
     mix = demo_mix(total)

@@ -14,7 +14,8 @@ from costmesh.report import charts, html
 from costmesh.report.records import read_records
 from costmesh.report.summary import Summary, format_table, summarize
 
-DEFAULT_RECORDS_DIR = "costmesh-records"
+DEFAULT_RECORDS_DIR = "out/costmesh-records"
+DEFAULT_REPORT_DIR = "out/costmesh-report"
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -72,7 +73,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--until", default="now", help="end of the period, exclusive (default now)")
     parser.add_argument("--records-dir", default=None,
                         help=f"where the gateway writes cost records (default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
-    parser.add_argument("--output", default="costmesh-report", help="directory for report.txt, report.html and the PNGs")
+    parser.add_argument("--output", default=DEFAULT_REPORT_DIR, help="directory for report.txt, report.html and the PNGs")
 
 
 def run(args) -> int:
