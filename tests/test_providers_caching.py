@@ -195,3 +195,37 @@ async def test_openai_repeat_reads_cached_tokens_under_its_cache_key(sim):
     other_tenant = await adapter.generate(GPT, rag("q two?"), sampling, "t2")  # another key: its own cache
     assert other_tenant.usage.cache_read_tokens == 0
     await adapter.close()
+
+
+async def test_streamed_1h_and_5m_writes_cost_what_the_same_call_costs_unstreamed(sim):
+    """Two fresh caches (two keys), the same 1h+5m write, once streamed and once not: identical bills."""
+    clock = FakeClock()
+    tracker = ReuseTracker(clock=clock)
+    warm = AutoBreakpoints(tracker)
+    warm.place(SONNET, rag("q", doc=text_of("earlier", 1500)), "t1")
+    clock.t += 900  # the system prompt was seen 15 minutes ago (1h TTL); this document never (5m)
+    policy = AutoBreakpoints(tracker)
+    sampling = Sampling(max_tokens=64)
+    generations = []
+    for key, streamed in (("plain-key", False), ("stream-key", True)):
+        client = anthropic.AsyncAnthropic(api_key=key, base_url=sim.url, max_retries=0)
+        adapter = AnthropicAdapter(client, _Frozen(policy.place(SONNET, rag("q"), "t1")))
+        if streamed:
+            generations.append([e async for e in adapter.stream(SONNET, rag("q"), sampling, "t1")][-1])
+        else:
+            generations.append(await adapter.generate(SONNET, rag("q"), sampling, "t1"))
+        await adapter.close()
+    plain, streamed = generations
+    assert 0 < plain.usage.cache_write_1h_tokens < plain.usage.cache_write_tokens
+    assert streamed.usage == plain.usage and streamed.cost == plain.cost
+    write_1h = plain.usage.cache_write_1h_tokens
+    write_5m = plain.usage.cache_write_tokens - write_1h
+    assert plain.cost.cache_write_usd == pytest.approx((write_1h * 3 * 2.0 + write_5m * 3 * 1.25) * 1e-6)
+
+
+class _Frozen:
+    def __init__(self, marks):
+        self.marks = marks
+
+    def place(self, model, messages, tenant_id=""):
+        return self.marks
