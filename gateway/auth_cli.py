@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if not args.file:
-        raise ConfigError("keys: give --file or set COSTMESH_API_KEYS_FILE")
+        raise ConfigError("give --file or set COSTMESH_API_KEYS_FILE")
     store = KeyStore(args.file)
     if args.action == "create":
         key, record = store.create(args.tenant, args.name)

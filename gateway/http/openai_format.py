@@ -14,6 +14,7 @@ import base64
 import binascii
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from costmesh.api.common.v1 import common_pb2 as common
@@ -54,14 +55,14 @@ PIPELINE_PARAMS = {
 }
 
 
+@dataclass
 class ChatRequest:
     """A parsed chat completion request: the pipeline's request plus what the reply echoes."""
 
-    def __init__(self, request: gw.CompleteRequest, model: str, stream: bool, include_usage: bool):
-        self.request = request
-        self.model = model
-        self.stream = stream
-        self.include_usage = include_usage
+    request: gw.CompleteRequest
+    model: str
+    stream: bool
+    include_usage: bool
 
 
 def parse_chat_request(body: Any, catalog: Catalog) -> ChatRequest:
