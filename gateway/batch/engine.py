@@ -277,7 +277,11 @@ class BatchEngine:
             if job.status in (IN_PROGRESS, SUBMITTING):
                 for pb in job.provider_batches:
                     if not pb.done:
-                        await self._apis[pb.provider].cancel(pb.batch_id)
+                        try:
+                            await self._apis[pb.provider].cancel(pb.batch_id)
+                        except CostmeshError as exc:  # e.g. it ended upstream meanwhile: the poller reads it
+                            log.warning("provider batch cancel failed", batch=job.id, provider_batch=pb.batch_id,
+                                        error=str(exc))
                 job.status = CANCELING
                 await self._store.save_job(job)
         finally:
@@ -326,6 +330,8 @@ class BatchEngine:
                 ended += await self._advance(job_id)
             except CostmeshError as exc:
                 log.warning("batch job poll failed", batch=job_id, error=str(exc))
+            except Exception:  # one broken job must not stop the others
+                log.exception("batch job poll crashed", batch=job_id)
             finally:
                 await self._store.unlock(job_id, token)
         return ended
@@ -346,10 +352,26 @@ class BatchEngine:
             await self._store.save_items(job.id, unsent)
             job.status = IN_PROGRESS
         for pb in job.provider_batches:
-            if pb.done or not await self._apis[pb.provider].ended(pb.batch_id):
+            if pb.done:
                 continue
+            if pb.provider not in self._apis:
+                log.warning("provider batch API not configured here", batch=job.id, provider=pb.provider)
+                continue
+            try:
+                if not await self._apis[pb.provider].ended(pb.batch_id):
+                    continue
+                lost = ""
+            except NotFound as exc:  # the provider no longer knows it: its requests cannot be answered
+                lost = f"{pb.provider}: batch {pb.batch_id} not found upstream: {exc}"
             items = items if items is not None else await self._store.items(job.id)
             members = {i.custom_id: i for i in items if i.provider_batch == pb.batch_id and i.status == PENDING}
+            if lost:
+                for item in members.values():
+                    item.status, item.error = ERRORED, lost
+                await self._store.save_items(job.id, list(members.values()))
+                pb.done = True
+                await self._store.save_job(job)
+                continue
             models = {cid: self._catalog.model(i.model) for cid, i in members.items()}
             with self._tracer.start_as_current_span(
                 "costmesh.batch.results",

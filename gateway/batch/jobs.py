@@ -18,7 +18,6 @@ import redis.asyncio as aioredis
 from costmesh.errors import NotFound, Unavailable
 
 PREFIX = "costmesh:batch:"
-ACTIVE = PREFIX + "active"
 
 PENDING, SUCCEEDED, ERRORED, CANCELED, EXPIRED = "pending", "succeeded", "errored", "canceled", "expired"
 SUBMITTING, IN_PROGRESS, CANCELING, ENDED = "submitting", "in_progress", "canceling", "ended"
@@ -97,9 +96,11 @@ class Job:
 class JobStore:
     """Jobs and items in Redis. Redis failures surface as Unavailable: a batch needs its state."""
 
-    def __init__(self, redis: aioredis.Redis, retention_s: int = 7 * 24 * 3600):
+    def __init__(self, redis: aioredis.Redis, retention_s: int = 7 * 24 * 3600, prefix: str = PREFIX):
         self._redis = redis
         self._retention_s = retention_s
+        self._prefix = prefix
+        self._active = prefix + "active"
 
     @classmethod
     def from_url(cls, url: str) -> "JobStore":
@@ -108,16 +109,16 @@ class JobStore:
     async def create(self, job: Job, items: list[Item]) -> None:
         async with self._guard():
             pipe = self._redis.pipeline(transaction=True)
-            pipe.set(_meta(job.id), job.to_json())
+            pipe.set(self._meta(job.id), job.to_json())
             for chunk in _chunks(items, 1000):
-                pipe.hset(_items(job.id), mapping={str(i.index): i.to_json() for i in chunk})
+                pipe.hset(self._items(job.id), mapping={str(i.index): i.to_json() for i in chunk})
             if job.status != ENDED:
-                pipe.sadd(ACTIVE, job.id)
+                pipe.sadd(self._active, job.id)
             await pipe.execute()
 
     async def job(self, job_id: str) -> Job:
         async with self._guard():
-            raw = await self._redis.get(_meta(job_id))
+            raw = await self._redis.get(self._meta(job_id))
         if raw is None:
             raise NotFound(f"batch_id: no batch {job_id!r}")
         return Job.from_json(raw)
@@ -125,16 +126,16 @@ class JobStore:
     async def save_job(self, job: Job) -> None:
         async with self._guard():
             pipe = self._redis.pipeline(transaction=True)
-            pipe.set(_meta(job.id), job.to_json())
+            pipe.set(self._meta(job.id), job.to_json())
             if job.status == ENDED:
-                pipe.srem(ACTIVE, job.id)
-                pipe.expire(_meta(job.id), self._retention_s)
-                pipe.expire(_items(job.id), self._retention_s)
+                pipe.srem(self._active, job.id)
+                pipe.expire(self._meta(job.id), self._retention_s)
+                pipe.expire(self._items(job.id), self._retention_s)
             await pipe.execute()
 
     async def items(self, job_id: str) -> list[Item]:
         async with self._guard():
-            raw = await self._redis.hgetall(_items(job_id))
+            raw = await self._redis.hgetall(self._items(job_id))
         return sorted((Item.from_json(v) for v in raw.values()), key=lambda i: i.index)
 
     async def save_items(self, job_id: str, items: list[Item]) -> None:
@@ -142,22 +143,27 @@ class JobStore:
             return
         async with self._guard():
             for chunk in _chunks(items, 1000):
-                await self._redis.hset(_items(job_id), mapping={str(i.index): i.to_json() for i in chunk})
+                await self._redis.hset(self._items(job_id), mapping={str(i.index): i.to_json() for i in chunk})
 
     async def active(self) -> list[str]:
         async with self._guard():
-            return sorted(m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(ACTIVE))
+            return sorted(m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(self._active))
+
+    async def activate(self, job_id: str) -> None:
+        """Put a job (back) on the set the poller reads."""
+        async with self._guard():
+            await self._redis.sadd(self._active, job_id)
 
     async def lock(self, job_id: str, ttl_s: int = 120) -> str | None:
         """A short lease on a job, so two gateway replicas never finish the same provider batch twice."""
         token = uuid.uuid4().hex
         async with self._guard():
-            ok = await self._redis.set(PREFIX + job_id + ":lock", token, nx=True, ex=ttl_s)
+            ok = await self._redis.set(self._prefix + job_id + ":lock", token, nx=True, ex=ttl_s)
         return token if ok else None
 
     async def unlock(self, job_id: str, token: str) -> None:
         async with self._guard():
-            key = PREFIX + job_id + ":lock"
+            key = self._prefix + job_id + ":lock"
             current = await self._redis.get(key)
             if current is not None and (current.decode() if isinstance(current, bytes) else current) == token:
                 await self._redis.delete(key)
@@ -168,6 +174,12 @@ class JobStore:
     def _guard(self):
         return _RedisGuard()
 
+    def _meta(self, job_id: str) -> str:
+        return self._prefix + job_id + ":meta"
+
+    def _items(self, job_id: str) -> str:
+        return self._prefix + job_id + ":items"
+
 
 class _RedisGuard:
     async def __aenter__(self) -> None:
@@ -177,14 +189,6 @@ class _RedisGuard:
         if exc is not None and isinstance(exc, (aioredis.RedisError, OSError)):
             raise Unavailable(f"batch state store (Redis) unavailable: {exc}") from exc
         return False
-
-
-def _meta(job_id: str) -> str:
-    return PREFIX + job_id + ":meta"
-
-
-def _items(job_id: str) -> str:
-    return PREFIX + job_id + ":items"
 
 
 def _chunks(items: list[Item], size: int):
