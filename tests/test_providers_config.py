@@ -107,3 +107,14 @@ async def test_registry_rejects_bad_requests_naming_the_field(registry, model, m
     with pytest.raises(errors.InvalidRequest):
         [e async for e in registry.stream(model, messages, sampling, "t")]
 
+
+
+def test_prompt_caching_policy_from_env():
+    from costmesh.services.providers.cache_breakpoints import AutoBreakpoints, ClientBreakpoints
+
+    base = {"COSTMESH_SIMULATOR_URL": "http://sim"}
+    assert isinstance(ProvidersConfig.from_env(Env(base)).breakpoint_policy(), AutoBreakpoints)
+    config = ProvidersConfig.from_env(Env({**base, "COSTMESH_PROMPT_CACHING": "client"}))
+    assert isinstance(config.breakpoint_policy(), ClientBreakpoints)
+    with pytest.raises(errors.ConfigError, match="COSTMESH_PROMPT_CACHING"):
+        ProvidersConfig.from_env(Env({**base, "COSTMESH_PROMPT_CACHING": "sometimes"}))

@@ -55,7 +55,10 @@ def batch_apis(env: Env, catalog: Catalog) -> tuple[dict[str, ProviderBatchAPI],
     clients = []
     if config.anthropic:
         adapter = AnthropicAdapter.connect(
-            api_key=config.anthropic.api_key, base_url=config.anthropic.base_url, timeout_s=config.timeout_s
+            api_key=config.anthropic.api_key,
+            base_url=config.anthropic.base_url,
+            timeout_s=config.timeout_s,
+            breakpoints=config.breakpoint_policy(),
         )
         apis["anthropic"] = AnthropicBatches(adapter.client, catalog.batch_discount, adapter.breakpoints)
         clients.append(adapter.client)

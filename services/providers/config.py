@@ -11,12 +11,14 @@ from costmesh.config import Env
 from costmesh.errors import ConfigError
 from costmesh.services.providers.anthropic_adapter import AnthropicAdapter
 from costmesh.services.providers.base import ProviderAdapter
+from costmesh.services.providers.cache_breakpoints import AutoBreakpoints, BreakpointPolicy, ClientBreakpoints
 from costmesh.services.providers.openai_adapter import OpenAIAdapter
 from costmesh.services.providers.prefix_routing.factory import build_picker
 from costmesh.services.providers.prefix_routing.settings import RoutingSettings
 from costmesh.services.providers.vllm_adapter import VLLMAdapter
 
 SIMULATOR_API_KEY = "costmesh-simulator"
+BREAKPOINT_POLICIES: dict[str, type] = {"auto": AutoBreakpoints, "client": ClientBreakpoints}
 DEFAULT_TIMEOUT_S = 120.0
 
 
@@ -35,6 +37,7 @@ class ProvidersConfig:
     inference_addrs: tuple[str, ...]
     timeout_s: float
     simulator_url: str | None = None
+    breakpoints: str = "auto"  # COSTMESH_PROMPT_CACHING: auto (placed by costmesh) | client (the client's only)
     routing: RoutingSettings | None = None  # how the vLLM adapter spreads requests over replicas
 
     @classmethod
@@ -54,8 +57,13 @@ class ProvidersConfig:
             inference_addrs=tuple(env.list("COSTMESH_INFERENCE_ADDRS")),
             timeout_s=env.float("COSTMESH_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S),
             simulator_url=simulator,
+            breakpoints=env.str("COSTMESH_PROMPT_CACHING", "auto"),
             routing=RoutingSettings.from_env(env),
         )
+        if config.breakpoints not in BREAKPOINT_POLICIES:
+            raise ConfigError(
+                f"COSTMESH_PROMPT_CACHING must be one of {sorted(BREAKPOINT_POLICIES)}, got {config.breakpoints!r}"
+            )
         if not config.enabled:
             raise ConfigError(
                 "providers: no upstream configured; set ANTHROPIC_API_KEY and/or OPENAI_API_KEY for the real "
@@ -64,6 +72,9 @@ class ProvidersConfig:
         if config.timeout_s <= 0:
             raise ConfigError("COSTMESH_PROVIDER_TIMEOUT_S must be positive")
         return config
+
+    def breakpoint_policy(self) -> BreakpointPolicy:
+        return BREAKPOINT_POLICIES[self.breakpoints]()
 
     @property
     def enabled(self) -> tuple[str, ...]:
@@ -89,7 +100,10 @@ def build_adapters(
     adapters: dict[str, ProviderAdapter] = {}
     if config.anthropic:
         adapters["anthropic"] = AnthropicAdapter.connect(
-            api_key=config.anthropic.api_key, base_url=config.anthropic.base_url, timeout_s=config.timeout_s
+            api_key=config.anthropic.api_key,
+            base_url=config.anthropic.base_url,
+            timeout_s=config.timeout_s,
+            breakpoints=config.breakpoint_policy(),
         )
     if config.openai:
         adapters["openai"] = OpenAIAdapter.connect(
