@@ -155,3 +155,17 @@ async def test_a_job_locked_by_another_replica_is_skipped(store):
     assert await batches.poll_once() == 0
     await store.unlock(job.id, token)
     assert await batches.poll_once() == 1
+
+
+async def test_a_batch_answered_entirely_from_the_cache_ends_at_once(store):
+    class AllHits(Clients):
+        async def lookup(self, request, timeout):
+            return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_EXACT, text="cached", model="gpt-5-mini",
+                                            baseline_cost_usd=0.01, similarity=1.0)
+
+    api = ProviderBatches("openai")
+    job, items = await engine(store, {"openai": api}, clients=AllHits()).submit(submit_request(2))
+    assert job.status == ENDED and not api.batches and not job.provider_batches
+    assert [gw.CompleteResponse.FromString(i.response).text for i in items] == ["cached", "cached"]
+    assert job.id not in await store.active()
+    assert await store._redis.ttl(store._meta(job.id)) > 0  # kept for the retention period, then gone

@@ -108,9 +108,11 @@ class BatchEngine:
             payloads[key] = api.payload([self._call(item, requests[item.index]) for item in members])
             check_size(key[0], payloads[key].requests, payloads[key].size_bytes)
         job = Job.new(request.tenant_id, len(items), self._clock())
-        if not groups:
+        if not groups:  # every request answered from the cache (or refused): nothing to send
             job.status, job.ended_at = ENDED, self._clock()
         await self._store.create(job, items)
+        if job.status == ENDED:
+            await self._store.save_job(job)  # starts its retention clock
         for (provider, model), members in groups.items():
             try:
                 batch_id = await self._apis[provider].submit(payloads[(provider, model)], job.id)
