@@ -229,7 +229,7 @@ def run(quick: bool = False) -> dict:
     if len(prompts) < needed:
         raise ValueError(f"the MMLU book has {len(prompts)} distinct prompts; gateway_http needs {needed}")
     with tempfile.TemporaryDirectory(prefix="costmesh-bench-http-") as run_dir, start_mesh(
-        run_dir, {"COSTMESH_LOG_LEVEL": "warning"}
+        run_dir, {"COSTMESH_LOG_LEVEL": "warning"}, startup_timeout_s=300
     ) as mesh:
         return asyncio.run(_measure(mesh, prompts, n_seq, n_conc, find_litellm(), Path(run_dir)))
 
