@@ -87,6 +87,13 @@ def test_repeated_prefix_goes_to_the_replica_that_served_it():
         p.done(choice.replica)
         assert choice.reason == "least_loaded" and choice.matched_blocks == 0
     assert sorted(c.replica for c in first.values()) == ["r0", "r1", "r2"]  # new prefixes spread
+    # Tied in load, a new prefix goes where fewer blocks are remembered (less cache pressure).
+    crowded = first[0].replica
+    p.tries[crowded].insert(BlockHasher(BS).chain(tokens(50, 64)))
+    for k in (51, 52, 53, 54):
+        fresh = p.choose(tokens(k, 32))
+        p.done(fresh.replica)
+        assert fresh.replica != crowded and fresh.reason == "least_loaded"
     for question in range(1, 5):
         for k in range(3):
             again = p.choose(tokens(k, 32, tail=question))

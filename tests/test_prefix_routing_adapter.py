@@ -133,4 +133,5 @@ async def test_dead_replica_is_skipped_and_brought_back(mesh):
             break
         await asyncio.sleep(0.05)
     assert adapter.picker.health.is_up(dead.address)
-    assert {await ask(adapter, k, 3) for k in (20, 21)} == {"r0", "r1"}  # new prefixes reach it again
+    # A new prefix reaches it again (idle both, it remembers fewer blocks than the one that stood in).
+    assert await ask(adapter, 20, 3) == dead.name

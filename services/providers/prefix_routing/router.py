@@ -3,7 +3,8 @@
 For each request: token ids -> block-hash chain -> per healthy replica, how many leading blocks its
 trie holds. The replica with the longest match gets the request unless it already has
 `max_in_flight` requests in flight; then (and when nothing matches) the least-loaded healthy
-replica does, ties going round-robin so that new prefixes spread evenly. The chosen replica's
+replica does, ties going to the replica remembering fewer blocks, then round-robin, so that new
+prefixes spread evenly. The chosen replica's
 trie records the chain: that replica is about to compute, hence cache, those blocks.
 """
 
@@ -78,8 +79,10 @@ class PrefixAwarePicker:
         return Choice(replica, matches[replica], best_blocks, reason)
 
     def _least_loaded(self, candidates: list[str]) -> str:
-        low = min(self.health.in_flight[r] for r in candidates)
-        tied = [r for r in candidates if self.health.in_flight[r] == low]
+        """Fewest requests in flight; among those, the one remembering fewest blocks (least cache
+        pressure); then in turn."""
+        low = min((self.health.in_flight[r], len(self.tries[r])) for r in candidates)
+        tied = [r for r in candidates if (self.health.in_flight[r], len(self.tries[r])) == low]
         replica = tied[self._next % len(tied)]
         self._next += 1
         return replica
