@@ -81,7 +81,9 @@ def run_demo(total: int = 300, concurrency: int = 8, *, records_dir: str | None 
     from costmesh.report.command import DEFAULT_RECORDS_DIR, write_report
 
     mix = demo_mix(total)
-    records = Path(records_dir or os.environ.get("COSTMESH_RECORDS_DIR") or DEFAULT_RECORDS_DIR).resolve()
+    # This run's records in a directory of their own (`costmesh report` on the parent reads every run).
+    root = Path(records_dir or os.environ.get("COSTMESH_RECORDS_DIR") or DEFAULT_RECORDS_DIR).resolve()
+    records = root / f"demo-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
     print("costmesh demo: starting the mesh (embedded Redis, simulator, 5 services) ...")
     began = time.time()
     with tempfile.TemporaryDirectory(prefix="costmesh-demo-") as run_dir, \
@@ -95,5 +97,5 @@ def run_demo(total: int = 300, concurrency: int = 8, *, records_dir: str | None 
     report = write_report(records, report_dir, began, time.time() + 1)
     print(f"\nsavings report of this run: {Path(report.html_path).resolve()}")
     print(f"  charts: {', '.join(p.name for p in report.charts)}; cost records kept in {records}")
-    print(f"  any period later: costmesh report --records-dir {records} --since 24h")
+    print(f"  any period later: costmesh report --records-dir {root} --since 24h")
     return 0

@@ -64,7 +64,8 @@ def recorded(tmp_path):
     first.on_error(failed, UpstreamError("openai: 500 from upstream"))
     first.close()
 
-    second = CostRecorder(directory, clock=lambda: now[0], writer_id="gw-b")  # a restarted gateway
+    # A restarted gateway, writing into a subdirectory (as each `make demo` run does).
+    second = CostRecorder(directory / "run-2", clock=lambda: now[0], writer_id="gw-b")
     for i, (tenant, response) in enumerate([
         ("t1", miss("r6", common.TIER_TRIVIAL, common.TIER_TRIVIAL, 0.0002, 0.0002, 0.01)),
         ("t1", hit("r7", 0.01, 0.97)),
@@ -72,7 +73,7 @@ def recorded(tmp_path):
         now[0] = DAY2 + i * 600
         second.on_answer(build_request("q", tenant=tenant), response)
     second.close()
-    with (directory / "costs-2026-11-03-gw-b.jsonl").open("a") as handle:
+    with (directory / "run-2" / "costs-2026-11-03-gw-b.jsonl").open("a") as handle:
         handle.write('{"ts": 17')  # a line torn by a crash
     return directory
 
@@ -80,8 +81,8 @@ def recorded(tmp_path):
 def test_records_survive_a_restart_and_a_torn_line(recorded):
     records = list(read_records(recorded))
     assert sorted(r.request_id for r in records) == ["r1", "r2", "r3", "r4", "r5", "r6", "r7"]
-    assert sorted(p.name for p in recorded.iterdir()) == [
-        "costs-2026-11-02-gw-a.jsonl", "costs-2026-11-03-gw-b.jsonl"]
+    assert sorted(str(p.relative_to(recorded)) for p in recorded.rglob("*.jsonl")) == [
+        "costs-2026-11-02-gw-a.jsonl", "run-2/costs-2026-11-03-gw-b.jsonl"]
     failed = next(r for r in records if r.request_id == "r5")
     assert failed.outcome == "UpstreamError" and failed.cost_usd == 0 and "500" in failed.error
     assert [r.request_id for r in read_records(recorded, since=DAY2, until=DAY2 + 3600)] == ["r6", "r7"]

@@ -153,11 +153,12 @@ class CostRecorder:
 
 def read_records(directory: str | os.PathLike, since: float | None = None,
                  until: float | None = None) -> Iterator[CostRecord]:
-    """Every record in `directory` with since <= ts < until, in file order (not sorted)."""
+    """Every record in `directory` (and its subdirectories) with since <= ts < until, in file
+    order (not sorted)."""
     directory = Path(directory)
     first_day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d") if since is not None else ""
     last_day = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d") if until is not None else "9999"
-    for path in sorted(directory.glob(FILE_GLOB)):
+    for path in sorted(directory.rglob(FILE_GLOB)):
         day = path.name[len("costs-"):len("costs-") + 10]
         if day < first_day or day > last_day:
             continue
