@@ -143,6 +143,8 @@ def start_mesh(
             service_env = {**env, "COSTMESH_HOST": "127.0.0.1", "COSTMESH_PORT": str(port)}
             for peer in peers:
                 service_env[f"COSTMESH_{peer.upper()}_ADDR"] = addresses[peer]
+            if env.get("COSTMESH_METRICS_PORT"):  # metrics wanted: one endpoint per process, never a shared port
+                service_env["COSTMESH_METRICS_PORT"] = str(free_port())
             mesh.processes[name] = _spawn(name, module, service_env, run_dir, addresses[name])
         for process in mesh.processes.values():
             if process.name != "simulator":
