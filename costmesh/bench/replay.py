@@ -5,6 +5,7 @@ with the recorded response of the tier called (`SIM_BOOKS` = the book). Each ans
 is the book's score of the side (weak or strong, the catalog's `replay`) of the model that
 served it; its cost is what the gateway billed (failed attempts included).
 
+Rows the packaged router artifact was trained on are left out (as in `costmesh eval router`).
 Policies, run the same way in the same run (each its own tenant, so no cache hit crosses them):
 - `learned`: a mesh with the learned classifier and the learned gate (the defaults);
 - `rules`: a second mesh with the seed's rules classifier and heuristic gate;
@@ -23,7 +24,9 @@ from pathlib import Path
 
 from costmesh.catalog import Catalog, Tier, load_catalog
 from costmesh.datasets import BookRecord, load_book
+from costmesh.errors import ConfigError
 from costmesh.launcher import Mesh, start_mesh
+from costmesh.routing.artifact import load_artifact
 from costmesh.mesh_client import GatewayClient, build_request
 
 CONCURRENCY = 8
@@ -95,9 +98,20 @@ def _mesh_env(book: Path, extra: dict[str, str]) -> dict[str, str]:
     return {"COSTMESH_LOG_LEVEL": "warning", "SIM_BOOKS": str(book.resolve()), **extra}
 
 
-def replay_book(book: str, *, limit: int | None = None, seed: int = 0, plot: str | None = None) -> dict:
+def replay_book(
+    book: str, *, limit: int | None = None, seed: int = 0, plot: str | None = None, include_trained: bool = False
+) -> dict:
     path = Path(book)
     records = load_book(path)
+    left_out = 0
+    if not include_trained:  # as `eval router` does: the learned router is judged on rows it never saw
+        try:
+            trained = load_artifact().was_trained_on([r.prompt for r in records])
+        except ConfigError:
+            trained = None
+        if trained is not None and not trained.all():
+            left_out = int(trained.sum())
+            records = [r for r, t in zip(records, trained) if not t]
     if limit and len(records) > limit:
         records = random.Random(seed).sample(records, limit)
     catalog = load_catalog()
@@ -121,6 +135,7 @@ def replay_book(book: str, *, limit: int | None = None, seed: int = 0, plot: str
     out = {
         "book": str(path),
         "rows": len(records),
+        "rows_left_out_trained": left_out,
         "models": {"weak": weak_model, "strong": strong_model},
         "policies": {name: r.as_dict(all_strong) for name, r in results.items()},
     }
@@ -159,8 +174,10 @@ def write_plot(result: dict, path: str) -> str:
 
 def table(result: dict) -> str:
     lines = [
-        f"replay of {result['book']} ({result['rows']} prompts; weak {result['models']['weak']}, "
-        f"strong {result['models']['strong']})",
+        f"replay of {result['book']} ({result['rows']} prompts"
+        + (f", {result['rows_left_out_trained']} the learned router was trained on left out"
+           if result.get("rows_left_out_trained") else "")
+        + f"; weak {result['models']['weak']}, strong {result['models']['strong']})",
         f"  {'policy':<12}{'quality':>9}{'of strong':>11}{'premium':>9}{'cost $':>12}{'cost/strong':>13}"
         f"{'>1 attempt':>12}{'failed':>8}",
     ]
