@@ -41,11 +41,12 @@ def test_alignment_finds_the_token_without_a_match():
     rng = np.random.default_rng(0)
     tokens = rng.standard_normal((5, 8))
     tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
-    f, min_r, min_p, worst, _ = alignment(tokens, tokens)
+    f, low, high, worst, _ = alignment(tokens, tokens)
     assert f == pytest.approx(1.0) and worst == pytest.approx(1.0)
     odd = -tokens[:1]  # a token pointing away from all of them
-    _, min_r, _, worst, _ = alignment(np.vstack([tokens, odd]), tokens)
-    assert min_r < 0.9 and worst == min_r
+    _, low, high, worst, _ = alignment(np.vstack([tokens, odd]), tokens)
+    assert low < 0.9 and worst == low and high > low
+    assert alignment(tokens, np.vstack([tokens, odd])) == pytest.approx(alignment(np.vstack([tokens, odd]), tokens))
 
 
 def test_tree_ensemble_reproduces_scikit_learn():

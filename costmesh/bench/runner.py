@@ -10,6 +10,7 @@ from pathlib import Path
 
 SECTIONS = {
     "gateway": "costmesh.bench.gateway",
+    "cache": "costmesh.bench.cache",
     "providers": "costmesh.bench.providers",
     "gateway_http": "costmesh.bench.gateway_http",
     "capacity": "costmesh.bench.capacity",

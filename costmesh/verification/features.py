@@ -37,7 +37,7 @@ QUESTION_WORDS = ("what", "why", "how", "when", "where", "who", "which", "whom",
 
 FEATURE_NAMES: tuple[str, ...] = (
     "cosine",
-    "align_f", "align_min_recall", "align_min_precision", "align_min", "align_low2",
+    "align_f", "align_worst_low", "align_worst_high", "align_min", "align_low2",
     "word_jaccard", "content_jaccard", "content_only_max", "content_only_min", "content_only_sum",
     "len_min", "len_max", "len_diff", "char_ratio",
     "negation_mismatch", "negation_count_diff", "opposite",
@@ -46,15 +46,20 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+FEATURES_VERSION = 2  # bump when a feature's meaning changes (cached rows are then recomputed)
+
+
 def alignment(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float, float]:
-    """Greedy token alignment: F, worst recall, worst precision, their min, mean of 2 worst."""
+    """Greedy token alignment, symmetric in a and b: F, the lower and the higher of the two
+    sides' worst-aligned token, the worst overall, the mean of the 2 worst."""
     sims = a @ b.T
     recall = sims.max(axis=1)      # each token of a to its best match in b
     precision = sims.max(axis=0)
     r, p = float(recall.mean()), float(precision.mean())
     f = 2 * r * p / (r + p) if r + p > 0 else 0.0
     worst = np.sort(np.concatenate([recall, precision]))
-    return f, float(recall.min()), float(precision.min()), float(worst[0]), float(worst[:2].mean())
+    low, high = sorted((float(recall.min()), float(precision.min())))
+    return f, low, high, float(worst[0]), float(worst[:2].mean())
 
 
 def _discordance(a_words: list[str], b_words: list[str]) -> float:

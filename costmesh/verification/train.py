@@ -25,7 +25,7 @@ from costmesh.services.cache.scope import normalise_query
 
 from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact
 from .encoder import encode_full
-from .features import FEATURE_NAMES, interaction_features, pair_features
+from .features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
 from .traps import generate, write_pairs
 from .trees import TreeEnsemble
 
@@ -50,13 +50,15 @@ class FeatureCache:
         self.rows: dict[str, np.ndarray] = {}
         if path and path.exists():
             with np.load(path, allow_pickle=False) as data:
-                if data["matrix"].shape[1:] == (len(FEATURE_NAMES) + 768,):
+                current = "version" in data.files and int(data["version"]) == FEATURES_VERSION
+                if current and data["matrix"].shape[1:] == (len(FEATURE_NAMES) + 768,):
                     self.rows = dict(zip(data["keys"].tolist(), data["matrix"]))
 
     def save(self) -> None:
         if self.path and self.rows:
             keys = list(self.rows)
-            np.savez(self.path, keys=np.asarray(keys), matrix=np.stack([self.rows[k] for k in keys]))
+            np.savez(self.path, keys=np.asarray(keys), matrix=np.stack([self.rows[k] for k in keys]),
+                     version=np.asarray(FEATURES_VERSION))
 
 
 def featurise(model, pairs: list[tuple[str, str]], cache: FeatureCache, label: str,
