@@ -111,3 +111,31 @@ async def test_cascade_upgrades_exactly_when_the_gate_fails_and_bills_every_atte
 def test_build_gate_by_name():
     assert build_gate("heuristic").name == "heuristic"
     assert build_gate("learned", artifact_path=str(DEFAULT_ARTIFACT)).name == "learned"
+
+
+async def test_upgrades_tiers_and_quality_reach_the_metrics():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    stats = RouterStats(meter=meter)
+    provider = Scripted({"gpt-5-mini": WRONG, "claude-sonnet-4-5": RIGHT})
+    await cascade(provider, stats).execute(RouteRequest(messages=QUESTION, tier=Tier.SIMPLE, score=0.1))
+    provider.texts["gpt-5-mini"] = RIGHT
+    await cascade(provider, stats).execute(RouteRequest(messages=QUESTION, tier=Tier.SIMPLE, score=0.1))
+    points = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    key = (metric.name, tuple(sorted(point.attributes.items())))
+                    points[key] = getattr(point, "value", None) if hasattr(point, "value") else point.count
+    assert points[("costmesh.router.requests", (("result", "served"),))] == 2
+    assert points[("costmesh.router.served", (("tier", "moderate"),))] == 1
+    assert points[("costmesh.router.served", (("tier", "simple"),))] == 1
+    assert points[("costmesh.router.upgrades", (("reason", "gate"),))] == 1
+    assert points[("costmesh.router.attempts", (("outcome", "gate_failed"),))] == 1
+    assert points[("costmesh.router.attempts", (("outcome", "ok"),))] == 2
+    assert points[("costmesh.router.quality_score", ())] == 2
+    assert stats.upgrade_rate == 0.5

@@ -23,6 +23,7 @@ from .gate import build_gate
 from .grpc_provider_client import GrpcProviderClient
 from .retry import RetryPolicy
 from .servicer import RouterServicer
+from .stats import RouterStats
 
 FULL_NAME = router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name
 
@@ -48,7 +49,7 @@ async def mount(runtime: Runtime) -> Mounted:
         max_tier=Tier.parse(env.str("COSTMESH_ROUTER_GATE_MAX_TIER", "simple")),
     )
     client = GrpcProviderClient(runtime.channel(providers_addr))
-    cascade = Cascade(catalog, client, gate, retry=retry)
+    cascade = Cascade(catalog, client, gate, retry=retry, stats=RouterStats(meter=runtime.meter))
     runtime.log.info("router ready", providers=providers_addr, catalog=catalog.source, gate=gate.name)
     servicer = RouterServicer(cascade)
     return Mounted([Servicer(router_pb2_grpc.add_RouterServiceServicer_to_server, servicer, FULL_NAME)])

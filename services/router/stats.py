@@ -1,9 +1,15 @@
-"""Counters the router keeps for a later metrics exporter. One object, passed in."""
+"""What the router counts: requests, upgrades (by reason), the tier that served, attempts by
+outcome, the quality-score distribution, cost. One object, passed in; with a `meter` the same
+figures also go to OpenTelemetry instruments (the service's Prometheus endpoint):
+`costmesh.router.requests{result}`, `costmesh.router.served{tier}`,
+`costmesh.router.upgrades{reason}`, `costmesh.router.attempts{outcome}` and the histogram
+`costmesh.router.quality_score`."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from costmesh.catalog import Tier
 
@@ -24,6 +30,37 @@ class RouterStats:
     quality_sum: float = 0.0
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
+    meter: Any = field(default=None, repr=False)  # an OpenTelemetry Meter, or None
+
+    def __post_init__(self) -> None:
+        self._otel = None
+        if self.meter is not None:
+            m = self.meter
+            self._otel = {
+                "requests": m.create_counter("costmesh.router.requests", description="requests routed, by result"),
+                "served": m.create_counter("costmesh.router.served", description="answers served, by tier"),
+                "upgrades": m.create_counter("costmesh.router.upgrades", description="moves up a tier, by reason"),
+                "attempts": m.create_counter("costmesh.router.attempts", description="model calls, by outcome"),
+                "quality": m.create_histogram("costmesh.router.quality_score",
+                                              description="quality-gate score of the served answer"),
+            }
+
+    def _emit(self, result: RouteResult | None, attempts: list, gate_upgrades: int = 0,
+              error_upgrades: int = 0) -> None:
+        if self._otel is None:
+            return
+        o = self._otel
+        o["requests"].add(1, {"result": "served" if result is not None else "failed"})
+        for attempt in attempts:
+            o["attempts"].add(1, {"outcome": Outcome(attempt.outcome).name.lower()})
+        if result is None:
+            return
+        o["served"].add(1, {"tier": Tier(result.tier).name.lower()})
+        if gate_upgrades:
+            o["upgrades"].add(gate_upgrades, {"reason": "gate"})
+        if error_upgrades:
+            o["upgrades"].add(error_upgrades, {"reason": "error"})
+        o["quality"].record(result.quality_score)
 
     def record(self, result: RouteResult, gate_upgrades: int, error_upgrades: int) -> None:
         self.requests += 1
@@ -37,11 +74,13 @@ class RouterStats:
         self.quality_sum += result.quality_score
         self.cost_usd += result.cost.total_usd
         self.baseline_cost_usd += result.baseline_cost_usd
+        self._emit(result, result.attempts, gate_upgrades, error_upgrades)
 
     def record_failure(self, attempts: list) -> None:
         self.requests += 1
         self.failures += 1
         self.attempts_by_outcome.update(a.outcome for a in attempts)
+        self._emit(None, attempts)
 
     @property
     def upgrade_rate(self) -> float:
