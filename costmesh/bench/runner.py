@@ -14,6 +14,7 @@ SECTIONS = {
     "providers": "costmesh.bench.providers",
     "gateway_http": "costmesh.bench.gateway_http",
     "capacity": "costmesh.bench.capacity",
+    "inference": "costmesh.bench.inference",
 }
 
 

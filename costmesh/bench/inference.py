@@ -1,0 +1,328 @@
+"""Section `inference`: vLLM prefix caching and prefix-aware routing on the tiny CPU model.
+
+Runs in `.venv`; the inference replicas are processes of `.venv-inference/bin/python -m
+costmesh.services.inference` (override with COSTMESH_INFERENCE_PYTHON) on a freshly built tiny
+random-weight Llama (hidden 128, 2 layers; block size 32), reached over gRPC.
+
+1. Prefix caching on vs off. Two replicas, identical but for `enable_prefix_caching`. Requests
+   sharing a long prefix (each with its own question), streamed one at a time: time to first
+   event (TTFT); then the same kind of requests at a fixed concurrency: requests and prompt
+   tokens per second. On the caching replica the prefix is computed once, before the timed requests.
+2. Prefix-aware vs round-robin routing. Two caching replicas with a KV cache too small to hold
+   every prefix (the realistic case: a replica holds a share of the working set). K long
+   distinct prefixes x M questions, in a shuffled order, sent through the real vLLM provider
+   adapter at a fixed concurrency, once with round-robin and once with prefix-aware routing
+   (each with its own fresh prefixes, so neither inherits the other's cache). Hit rate: cached
+   prompt tokens / prompt tokens over all requests, as the engines report them per request;
+   the engines' own prefix-cache counters (GetStats) are reported beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from costmesh.api.inference.v1 import inference_pb2, inference_pb2_grpc
+from costmesh.catalog import ModelSpec
+from costmesh.domain import Message, Role, Sampling
+from costmesh.services.providers.prefix_routing.block_hash import BlockHasher
+from costmesh.services.providers.prefix_routing.health import INFERENCE_SERVICE
+from costmesh.services.providers.prefix_routing.prompt_tokens import ChatTokenizer
+from costmesh.services.providers.prefix_routing.router import PrefixAwarePicker
+from costmesh.services.providers.replica_picker import RoundRobinPicker
+from costmesh.services.providers.vllm_adapter import VLLMAdapter
+
+REPO = Path(__file__).resolve().parents[2]
+BLOCK_SIZE = 32
+KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 64 * 4  # layers x (K, V) x kv heads x head dim x float32
+ROUTING_KV_BLOCKS = 128  # per replica: 8 of the 16-block prefixes of part 2, not all 12
+MAX_MODEL_LEN = 2048
+LOAD_TIMEOUT_S = 420
+TINY = ModelSpec(id="tiny-llama", provider="vllm", input=0.0, output=0.0)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ttft_prefix_tokens: int = 1536
+    ttft_requests: int = 8
+    throughput_requests: int = 16
+    throughput_concurrency: int = 4
+    prefixes: int = 12  # K
+    questions: int = 6  # M
+    routing_prefix_tokens: int = 512
+    routing_concurrency: int = 2
+    max_tokens: int = 8
+
+
+QUICK = Sizes(ttft_requests=4, throughput_requests=8, questions=5)
+
+
+def run(quick: bool) -> dict:
+    return asyncio.run(_run(QUICK if quick else Sizes()))
+
+
+def _python() -> str:
+    python = os.environ.get("COSTMESH_INFERENCE_PYTHON") or str(REPO / ".venv-inference" / "bin" / "python")
+    if not Path(python).exists():
+        raise SystemExit(f"bench inference: {python} not found; run `make inference-venv` first")
+    return python
+
+
+class Replica:
+    """One inference service process from the inference venv."""
+
+    def __init__(self, name: str, model_dir: str, workdir: Path, *, prefix_caching: bool, kv_blocks: int):
+        self.name = name
+        self.kv_blocks = kv_blocks
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = workdir / f"{name}.log"
+        args = {
+            "max_model_len": MAX_MODEL_LEN,
+            "block_size": BLOCK_SIZE,
+            "dtype": "float32",
+            "enforce_eager": True,
+            "distributed_executor_backend": "uni",
+            "kv_cache_memory_bytes": kv_blocks * BLOCK_SIZE * KV_BYTES_PER_TOKEN,
+            "enable_prefix_caching": prefix_caching,
+        }
+        env = {
+            **os.environ,
+            "COSTMESH_HOST": "127.0.0.1",
+            "COSTMESH_PORT": str(self.port),
+            "COSTMESH_VLLM_MODEL": model_dir,
+            "COSTMESH_VLLM_ARGS": json.dumps(args),
+            "COSTMESH_LOG_LEVEL": os.environ.get("COSTMESH_BENCH_REPLICA_LOG_LEVEL", "warning"),
+            "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        }
+        with open(self.log_path, "wb") as log:
+            self.popen = subprocess.Popen(
+                [_python(), "-m", "costmesh.services.inference"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO, start_new_session=True,
+            )
+        self.channel = grpc.aio.insecure_channel(self.address)
+        self.stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
+
+    async def wait_serving(self) -> float:
+        started = time.perf_counter()
+        health = health_pb2_grpc.HealthStub(self.channel)
+        while time.perf_counter() - started < LOAD_TIMEOUT_S:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"replica {self.name} exited ({self.popen.returncode}); log: {self._tail()}")
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=INFERENCE_SERVICE), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return time.perf_counter() - started
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"replica {self.name} not serving after {LOAD_TIMEOUT_S} s; log: {self._tail()}")
+
+    async def stats(self) -> inference_pb2.GetStatsResponse:
+        return await self.stub.GetStats(inference_pb2.GetStatsRequest(), timeout=10)
+
+    def _tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.popen.wait, 30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)  # this process's own group (start_new_session)
+                await asyncio.to_thread(self.popen.wait)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _build_model(workdir: Path) -> str:
+    path = workdir / "tiny-llama"
+    subprocess.run(
+        [_python(), "-m", "costmesh.services.inference.tiny_model", str(path)], check=True, cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+    return str(path)
+
+
+class Texts:
+    """Texts of single-token words: `words(n, seed)` is about n tokens, distinct per seed."""
+
+    def __init__(self, tokenizer_words: list[str]):
+        self._words = tokenizer_words
+
+    def words(self, n: int, seed: int) -> str:
+        return " ".join(random.Random(seed).choices(self._words, k=n))
+
+
+def _single_token_words(model_dir: str) -> list[str]:
+    from transformers import AutoTokenizer
+
+    vocab = AutoTokenizer.from_pretrained(model_dir).get_vocab()
+    return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower() and len(w) >= 4)
+
+
+def _request(prompt: str, max_tokens: int) -> inference_pb2.GenerateRequest:
+    request = inference_pb2.GenerateRequest(prompt=prompt)
+    request.sampling.max_tokens = max_tokens
+    request.sampling.temperature = 0.0
+    return request
+
+
+async def _ttft_s(replica: Replica, prompt: str, max_tokens: int) -> float:
+    started = time.perf_counter()
+    first = None
+    async for _ in replica.stub.StreamGenerate(_request(prompt, max_tokens), timeout=120):
+        if first is None:
+            first = time.perf_counter() - started
+    assert first is not None
+    return first
+
+
+async def _caching_on_off(on: Replica, off: Replica, texts: Texts, sizes: Sizes) -> dict:
+    prefix = texts.words(sizes.ttft_prefix_tokens, seed=1)
+    out: dict = {"ttft_prefix_tokens": sizes.ttft_prefix_tokens}
+    for label, replica in (("cached", on), ("uncached", off)):
+        await replica.stub.Generate(_request(prefix + " warm", 1), timeout=120)  # prefix computed once (cached: kept)
+        ttfts = [await _ttft_s(replica, f"{prefix} {texts.words(12, 100 + i)}", sizes.max_tokens)
+                 for i in range(sizes.ttft_requests)]
+        out[f"ttft_ms_{label}"] = round(1000 * statistics.median(ttfts), 1)
+        out[f"ttft_ms_{label}_p90"] = round(1000 * sorted(ttfts)[int(0.9 * (len(ttfts) - 1))], 1)
+        prompt_tokens = cached = 0
+        questions = iter(range(sizes.throughput_requests))
+
+        async def worker() -> None:
+            nonlocal prompt_tokens, cached
+            for i in questions:
+                r = await replica.stub.Generate(_request(f"{prefix} {texts.words(12, 200 + i)}", sizes.max_tokens), timeout=120)
+                prompt_tokens += r.prompt_tokens
+                cached += r.cached_prompt_tokens
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(sizes.throughput_concurrency)))
+        elapsed = time.perf_counter() - started
+        out[f"requests_per_s_{label}"] = round(sizes.throughput_requests / elapsed, 2)
+        out[f"prompt_tokens_per_s_{label}"] = round(prompt_tokens / elapsed)
+        out[f"cached_fraction_{label}"] = round(cached / prompt_tokens, 3)
+    out["ttft_speedup"] = round(out["ttft_ms_uncached"] / out["ttft_ms_cached"], 2)
+    out["throughput_speedup"] = round(out["requests_per_s_cached"] / out["requests_per_s_uncached"], 2)
+    return out
+
+
+def _workload(texts: Texts, sizes: Sizes, seed: int) -> list[tuple[Message, ...]]:
+    docs = [texts.words(sizes.routing_prefix_tokens, seed=seed * 1000 + k) for k in range(sizes.prefixes)]
+    order = [(k, m) for k in range(sizes.prefixes) for m in range(sizes.questions)]
+    random.Random(seed).shuffle(order)
+    return [
+        (Message.of(Role.SYSTEM, docs[k]), Message.of(Role.USER, f"question {m}: {texts.words(20, seed * 7919 + k * 97 + m)}"))
+        for k, m in order
+    ]
+
+
+async def _route(adapter: VLLMAdapter, replicas: list[Replica], chats: list, sizes: Sizes) -> dict:
+    before = [await r.stats() for r in replicas]
+    pending = iter(chats)
+    prompt_tokens = cached = 0
+
+    async def worker() -> None:
+        nonlocal prompt_tokens, cached
+        for chat in pending:
+            g = await adapter.generate(TINY, chat, Sampling(max_tokens=sizes.max_tokens, temperature=0.0), "bench", timeout_s=120)
+            prompt_tokens += g.usage.input_tokens
+            cached += g.usage.cache_read_tokens
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(sizes.routing_concurrency)))
+    elapsed = time.perf_counter() - started
+    after = [await r.stats() for r in replicas]
+    queries = sum(a.prefix_cache_queries - b.prefix_cache_queries for a, b in zip(after, before))
+    hits = sum(a.prefix_cache_hits - b.prefix_cache_hits for a, b in zip(after, before))
+    return {
+        "hit_rate": round(cached / prompt_tokens, 3),
+        "engine_hit_rate": round(hits / queries, 3) if queries else 0.0,
+        "requests_per_s": round(len(chats) / elapsed, 2),
+        "prompt_tokens_per_s": round(prompt_tokens / elapsed),
+    }
+
+
+async def _routing(replicas: list[Replica], model_dir: str, texts: Texts, sizes: Sizes) -> dict:
+    addresses = [r.address for r in replicas]
+    out: dict = {
+        "prefixes": sizes.prefixes, "questions_per_prefix": sizes.questions,
+        "routing_prefix_tokens": sizes.routing_prefix_tokens, "kv_blocks_per_replica": ROUTING_KV_BLOCKS,
+        "block_size": BLOCK_SIZE, "concurrency": sizes.routing_concurrency,
+    }
+    pickers = {
+        "round_robin": RoundRobinPicker(addresses),
+        "prefix_aware": PrefixAwarePicker(
+            addresses, ChatTokenizer.load(model_dir), BlockHasher(BLOCK_SIZE),
+            max_blocks=ROUTING_KV_BLOCKS, max_in_flight=4,
+        ),
+    }
+    for seed, (label, picker) in enumerate(pickers.items(), start=1):
+        adapter = VLLMAdapter(picker, grpc.aio.insecure_channel, health_interval_s=2.0)
+        try:
+            measured = await _route(adapter, replicas, _workload(texts, sizes, seed), sizes)
+        finally:
+            await adapter.close()
+        for key, value in measured.items():
+            out[f"{key}_{label}"] = value
+    out["hit_rate_ratio"] = round(out["hit_rate_prefix_aware"] / max(out["hit_rate_round_robin"], 1e-9), 2)
+    out["throughput_ratio"] = round(out["requests_per_s_prefix_aware"] / out["requests_per_s_round_robin"], 2)
+    return out
+
+
+async def _run(sizes: Sizes) -> dict:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="costmesh-bench-inference-") as tmp:
+        workdir = Path(tmp)
+        model_dir = _build_model(workdir)
+        texts = Texts(_single_token_words(model_dir))
+        replicas = [
+            Replica("cached-a", model_dir, workdir, prefix_caching=True, kv_blocks=ROUTING_KV_BLOCKS),
+            Replica("cached-b", model_dir, workdir, prefix_caching=True, kv_blocks=ROUTING_KV_BLOCKS),
+            Replica("uncached", model_dir, workdir, prefix_caching=False, kv_blocks=ROUTING_KV_BLOCKS),
+        ]
+        try:
+            load_s = [await r.wait_serving() for r in replicas]
+            result: dict = {"model": "tiny random Llama (hidden 128, 2 layers), float32, CPU",
+                            "cpus": os.cpu_count(), "replicas_load_s": round(max(load_s), 1)}
+            result.update(await _caching_on_off(replicas[0], replicas[2], texts, sizes))
+            await replicas[2].stop()  # frees its cores for part 2
+            result.update(await _routing(replicas[:2], model_dir, texts, sizes))
+        finally:
+            for r in replicas:
+                await r.stop()
+    result["section_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def table(result: dict) -> str:
+    rows = [
+        ("TTFT, shared prefix, caching on / off (ms)", f"{result['ttft_ms_cached']} / {result['ttft_ms_uncached']}"),
+        ("requests/s, shared prefix, on / off", f"{result['requests_per_s_cached']} / {result['requests_per_s_uncached']}"),
+        ("hit rate, prefix-aware / round-robin", f"{result['hit_rate_prefix_aware']} / {result['hit_rate_round_robin']}"
+                                                  f"  ({result['hit_rate_ratio']}x)"),
+        ("requests/s, prefix-aware / round-robin", f"{result['requests_per_s_prefix_aware']} / "
+                                                    f"{result['requests_per_s_round_robin']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
