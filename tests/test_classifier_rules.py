@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from costmesh.catalog import Tier
 from costmesh.domain import Message, Role
 from costmesh.errors import ConfigError, InvalidRequest
 from costmesh.services.classifier.rules import RulesStrategy
+from costmesh.services.classifier.signals import LONG_CONTEXT, SCAN_CHARS, VERY_LONG_PROMPT, Features
 from costmesh.services.classifier.strategy import Classification, Classifier, tier_for_score
 
 ARCHITECTURE_QUESTION = """Design a distributed rate limiter for our API gateway. Requirements:
@@ -129,16 +128,7 @@ def test_reads_the_last_user_message():
     assert "design" not in result.signals
 
 
-def test_fast():
-    strategy = RulesStrategy()
-    messages = user(ARCHITECTURE_QUESTION)
-    started = time.perf_counter()
-    for _ in range(200):
-        strategy.classify(messages)
-    assert (time.perf_counter() - started) / 200 < 0.001
-
-
-def test_long_prompts_stay_fast():
+def test_long_prompts_stay_bounded():
     strategy = RulesStrategy()
     messages = [
         Message.of(Role.SYSTEM, "You answer questions about the attached contract. " * 500),
@@ -146,10 +136,10 @@ def test_long_prompts_stay_fast():
     ]
     result = strategy.classify(messages)
     assert {"very_long_prompt", "long_context"} <= set(result.signals)
-    started = time.perf_counter()
-    for _ in range(20):
-        strategy.classify(messages)
-    assert (time.perf_counter() - started) / 20 < 0.01
+    # Bounded work (no timing here): token counting stops at the caps instead of counting it all.
+    features = Features.of(messages)
+    assert features.tokens == VERY_LONG_PROMPT and features.context_tokens == LONG_CONTEXT
+    assert len(features.text) <= SCAN_CHARS + 1
 
 
 def test_bands():
