@@ -32,6 +32,7 @@ from costmesh.mesh_client import GatewayClient, build_request
 CONCURRENCY = 8
 MAX_TOKENS = 1024
 QUICK_ROWS = 120
+STARTUP_S = 400.0  # a loaded machine starts the mesh slowly (MiniLM loads twice)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def replay_book(
     strong_model = catalog.tier_models(Tier.MODERATE)[0].id
     results = {name: PolicyResult(name) for name in ("all-strong", "all-weak", "random", "rules", "learned")}
     with tempfile.TemporaryDirectory(prefix="costmesh-replay-") as run_dir:
-        with start_mesh(Path(run_dir) / "learned", _mesh_env(path, {})) as mesh:
+        with start_mesh(Path(run_dir) / "learned", _mesh_env(path, {}), startup_timeout_s=STARTUP_S) as mesh:
             asyncio.run(_replay(mesh, records, catalog, results["learned"], "bench-learned", None))
             learned_share = results["learned"].as_dict()["premium_share"]
             rng = random.Random(seed)
@@ -129,7 +130,7 @@ def replay_book(
             asyncio.run(_replay(mesh, records, catalog, results["all-weak"], "bench-weak", [weak_model] * len(records)))
             asyncio.run(_replay(mesh, records, catalog, results["random"], "bench-random", random_pins))
         seed_env = {"COSTMESH_CLASSIFIER_STRATEGY": "rules", "COSTMESH_ROUTER_GATE": "heuristic"}
-        with start_mesh(Path(run_dir) / "rules", _mesh_env(path, seed_env)) as mesh:
+        with start_mesh(Path(run_dir) / "rules", _mesh_env(path, seed_env), startup_timeout_s=STARTUP_S) as mesh:
             asyncio.run(_replay(mesh, records, catalog, results["rules"], "bench-rules", None))
     all_strong = results["all-strong"].cost_usd
     out = {
