@@ -61,3 +61,4 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     assert "missing 'b'" in capsys.readouterr().err
     assert main(["eval", "cache", "--pairs", str(bad), "--limit", "0"]) == 2
     assert "limit" in capsys.readouterr().err
+

@@ -47,8 +47,9 @@ class Tally:
     errors: int = 0
     latencies_s: list[float] = field(default_factory=list)
 
-    def add(self, hit: bool, duplicate: bool, latency_s: float, error: bool) -> None:
-        self.latencies_s.append(latency_s)
+    def add(self, hit: bool, duplicate: bool, latency_s: float | None, error: bool) -> None:
+        if latency_s is not None:
+            self.latencies_s.append(latency_s)
         self.errors += error
         if duplicate:
             self.tp += hit
@@ -119,16 +120,21 @@ async def evaluate(pairs: list[Pair], redis_url: str, *, concurrency: int = 8, e
         tallies = {name: Tally() for name in envs}
         bar = _progress_bar(len(pairs), progress)
         semaphore = asyncio.Semaphore(concurrency)
+        failed: list[str] = []
 
         async def one(index: int, pair: Pair) -> None:
             tenant = f"eval-{run_id}-{index}"
             async with semaphore:
-                stored = await stubs["costmesh"].Store(pb.StoreRequest(
-                    scope=_scope(tenant), messages=_messages(pair.a), sampling=SAMPLING, text=f"answer {index}",
-                    model="eval", finish_reason="stop", quality_passed=True))
-                results = await asyncio.gather(*(_lookup(stubs[name], tenant, pair.b) for name in envs))
+                try:
+                    stored = await stubs["costmesh"].Store(pb.StoreRequest(
+                        scope=_scope(tenant), messages=_messages(pair.a), sampling=SAMPLING,
+                        text=f"answer {index}", model="eval", finish_reason="stop", quality_passed=True))
+                    results = await asyncio.gather(*(_lookup(stubs[name], tenant, pair.b) for name in envs))
+                except grpc.aio.AioRpcError as exc:  # one bad pair is a counted error, not a failed run
+                    failed.append(f"pair {index}: {exc.code().name}: {exc.details()}")
+                    stored, results = None, [(False, None, True)] * len(envs)
                 for name, (hit, latency, unavailable) in zip(envs, results):
-                    tallies[name].add(hit, pair.duplicate, latency, unavailable or not stored.stored)
+                    tallies[name].add(hit, pair.duplicate, latency, unavailable or not (stored and stored.stored))
                 bar.update(1)
 
         await asyncio.gather(*(one(i, p) for i, p in enumerate(pairs)))
@@ -147,6 +153,7 @@ async def evaluate(pairs: list[Pair], redis_url: str, *, concurrency: int = 8, e
         "duplicates": sum(p.duplicate for p in pairs),
         "concurrency": concurrency,
         "verifier": stats.verifier,
+        "failed_pairs": failed[:10],
         "operating_point": {
             "max_false_hit_rate": round(stats.max_false_hit_rate, 4),
             "threshold": round(stats.verifier_threshold, 4),
