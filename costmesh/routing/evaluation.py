@@ -40,7 +40,7 @@ def rules_scores(prompts: Sequence[str]) -> np.ndarray:
 
 def heuristic_gate_scores(prompts: Sequence[str], answers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The seed gate's score (1 = nothing wrong) and whether it failed an answer outright."""
-    from costmesh.services.router.gate import HeuristicGate
+    from costmesh.services.router.gate import FACTORS, HeuristicGate
 
     gate = HeuristicGate()
     scores, hard = [], []
@@ -48,8 +48,6 @@ def heuristic_gate_scores(prompts: Sequence[str], answers: Sequence[str]) -> tup
         messages = [Message.of(Role.USER, prompt)]
         reasons = gate.reasons(messages, Generation(text=answer, model="", provider=""))
         score = 1.0
-        from costmesh.services.router.gate import FACTORS
-
         for reason in reasons:
             score *= FACTORS[reason]
         scores.append(score)

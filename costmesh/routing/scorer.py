@@ -112,5 +112,8 @@ class ArtifactSource:
                     log.info("router artifact reloaded", path=str(self.path), version=self._artifact.meta.get("trained_at"))
                 except ConfigError as exc:
                     log.error("router artifact reload failed; keeping the previous one", error=str(exc))
-                    self._stamp = self._file_stamp()
+                    try:
+                        self._stamp = self._file_stamp()  # not retried until the file changes again
+                    except OSError:
+                        pass
         return self._artifact
