@@ -48,7 +48,7 @@ from costmesh.services.providers.vllm_adapter import VLLMAdapter
 REPO = Path(__file__).resolve().parents[2]
 BLOCK_SIZE = 32
 KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 64 * 4  # layers x (K, V) x kv heads x head dim x float32
-ROUTING_KV_BLOCKS = 128  # per replica: 8 of the 16-block prefixes of part 2, not all 12
+ROUTING_KV_BLOCKS = 144  # per replica: 6 of the 24-block prefixes of part 2, not all 10
 MAX_MODEL_LEN = 2048
 LOAD_TIMEOUT_S = 420
 TINY = ModelSpec(id="tiny-llama", provider="vllm", input=0.0, output=0.0)
@@ -60,9 +60,9 @@ class Sizes:
     ttft_requests: int = 8
     throughput_requests: int = 16
     throughput_concurrency: int = 4
-    prefixes: int = 12  # K
+    prefixes: int = 10  # K
     questions: int = 6  # M
-    routing_prefix_tokens: int = 512
+    routing_prefix_tokens: int = 768
     routing_concurrency: int = 2
     max_tokens: int = 8
 
