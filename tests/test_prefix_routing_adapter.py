@@ -43,6 +43,13 @@ class Replica(inference_pb2_grpc.InferenceServiceServicer):
             await self.hold.wait()
         return inference_pb2.GenerateResponse(text=self.name, prompt_tokens=10, output_tokens=1, finish_reason="stop")
 
+    async def StreamGenerate(self, request, context):
+        self.served.append(messages_from_pb(request.chat.messages)[0].text.rsplit(" ", 1)[-1])
+        yield inference_pb2.StreamGenerateResponse(text_delta=self.name)
+        yield inference_pb2.StreamGenerateResponse(
+            final=inference_pb2.GenerateResponse(prompt_tokens=10, output_tokens=1, finish_reason="stop")
+        )
+
     async def start(self) -> None:
         server = grpc.aio.server()
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(self, server)
@@ -135,3 +142,25 @@ async def test_dead_replica_is_skipped_and_brought_back(mesh):
     assert adapter.picker.health.is_up(dead.address)
     # A new prefix reaches it again (idle both, it remembers fewer blocks than the one that stood in).
     assert await ask(adapter, 20, 3) == dead.name
+
+
+async def test_a_stream_to_a_replica_that_went_away_is_served_by_another(chat_tokenizer):
+    replicas = [Replica("r0"), Replica("r1")]
+    for r in replicas:
+        await r.start()
+    picker = PrefixAwarePicker([r.address for r in replicas], chat_tokenizer, BlockHasher(16), max_in_flight=4)
+    adapter = VLLMAdapter(picker, grpc.aio.insecure_channel, health_interval_s=None)  # no monitor: the call finds out
+    try:
+        home = await ask(adapter, 30, 0)
+        dead = next(r for r in replicas if r.name == home)
+        await dead.server.stop(0)
+        dead.server = None
+        events = [e async for e in adapter.stream(TINY, chat(30, 1), Sampling(max_tokens=4), "t", timeout_s=10)]
+        assert events[0] == ({"r0", "r1"} - {home}).pop()  # the other replica answered
+        assert events[-1].usage.input_tokens == 10
+        assert not picker.health.is_up(dead.address) and picker.health.in_flight == {r.address: 0 for r in replicas}
+    finally:
+        await adapter.close()
+        for r in replicas:
+            if r.server is not None:
+                await r.server.stop(0)

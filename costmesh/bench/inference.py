@@ -15,6 +15,9 @@ random-weight Llama (hidden 128, 2 layers; block size 32), reached over gRPC.
    (each with its own fresh prefixes, so neither inherits the other's cache). Hit rate: cached
    prompt tokens / prompt tokens over all requests, as the engines report them per request;
    the engines' own prefix-cache counters (GetStats) are reported beside it.
+
+Hit rates are deterministic up to request interleaving; the timings are wall-clock on a shared
+2-core machine and move with whatever else runs (the 1-minute load average at the start is recorded).
 """
 
 from __future__ import annotations
@@ -292,6 +295,7 @@ async def _routing(replicas: list[Replica], model_dir: str, texts: Texts, sizes:
 
 async def _run(sizes: Sizes) -> dict:
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="costmesh-bench-inference-") as tmp:
         workdir = Path(tmp)
         model_dir = _build_model(workdir)
@@ -304,7 +308,8 @@ async def _run(sizes: Sizes) -> dict:
         try:
             load_s = [await r.wait_serving() for r in replicas]
             result: dict = {"model": "tiny random Llama (hidden 128, 2 layers), float32, CPU",
-                            "cpus": os.cpu_count(), "replicas_load_s": round(max(load_s), 1)}
+                            "cpus": os.cpu_count(), "load_average_1m_at_start": round(load_at_start, 2),
+                            "replicas_load_s": round(max(load_s), 1)}
             result.update(await _caching_on_off(replicas[0], replicas[2], texts, sizes))
             await replicas[2].stop()  # frees its cores for part 2
             result.update(await _routing(replicas[:2], model_dir, texts, sizes))
