@@ -98,7 +98,7 @@ def start_mesh(
     extra_env: dict[str, str] | None = None,
     *,
     use_simulator: bool | None = None,
-    startup_timeout_s: float = 120.0,
+    startup_timeout_s: float = 300.0,
 ) -> Mesh:
     """Start everything and return once every service reports SERVING."""
     run_dir = Path(run_dir)

@@ -12,7 +12,7 @@ LIMITS = Limits(max_prompt_bytes=1_000_000)
 
 
 def test_a_good_request_passes():
-    validate(build_request("What is 2 + 2?", system="Be brief."), LIMITS)
+    validate(build_request("What is 2 + 2?", tenant="acme", system="Be brief."), LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_a_good_request_passes():
     ],
 )
 def test_bad_input_names_the_field(mutate, field):
-    request = build_request("What is 2 + 2?")
+    request = build_request("What is 2 + 2?", tenant="acme")
     mutate(request)
     with pytest.raises(InvalidRequest) as error:
         validate(request, LIMITS)
@@ -42,13 +42,13 @@ def test_bad_input_names_the_field(mutate, field):
 
 
 def test_oversized_prompt_is_refused():
-    request = build_request("x" * (LIMITS.max_prompt_bytes + 1))
+    request = build_request("x" * (LIMITS.max_prompt_bytes + 1), tenant="acme")
     with pytest.raises(InvalidRequest, match="^messages: prompt is"):
         validate(request, LIMITS)
 
 
 def test_tier_bounds_must_be_ordered():
-    request = build_request("hi")
+    request = build_request("hi", tenant="acme")
     request.routing.CopyFrom(gw.RoutingPolicy(min_tier=common.TIER_COMPLEX, max_tier=common.TIER_SIMPLE))
     with pytest.raises(InvalidRequest, match="^routing"):
         validate(request, LIMITS)
