@@ -4,6 +4,7 @@ whose requests all carry the cache's embedding never pays for loading the model.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ class LazyEmbedder:
         return self._loading
 
     async def _load(self) -> Any:
-        embedder = await asyncio.to_thread(self._factory)
+        embedder = await _in_daemon_thread(self._factory)
         if embedder.dims != self.dims:
             raise ValueError(f"the embedding model gives {embedder.dims} dimensions, the artifact needs {self.dims}")
         self._embedder = embedder
@@ -47,3 +48,29 @@ class LazyEmbedder:
             self._loading.cancel()
         if self._embedder is not None:
             await self._embedder.aclose()
+
+
+async def _in_daemon_thread(work: Callable[[], Any]) -> Any:
+    """Run `work` in a daemon thread: unlike the loop's default executor, a shutdown (SIGTERM
+    while the model is still loading) never waits for it to finish."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # delivered to the awaiting task
+            deliver = lambda: settle(lambda: future.set_exception(exc))  # noqa: E731
+        else:
+            deliver = lambda: settle(lambda: future.set_result(result))  # noqa: E731
+        try:
+            loop.call_soon_threadsafe(deliver)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    threading.Thread(target=run, name="embedder-load", daemon=True).start()
+    return await future
