@@ -5,9 +5,10 @@ costmesh.services.inference` (override with COSTMESH_INFERENCE_PYTHON) on a fres
 random-weight Llama (hidden 128, 2 layers; block size 32), reached over gRPC.
 
 1. Prefix caching on vs off. Two replicas, identical but for `enable_prefix_caching`. Requests
-   sharing a long prefix (each with its own question), streamed one at a time: time to first
-   event (TTFT); then the same kind of requests at a fixed concurrency: requests and prompt
-   tokens per second. On the caching replica the prefix is computed once, before the timed requests.
+   sharing a long prefix (each with its own question), streamed one at a time, alternating
+   between the two: time to first event (TTFT); then the same kind of requests at a fixed
+   concurrency, in alternating rounds: requests and prompt tokens per second. On the caching
+   replica the prefix is computed once, before the timed requests.
 2. Prefix-aware vs round-robin routing. Two caching replicas with a KV cache too small to hold
    every prefix (the realistic case: a replica holds a share of the working set). K long
    distinct prefixes x M questions, in a shuffled order, sent through the real vLLM provider
@@ -53,6 +54,7 @@ BLOCK_SIZE = 32
 KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 64 * 4  # layers x (K, V) x kv heads x head dim x float32
 ROUTING_KV_BLOCKS = 144  # per replica: 6 of the 24-block prefixes of part 2, not all 10
 MAX_MODEL_LEN = 2048
+ROUTING_MAX_IN_FLIGHT = 4  # prefix-aware: a replica with this many requests in flight is saturated
 LOAD_TIMEOUT_S = 420
 TINY = ModelSpec(id="tiny-llama", provider="vllm", input=0.0, output=0.0)
 
@@ -60,7 +62,7 @@ TINY = ModelSpec(id="tiny-llama", provider="vllm", input=0.0, output=0.0)
 @dataclass(frozen=True)
 class Sizes:
     ttft_prefix_tokens: int = 1536
-    ttft_requests: int = 8
+    ttft_requests: int = 12
     throughput_requests: int = 16
     throughput_concurrency: int = 4
     prefixes: int = 10  # K
@@ -201,30 +203,43 @@ async def _ttft_s(replica: Replica, prompt: str, max_tokens: int) -> float:
 
 
 async def _caching_on_off(on: Replica, off: Replica, texts: Texts, sizes: Sizes) -> dict:
+    """Interleaved, so that both replicas see the same background load: TTFT request by request,
+    throughput in alternating rounds."""
     prefix = texts.words(sizes.ttft_prefix_tokens, seed=1)
+    pair = {"cached": on, "uncached": off}
     out: dict = {"ttft_prefix_tokens": sizes.ttft_prefix_tokens}
-    for label, replica in (("cached", on), ("uncached", off)):
+    for replica in pair.values():
         await replica.stub.Generate(_request(prefix + " warm", 1), timeout=120)  # prefix computed once (cached: kept)
-        ttfts = [await _ttft_s(replica, f"{prefix} {texts.words(12, 100 + i)}", sizes.max_tokens)
-                 for i in range(sizes.ttft_requests)]
-        out[f"ttft_ms_{label}"] = round(1000 * statistics.median(ttfts), 1)
-        out[f"ttft_ms_{label}_p90"] = round(1000 * sorted(ttfts)[int(0.9 * (len(ttfts) - 1))], 1)
-        prompt_tokens = cached = 0
-        questions = iter(range(sizes.throughput_requests))
+    ttfts: dict[str, list[float]] = {label: [] for label in pair}
+    for i in range(sizes.ttft_requests):
+        for label, replica in pair.items():
+            ttfts[label].append(await _ttft_s(replica, f"{prefix} {texts.words(12, 100 + i)}", sizes.max_tokens))
+    totals = {label: {"elapsed": 0.0, "requests": 0, "prompt": 0, "cached": 0} for label in pair}
+    rounds = 2
+    per_round = max(1, sizes.throughput_requests // rounds)
+    for round_ in range(rounds):
+        for label, replica in pair.items():
+            questions = iter(range(round_ * per_round, (round_ + 1) * per_round))
+            total = totals[label]
 
-        async def worker() -> None:
-            nonlocal prompt_tokens, cached
-            for i in questions:
-                r = await replica.stub.Generate(_request(f"{prefix} {texts.words(12, 200 + i)}", sizes.max_tokens), timeout=120)
-                prompt_tokens += r.prompt_tokens
-                cached += r.cached_prompt_tokens
+            async def worker(replica: Replica = replica, questions=questions, total: dict = total) -> None:
+                for i in questions:
+                    request = _request(f"{prefix} {texts.words(12, 200 + i)}", sizes.max_tokens)
+                    r = await replica.stub.Generate(request, timeout=120)
+                    total["requests"] += 1
+                    total["prompt"] += r.prompt_tokens
+                    total["cached"] += r.cached_prompt_tokens
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(sizes.throughput_concurrency)))
-        elapsed = time.perf_counter() - started
-        out[f"requests_per_s_{label}"] = round(sizes.throughput_requests / elapsed, 2)
-        out[f"prompt_tokens_per_s_{label}"] = round(prompt_tokens / elapsed)
-        out[f"cached_fraction_{label}"] = round(cached / prompt_tokens, 3)
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(sizes.throughput_concurrency)))
+            total["elapsed"] += time.perf_counter() - started
+    for label in pair:
+        samples, total = ttfts[label], totals[label]
+        out[f"ttft_ms_{label}"] = round(1000 * statistics.median(samples), 1)
+        out[f"ttft_ms_{label}_p90"] = round(1000 * sorted(samples)[int(0.9 * (len(samples) - 1))], 1)
+        out[f"requests_per_s_{label}"] = round(total["requests"] / total["elapsed"], 2)
+        out[f"prompt_tokens_per_s_{label}"] = round(total["prompt"] / total["elapsed"])
+        out[f"cached_fraction_{label}"] = round(total["cached"] / total["prompt"], 3)
     out["ttft_speedup"] = round(out["ttft_ms_uncached"] / out["ttft_ms_cached"], 2)
     out["throughput_speedup"] = round(out["requests_per_s_cached"] / out["requests_per_s_uncached"], 2)
     return out
@@ -271,13 +286,13 @@ async def _routing(replicas: list[Replica], model_dir: str, texts: Texts, sizes:
     out: dict = {
         "prefixes": sizes.prefixes, "questions_per_prefix": sizes.questions,
         "routing_prefix_tokens": sizes.routing_prefix_tokens, "kv_blocks_per_replica": ROUTING_KV_BLOCKS,
-        "block_size": BLOCK_SIZE, "concurrency": sizes.routing_concurrency,
+        "block_size": BLOCK_SIZE, "concurrency": sizes.routing_concurrency, "max_in_flight": ROUTING_MAX_IN_FLIGHT,
     }
     pickers = {
         "round_robin": RoundRobinPicker(addresses),
         "prefix_aware": PrefixAwarePicker(
             addresses, ChatTokenizer.load(model_dir), BlockHasher(BLOCK_SIZE),
-            max_blocks=ROUTING_KV_BLOCKS, max_in_flight=4,
+            max_blocks=ROUTING_KV_BLOCKS, max_in_flight=ROUTING_MAX_IN_FLIGHT,
         ),
     }
     for seed, (label, picker) in enumerate(pickers.items(), start=1):
