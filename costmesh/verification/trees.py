@@ -57,21 +57,18 @@ class TreeEnsemble:
                    baseline=float(np.asarray(arrays[prefix + "baseline"])[0]))
 
     def decision(self, x: np.ndarray) -> np.ndarray:
-        """Raw scores (log-odds) of the rows of `x`."""
+        """Raw scores (log-odds) of the rows of `x`: every tree at once, one step per level."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        rows = np.arange(len(x))
-        total = np.full(len(x), self.baseline)
-        for root in self.roots:
-            node = np.full(len(x), root, dtype=np.int64)
+        node = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()  # (rows, trees)
+        rows = np.arange(len(x))[:, None]
+        active = ~self.leaf[node]
+        while active.any():
+            values = x[rows, self.feature[node]]
+            go_left = np.where(np.isnan(values), self.missing_left[node], values <= self.threshold[node])
+            step = np.where(go_left, self.left[node], self.right[node])
+            node = np.where(active, step, node)
             active = ~self.leaf[node]
-            while active.any():
-                idx = node[active]
-                values = x[rows[active], self.feature[idx]]
-                go_left = np.where(np.isnan(values), self.missing_left[idx], values <= self.threshold[idx])
-                node[active] = np.where(go_left, self.left[idx], self.right[idx])
-                active = ~self.leaf[node]
-            total += self.value[node]
-        return total
+        return self.baseline + self.value[node].sum(axis=1)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.decision(x)))
