@@ -12,8 +12,8 @@ random-weight Llama (hidden 128, 2 layers; block size 32), reached over gRPC.
 2. Prefix-aware vs round-robin routing. Two caching replicas with a KV cache too small to hold
    every prefix (the realistic case: a replica holds a share of the working set). K long
    distinct prefixes x M questions, in a shuffled order, sent through the real vLLM provider
-   adapter at a fixed concurrency, once with round-robin and once with prefix-aware routing
-   (each with its own fresh prefixes, so neither inherits the other's cache). Hit rate: cached
+   adapter at a fixed concurrency, with round-robin and with prefix-aware routing, alternating
+   (RR, PA, RR, PA; each pass with its own fresh prefixes, so none inherits another's cache). Hit rate: cached
    prompt tokens / prompt tokens over all requests, as the engines report them per request;
    the engines' own prefix-cache counters (GetStats) are reported beside it.
 
@@ -54,6 +54,7 @@ BLOCK_SIZE = 32
 KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 64 * 4  # layers x (K, V) x kv heads x head dim x float32
 ROUTING_KV_BLOCKS = 144  # per replica: 6 of the 24-block prefixes of part 2, not all 10
 MAX_MODEL_LEN = 2048
+ROUTING_PASSES = 2  # round-robin and prefix-aware alternate this many times each
 ROUTING_MAX_IN_FLIGHT = 4  # prefix-aware: a replica with this many requests in flight is saturated
 LOAD_TIMEOUT_S = 420
 TINY = ModelSpec(id="tiny-llama", provider="vllm", input=0.0, output=0.0)
@@ -256,53 +257,60 @@ def _workload(texts: Texts, sizes: Sizes, seed: int) -> list[tuple[Message, ...]
 
 
 async def _route(adapter: VLLMAdapter, replicas: list[Replica], chats: list, sizes: Sizes) -> dict:
+    """Sums over one pass of `chats`: requests, prompt and cached tokens (per response and per engine), seconds."""
     before = [await r.stats() for r in replicas]
     pending = iter(chats)
-    prompt_tokens = cached = 0
+    sums = {"requests": len(chats), "prompt": 0, "cached": 0}
 
     async def worker() -> None:
-        nonlocal prompt_tokens, cached
         for chat in pending:
             g = await adapter.generate(TINY, chat, Sampling(max_tokens=sizes.max_tokens, temperature=0.0), "bench", timeout_s=120)
-            prompt_tokens += g.usage.input_tokens
-            cached += g.usage.cache_read_tokens
+            sums["prompt"] += g.usage.input_tokens
+            sums["cached"] += g.usage.cache_read_tokens
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(sizes.routing_concurrency)))
-    elapsed = time.perf_counter() - started
+    sums["elapsed"] = time.perf_counter() - started
     after = [await r.stats() for r in replicas]
-    queries = sum(a.prefix_cache_queries - b.prefix_cache_queries for a, b in zip(after, before))
-    hits = sum(a.prefix_cache_hits - b.prefix_cache_hits for a, b in zip(after, before))
-    return {
-        "hit_rate": round(cached / prompt_tokens, 3),
-        "engine_hit_rate": round(hits / queries, 3) if queries else 0.0,
-        "requests_per_s": round(len(chats) / elapsed, 2),
-        "prompt_tokens_per_s": round(prompt_tokens / elapsed),
-    }
+    sums["engine_queries"] = sum(a.prefix_cache_queries - b.prefix_cache_queries for a, b in zip(after, before))
+    sums["engine_hits"] = sum(a.prefix_cache_hits - b.prefix_cache_hits for a, b in zip(after, before))
+    return sums
 
 
 async def _routing(replicas: list[Replica], model_dir: str, texts: Texts, sizes: Sizes) -> dict:
+    """Round-robin and prefix-aware alternate (RR, PA, RR, PA), each pass on fresh prefixes, so that
+    drifting background load and leftover cache contents fall on both alike."""
     addresses = [r.address for r in replicas]
     out: dict = {
         "prefixes": sizes.prefixes, "questions_per_prefix": sizes.questions,
         "routing_prefix_tokens": sizes.routing_prefix_tokens, "kv_blocks_per_replica": ROUTING_KV_BLOCKS,
         "block_size": BLOCK_SIZE, "concurrency": sizes.routing_concurrency, "max_in_flight": ROUTING_MAX_IN_FLIGHT,
+        "passes": ROUTING_PASSES,
     }
+    tokenizer = ChatTokenizer.load(model_dir)
     pickers = {
-        "round_robin": RoundRobinPicker(addresses),
-        "prefix_aware": PrefixAwarePicker(
-            addresses, ChatTokenizer.load(model_dir), BlockHasher(BLOCK_SIZE),
-            max_blocks=ROUTING_KV_BLOCKS, max_in_flight=ROUTING_MAX_IN_FLIGHT,
+        "round_robin": lambda: RoundRobinPicker(addresses),
+        "prefix_aware": lambda: PrefixAwarePicker(
+            addresses, tokenizer, BlockHasher(BLOCK_SIZE), max_blocks=ROUTING_KV_BLOCKS, max_in_flight=ROUTING_MAX_IN_FLIGHT,
         ),
     }
-    for seed, (label, picker) in enumerate(pickers.items(), start=1):
-        adapter = VLLMAdapter(picker, grpc.aio.insecure_channel, health_interval_s=2.0)
-        try:
-            measured = await _route(adapter, replicas, _workload(texts, sizes, seed), sizes)
-        finally:
-            await adapter.close()
-        for key, value in measured.items():
-            out[f"{key}_{label}"] = value
+    totals: dict[str, dict] = {label: {} for label in pickers}
+    seed = 0
+    for _ in range(ROUTING_PASSES):
+        for label, make in pickers.items():
+            seed += 1
+            adapter = VLLMAdapter(make(), grpc.aio.insecure_channel, health_interval_s=2.0)
+            try:
+                sums = await _route(adapter, replicas, _workload(texts, sizes, seed), sizes)
+            finally:
+                await adapter.close()
+            for key, value in sums.items():
+                totals[label][key] = totals[label].get(key, 0) + value
+    for label, t in totals.items():
+        out[f"hit_rate_{label}"] = round(t["cached"] / t["prompt"], 3)
+        out[f"engine_hit_rate_{label}"] = round(t["engine_hits"] / t["engine_queries"], 3) if t["engine_queries"] else 0.0
+        out[f"requests_per_s_{label}"] = round(t["requests"] / t["elapsed"], 2)
+        out[f"prompt_tokens_per_s_{label}"] = round(t["prompt"] / t["elapsed"])
     out["hit_rate_ratio"] = round(out["hit_rate_prefix_aware"] / max(out["hit_rate_round_robin"], 1e-9), 2)
     out["throughput_ratio"] = round(out["requests_per_s_prefix_aware"] / out["requests_per_s_round_robin"], 2)
     return out
