@@ -27,6 +27,7 @@ from inprocess_mesh import start_inprocess_mesh
 
 CATALOG = load_catalog()
 TENANT = "batchco"
+RPC_TIMEOUT_S = 30  # no call may hang the suite
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ async def mesh(redis_url, simulator):
     # generous hop timeouts: on a loaded machine a slow lookup would turn the expected cache hit into a miss
     env = {"COSTMESH_BATCH_POLL_S": "0.1", "COSTMESH_HTTP_PORT": "0", "COSTMESH_CACHE_VERIFIER": "rules",
            "COSTMESH_GATEWAY_CACHE_TIMEOUT_S": "30", "COSTMESH_GATEWAY_CLASSIFY_TIMEOUT_S": "30"}
-    mesh = await start_inprocess_mesh(redis_url, simulator.url, TracerProvider(), extra_env=env)
+    mesh = await asyncio.wait_for(start_inprocess_mesh(redis_url, simulator.url, TracerProvider(), extra_env=env), 120)
     mesh.env = {  # what a restarted gateway gets
         "REDIS_URL": redis_url,
         "COSTMESH_SIMULATOR_URL": simulator.url,
@@ -72,7 +73,7 @@ def item(request_id: str, prompt: str, model: str = "", max_tokens: int = 1024) 
 async def wait_ended(stub, mesh, batch_id: str, timeout_s: float = 120.0) -> gw.Batch:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        reply = await stub.GetBatch(gw.GetBatchRequest(batch_id=batch_id, include_results=True), metadata=metadata(mesh))
+        reply = await stub.GetBatch(gw.GetBatchRequest(batch_id=batch_id, include_results=True), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         if reply.batch.status == gw.BATCH_STATUS_ENDED:
             return reply.batch
         assert asyncio.get_running_loop().time() < deadline, f"batch still {reply.batch.status}"
@@ -83,7 +84,7 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
     address = mesh.gateway
     async with grpc.aio.insecure_channel(address) as channel:
         complete = gateway_pb2_grpc.GatewayServiceStub(channel)
-        warm = await complete.Complete(item("warm", "What is the capital of France?"), metadata=metadata(mesh))
+        warm = await complete.Complete(item("warm", "What is the capital of France?"), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         assert not warm.cached
         stub = gateway_pb2_grpc.BatchServiceStub(channel)
         requests = [
@@ -94,7 +95,7 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
             item("auto", "Write a haiku about batch processing."),
         ]
         submitted = (await stub.SubmitBatch(gw.SubmitBatchRequest(tenant_id=TENANT, requests=requests),
-                                            metadata=metadata(mesh))).batch
+                                            metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)).batch
     assert submitted.status == gw.BATCH_STATUS_IN_PROGRESS
     assert (submitted.counts.total, submitted.counts.cache_hits, submitted.counts.pending) == (5, 1, 4)
     providers = {p.split(":")[0] for p in submitted.provider_batch_ids}
@@ -128,7 +129,7 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
         assert results["a1"].response.model == "claude-sonnet-4-5" and results["o1"].response.provider == "openai"
         page = (await stub.GetBatch(gw.GetBatchRequest(batch_id=submitted.batch_id, include_results=True,
                                                        results_offset=1, results_limit=2),
-                                    metadata=metadata(mesh))).batch
+                                    metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)).batch
         assert [r.request_id for r in page.results] == ["a1", "a2"] and page.next_results_offset == 3
         assert page.cost.total_usd == pytest.approx(done.cost.total_usd)  # totals cover the whole batch
         assert results["auto"].response.tier != common.TIER_UNSPECIFIED
@@ -144,7 +145,7 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
         # the answers went into the cache: the same question asked interactively is a hit
         complete = gateway_pb2_grpc.GatewayServiceStub(channel)
         again = await complete.Complete(item("again", "Summarise the causes of the French revolution.",
-                                             "claude-sonnet-4-5"), metadata=metadata(mesh))
+                                             "claude-sonnet-4-5"), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         assert again.cached and again.text == results["a1"].response.text
 
 
@@ -154,9 +155,9 @@ async def test_cancel_ends_with_cancelled_requests(mesh):
         requests = [item(f"c{i}", f"Cancelled question number {i}?", "gpt-5-nano") for i in range(3)]
         requests[0].cache.bypass = True
         submitted = (await stub.SubmitBatch(gw.SubmitBatchRequest(tenant_id=TENANT, requests=requests),
-                                            metadata=metadata(mesh))).batch
+                                            metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)).batch
         cancelled = (await stub.CancelBatch(gw.CancelBatchRequest(batch_id=submitted.batch_id),
-                                            metadata=metadata(mesh))).batch
+                                            metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)).batch
         assert cancelled.status in (gw.BATCH_STATUS_CANCELING, gw.BATCH_STATUS_ENDED)
         done = await wait_ended(stub, mesh, submitted.batch_id)
         assert done.counts.canceled == 3 and done.cost.total_usd == 0
@@ -169,7 +170,7 @@ async def test_limits_and_bad_input_are_invalid_argument(mesh):
         async def refused(requests, match: str) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.SubmitBatch(gw.SubmitBatchRequest(tenant_id=TENANT, requests=requests),
-                                       metadata=metadata(mesh))
+                                       metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert match in info.value.details()
 
@@ -190,7 +191,7 @@ async def test_limits_and_bad_input_are_invalid_argument(mesh):
         empty.messages[0].content[0].text = " "
         await refused([empty], "requests[0].messages")
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.GetBatch(gw.GetBatchRequest(batch_id="cmbatch_nope"), metadata=metadata(mesh))
+            await stub.GetBatch(gw.GetBatchRequest(batch_id="cmbatch_nope"), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
