@@ -20,17 +20,12 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
 from costmesh.errors import CostmeshError, UpstreamError
+from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
 from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.stats import GatewayStats
 from costmesh.gateway.validation import Limits, validate
 
 log = structlog.get_logger()
-
-_HIT_STATUS = {
-    cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT,
-    cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT,
-}
-
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -126,8 +121,8 @@ class Pipeline:
             return _Plan(request, request_id, gw.CACHE_STATUS_BYPASSED, cache_pb2.LookupResponse())
         lookup = await self._lookup(request)
         span.set_attribute("costmesh.cache.hit_kind", cache_pb2.HitKind.Name(lookup.kind))
-        if lookup.kind in _HIT_STATUS:
-            response = self._hit_response(request_id, lookup)
+        if lookup.kind in HIT_STATUS:
+            response = hit_response(request_id, lookup)
             self._record(request, response)
             return response
         status = gw.CACHE_STATUS_UNAVAILABLE if lookup.kind == cache_pb2.HIT_KIND_UNAVAILABLE else gw.CACHE_STATUS_MISS
@@ -136,7 +131,7 @@ class Pipeline:
     async def _lookup(self, request: gw.CompleteRequest) -> cache_pb2.LookupResponse:
         try:
             return await self._clients.lookup(
-                cache_pb2.LookupRequest(scope=_scope(request), messages=request.messages, sampling=request.sampling),
+                cache_pb2.LookupRequest(scope=cache_scope(request), messages=request.messages, sampling=request.sampling),
                 self._settings.cache_timeout_s,
             )
         except CostmeshError as exc:
@@ -218,7 +213,7 @@ class Pipeline:
     async def _store(self, plan: _Plan, result: router_pb2.ExecuteResponse) -> None:
         request = plan.request
         store = cache_pb2.StoreRequest(
-            scope=_scope(request),
+            scope=cache_scope(request),
             messages=request.messages,
             sampling=request.sampling,
             text=result.text,
@@ -235,25 +230,6 @@ class Pipeline:
             await self._clients.store(store, self._settings.cache_timeout_s)
         except CostmeshError as exc:
             log.warning("cache store failed; answer not cached", error=str(exc))
-
-    def _hit_response(self, request_id: str, lookup: cache_pb2.LookupResponse) -> gw.CompleteResponse:
-        cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
-        saving = lookup.baseline_cost_usd - cost.total_usd
-        return gw.CompleteResponse(
-            request_id=request_id,
-            text=lookup.text,
-            model=lookup.model,
-            provider="cache",
-            cached=True,
-            cache_status=_HIT_STATUS[lookup.kind],
-            cache_similarity=lookup.similarity,
-            usage=lookup.usage,
-            cost=cost,
-            baseline_cost_usd=lookup.baseline_cost_usd,
-            saving_usd=saving,
-            savings=common.LayerSavings(cache_usd=saving),
-            finish_reason="stop",
-        )
 
     def _failed(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
         for observer in self._observers:
@@ -279,17 +255,3 @@ class Pipeline:
             baseline_usd=round(response.baseline_cost_usd, 8),
         )
 
-
-def _scope(request: gw.CompleteRequest) -> cache_pb2.Scope:
-    return cache_pb2.Scope(
-        tenant_id=request.tenant_id,
-        session_id=request.session_id,
-        session_scoped=request.cache.session_scoped,
-        model_policy=request.routing.model or _tier_policy(request.routing),
-    )
-
-
-def _tier_policy(routing: gw.RoutingPolicy) -> str:
-    if routing.min_tier or routing.max_tier:
-        return f"auto:{routing.min_tier}-{routing.max_tier}"
-    return "auto"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from costmesh.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.gateway.auth import authenticator_from_env
+from costmesh.gateway.batch.service import mount_batch
 from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.http.app import HttpApi
 from costmesh.gateway.http.server import start_http
@@ -28,24 +31,25 @@ async def mount(runtime: Runtime) -> Mounted:
         classify_timeout_s=env.float("COSTMESH_GATEWAY_CLASSIFY_TIMEOUT_S", 1.0),
         limits=Limits(max_prompt_bytes=env.int("COSTMESH_MAX_PROMPT_BYTES", 1_000_000)),
     )
+    cleanup = contextlib.AsyncExitStack()  # closed in reverse order when the service stops
     observability = gateway_observability(runtime)  # span attributes, metrics, cost records
+    cleanup.callback(observability.close_now)
     pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers)
-    name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     auth = authenticator_from_env(env)
-    close = None
     http_port = env.int("COSTMESH_HTTP_PORT", 8080)
     if http_port:  # 0 disables the OpenAI-compatible HTTP API
         api = HttpApi(pipeline, auth, load_catalog(), runtime.tracer_provider.get_tracer("costmesh.gateway.http"),
                       max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20))
-        bound, close = await start_http(api, env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1")),
-                                        http_port)
+        bound, close_http = await start_http(
+            api, env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1")), http_port
+        )
+        cleanup.push_async_callback(close_http)
         runtime.log.info("http listening", port=bound, api="openai-compatible /v1")
-    servicer = GatewayServicer(pipeline, auth)
-    from costmesh.gateway.batch.service import mount_batch  # BatchService: provider batch APIs, state in Redis
-
-    batch = await mount_batch(runtime, clients, auth)
-    return Mounted([Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer, name), batch.servicer],
-                   close=observability.chain(batch.chain(close)))
+    batch = await mount_batch(runtime, clients, auth)  # BatchService: provider batch APIs, state in Redis
+    cleanup.push_async_callback(batch.close)
+    name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+    servicer = Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(pipeline, auth), name)
+    return Mounted([servicer, batch.servicer], close=cleanup.aclose)
 
 
 SPEC = ServiceSpec("gateway", 50051, mount)

@@ -7,7 +7,7 @@ Env: COSTMESH_RECORDS_DIR (cost records; unset: none are written), COSTMESH_LOG_
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +15,6 @@ from costmesh.observability.answer_span import AnswerSpan, ContentLog
 from costmesh.observability.cache_stats import CacheStatsReader
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.report.records import CostRecorder
-
-Close = Callable[[], Awaitable[None]]
-
 
 @dataclass
 class GatewayObservability:
@@ -28,18 +25,6 @@ class GatewayObservability:
         for close in self._closers:
             close()
         self._closers.clear()
-
-    def chain(self, close: Close | None = None) -> Close:
-        """A `Mounted.close` that runs `close` (if any) and then closes what this opened."""
-
-        async def closer() -> None:
-            try:
-                if close is not None:
-                    await close()
-            finally:
-                self.close_now()
-
-        return closer
 
 
 def gateway_observability(runtime) -> GatewayObservability:

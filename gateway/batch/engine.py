@@ -32,7 +32,7 @@ from costmesh.catalog import Catalog, ModelSpec, Tier
 from costmesh.domain import Generation, Usage
 from costmesh.errors import CostmeshError, InvalidRequest, NotFound, Unavailable
 from costmesh.gateway.clients import MeshClients
-from costmesh.gateway.pipeline import _scope as cache_scope
+from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
 from costmesh.gateway.validation import Limits, validate
 from costmesh.pricing import list_cost_of
 from costmesh.services.providers.base import record_on_span
@@ -55,7 +55,6 @@ from .provider_batches import BatchCall, BatchResult, ProviderBatchAPI
 
 log = structlog.get_logger()
 
-_HITS = {cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT, cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT}
 DEFAULT_TIER = Tier.SIMPLE  # as the router, when nothing says otherwise
 SUBMIT_GRACE_S = 600.0  # a job still "submitting" after this lost its gateway mid-submission
 LOCK_WAIT_S = 10.0
@@ -191,9 +190,9 @@ class BatchEngine:
         else:
             lookup = await self._lookup(req)
             item.embedding_usd = lookup.embedding_cost_usd
-            if lookup.kind in _HITS:
-                item.status, item.cache_status = SUCCEEDED, _HITS[lookup.kind]
-                item.response = _hit_response(req.request_id, lookup).SerializeToString()
+            if lookup.kind in HIT_STATUS:
+                item.status, item.cache_status = SUCCEEDED, HIT_STATUS[lookup.kind]
+                item.response = hit_response(req.request_id, lookup).SerializeToString()
                 return item
             miss = lookup.kind != cache_pb2.HIT_KIND_UNAVAILABLE
             item.cache_status = gw.CACHE_STATUS_MISS if miss else gw.CACHE_STATUS_UNAVAILABLE
@@ -470,24 +469,3 @@ class BatchEngine:
             await self._clients.store(store, self.settings.cache_timeout_s)
         except CostmeshError as exc:
             log.warning("batch answer not cached", error=str(exc))
-
-
-def _hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.CompleteResponse:
-    cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
-    saving = lookup.baseline_cost_usd - cost.total_usd
-    return gw.CompleteResponse(
-        request_id=request_id,
-        text=lookup.text,
-        model=lookup.model,
-        provider="cache",
-        cached=True,
-        cache_status=_HITS[lookup.kind],
-        cache_similarity=lookup.similarity,
-        usage=lookup.usage,
-        cost=cost,
-        baseline_cost_usd=lookup.baseline_cost_usd,
-        saving_usd=saving,
-        savings=common.LayerSavings(cache_usd=saving),
-        finish_reason="stop",
-    )
-

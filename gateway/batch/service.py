@@ -32,18 +32,6 @@ class BatchMount:
     servicer: Servicer
     close: Callable[[], Awaitable[None]]
 
-    def chain(self, close: Callable[[], Awaitable[None]] | None) -> Callable[[], Awaitable[None]]:
-        """A close that runs `close` (if any), then stops the batch poller and its clients."""
-
-        async def closer() -> None:
-            try:
-                if close is not None:
-                    await close()
-            finally:
-                await self.close()
-
-        return closer
-
 
 def batch_apis(env: Env, catalog: Catalog) -> tuple[dict[str, ProviderBatchAPI], list]:
     """The batch APIs of the configured providers (the same env as the providers service), and their SDK clients."""
