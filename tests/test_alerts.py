@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest

@@ -1,6 +1,5 @@
 """The shared bootstrap: health, reflection, the error table, streaming errors, SIGTERM."""
 
-import asyncio
 import os
 import signal
 import subprocess

@@ -64,11 +64,12 @@ async def _in_daemon_thread(work: Callable[[], Any]) -> Any:
         try:
             result = work()
         except BaseException as exc:  # delivered to the awaiting task
-            deliver = lambda: settle(lambda: future.set_exception(exc))  # noqa: E731
+            error = exc
+            outcome = lambda: future.set_exception(error)  # noqa: E731
         else:
-            deliver = lambda: settle(lambda: future.set_result(result))  # noqa: E731
+            outcome = lambda: future.set_result(result)  # noqa: E731
         try:
-            loop.call_soon_threadsafe(deliver)
+            loop.call_soon_threadsafe(settle, outcome)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
