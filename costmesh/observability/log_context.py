@@ -12,12 +12,13 @@ Client side: costmesh channels send the current request id on as `x-request-id`.
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from contextvars import ContextVar
 
 import grpc
 import structlog
+
+from costmesh.rpc.wrapping import HandlerWrappingInterceptor
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST: ContextVar[object | None] = ContextVar("costmesh_request", default=None)
@@ -92,24 +93,12 @@ def _wrap_stream(behavior):
     return handler
 
 
-class LogContextInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        if handler.unary_unary and inspect.iscoroutinefunction(handler.unary_unary):
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+class LogContextInterceptor(HandlerWrappingInterceptor):
+    def wrap_unary(self, method, behavior):
+        return _wrap_unary(behavior)
+
+    def wrap_stream(self, method, behavior):
+        return _wrap_stream(behavior)
 
 
 def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:

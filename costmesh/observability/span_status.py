@@ -9,11 +9,11 @@ call is aborted, copies the code onto that span (`rpc.grpc.status_code`, status 
 
 from __future__ import annotations
 
-import inspect
-
 import grpc
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+
+from costmesh.rpc.wrapping import HandlerWrappingInterceptor
 
 
 def mark_span(context: grpc.aio.ServicerContext) -> None:
@@ -51,23 +51,10 @@ def _wrap_stream(behavior):
     return handler
 
 
-class SpanStatusInterceptor(grpc.aio.ServerInterceptor):
+class SpanStatusInterceptor(HandlerWrappingInterceptor):
     """Place after the OpenTelemetry server interceptor and before the error interceptor."""
+    def wrap_unary(self, method, behavior):
+        return _wrap_unary(behavior)
 
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        if handler.unary_unary and inspect.iscoroutinefunction(handler.unary_unary):
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def wrap_stream(self, method, behavior):
+        return _wrap_stream(behavior)

@@ -4,7 +4,6 @@ its log lines carry the trace id."""
 
 from __future__ import annotations
 
-import inspect
 import time
 
 import grpc
@@ -12,6 +11,7 @@ import structlog
 
 from costmesh.errors import CostmeshError
 from costmesh.rpc.status import code_for, to_status
+from costmesh.rpc.wrapping import HandlerWrappingInterceptor
 
 log = structlog.get_logger()
 
@@ -65,25 +65,11 @@ def _wrap_stream(method: str, behavior):
     return handler
 
 
-class CallInterceptor(grpc.aio.ServerInterceptor):
+class CallInterceptor(HandlerWrappingInterceptor):
     """Wraps the project's own servicers (coroutines and async generators); health and
     reflection handlers pass through untouched."""
+    def wrap_unary(self, method, behavior):
+        return _wrap_unary(method, behavior)
 
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        if handler.unary_unary and inspect.iscoroutinefunction(handler.unary_unary):
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def wrap_stream(self, method, behavior):
+        return _wrap_stream(method, behavior)
