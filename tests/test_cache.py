@@ -134,6 +134,15 @@ async def test_paraphrase_is_a_semantic_hit_carrying_the_embedding(cache, tenant
     assert hit.embedding_cost_usd == 0.0  # local model
 
 
+async def test_a_semantic_lookup_encodes_its_query_once_and_reuses_candidate_encodings(cache, embedder, tenant):
+    await cache.Store(store(tenant, RESET, RESET_ANSWER))
+    assert (await cache.Lookup(lookup(tenant, "How can I reset my password"))).kind == pb.HIT_KIND_SEMANTIC
+    embedded = embedder.texts_embedded
+    hit = await cache.Lookup(lookup(tenant, "How could I reset my password"))
+    assert hit.kind == pb.HIT_KIND_SEMANTIC and hit.text == RESET_ANSWER
+    assert embedder.texts_embedded == embedded + 1  # the query only: the candidate's encoding was kept
+
+
 async def test_miss_carries_the_embedding_and_the_store_reuses_it(cache, embedder, tenant):
     miss = await cache.Lookup(lookup(tenant, "What are your opening hours?"))
     assert miss.kind == pb.HIT_KIND_MISS and len(miss.embedding) == 384

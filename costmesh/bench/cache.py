@@ -89,10 +89,11 @@ def _msgs(text: str) -> list[common.Message]:
 async def _throughput(redis_url: str, n: int) -> dict:
     from costmesh.embeddings import Embedder
     from costmesh.rpc.server import ServiceSpec, start_service
-    from costmesh.services.cache.service import make_mount
+    from costmesh.services.cache.service import make_mount, torch_threads
 
-    batched = await asyncio.to_thread(Embedder)
-    unbatched = Embedder(model=batched._model, batching=False, warmup=False)
+    threads = torch_threads(Env())  # as the service would run (COSTMESH_TORCH_THREADS); process-wide: both modes
+    batched = await asyncio.to_thread(Embedder, threads=threads)
+    unbatched = Embedder(model=batched._model, batching=False, warmup=False, threads=threads)
     prefix = f"costmesh-bench-{uuid.uuid4().hex[:8]}"
     env = Env({"REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "error", "COSTMESH_CACHE_INDEX_PREFIX": prefix,
                "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000"})
@@ -120,7 +121,7 @@ async def _throughput(redis_url: str, n: int) -> dict:
         elapsed = {name: 0.0 for name in embedders}
         counted = {name: (0, 0) for name in embedders}
         for name in embedders:
-            await throughput(caller(name), 32, 32)  # warm-up
+            await throughput(caller(name), len(pairs), 32)  # warm-up: every entry seen once
         per_round = max(32, n // rounds)
         for _ in range(rounds):
             for name, embedder in embedders.items():
@@ -144,6 +145,7 @@ async def _throughput(redis_url: str, n: int) -> dict:
         await client.execute_command("FT.DROPINDEX", f"{prefix}-all-minilm-l6-v2", "DD")
         await client.aclose()
     out["batching_speedup"] = out["lookups_per_s_batched"] / out["lookups_per_s_unbatched"]
+    out["torch_threads"] = threads
     return out
 
 

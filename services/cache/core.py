@@ -116,7 +116,7 @@ class CacheCore:
             result = LookupResult(HitKind.EXACT, answer, query.entry_id, 1.0)  # no embedding computed
             return self._finish(span, result, "")
 
-        vector = await self._embed(query.query)
+        vector, query_encoding = await self._embed_query(query.query)
         if unavailable or vector is None:
             return self._finish(span, self._result(HitKind.UNAVAILABLE if unavailable else HitKind.MISS,
                                                    query, vector), "")
@@ -128,7 +128,7 @@ class CacheCore:
             return self._finish(span, self._result(HitKind.UNAVAILABLE, query, vector), "")
 
         verdict_label = ""
-        verdicts = await self._verify(query.query, candidates)
+        verdicts = await self._verify(query.query, candidates, query_encoding)
         for candidate, verdict in zip(candidates, verdicts):
             if verdict.accepted:
                 self.counters.semantic_hits += 1
@@ -143,12 +143,13 @@ class CacheCore:
                      entry_id=candidate.entry_id)
         return self._finish(span, self._result(HitKind.MISS, query, vector), verdict_label)
 
-    async def _verify(self, query: str, candidates: list) -> list:
+    async def _verify(self, query: str, candidates: list, query_encoding=None) -> list:
         """The verifier's verdicts, best candidate first; a failing verifier rejects (a miss)."""
         if not candidates:
             return []
         try:
-            return await self.verifier.verify_many(query, [(c.prompt, c.similarity) for c in candidates])
+            return await self.verifier.verify_many(query, [(c.prompt, c.similarity) for c in candidates],
+                                                   query_encoding=query_encoding)
         except Exception as exc:  # never why a request fails, never a wrong answer either
             self.counters.errors += 1
             log.error("verifier failed", error=repr(exc))
@@ -179,6 +180,19 @@ class CacheCore:
         if verdict:
             span.set_attribute("costmesh.cache.verifier", verdict)
         return result
+
+    async def _embed_query(self, text: str) -> tuple[list[float] | None, object]:
+        """The query's vector, and its full encoding when the verifier reads token embeddings
+        (one forward pass serves the KNN search and the verifier)."""
+        if not getattr(self.verifier, "needs_encoding", False):
+            return await self._embed(text), None
+        try:
+            encoding = (await self.embedder.embed_full([text]))[0]
+        except Exception as exc:  # never why a request fails
+            self.counters.errors += 1
+            log.error("embedding failed", error=repr(exc))
+            return None, None
+        return [float(x) for x in encoding.vector], encoding
 
     async def _embed(self, text: str) -> list[float] | None:
         try:

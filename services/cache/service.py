@@ -1,7 +1,9 @@
 """The cache service: wiring from env to `CacheCore`, mounted on the shared bootstrap.
 
 Env: REDIS_URL (required); COSTMESH_CACHE_* (see `config.py`); COSTMESH_EMBED_WINDOW_MS,
-COSTMESH_EMBED_MAX_BATCH, COSTMESH_EMBED_BATCHING, COSTMESH_EMBED_MODEL_PATH; COSTMESH_CATALOG.
+COSTMESH_EMBED_MAX_BATCH, COSTMESH_EMBED_BATCHING, COSTMESH_EMBED_MODEL_PATH; COSTMESH_TORCH_THREADS
+(torch intra-op threads, default 1: the mesh's processes share the cores; 0 = torch's default);
+COSTMESH_CATALOG.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .core import CacheCore, word_count
 from .servicer import CacheServicer
 from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier
 
+DEFAULT_TORCH_THREADS = 1
 FULL_NAME = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
 
 
@@ -49,7 +52,16 @@ def build_embedder(env: Env) -> Embedder:
         window_ms=env.float("COSTMESH_EMBED_WINDOW_MS", 2.0),
         max_batch=env.int("COSTMESH_EMBED_MAX_BATCH", 64),
         batching=env.bool("COSTMESH_EMBED_BATCHING", True),
+        threads=torch_threads(env),
     )
+
+
+def torch_threads(env: Env) -> int:
+    """COSTMESH_TORCH_THREADS: 1 by default (small batches, cores shared with the mesh)."""
+    threads = env.int("COSTMESH_TORCH_THREADS", DEFAULT_TORCH_THREADS)
+    if threads < 0:
+        raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
+    return threads
 
 
 def build_verifier(config: CacheConfig, embedder: Embedder) -> Verifier:
@@ -66,7 +78,7 @@ def build_verifier(config: CacheConfig, embedder: Embedder) -> Verifier:
         raise ConfigError(f"verifier artifact was trained on {artifact.embedding_model!r} embeddings, "
                           f"the cache embeds with {embedder.model_id!r}: set COSTMESH_CACHE_VERIFIER=rules "
                           "or retrain with costmesh train-verifier")
-    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate)
+    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate, config.encoding_cache)
 
 
 def token_counter() -> Callable[[str], int]:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .encodings import EncodingLRU
 from costmesh.verification.lexical import (
     OPPOSITES,
     _dates,
@@ -46,12 +47,18 @@ class Verifier(Protocol):
 
     name: str
     min_similarity: float  # the KNN floor: candidates below it never reach the verifier
+    # True when it reads token embeddings: the lookup then encodes its query in full once
+    # and passes that encoding on (`query_encoding`), instead of the verifier encoding it again.
+    needs_encoding: bool
 
-    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]: ...
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
+                          query_encoding: Any = None) -> list[Verdict]: ...
 
 
 class CosineVerifier:
     """A plain similarity threshold: what GPTCache (0.8) and redisvl (distance 0.1) do."""
+
+    needs_encoding = False
 
     def __init__(self, min_similarity: float):
         self.min_similarity = min_similarity
@@ -60,7 +67,8 @@ class CosineVerifier:
     def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
         return Verdict(True) if similarity >= self.min_similarity else Verdict(False, "similarity", 0.0)
 
-    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]:
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
+                          query_encoding: Any = None) -> list[Verdict]:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
@@ -68,6 +76,7 @@ class RuleVerifier:
     """v1: cosine floor plus negation, opposite-word, number, date and entity checks."""
 
     name = "rules-v1"
+    needs_encoding = False
 
     def __init__(self, min_similarity: float = DEFAULT_MIN_SIMILARITY):
         self.min_similarity = min_similarity
@@ -92,23 +101,29 @@ class RuleVerifier:
             return Verdict(False, "entities")
         return Verdict(True)
 
-    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]:
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
+                          query_encoding: Any = None) -> list[Verdict]:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
 class LearnedVerifier:
     """The trained pair model (`costmesh.verification`) at the operator's false-hit bound.
 
-    The query and its candidates are encoded in one micro-batched forward pass that keeps the
-    token embeddings (the features align them); the model's probability is compared with the
-    threshold the artifact's calibration table gives for `max_false_hit_rate`.
+    The features align token embeddings of the query and each candidate. The query's come from
+    the lookup's own forward pass when it passes `query_encoding`; candidates' come from a
+    bounded LRU (`encoding_cache_size` texts), and those missing are encoded in one
+    micro-batched forward pass. The model's probability is compared with the threshold the
+    artifact's calibration table gives for `max_false_hit_rate`.
     """
 
     name = "learned-v1"
+    needs_encoding = True
 
-    def __init__(self, artifact: Any, embedder: Any, max_false_hit_rate: float = 0.05):
+    def __init__(self, artifact: Any, embedder: Any, max_false_hit_rate: float = 0.05,
+                 encoding_cache_size: int = 1024):
         self.artifact = artifact
         self.embedder = embedder
+        self.encodings = EncodingLRU(encoding_cache_size)
         self.max_false_hit_rate = max_false_hit_rate
         self.point = artifact.operating_point(max_false_hit_rate)
         self.threshold = self.point.threshold
@@ -125,11 +140,30 @@ class LearnedVerifier:
             rows.append(row)
         return self.artifact.ensemble.probability(np.stack(rows))
 
-    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]]) -> list[Verdict]:
+    async def encode(self, query: str, texts: Sequence[str], query_encoding: Any = None) -> list[Any]:
+        """Encodings of the query then of each text: cached ones reused, the rest in one call."""
+        known = {}
+        for text in dict.fromkeys(texts):
+            found = self.encodings.get(text)
+            if found is not None:
+                known[text] = found
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        ask = missing if query_encoding is not None else [query, *missing]
+        if ask:
+            fresh = await self.embedder.embed_full(ask)
+            if query_encoding is None:
+                query_encoding, fresh = fresh[0], fresh[1:]
+            for text, encoding in zip(missing, fresh):
+                known[text] = encoding
+                self.encodings.put(text, encoding)
+        return [query_encoding, *(known[text] for text in texts)]
+
+    async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
+                          query_encoding: Any = None) -> list[Verdict]:
         if not candidates:
             return []
         texts = [text for text, _ in candidates]
-        encoded = await self.embedder.embed_full([query, *texts])
+        encoded = await self.encode(query, texts, query_encoding)
         out = []
         for (text, sim), p in zip(candidates, self.scores(query, texts, encoded)):
             if sim < self.min_similarity:

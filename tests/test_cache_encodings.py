@@ -1,0 +1,135 @@
+"""Encoding work per lookup: duplicates in a batch, the candidates' LRU, the query encoded once,
+and the torch thread cap."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from costmesh.config import Env
+from costmesh.embeddings import Embedder
+from costmesh.errors import ConfigError
+from costmesh.services.cache.encodings import EncodingLRU
+from costmesh.services.cache.service import torch_threads
+from costmesh.services.cache.verifier import LearnedVerifier
+
+
+class FakeModel:
+    """Counts forward passes and the texts in each; a vector per text from its length."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def get_embedding_dimension(self) -> int:
+        return 4
+
+    def encode(self, texts, **kwargs):
+        self.calls.append(list(texts))
+        rows = np.array([[len(t), 1.0, 0.0, 0.0] for t in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+async def test_a_text_asked_twice_in_one_batch_is_encoded_once():
+    model = FakeModel()
+    embedder = Embedder(model=model, window_ms=20, warmup=False)
+    texts = ["a", "bb", "a", "ccc", "bb"]
+    results = await asyncio.gather(*[embedder.embed([t]) for t in texts])
+    assert model.calls == [["a", "bb", "ccc"]]
+    for text, [vector] in zip(texts, results):
+        assert vector == pytest.approx(model.encode([text])[0].tolist())
+    assert embedder.texts_embedded == 3
+    await embedder.aclose()
+
+
+async def test_without_batching_each_call_is_its_own_pass_over_its_distinct_texts():
+    model = FakeModel()
+    embedder = Embedder(model=model, batching=False, warmup=False)
+    first, second = await asyncio.gather(embedder.embed(["x", "yy", "x"]), embedder.embed(["x"]))
+    assert sorted(model.calls) == [["x"], ["x", "yy"]]
+    assert first[0] == first[2] == second[0] and first[1] != first[0]
+    await embedder.aclose()
+
+
+def test_lru_is_bounded_and_evicts_the_least_recently_used():
+    lru = EncodingLRU(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1  # "b" is now the least recently used
+    lru.put("c", 3)
+    assert len(lru) == 2 and lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3
+    assert (lru.hits, lru.misses) == (3, 1)
+    off = EncodingLRU(0)
+    off.put("a", 1)
+    assert len(off) == 0 and off.get("a") is None
+    with pytest.raises(ValueError):
+        EncodingLRU(-1)
+
+
+@dataclass
+class Encoded:
+    vector: np.ndarray
+    tokens: np.ndarray
+
+
+class CountingEmbedder:
+    """`embed_full` that records what it was asked to encode."""
+
+    def __init__(self):
+        self.asked: list[list[str]] = []
+
+    async def embed_full(self, texts):
+        self.asked.append(list(texts))
+        return [Encoded(np.full(4, len(t), np.float32), np.ones((2, 4), np.float32)) for t in texts]
+
+
+class Artifact:
+    min_similarity = 0.6
+    interactions = False
+
+    def operating_point(self, bound):
+        return type("Point", (), {"threshold": 0.5})()
+
+
+async def test_verifier_reuses_the_query_encoding_and_caches_candidates():
+    embedder = CountingEmbedder()
+    verifier = LearnedVerifier(Artifact(), embedder, encoding_cache_size=2)
+    query = (await embedder.embed_full(["the query"]))[0]
+    embedder.asked.clear()
+
+    encoded = await verifier.encode("the query", ["cand one", "cand two"], query)
+    assert embedder.asked == [["cand one", "cand two"]]  # the query is not encoded again
+    assert encoded[0] is query and [float(e.vector[0]) for e in encoded[1:]] == [8.0, 8.0]
+
+    again = await verifier.encode("another query", ["cand two", "cand one"], query)
+    assert embedder.asked == [["cand one", "cand two"]]  # both candidates came from the LRU
+    assert again[1] is encoded[2] and again[2] is encoded[1]
+
+    await verifier.encode("q", ["cand three", "cand three"], query)  # a duplicate is encoded once
+    assert embedder.asked[-1] == ["cand three"] and len(verifier.encodings) == 2
+
+    await verifier.encode("no encoding passed", ["cand three"])  # without one, the query is encoded too
+    assert embedder.asked[-1] == ["no encoding passed"]
+
+
+def test_torch_threads_default_to_one_and_reject_negatives():
+    assert torch_threads(Env({})) == 1
+    assert torch_threads(Env({"COSTMESH_TORCH_THREADS": "0"})) == 0
+    with pytest.raises(ConfigError, match="COSTMESH_TORCH_THREADS"):
+        torch_threads(Env({"COSTMESH_TORCH_THREADS": "-2"}))
+
+
+async def test_embedder_caps_torch_threads_in_its_worker_too():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        embedder = Embedder(model=FakeModel(), warmup=False, threads=1, batching=False)
+        assert torch.get_num_threads() == 1
+        seen = await asyncio.get_running_loop().run_in_executor(embedder._executor, torch.get_num_threads)
+        assert seen == 1
+        await embedder.aclose()
+    finally:
+        torch.set_num_threads(before)
