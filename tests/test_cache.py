@@ -292,8 +292,38 @@ async def test_stats(cache, tenant):
     assert stats.exact_hits >= 1 and stats.semantic_hits >= 1 and stats.stores >= 1
     assert stats.entries >= 1 and stats.bytes_per_entry > 384 * 4
     assert 0 < stats.hit_rate < 1 and 0.9 <= stats.avg_hit_similarity <= 1
-    assert stats.index_name == "costmesh-cache-all-minilm-l6-v2" and stats.embedding_model == "all-MiniLM-L6-v2"
+    assert stats.index_name == "costmesh-cache-all-minilm-l6-v2-f16" and stats.embedding_model == "all-MiniLM-L6-v2"
     assert stats.errors == 0
+
+
+async def test_float16_and_float32_vectors_live_in_separate_indexes_and_both_hit(redis_url, embedder, tenant):
+    prefix = f"costmesh-dtype-{uuid.uuid4().hex[:8]}"
+    half = await Cache.start(redis_url, embedder, COSTMESH_CACHE_INDEX_PREFIX=prefix)
+    full = await Cache.start(redis_url, embedder, COSTMESH_CACHE_INDEX_PREFIX=prefix, COSTMESH_CACHE_VECTOR_DTYPE="float32")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        names = [(await c.stub.GetStats(pb.GetStatsRequest())).index_name for c in (half, full)]
+        assert names == [f"{prefix}-all-minilm-l6-v2-f16", f"{prefix}-all-minilm-l6-v2"]
+        stored = await half.stub.Store(store(tenant, RESET, RESET_ANSWER))
+        assert (await admin.hstrlen(f"{names[0]}:{stored.entry_id}", "prompt_vector")) == 384 * 2
+        hit = await half.stub.Lookup(lookup(tenant, "How can I reset my password"))
+        assert hit.kind == pb.HIT_KIND_SEMANTIC and hit.text == RESET_ANSWER and 0.9 <= hit.similarity < 1.0
+        # the float32 index never sees the float16 entry (the exact tier neither: other keys)
+        assert (await full.stub.Lookup(lookup(tenant, "How can I reset my password"))).kind == pb.HIT_KIND_MISS
+        stored = await full.stub.Store(store(tenant, RESET, RESET_ANSWER))
+        assert (await admin.hstrlen(f"{names[1]}:{stored.entry_id}", "prompt_vector")) == 384 * 4
+        again = await full.stub.Lookup(lookup(tenant, "How can I reset my password"))
+        assert again.kind == pb.HIT_KIND_SEMANTIC and again.similarity == pytest.approx(hit.similarity, abs=2e-3)
+        for name in names:  # only the vector and the filter tags are indexed
+            info = await admin.execute_command("FT.INFO", name)
+            indexed = sorted(a[b"identifier"].decode() for a in info[b"attributes"])
+            assert indexed == ["prompt_vector", "scope", "session", "tags", "tenant"]
+    finally:
+        for name in names:
+            await admin.execute_command("FT.DROPINDEX", name, "DD")
+        await admin.aclose()
+        await half.stop()
+        await full.stop()
 
 
 # -- the learned verifier and its operating point -----------------------------------------------

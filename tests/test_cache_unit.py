@@ -88,6 +88,26 @@ def test_index_name_carries_the_model():
     assert index_name_for("text-embedding-3-small") != index_name_for("all-MiniLM-L6-v2")
 
 
+def test_index_name_carries_the_vector_type():
+    assert index_name_for("all-MiniLM-L6-v2", dtype="float16") == "costmesh-cache-all-minilm-l6-v2-f16"
+    assert index_name_for("all-MiniLM-L6-v2", dtype="float16") != index_name_for("all-MiniLM-L6-v2", dtype="float32")
+    with pytest.raises(ValueError, match="dtype"):
+        index_name_for("all-MiniLM-L6-v2", dtype="int8")
+
+
+def test_metadata_leaves_out_defaults_and_round_trips():
+    from costmesh.domain import Usage
+    from costmesh.services.cache.records import CachedAnswer
+
+    bare = CachedAnswer("An answer.")
+    assert bare.metadata() == {}
+    assert CachedAnswer.from_metadata("An answer.", bare.metadata()) == bare
+    full = CachedAnswer("An answer.", "gpt-5-mini", Usage(input_tokens=40, output_tokens=12), 0.0021, "acme",
+                        ("product:42",), "length")
+    assert full.metadata()["usage"] == {"input_tokens": 40, "output_tokens": 12}
+    assert CachedAnswer.from_metadata("An answer.", full.metadata()) == full
+
+
 # -- verifier -------------------------------------------------------------------------------
 
 verifier = RuleVerifier(0.90)
@@ -269,6 +289,8 @@ def test_bad_tenant_policies_name_the_field(raw, field):
 @pytest.mark.parametrize("env, message", [
     ({"COSTMESH_CACHE_VERIFIER": "magic"}, "COSTMESH_CACHE_VERIFIER"),
     ({"COSTMESH_CACHE_MAX_FALSE_HIT_RATE": "1.5"}, "COSTMESH_CACHE_MAX_FALSE_HIT_RATE"),
+    ({"COSTMESH_CACHE_VECTOR_DTYPE": "int8"}, "COSTMESH_CACHE_VECTOR_DTYPE"),
+    ({"COSTMESH_CACHE_ENCODING_CACHE": "-1"}, "COSTMESH_CACHE_ENCODING_CACHE"),
 ])
 def test_bad_verifier_settings_fail_at_start(env, message):
     from costmesh.config import Env

@@ -102,6 +102,7 @@ async def _throughput(redis_url: str, n: int) -> dict:
     embedders = {"batched": batched, "unbatched": unbatched}
     out: dict = {}
     services, channels, stubs = [], [], {}
+    index_name = ""
     rounds = 4  # alternate the two, so a change of load on a shared machine hits both alike
     try:
         for name, embedder in embedders.items():  # two services over the same index and entries
@@ -109,6 +110,7 @@ async def _throughput(redis_url: str, n: int) -> dict:
             services.append(service)
             channels.append(grpc.aio.insecure_channel(service.address))
             stubs[name] = cache_pb2_grpc.CacheServiceStub(channels[-1])
+        index_name = (await stubs["batched"].GetStats(pb.GetStatsRequest())).index_name
         for a, _ in pairs:
             await stubs["batched"].Store(pb.StoreRequest(scope=scope, messages=_msgs(a), text="answer", model="bench",
                                                          finish_reason="stop", quality_passed=True))
@@ -141,9 +143,10 @@ async def _throughput(redis_url: str, n: int) -> dict:
             await service.stop(0.5)
         await batched.aclose()
         await unbatched.aclose()
-        client = aioredis.from_url(redis_url)
-        await client.execute_command("FT.DROPINDEX", f"{prefix}-all-minilm-l6-v2", "DD")
-        await client.aclose()
+        if index_name:
+            client = aioredis.from_url(redis_url)
+            await client.execute_command("FT.DROPINDEX", index_name, "DD")
+            await client.aclose()
     out["batching_speedup"] = out["lookups_per_s_batched"] / out["lookups_per_s_unbatched"]
     out["torch_threads"] = threads
     return out

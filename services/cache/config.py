@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from costmesh.config import Env
 from costmesh.errors import ConfigError
 
+from .semantic import VECTOR_DTYPES
 from .verifier import DEFAULT_MIN_SIMILARITY
 
 
@@ -51,6 +52,7 @@ class CacheConfig:
     verifier: str = "learned"           # COSTMESH_CACHE_VERIFIER: learned | rules | cosine
     max_false_hit_rate: float = 0.05    # COSTMESH_CACHE_MAX_FALSE_HIT_RATE: picks the learned operating point
     verifier_artifact: str = ""         # COSTMESH_CACHE_VERIFIER_ARTIFACT: "" = the packaged one
+    vector_dtype: str = "float16"       # COSTMESH_CACHE_VECTOR_DTYPE: float16 | float32 (each its own index)
     encoding_cache: int = 1024          # COSTMESH_CACHE_ENCODING_CACHE: candidate encodings kept (LRU; 0 = none)
     # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true}}
     tenant_policies: dict = field(default_factory=dict)
@@ -69,6 +71,7 @@ class CacheConfig:
             verifier=env.str("COSTMESH_CACHE_VERIFIER", cls.verifier),
             max_false_hit_rate=env.float("COSTMESH_CACHE_MAX_FALSE_HIT_RATE", cls.max_false_hit_rate),
             verifier_artifact=env.str("COSTMESH_CACHE_VERIFIER_ARTIFACT", cls.verifier_artifact),
+            vector_dtype=env.str("COSTMESH_CACHE_VECTOR_DTYPE", cls.vector_dtype),
             encoding_cache=env.int("COSTMESH_CACHE_ENCODING_CACHE", cls.encoding_cache),
             tenant_policies=parse_tenant_policies(env.str("COSTMESH_CACHE_TENANT_POLICIES", "")),
         )
@@ -78,6 +81,8 @@ class CacheConfig:
             raise ConfigError("COSTMESH_CACHE_MAX_FALSE_HIT_RATE must be in [0, 1]")
         if not 0.0 < config.min_similarity <= 1.0:
             raise ConfigError("COSTMESH_CACHE_MIN_SIMILARITY must be in (0, 1]")
+        if config.vector_dtype not in VECTOR_DTYPES:
+            raise ConfigError(f"COSTMESH_CACHE_VECTOR_DTYPE must be one of {', '.join(VECTOR_DTYPES)}")
         if config.encoding_cache < 0:
             raise ConfigError("COSTMESH_CACHE_ENCODING_CACHE must be >= 0")
         if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0:

@@ -37,6 +37,8 @@ from .verifier import Verdict, Verifier
 
 log = structlog.get_logger("costmesh.cache")
 MEMORY_SAMPLE = 16
+INDEX_MEMORY_PARTS = ("inverted_sz_mb", "vector_index_sz_mb", "offset_vectors_sz_mb", "doc_table_size_mb",
+                      "sortable_values_size_mb", "key_table_size_mb", "tag_overhead_sz_mb", "text_overhead_sz_mb")
 
 
 def word_count(text: str) -> int:
@@ -62,9 +64,9 @@ class CacheCore:
         self.embedder = embedder
         self.verifier = verifier
         self.client = client
-        self.index_name = index_name_for(embedder.model_id, self.config.index_prefix)
+        self.index_name = index_name_for(embedder.model_id, self.config.index_prefix, self.config.vector_dtype)
         self.semantic = SemanticTier(client, redis_url, model_id=embedder.model_id, dims=embedder.dims,
-                                     index_name=self.index_name)
+                                     index_name=self.index_name, dtype=self.config.vector_dtype)
         self.exact = ExactTier(client, self.semantic.key)
         self.guard = RedisGuard(self.config.redis_timeout_s, self.config.redis_cooldown_s)
         self.counters = CacheCounters()
@@ -312,11 +314,10 @@ class CacheCore:
                 break
         async with self.client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.memory_usage(key)
+                pipe.memory_usage(key, samples=0)  # every field: the default samples 5 and extrapolates
             sizes = [size or 0 for size in await pipe.execute()]
         per_key = sum(sizes) / len(sizes) if sizes else 0.0
-        # The vector index preallocates blocks, so its size says little per entry: count the
-        # vector itself, plus the per-document share of the rest of the index.
-        index_mb = float(info.get("total_index_memory_sz_mb", 0) or 0)
-        per_index = index_mb * 1024 * 1024 / entries + 4 * self.embedder.dims
-        return entries, evictions, per_key + per_index
+        # The index's parts (FT.INFO), each shared out over the documents; the vector index's
+        # own copies of the vectors included (its blocks are preallocated: a few empty slots).
+        index_mb = sum(float(info.get(part, 0) or 0) for part in INDEX_MEMORY_PARTS)
+        return entries, evictions, per_key + index_mb * 1024 * 1024 / entries

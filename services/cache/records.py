@@ -34,14 +34,18 @@ class CachedAnswer:
     finish_reason: str = "stop"
 
     def metadata(self) -> dict:
-        return {
+        """What `from_metadata` needs to rebuild this answer; defaults and zero counts left out
+        (every entry pays for its metadata's bytes)."""
+        out = {
             "model": self.model,
-            "usage": asdict(self.usage),
+            "usage": {k: v for k, v in asdict(self.usage).items() if v},
             "baseline_cost_usd": self.baseline_cost_usd,
             "tenant_id": self.tenant_id,
             "tags": list(self.tags),
             "finish_reason": self.finish_reason,
         }
+        defaults = {"model": "", "usage": {}, "baseline_cost_usd": 0.0, "tenant_id": "", "tags": [], "finish_reason": "stop"}
+        return {k: v for k, v in out.items() if v != defaults[k]}
 
     @classmethod
     def from_metadata(cls, text: str, metadata: dict | str | bytes | None) -> "CachedAnswer":

@@ -7,6 +7,11 @@ One hash for both tiers: one TTL, and invalidation removes an answer from both a
 
 Tags and tenants are stored as short hashes in TAG fields: no escaping, no case folding,
 no separator inside a value can make one tenant's filter match another's entries.
+
+Memory per entry: vectors are FLOAT16 by default (half the bytes, in the hash and in the
+index's own copy; cosine changes by ~1e-3). Only the vector and the filter tags are indexed:
+the prompt and answer stay in the hash and come back with a search, but get no full-text
+index (nothing searches them by word), nor do the timestamps get numeric ones.
 """
 
 from __future__ import annotations
@@ -31,13 +36,19 @@ FILTERABLE_FIELDS = [
     {"name": "tags", "type": "tag", "attrs": {"separator": ","}},
     {"name": "session", "type": "tag"},
 ]
+UNINDEXED_FIELDS = ("prompt", "response", "inserted_at", "updated_at")  # stored, returned, not indexed
 DELETE_PAGE = 500
+VECTOR_DTYPES = ("float16", "float32")
 
 
-def index_name_for(model_id: str, prefix: str = "costmesh-cache") -> str:
-    """The index carries the embedding model: a new model never compares vectors of two models."""
+def index_name_for(model_id: str, prefix: str = "costmesh-cache", dtype: str = "float32") -> str:
+    """The index carries the embedding model and the vector type: a new model never compares
+    vectors of two models, and float16 vectors never meet an index of float32 ones."""
+    if dtype not in VECTOR_DTYPES:
+        raise ValueError(f"vector dtype must be one of {VECTOR_DTYPES}, not {dtype!r}")
     slug = re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")
-    return f"{prefix}-{slug}"
+    suffix = "" if dtype == "float32" else f"-{dtype.replace('float', 'f')}"
+    return f"{prefix}-{slug}{suffix}"
 
 
 def tag_value(raw: str) -> str:
@@ -61,15 +72,18 @@ class PrecomputedVectors(BaseVectorizer):
 class ScopedSemanticCache(SemanticCache):
     """SemanticCache on our async client, with entry ids shared with the exact tier."""
 
-    def __init__(self, name: str, *, model_id: str, dims: int, client: Redis, redis_url: str):
+    def __init__(self, name: str, *, model_id: str, dims: int, client: Redis, redis_url: str,
+                 dtype: str = "float32"):
         super().__init__(
             name=name,
             ttl=None,  # per entry; and no TTL refresh on reads: an answer stays as fresh as it was stored
-            vectorizer=PrecomputedVectors(model=model_id, dims=dims),
+            vectorizer=PrecomputedVectors(model=model_id, dims=dims, dtype=dtype),
             filterable_fields=FILTERABLE_FIELDS,
             redis_url=redis_url,
             create_index=False,  # created (and re-created after a Redis restart) by SemanticTier
         )
+        for field_name in UNINDEXED_FIELDS:  # still written and returned; just not indexed
+            self._index.schema.remove_field(field_name)
         self._async_redis_client = client
         self._owns_redis_client = False
 
@@ -88,10 +102,13 @@ class Candidate:
 class SemanticTier:
     """Store, KNN-within-scope search, deletion by filter, and index upkeep."""
 
-    def __init__(self, client: Redis, redis_url: str, *, model_id: str, dims: int, index_name: str):
+    def __init__(self, client: Redis, redis_url: str, *, model_id: str, dims: int, index_name: str,
+                 dtype: str = "float32"):
         self.client = client
         self.index_name = index_name
-        self.cache = ScopedSemanticCache(index_name, model_id=model_id, dims=dims, client=client, redis_url=redis_url)
+        self.dtype = dtype
+        self.cache = ScopedSemanticCache(index_name, model_id=model_id, dims=dims, client=client, redis_url=redis_url,
+                                         dtype=dtype)
         self.index = AsyncSearchIndex(schema=self.cache.index.schema, redis_client=client)
 
     def key(self, entry_id: str) -> str:
