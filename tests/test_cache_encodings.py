@@ -14,7 +14,7 @@ from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
 from costmesh.services.cache.encodings import EncodingLRU
 from costmesh.services.cache.service import torch_threads
-from costmesh.services.cache.verifier import LearnedVerifier
+from costmesh.services.cache.verifier import LearnedVerifier, RowBatcher
 
 
 class FakeModel:
@@ -85,9 +85,23 @@ class CountingEmbedder:
         return [Encoded(np.full(4, len(t), np.float32), np.ones((2, 4), np.float32)) for t in texts]
 
 
+class Ensemble:
+    """Scores a row by its first value, counting calls."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def probability(self, x):
+        self.calls.append(len(x))
+        return np.asarray(x)[:, 0] / 10.0
+
+
 class Artifact:
     min_similarity = 0.6
     interactions = False
+
+    def __init__(self):
+        self.ensemble = Ensemble()
 
     def operating_point(self, bound):
         return type("Point", (), {"threshold": 0.5})()
@@ -133,3 +147,42 @@ async def test_embedder_caps_torch_threads_in_its_worker_too():
         await embedder.aclose()
     finally:
         torch.set_num_threads(before)
+
+
+async def test_rows_of_concurrent_lookups_are_scored_in_one_call():
+    ensemble = Ensemble()
+    batcher = RowBatcher(ensemble.probability)
+    rows = [np.array([[float(i)], [float(i) + 0.5]]) for i in range(5)]
+    scores = await asyncio.gather(*[batcher.score(r) for r in rows])
+    assert ensemble.calls == [10] and batcher.calls == 1
+    for r, got in zip(rows, scores):
+        assert got.tolist() == pytest.approx((r[:, 0] / 10).tolist())
+    alone = await batcher.score(np.array([[3.0]]))  # a lone lookup is scored on the next turn
+    assert alone.tolist() == [pytest.approx(0.3)] and ensemble.calls == [10, 1]
+
+
+async def test_a_failing_score_reaches_every_waiter_and_a_cancelled_one_is_skipped():
+    def broken(x):
+        raise RuntimeError("bad model")
+
+    batcher = RowBatcher(broken)
+    results = await asyncio.gather(*[batcher.score(np.ones((1, 1))) for _ in range(3)], return_exceptions=True)
+    assert [str(r) for r in results] == ["bad model"] * 3
+
+    ensemble = Ensemble()
+    batcher = RowBatcher(ensemble.probability)
+    cancelled = asyncio.ensure_future(batcher.score(np.ones((2, 1))))
+    kept = asyncio.ensure_future(batcher.score(np.full((1, 1), 5.0)))
+    await asyncio.sleep(0)  # both submitted
+    cancelled.cancel()
+    assert (await kept).tolist() == [0.5] and ensemble.calls == [1]
+
+
+async def test_learned_verifier_scores_concurrent_lookups_together():
+    embedder = CountingEmbedder()
+    artifact = Artifact()
+    verifier = LearnedVerifier(artifact, embedder)
+    lookups = [("How do I reset my password?", [("How can I reset my password", 0.95), ("Reset a password", 0.9)]),
+               ("Where is my parcel?", [("Where is my package?", 0.93)])]
+    verdicts = await asyncio.gather(*[verifier.verify_many(q, c) for q, c in lookups])
+    assert artifact.ensemble.calls == [3] and [len(v) for v in verdicts] == [2, 1]

@@ -10,7 +10,8 @@ bound. All three judge a query against its candidates through `verify_many`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,6 +107,49 @@ class RuleVerifier:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
+class RowBatcher:
+    """Scores the feature rows of concurrent lookups in one call of `score`.
+
+    The tree ensemble costs about the same for one row as for a hundred (one numpy step per
+    tree level), so rows submitted during one turn of the event loop are scored together on
+    the next turn. No waiting window and no thread: nothing is slower for a lone lookup.
+    """
+
+    def __init__(self, score: Callable[[np.ndarray], np.ndarray]):
+        self._score = score
+        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._scheduled = False
+        self.calls = 0  # score calls made, for tests
+        self.rows = 0
+
+    async def score(self, rows: np.ndarray) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((rows, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending, self._scheduled = self._pending, [], False
+        live = [(rows, future) for rows, future in pending if not future.done()]
+        if not live:
+            return
+        try:
+            scores = self._score(np.concatenate([rows for rows, _ in live]))
+        except Exception as exc:  # every waiter learns why (the cache turns it into a rejection)
+            for _, future in live:
+                future.set_exception(exc)
+            return
+        self.calls += 1
+        self.rows += len(scores)
+        start = 0
+        for rows, future in live:
+            future.set_result(scores[start:start + len(rows)])
+            start += len(rows)
+
+
 class LearnedVerifier:
     """The trained pair model (`costmesh.verification`) at the operator's false-hit bound.
 
@@ -113,7 +157,8 @@ class LearnedVerifier:
     the lookup's own forward pass when it passes `query_encoding`; candidates' come from a
     bounded LRU (`encoding_cache_size` texts), and those missing are encoded in one
     micro-batched forward pass. The model's probability is compared with the threshold the
-    artifact's calibration table gives for `max_false_hit_rate`.
+    artifact's calibration table gives for `max_false_hit_rate`. The rows of concurrent lookups
+    are scored in one call of the ensemble (`RowBatcher`).
     """
 
     name = "learned-v1"
@@ -124,12 +169,14 @@ class LearnedVerifier:
         self.artifact = artifact
         self.embedder = embedder
         self.encodings = EncodingLRU(encoding_cache_size)
+        self.scorer = RowBatcher(artifact.ensemble.probability)
         self.max_false_hit_rate = max_false_hit_rate
         self.point = artifact.operating_point(max_false_hit_rate)
         self.threshold = self.point.threshold
         self.min_similarity = artifact.min_similarity
 
-    def scores(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
+    def features(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
+        """One row of model features per candidate (`encoded`: the query's encoding first)."""
         from costmesh.verification.features import interaction_features, pair_features
 
         rows = []
@@ -138,7 +185,10 @@ class LearnedVerifier:
             if self.artifact.interactions:
                 row = np.concatenate([row, interaction_features(encoded[0], enc)])
             rows.append(row)
-        return self.artifact.ensemble.probability(np.stack(rows))
+        return np.stack(rows)
+
+    async def scores(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
+        return await self.scorer.score(self.features(query, candidates, encoded))
 
     async def encode(self, query: str, texts: Sequence[str], query_encoding: Any = None) -> list[Any]:
         """Encodings of the query then of each text: cached ones reused, the rest in one call."""
@@ -165,7 +215,7 @@ class LearnedVerifier:
         texts = [text for text, _ in candidates]
         encoded = await self.encode(query, texts, query_encoding)
         out = []
-        for (text, sim), p in zip(candidates, self.scores(query, texts, encoded)):
+        for (text, sim), p in zip(candidates, await self.scores(query, texts, encoded)):
             if sim < self.min_similarity:
                 out.append(Verdict(False, "similarity", float(p)))
             elif p >= self.threshold:
