@@ -3,7 +3,11 @@
 - Exact and semantic hits through the whole mesh (processes, simulator upstream) at
   concurrency 1, with the same run's misses (a provider call through the simulator) as baseline.
 - Semantic lookups per second at concurrency 32 against an in-process cache service, with the
-  embedder's micro-batching on and off (the same model object, the same stored entries).
+  embedder's micro-batching on and off (the same model object, the same stored entries, the
+  same torch thread cap: COSTMESH_TORCH_THREADS as the service reads it). Both modes keep the
+  candidates' encodings (the verifier's LRU) and encode each query once; the queries repeat,
+  but a query's encoding is never cached, so every lookup runs the model. The model alone at
+  one text per pass vs 32 per pass is reported too: the bound on batching's gain.
 - Redis memory per entry after storing 10,000 entries (2,000 with --quick), from the cache's
   own stats and from Redis's used_memory before and after.
 """
@@ -11,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -82,6 +87,21 @@ async def _gateway(address: str, api_key: str, n: int) -> dict:
     }
 
 
+def _model_rates(embedder, texts: list[str], rounds: int = 2) -> dict:
+    """The embedding model alone, on the lookups' texts: one text per forward pass vs 32 per
+    pass. Their ratio bounds what micro-batching can gain for lookups that are mostly model."""
+    elapsed = {1: 0.0, 32: 0.0}
+    for _ in range(rounds):  # alternated, like the lookups
+        for size in elapsed:
+            started = time.perf_counter()
+            for i in range(0, len(texts), size):
+                embedder.encode_full(texts[i:i + size])
+            elapsed[size] += time.perf_counter() - started
+    single, batch = (len(texts) * rounds / elapsed[size] for size in (1, 32))
+    return {"model_texts_per_s_single": single, "model_texts_per_s_batch32": batch,
+            "model_batch_speedup": batch / single}
+
+
 def _msgs(text: str) -> list[common.Message]:
     return [common.Message(role=common.ROLE_USER, content=[common.ContentPart(text=text)])]
 
@@ -95,7 +115,8 @@ async def _throughput(redis_url: str, n: int) -> dict:
     batched = await asyncio.to_thread(Embedder, threads=threads)
     unbatched = Embedder(model=batched._model, batching=False, warmup=False, threads=threads)
     prefix = f"costmesh-bench-{uuid.uuid4().hex[:8]}"
-    env = Env({"REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "error", "COSTMESH_CACHE_INDEX_PREFIX": prefix,
+    settings = {k: v for k, v in os.environ.items() if k.startswith("COSTMESH_CACHE_")}  # e.g. the verifier artifact
+    env = Env({**settings, "REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "error", "COSTMESH_CACHE_INDEX_PREFIX": prefix,
                "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000"})
     pairs = _paraphrases(64)
     scope = pb.Scope(tenant_id="bench", model_policy="auto")
@@ -136,6 +157,7 @@ async def _throughput(redis_url: str, n: int) -> dict:
             out[f"forward_passes_{name}"] = counted[name][0]
             out[f"texts_per_pass_{name}"] = counted[name][1] / max(1, counted[name][0])
             out[f"semantic_hits_{name}"] = (await stubs[name].GetStats(pb.GetStatsRequest())).semantic_hits
+        out.update(await asyncio.to_thread(_model_rates, batched, [b for _, b in pairs]))
     finally:
         for channel in channels:
             await channel.close()
@@ -220,7 +242,10 @@ def table(result: dict) -> str:
         f"  {'miss (provider call)':<30}{r['miss_p50_ms']:>8.2f}{r['miss_p99_ms']:>8.2f}",
         f"  semantic lookups/s at c32: batched {r['lookups_per_s_batched']:.1f}, unbatched "
         f"{r['lookups_per_s_unbatched']:.1f} ({r['batching_speedup']:.2f}x; texts per forward pass "
-        f"{r['texts_per_pass_batched']:.1f} vs {r['texts_per_pass_unbatched']:.1f})",
+        f"{r['texts_per_pass_batched']:.1f} vs {r['texts_per_pass_unbatched']:.1f}; torch threads "
+        f"{r['torch_threads']})",
+        f"  embedding model alone: {r['model_texts_per_s_single']:.1f} texts/s one per pass, "
+        f"{r['model_texts_per_s_batch32']:.1f} in passes of 32 ({r['model_batch_speedup']:.2f}x)",
         f"  Redis bytes per entry ({r['entries']} entries): {r['bytes_per_entry']:.0f} "
         f"(used_memory delta {r['used_memory_delta_per_entry']:.0f})",
     ])
