@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from costmesh.errors import InvalidRequest
-from costmesh.routing.calibration import OperatingPoint, expected_at, threshold_for
+from costmesh.routing.calibration import OperatingPoint, calibrated_threshold, expected_at, threshold_for
 from costmesh.routing.metrics import curve, random_curve, summary
 
 # 10 prompts: the strong model wins on 0-3, the weak one on 9, they tie elsewhere.
@@ -78,7 +78,42 @@ def test_threshold_for_a_premium_budget_never_exceeds_it_even_with_ties():
     {"quality_target": 0.9, "premium_budget": 0.3},
     {"quality_target": 1.5},
     {"quality_target": None, "premium_budget": -0.1},
+    {"quality_target": 0.95, "confidence": 1.0},
 ])
 def test_operating_point_validation(kwargs):
     with pytest.raises(InvalidRequest):
         OperatingPoint(**kwargs)
+
+
+def _population(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A noisy router: the score tells the strong model's wins apart only loosely."""
+    weak = (rng.random(n) < 0.68).astype(float)
+    strong = np.where(weak == 1, (rng.random(n) < 0.9).astype(float), (rng.random(n) < 0.6).astype(float))
+    scores = (strong - weak) + rng.normal(0, 1.0, n)
+    return scores, weak, strong
+
+
+def test_a_confident_threshold_undershoots_the_target_on_new_rows_far_less_often():
+    rng = np.random.default_rng(7)
+    plain, sure = OperatingPoint(0.95, confidence=0.0), OperatingPoint(0.95, confidence=0.9)
+    misses = {"plain": 0, "sure": 0}
+    shares = {"plain": [], "sure": []}
+    for trial in range(40):
+        cal, new = _population(300, rng), _population(3000, rng)
+        for name, point in (("plain", plain), ("sure", sure)):
+            t = calibrated_threshold(point, *cal, resamples=100, seed=trial)
+            got = expected_at(t, *new)
+            misses[name] += got.quality_fraction < 0.95
+            shares[name].append(got.premium_share)
+    assert misses["plain"] >= 14  # about half the time
+    assert misses["sure"] <= 10  # about one time in ten (7 with this seed)
+    assert np.mean(shares["sure"]) > np.mean(shares["plain"])  # the margin is paid in premium calls
+
+
+def test_confidence_leaves_a_budget_and_zero_confidence_alone():
+    scores, weak, strong = _population(200, np.random.default_rng(1))
+    budget = OperatingPoint(None, premium_budget=0.3, confidence=0.9)
+    assert calibrated_threshold(budget, scores, weak, strong) == threshold_for(budget, scores, weak, strong)
+    plain = OperatingPoint(0.95, confidence=0.0)
+    assert calibrated_threshold(plain, scores, weak, strong) == threshold_for(plain, scores, weak, strong)
+    assert calibrated_threshold(OperatingPoint(0.95), scores, weak, strong) <= threshold_for(plain, scores, weak, strong)

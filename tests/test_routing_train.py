@@ -10,12 +10,12 @@ import pytest
 
 from costmesh.datasets import data_dir, load_book
 from costmesh.errors import ConfigError, InvalidRequest
-from costmesh.routing.artifact import FORMAT_VERSION, load_artifact
+from costmesh.routing.artifact import COMPONENTS, FORMAT_VERSION, load_artifact
 from costmesh.routing.calibration import OperatingPoint
 from costmesh.routing.evaluation import evaluate, rules_scores
 from costmesh.routing.hashing_encoder import HashingEncoder
 from costmesh.routing.metrics import curve
-from costmesh.routing.scorer import ArtifactSource, prompt_scores
+from costmesh.routing.scorer import ArtifactSource, component_scores, prompt_scores, raw_prompt_scores
 from costmesh.routing.train import Book, TrainConfig, is_held_out, train
 
 ENCODER = HashingEncoder()
@@ -64,7 +64,7 @@ def test_the_answer_gate_beats_random_and_rules_on_held_out_math(books, trained)
 def test_operating_point_is_calibrated_and_reported(trained):
     artifact, report = trained
     calibration = artifact.calibration
-    assert calibration["operating_point"] == {"quality_target": 0.95, "premium_budget": None}
+    assert calibration["operating_point"] == {"quality_target": 0.95, "premium_budget": None, "confidence": 0.9}
     assert 0.0 < artifact.threshold < 1.0
     assert artifact.bands == sorted(artifact.bands) and artifact.bands[1] == artifact.threshold
     expected = calibration["expected"]
@@ -80,6 +80,39 @@ def test_premium_budget_caps_the_strong_share(books):
     share = float((prompt_scores(artifact, [r.prompt for r in records], _embed(records)) >= artifact.threshold).mean())
     assert share <= 0.3  # 0.2 on the calibration rows; the other held-out rows land near it
     assert artifact.gate_model is None  # MMLU has no recorded answers
+    assert artifact.neighbours is None and artifact.meta["ensemble"]["components"] == ["prompt", "outcomes", "text"]
+
+
+def test_the_score_is_the_mean_of_the_standardised_components(books, trained):
+    artifact, _ = trained
+    ensemble = artifact.meta["ensemble"]
+    assert ensemble["components"] == list(COMPONENTS)
+    assert artifact.outcome_models is not None and artifact.text_model is not None and artifact.neighbours is not None
+    records = [r for r in books[0].records if is_held_out(r.prompt, 0.3)]
+    prompts, emb = [r.prompt for r in records], _embed(records)
+    columns = component_scores(artifact, prompts, emb)
+    assert columns.shape == (len(records), len(COMPONENTS))
+    z = (columns - np.array(ensemble["mean"])) / np.array(ensemble["std"])
+    assert np.allclose(raw_prompt_scores(artifact, prompts, emb), z.mean(axis=1))
+    # Standardised on held-out calibration rows: on held-out rows each component is near mean 0, spread 1.
+    assert np.all(np.abs(z.mean(axis=0)) < 0.5) and np.all((z.std(axis=0) > 0.5) & (z.std(axis=0) < 2.0))
+    # Every component ranks the strong model's wins above its losses on rows it was trained on.
+    trained_rows = [r for r in books[0].records if not is_held_out(r.prompt, 0.3)]
+    cols = component_scores(artifact, [r.prompt for r in trained_rows], _embed(trained_rows))
+    gain = np.array([r.strong_score - r.weak_score for r in trained_rows])
+    for j, name in enumerate(COMPONENTS):
+        assert np.corrcoef(cols[:, j], gain)[0, 1] > 0.1, name
+
+
+def test_an_artifact_missing_a_components_arrays_is_refused(tmp_path, trained):
+    artifact, _ = trained
+    path = artifact.save(tmp_path / "router.npz")
+    data = dict(np.load(path))
+    for prefix, message in (("text.", "text"), ("knn.", "knn"), ("weak.", "weak")):
+        kept = {k: v for k, v in data.items() if not k.startswith(prefix)}
+        np.savez(tmp_path / "bad.npz", **kept)
+        with pytest.raises(ConfigError, match=message):
+            load_artifact(tmp_path / "bad.npz")
 
 
 def test_training_rows_are_recorded_and_never_held_out(books, trained):

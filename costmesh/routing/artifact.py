@@ -5,6 +5,11 @@
   premium share and quality) and the training metadata (books, rows, split, held-out figures);
 - the prompt model: `prompt.mean`, `prompt.scale` and its layers `prompt.w0`, `prompt.b0`, ...
   (ReLU between layers, a sigmoid at the end: zero hidden layers is logistic regression);
+- optionally the outcome models `strong.*` and `weak.*` (the same form: P(that model is right));
+- optionally the training prompts' embeddings `knn.vectors` (int8) and gains `knn.gains`;
+- optionally the word model `text.buckets`, `text.idf`, `text.weights` (see `text_model`);
+- `meta["ensemble"]`: the components mixed into the prompt score, in order, with the mean and
+  standard deviation of each on held-out rows (each is standardised, then they are averaged);
 - optionally the answer gate (a logistic regression over `answer_checks` features plus the
   prompt score): `gate.mean`, `gate.scale`, `gate.w0`, `gate.b0`;
 - `trained_hashes`: 64-bit hashes of the normalised training prompts, so that evaluation can
@@ -29,8 +34,10 @@ import numpy as np
 
 from costmesh.errors import ConfigError
 
+from .text_model import TextModel
+
 FORMAT = "costmesh-router"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: an ensemble of prompt model, outcome models, neighbours and word model
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "router-v1.npz"
 
 
@@ -107,7 +114,7 @@ class Network:
 @dataclass
 class Neighbours:
     """The training prompts' embeddings (int8, unit vectors scaled by `scale`) and how much better
-    the strong model did on each: a prompt's estimate is the mean gain of its `k` nearest."""
+    the strong model did on each: a prompt's estimate is the (weighted) mean gain of its nearest."""
 
     vectors: np.ndarray
     gains: np.ndarray
@@ -127,16 +134,27 @@ class Neighbours:
         scale = float(127.0 / max(np.abs(embeddings).max(), 1e-6))
         return cls(np.round(embeddings * scale).astype(np.int8), gains, k, scale)
 
-    def mean_gain(self, embeddings: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    def _similarities(self, embeddings: np.ndarray) -> np.ndarray:
         if self._unpacked is None:
             self._unpacked = self.vectors.astype(np.float32) / self.scale
-        sims = np.asarray(embeddings, dtype=np.float32) @ self._unpacked.T
-        k = min(self.k + int(exclude_self), sims.shape[1])
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        if exclude_self:  # drop each row's closest match (itself, when scoring training rows)
-            order = np.argsort(-np.take_along_axis(sims, nearest, axis=1), axis=1)
-            nearest = np.take_along_axis(nearest, order, axis=1)[:, 1:]
-        return self.gains[nearest].mean(axis=1).astype(np.float64)
+        return np.asarray(embeddings, dtype=np.float32) @ self._unpacked.T
+
+    def gains_of_nearest(self, embeddings: np.ndarray, specs: Sequence[tuple[int, float]]) -> list[np.ndarray]:
+        """For each (k, temperature): the gain of the k nearest training prompts, averaged with weights
+        exp(similarity / temperature) (temperature 0: a plain mean). One similarity pass for all."""
+        sims = self._similarities(embeddings)
+        out = []
+        for k, temperature in specs:
+            k = max(1, min(int(k), sims.shape[1]))
+            nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            gains = self.gains[nearest].astype(np.float64)
+            if temperature <= 0:
+                out.append(gains.mean(axis=1))
+                continue
+            near = np.take_along_axis(sims, nearest, axis=1).astype(np.float64)
+            weights = np.exp((near - near.max(axis=1, keepdims=True)) / temperature)
+            out.append((gains * weights).sum(axis=1) / weights.sum(axis=1))
+        return out
 
 
 @dataclass
@@ -146,6 +164,8 @@ class RouterArtifact:
     gate_model: Network | None = None
     trained_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     neighbours: Neighbours | None = None
+    outcome_models: tuple[Network, Network] | None = None  # P(strong right), P(weak right)
+    text_model: TextModel | None = None
 
     @property
     def embedding_model(self) -> str:
@@ -191,11 +211,17 @@ class RouterArtifact:
         }
         if self.gate_model is not None:
             arrays.update(self.gate_model.arrays("gate"))
+        if self.outcome_models is not None:
+            arrays.update(self.outcome_models[0].arrays("strong"))
+            arrays.update(self.outcome_models[1].arrays("weak"))
         if self.neighbours is not None:
             arrays["knn.vectors"] = self.neighbours.vectors
             arrays["knn.gains"] = self.neighbours.gains.astype(np.float16)
             meta["neighbours"] = {"k": self.neighbours.k, "scale": self.neighbours.scale}
-            arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+        if self.text_model is not None:
+            arrays.update(self.text_model.arrays("text"))
+            meta["text_model"] = self.text_model.meta()
+        arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".router-", suffix=".npz")
@@ -243,12 +269,44 @@ def load_artifact(path: str | os.PathLike | None = None) -> RouterArtifact:
             raise ConfigError(f"router artifact {path}: neighbours without {exc}") from None
         if neighbours.vectors.shape[1] != int(meta["embedding"]["dims"]):
             raise ConfigError(f"router artifact {path}: neighbour vectors are not {meta['embedding']['dims']}-d")
+    outcomes = None
+    if "strong.mean" in arrays or "weak.mean" in arrays:
+        outcomes = (Network.from_arrays(arrays, "strong"), Network.from_arrays(arrays, "weak"))
+    text = None
+    if "text.buckets" in arrays:
+        if "text_model" not in meta:
+            raise ConfigError(f"router artifact {path}: a text model without its metadata")
+        text = TextModel.from_arrays(arrays, "text", meta["text_model"])
     artifact = RouterArtifact(prompt, meta, gate, arrays.get("trained_hashes", np.zeros(0, dtype=np.uint64)),
-                              neighbours)
+                              neighbours, outcomes, text)
+    _check_ensemble(artifact, path)
     expected = artifact.embedding_dims + len(meta["features"]["text"])
     if prompt.inputs != expected:
         raise ConfigError(f"router artifact {path}: the prompt model reads {prompt.inputs} features, expected {expected}")
     return artifact
+
+
+COMPONENTS = ("prompt", "outcomes", "knn", "knn_weighted", "text")
+
+
+def _check_ensemble(artifact: RouterArtifact, path: str | os.PathLike) -> None:
+    ensemble = artifact.meta.get("ensemble")
+    if not isinstance(ensemble, dict):
+        raise ConfigError(f"router artifact {path}: metadata lacks 'ensemble'")
+    names = ensemble.get("components", [])
+    unknown = [n for n in names if n not in COMPONENTS]
+    if not names or unknown:
+        raise ConfigError(f"router artifact {path}: ensemble components {names!r} (known: {list(COMPONENTS)})")
+    if len(ensemble.get("mean", [])) != len(names) or len(ensemble.get("std", [])) != len(names):
+        raise ConfigError(f"router artifact {path}: ensemble needs a mean and a std per component")
+    needs = {"outcomes": artifact.outcome_models, "knn": artifact.neighbours, "knn_weighted": artifact.neighbours,
+             "text": artifact.text_model}
+    missing = [n for n in names if n in needs and needs[n] is None]
+    if missing:
+        raise ConfigError(f"router artifact {path}: ensemble component(s) {missing} have no arrays")
+    for name in ("outcomes",):
+        if name in names and any(m.inputs != artifact.prompt_model.inputs for m in artifact.outcome_models or ()):
+            raise ConfigError(f"router artifact {path}: the outcome models read another number of features")
 
 
 def band_edges(threshold: float) -> list[float]:

@@ -16,10 +16,12 @@ from .metrics import curve
 @dataclass(frozen=True)
 class OperatingPoint:
     """Exactly one of `quality_target` (e.g. 0.95 of all-strong quality) or `premium_budget`
-    (the largest share of calls that may go to the strong model)."""
+    (the largest share of calls that may go to the strong model). A quality target is met with
+    `confidence` (0: on the calibration rows only, which undershoots half the time on new rows)."""
 
     quality_target: float | None = 0.95
     premium_budget: float | None = None
+    confidence: float = 0.9
 
     def __post_init__(self) -> None:
         if (self.quality_target is None) == (self.premium_budget is None):
@@ -28,10 +30,13 @@ class OperatingPoint:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise InvalidRequest(f"{name}: must be in [0, 1], got {value}")
+        if not 0.0 <= self.confidence < 1.0:
+            raise InvalidRequest(f"confidence: must be in [0, 1), got {self.confidence}")
 
     def describe(self) -> str:
         if self.quality_target is not None:
-            return f"{self.quality_target:.0%} of all-strong quality"
+            sure = f" with {self.confidence:.0%} confidence" if self.confidence > 0 else ""
+            return f"{self.quality_target:.0%} of all-strong quality{sure}"
         return f"at most {self.premium_budget:.0%} premium calls"
 
 
@@ -55,6 +60,29 @@ def threshold_for(
     if point.premium_budget is not None and ordered[k] == cut:
         return float(np.nextafter(cut, np.inf))
     return float(cut)
+
+
+def calibrated_threshold(
+    point: OperatingPoint,
+    scores: Sequence[float],
+    weak: Sequence[float],
+    strong: Sequence[float],
+    *,
+    resamples: int = 200,
+    seed: int = 0,
+) -> float:
+    """`threshold_for`, with a safety margin for a quality target: the threshold met in `confidence`
+    of bootstrap resamples of the calibration rows (the (1 - confidence) quantile of their
+    thresholds; a lower threshold sends more prompts to the strong model)."""
+    if point.quality_target is None or point.confidence <= 0:
+        return threshold_for(point, scores, weak, strong)
+    x = np.asarray(scores, dtype=np.float64)
+    w = np.asarray(weak, dtype=np.float64)
+    s = np.asarray(strong, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(x), size=(resamples, len(x)))
+    thresholds = np.array([threshold_for(point, x[i], w[i], s[i]) for i in picks])
+    return float(np.quantile(thresholds, 1.0 - point.confidence, method="lower"))
 
 
 @dataclass(frozen=True)

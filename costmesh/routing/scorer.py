@@ -20,18 +20,53 @@ from .features import feature_matrix
 log = structlog.get_logger()
 
 
-def raw_prompt_scores(artifact: RouterArtifact, prompts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
-    """The uncalibrated mix: (P_logistic + mean neighbour gain + 1) / 3, or P_logistic alone."""
+def component_scores(artifact: RouterArtifact, prompts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+    """One column per ensemble component (in the artifact's order), unstandardised:
+    `prompt` P(strong does better) from [embedding | text features]; `outcomes` P(strong right) -
+    P(weak right); `knn` / `knn_weighted` the mean / similarity-weighted gain of the nearest
+    training prompts; `text` the word model's predicted gain."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[1] != artifact.embedding_dims:
         raise ValueError(
             f"embeddings of {artifact.embedding_dims} dimensions ({artifact.embedding_model}) are needed, "
             f"got shape {embeddings.shape}"
         )
-    p = artifact.prompt_model.predict(feature_matrix(prompts, embeddings))
-    if artifact.neighbours is None:
-        return p
-    return (p + artifact.neighbours.mean_gain(embeddings) + 1.0) / 3.0
+    if embeddings.shape[0] != len(prompts):
+        raise ValueError(f"need one embedding per prompt: {embeddings.shape[0]} for {len(prompts)} prompts")
+    ensemble = artifact.meta["ensemble"]
+    names = ensemble["components"]
+    columns: dict[str, np.ndarray] = {}
+    if "prompt" in names or "outcomes" in names:
+        x = feature_matrix(prompts, embeddings)
+        if "prompt" in names:
+            columns["prompt"] = artifact.prompt_model.predict(x)
+        if "outcomes" in names and artifact.outcome_models is not None:
+            strong, weak = artifact.outcome_models
+            columns["outcomes"] = strong.predict(x) - weak.predict(x)
+    specs = {}
+    if "knn" in names and artifact.neighbours is not None:
+        specs["knn"] = (artifact.neighbours.k, 0.0)
+    if "knn_weighted" in names and artifact.neighbours is not None:
+        weighted = ensemble["knn_weighted"]
+        specs["knn_weighted"] = (int(weighted["k"]), float(weighted["temperature"]))
+    if specs:
+        columns.update(zip(specs, artifact.neighbours.gains_of_nearest(embeddings, list(specs.values()))))
+    if "text" in names and artifact.text_model is not None:
+        columns["text"] = artifact.text_model.predict(prompts)
+    return np.column_stack([columns[n] for n in names]).astype(np.float64)
+
+
+def mix(artifact: RouterArtifact, components: np.ndarray) -> np.ndarray:
+    """The mean of the standardised components (standardised with held-out rows' mean and std)."""
+    ensemble = artifact.meta["ensemble"]
+    mean = np.asarray(ensemble["mean"], dtype=np.float64)
+    std = np.asarray(ensemble["std"], dtype=np.float64)
+    return ((components - mean) / std).mean(axis=1)
+
+
+def raw_prompt_scores(artifact: RouterArtifact, prompts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+    """The uncalibrated ensemble score (higher: the strong model is more likely to do better)."""
+    return mix(artifact, component_scores(artifact, prompts, embeddings))
 
 
 def calibrate(artifact: RouterArtifact, raw: np.ndarray) -> np.ndarray:
