@@ -106,7 +106,6 @@ class SemanticTier:
                  dtype: str = "float32"):
         self.client = client
         self.index_name = index_name
-        self.dtype = dtype
         self.cache = ScopedSemanticCache(index_name, model_id=model_id, dims=dims, client=client, redis_url=redis_url,
                                          dtype=dtype)
         self.index = AsyncSearchIndex(schema=self.cache.index.schema, redis_client=client)
