@@ -1,5 +1,6 @@
 """The `learned` strategy: P(the cheap model is not good enough) from the prompt's MiniLM
-embedding and text statistics, with a model trained by `costmesh train-router`.
+embedding, its nearest training prompts, its words and a few text statistics, with the
+ensemble trained by `costmesh train-router` (numpy only; a millisecond or two a prompt).
 
 The embedding is the cache's when the request carries one of the right size, else the
 classifier computes it (`Classifier.aclassify` does that off the event loop). The tiers are
