@@ -62,11 +62,11 @@ class FeatureCache:
 
 
 def featurise(model, pairs: list[tuple[str, str]], cache: FeatureCache, label: str,
-              chunk: int = 512) -> np.ndarray:
+              chunk: int = 512, save_every: int = 16) -> np.ndarray:
     """Feature rows (base + interactions) of `pairs`, embedding only what the cache lacks."""
     todo = [p for p in dict.fromkeys(pairs) if pair_key(*p) not in cache.rows]
     started = time.perf_counter()
-    for start in range(0, len(todo), chunk):
+    for number, start in enumerate(range(0, len(todo), chunk)):
         part = todo[start:start + chunk]
         texts = list(dict.fromkeys(t for p in part for t in p))
         encoded = dict(zip(texts, encode_full(model, texts)))
@@ -76,8 +76,10 @@ def featurise(model, pairs: list[tuple[str, str]], cache: FeatureCache, label: s
         done = start + len(part)
         rate = done / max(time.perf_counter() - started, 1e-9)
         print(f"\r{label}: embedded {done}/{len(todo)} new pairs ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
-        cache.save()
+        if number % save_every == save_every - 1:  # the whole file is rewritten: not after every chunk
+            cache.save()
     if todo:
+        cache.save()
         print(file=sys.stderr)
     return np.stack([cache.rows[pair_key(a, b)] for a, b in pairs]) if pairs else np.zeros((0, len(FEATURE_NAMES) + 768))
 
@@ -117,11 +119,14 @@ def _exact(pairs: list[tuple[str, str]]) -> np.ndarray:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", default=None, help="Quora-style pairs file (default: qqp_pairs_dev.jsonl.gz)")
-    parser.add_argument("--train-pairs", type=int, default=6000, help="Quora pairs to train on (of the train bucket)")
+    parser.add_argument("--train-pairs", type=int, default=48000,
+                        help="Quora pairs to train on (of the train bucket; 48,000 is all of the dev file's)")
     parser.add_argument("--calibration-pairs", type=int, default=2000, help="held-out Quora pairs for the table")
-    parser.add_argument("--trap-weight", type=float, default=3.0, help="sample weight of generated trap pairs")
+    parser.add_argument("--trap-weight", type=float, default=24.0,
+                        help="sample weight of generated trap pairs (960 of them against 48,000 Quora pairs)")
     parser.add_argument("--min-similarity", type=float, default=0.6, help="KNN floor stored in the artifact")
-    parser.add_argument("--interactions", action="store_true", help="add |u-v| and u*v (768 features)")
+    parser.add_argument("--interactions", action=argparse.BooleanOptionalAction, default=True,
+                        help="add |u-v| and u*v of the sentence vectors (768 features)")
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--max-false-hit-rate", type=float, default=0.05, help="bound to report the point for")
     parser.add_argument("--output", default=str(DEFAULT_ARTIFACT))
