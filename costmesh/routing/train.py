@@ -241,7 +241,8 @@ def train(
     meta = {
         "embedding": {"model": embedding_model, "dims": int(embeddings.shape[1])},
         "features": {"text": list(TEXT_FEATURE_NAMES), "gate": [*GATE_FEATURE_NAMES, "prompt_score"]},
-        "label": "the strong model does better: soft label clip(strong - weak, 0, 1)",
+        "label": {"prompt": "soft label clip(strong - weak, 0, 1)", "outcomes": "strong score, weak score",
+                  "knn": "strong - weak", "knn_weighted": "strong - weak", "text": "strong - weak"},
         "model": {
             "kind": "ensemble",
             "prompt": "logistic_regression" if config.hidden <= 0 else f"mlp_{config.hidden}",
