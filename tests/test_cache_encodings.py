@@ -186,3 +186,31 @@ async def test_learned_verifier_scores_concurrent_lookups_together():
                ("Where is my parcel?", [("Where is my package?", 0.93)])]
     verdicts = await asyncio.gather(*[verifier.verify_many(q, c) for q, c in lookups])
     assert artifact.ensemble.calls == [3] and [len(v) for v in verdicts] == [2, 1]
+
+
+class ScriptedEnsemble:
+    """Returns the next scripted probability for each row."""
+
+    def __init__(self, probabilities):
+        self.left = list(probabilities)
+        self.calls: list[int] = []
+
+    def probability(self, x):
+        self.calls.append(len(x))
+        return np.asarray([self.left.pop(0) for _ in range(len(x))])
+
+
+async def test_until_accepted_stops_scoring_at_the_first_accepted_candidate():
+    candidates = [("first", 0.95), ("second", 0.93), ("third", 0.91)]
+    artifact = Artifact()
+    artifact.ensemble = ScriptedEnsemble([0.2, 0.9, 0.9])
+    embedder = CountingEmbedder()
+    verifier = LearnedVerifier(artifact, embedder)
+    verdicts = await verifier.verify_many("query", candidates, until_accepted=True)
+    assert [v.accepted for v in verdicts] == [False, True]  # the third is never judged
+    assert artifact.ensemble.calls == [1, 1] and len(embedder.asked) == 1  # all encoded in one call
+
+    artifact.ensemble = ScriptedEnsemble([0.2, 0.9, 0.9])
+    verifier = LearnedVerifier(artifact, embedder)
+    assert [v.accepted for v in await verifier.verify_many("query", candidates)] == [False, True, True]
+    assert artifact.ensemble.calls == [3]

@@ -151,7 +151,7 @@ class CacheCore:
             return []
         try:
             return await self.verifier.verify_many(query, [(c.prompt, c.similarity) for c in candidates],
-                                                   query_encoding=query_encoding)
+                                                   query_encoding=query_encoding, until_accepted=True)
         except Exception as exc:  # never why a request fails, never a wrong answer either
             self.counters.errors += 1
             log.error("verifier failed", error=repr(exc))

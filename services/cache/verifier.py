@@ -53,7 +53,9 @@ class Verifier(Protocol):
     needs_encoding: bool
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None) -> list[Verdict]: ...
+                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
+        """Verdicts in candidate order; with `until_accepted` the list may end at the first
+        accepted candidate (those after it need not be judged)."""
 
 
 class CosineVerifier:
@@ -69,7 +71,7 @@ class CosineVerifier:
         return Verdict(True) if similarity >= self.min_similarity else Verdict(False, "similarity", 0.0)
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
@@ -103,7 +105,7 @@ class RuleVerifier:
         return Verdict(True)
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
@@ -208,18 +210,27 @@ class LearnedVerifier:
                 self.encodings.put(text, encoding)
         return [query_encoding, *(known[text] for text in texts)]
 
+    def _verdict(self, similarity: float, p: float) -> Verdict:
+        if similarity < self.min_similarity:
+            return Verdict(False, "similarity", float(p))
+        if p >= self.threshold:
+            return Verdict(True, "", float(p))
+        return Verdict(False, f"model p={p:.3f} < {self.threshold:.3f}", float(p))
+
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
+        """Verdicts in candidate order. `until_accepted`: score one candidate at a time and stop
+        after the first accepted one (the cache serves that one; the rest would be wasted work)."""
         if not candidates:
             return []
         texts = [text for text, _ in candidates]
-        encoded = await self.encode(query, texts, query_encoding)
-        out = []
-        for (text, sim), p in zip(candidates, await self.scores(query, texts, encoded)):
-            if sim < self.min_similarity:
-                out.append(Verdict(False, "similarity", float(p)))
-            elif p >= self.threshold:
-                out.append(Verdict(True, "", float(p)))
-            else:
-                out.append(Verdict(False, f"model p={p:.3f} < {self.threshold:.3f}", float(p)))
+        encoded = await self.encode(query, texts, query_encoding)  # all at once: one forward pass at most
+        if not until_accepted:
+            return [self._verdict(sim, p) for (_, sim), p in zip(candidates, await self.scores(query, texts, encoded))]
+        out: list[Verdict] = []
+        for i, (text, sim) in enumerate(candidates):
+            [p] = await self.scores(query, [text], [encoded[0], encoded[i + 1]])
+            out.append(self._verdict(sim, p))
+            if out[-1].accepted:
+                break
         return out
