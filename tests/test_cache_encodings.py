@@ -99,9 +99,18 @@ class Ensemble:
 class Artifact:
     min_similarity = 0.6
     interactions = False
+    head = None
 
     def __init__(self):
         self.ensemble = Ensemble()
+
+    def pair_rows(self, query, candidates, encoded):
+        from costmesh.verification.artifact import VerifierArtifact
+
+        return VerifierArtifact.pair_rows(self, query, candidates, encoded)  # head None: features only
+
+    def probability(self, rows):
+        return self.ensemble.probability(rows)
 
     def operating_point(self, bound):
         return type("Point", (), {"threshold": 0.5})()

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from costmesh.errors import ConfigError
 
+from .attention import AttentionHead
 from .trees import TreeEnsemble
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "verifier-v1.npz"
-FORMAT = "costmesh-verifier/1"
+FORMAT = "costmesh-verifier/2"
+FORMATS = ("costmesh-verifier/1", FORMAT)  # /1: trees only
 
 
 def wilson_upper(rate: float, n: int, z: float = 1.645) -> float:
@@ -49,6 +53,13 @@ class OperatingPoint:
         return max(self.quora_false_hit_rate, self.traps_false_hit_rate)
 
 
+def blended(tree_probability: np.ndarray, head_logit: np.ndarray, weight: float) -> np.ndarray:
+    """sigmoid(weight * head logit + (1 - weight) * logit of the trees' probability)."""
+    p = np.clip(np.asarray(tree_probability, dtype=np.float64), 1e-6, 1 - 1e-6)
+    z = weight * np.asarray(head_logit, dtype=np.float64) + (1.0 - weight) * np.log(p / (1.0 - p))
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
 @dataclass(frozen=True)
 class VerifierArtifact:
     ensemble: TreeEnsemble
@@ -58,6 +69,30 @@ class VerifierArtifact:
     embedding_model: str
     table: tuple[OperatingPoint, ...]
     meta: dict = field(default_factory=dict)
+    head: AttentionHead | None = None  # the cross-attention head over token vectors, when trained
+    blend: float = 0.0                 # its weight in the logit blend with the trees
+
+    def pair_rows(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
+        """One row per candidate (`encoded`: the query's `Encoded` first): the features, then
+        the |u-v|, u*v interactions when trained with them, then the head's logit when it has one."""
+        from .features import interaction_features, pair_features
+
+        rows = []
+        for text, enc in zip(candidates, encoded[1:]):
+            parts = [pair_features(query, text, encoded[0], enc)]
+            if self.interactions:
+                parts.append(interaction_features(encoded[0], enc))
+            if self.head is not None:
+                parts.append(np.array([self.head.logit(encoded[0].tokens, enc.tokens, encoded[0].vector, enc.vector)]))
+            rows.append(np.concatenate(parts))
+        return np.stack(rows)
+
+    def probability(self, rows: np.ndarray) -> np.ndarray:
+        """P(the cached answer serves the query) for rows of `pair_rows`."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+        if self.head is None:
+            return self.ensemble.probability(rows)
+        return blended(self.ensemble.probability(rows[:, :-1]), rows[:, -1], self.blend)
 
     def operating_point(self, max_false_hit_rate: float) -> OperatingPoint:
         """The lowest threshold (most reuse) whose calibration false-hit rate, on Quora pairs
@@ -81,13 +116,15 @@ class VerifierArtifact:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, format=FORMAT, feature_names=list(self.feature_names),
                     interactions=self.interactions, min_similarity=self.min_similarity,
-                    embedding_model=self.embedding_model,
+                    embedding_model=self.embedding_model, blend=self.blend,
                     table=[row.__dict__ for row in self.table])
         arrays = self.ensemble.to_arrays()
         # float32 / int16 where lossless enough: keeps the committed file small
         arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float32)
         arrays["tree_value"] = arrays["tree_value"].astype(np.float32)
         arrays["tree_feature"] = arrays["tree_feature"].astype(np.int16)
+        if self.head is not None:
+            arrays.update(self.head.to_arrays())
         with open(path, "wb") as handle:
             np.savez_compressed(handle, meta=np.asarray(json.dumps(meta)), **arrays)
         return path
@@ -100,8 +137,13 @@ class VerifierArtifact:
                 arrays = {k: data[k] for k in data.files if k != "meta"}
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"cannot load verifier artifact {path}: {exc}") from None
-        if meta.get("format") != FORMAT:
+        if meta.get("format") not in FORMATS:
             raise ConfigError(f"{path}: not a {FORMAT} artifact")
+        try:
+            head = AttentionHead.from_arrays(arrays)
+        except KeyError as exc:
+            raise ConfigError(f"{path}: the attention head lacks {exc}") from None
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("head_")}
         arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float64)
         arrays["tree_value"] = arrays["tree_value"].astype(np.float64)
         arrays["tree_feature"] = arrays["tree_feature"].astype(np.int32)
@@ -113,5 +155,7 @@ class VerifierArtifact:
             min_similarity=float(meta.pop("min_similarity")),
             embedding_model=str(meta.pop("embedding_model")),
             table=table,
+            head=head,
+            blend=float(meta.pop("blend", 0.0)),
             meta=meta,
         )

@@ -1,9 +1,12 @@
 """`costmesh train-verifier`: train the cache verifier and write its artifact.
 
 Reproducible: the Quora pairs are split by a hash of the pair (train / calibration / test
-buckets), the trap frames by index (see `traps.py`), the model is seeded. Pair features are
-cached under /tmp (keyed by the texts), so a re-run with other model settings skips the
-embedding, which dominates the time on a CPU.
+buckets), the trap frames by index (see `traps.py`), the models are seeded. Two models are
+trained on the same pairs: gradient-boosted trees over the pair features, and a small
+cross-attention head over the two questions' token vectors (`attention.py`); the artifact
+blends their logits. Pair features and token vectors are cached under /tmp (keyed by the
+texts), so a re-run with other model settings skips the embedding, which dominates the time
+on a CPU.
 
     costmesh train-verifier                                  # writes the packaged artifact
     costmesh train-verifier --write-heldout /tmp/heldout     # + held-out pairs files to evaluate
@@ -23,13 +26,16 @@ from costmesh.datasets import Pair, data_dir, load_pairs
 from costmesh.errors import ConfigError
 from costmesh.services.cache.scope import normalise_query
 
-from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact
+from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended
+from .attention import train_head
 from .encoder import encode_full
 from .features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
+from .token_cache import TokenCache
 from .traps import generate, write_pairs
 from .trees import TreeEnsemble
 
 DEFAULT_CACHE = Path("/tmp/costmesh-verifier-features.npz")
+DEFAULT_TOKEN_CACHE = Path("/tmp/costmesh-verifier-tokens.npz")
 BUCKETS = {"train": range(0, 80), "calibration": range(80, 90), "test": range(90, 100)}
 
 
@@ -130,7 +136,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--max-false-hit-rate", type=float, default=0.05, help="bound to report the point for")
     parser.add_argument("--output", default=str(DEFAULT_ARTIFACT))
+    parser.add_argument("--head-epochs", type=int, default=5,
+                        help="epochs of the cross-attention head over token vectors (0: trees only)")
+    parser.add_argument("--blend", type=float, default=0.7, help="the head's weight in the logit blend with the trees")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
+    parser.add_argument("--token-cache", default=str(DEFAULT_TOKEN_CACHE),
+                        help="token-vector cache file for the head ('' to disable)")
     parser.add_argument("--write-heldout", default=None, metavar="DIR",
                         help="also write the held-out test pairs (Quora bucket + trap frames) there")
 
@@ -174,19 +185,38 @@ def run(args: argparse.Namespace) -> int:
     classifier.fit(x, y, sample_weight=weights)
     ensemble = TreeEnsemble.from_sklearn(classifier)
 
+    head = None
+    if args.head_epochs > 0:
+        if not 0.0 <= args.blend <= 1.0:
+            raise ConfigError(f"--blend: must be in [0, 1], got {args.blend}")
+        tokens = TokenCache(Path(args.token_cache) if args.token_cache else None)
+        every = [*to_pairs(quora_train), *to_pairs(traps_train), *to_pairs(quora_cal), *to_pairs(traps_cal)]
+        tokens.fill(model, [t for pair in every for t in pair])
+        head_rows = [(a, b, float(label), float(w)) for (a, b), label, w in
+                     zip([*to_pairs(quora_train), *to_pairs(traps_train)], y, weights)]
+        head = train_head(head_rows, tokens.get, epochs=args.head_epochs)
+
     def scored(matrix, rows):
         pairs = to_pairs(rows)
-        return (ensemble.probability(columns(matrix, args.interactions)), matrix[:, 0], _exact(pairs), labels(rows))
+        p = ensemble.probability(columns(matrix, args.interactions))
+        if head is not None:
+            logits = []
+            for a, b in pairs:
+                ea, eb = tokens.get(a), tokens.get(b)
+                logits.append(head.logit(ea.tokens, eb.tokens, ea.vector, eb.vector))
+            p = blended(p, np.asarray(logits), args.blend)
+        return p, matrix[:, 0], _exact(pairs), labels(rows)
 
     quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
     table = operating_table(quora, traps, args.min_similarity)
     artifact = VerifierArtifact(
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
         min_similarity=args.min_similarity, embedding_model=DEFAULT_MODEL_ID, table=table,
+        head=head, blend=args.blend if head is not None else 0.0,
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
                              "source": Path(path).name, "trap_weight": args.trap_weight,
-                             "iterations": args.iterations},
+                             "iterations": args.iterations, "head_epochs": args.head_epochs},
               "calibration_negatives": {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}},
     )
     saved = artifact.save(args.output)

@@ -171,23 +171,15 @@ class LearnedVerifier:
         self.artifact = artifact
         self.embedder = embedder
         self.encodings = EncodingLRU(encoding_cache_size)
-        self.scorer = RowBatcher(artifact.ensemble.probability)
+        self.scorer = RowBatcher(artifact.probability)
         self.max_false_hit_rate = max_false_hit_rate
         self.point = artifact.operating_point(max_false_hit_rate)
         self.threshold = self.point.threshold
         self.min_similarity = artifact.min_similarity
 
     def features(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
-        """One row of model features per candidate (`encoded`: the query's encoding first)."""
-        from costmesh.verification.features import interaction_features, pair_features
-
-        rows = []
-        for text, enc in zip(candidates, encoded[1:]):
-            row = pair_features(query, text, encoded[0], enc)
-            if self.artifact.interactions:
-                row = np.concatenate([row, interaction_features(encoded[0], enc)])
-            rows.append(row)
-        return np.stack(rows)
+        """One row of model inputs per candidate (`encoded`: the query's encoding first)."""
+        return self.artifact.pair_rows(query, candidates, encoded)
 
     async def scores(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
         return await self.scorer.score(self.features(query, candidates, encoded))
