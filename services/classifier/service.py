@@ -12,6 +12,7 @@ such requests are answered by `rules`, with the signal "embedder_loading").
 from __future__ import annotations
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from costmesh.embeddings import torch_threads
 from costmesh.errors import ConfigError
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.scorer import ArtifactSource
@@ -37,7 +38,7 @@ def build_strategies(source: ArtifactSource | None = None) -> dict[str, Strategy
     return strategies
 
 
-def _embedder_factory(model_id: str):
+def _embedder_factory(model_id: str, threads: int = 0):
     """What builds the artifact's embedding model: the local MiniLM, or the hashing encoder."""
     from costmesh.embeddings import DEFAULT_MODEL_ID
 
@@ -53,7 +54,7 @@ def _embedder_factory(model_id: str):
     def build():
         from costmesh.embeddings import Embedder
 
-        return Embedder(model_id=model_id)
+        return Embedder(model_id=model_id, threads=threads)
 
     return build
 
@@ -70,8 +71,8 @@ async def mount(runtime: Runtime) -> Mounted:
     embedder = None
     if source is not None:
         artifact = source.current()
-        embedder = LazyEmbedder(_embedder_factory(artifact.embedding_model), artifact.embedding_model,
-                                artifact.embedding_dims)
+        factory = _embedder_factory(artifact.embedding_model, torch_threads(env))
+        embedder = LazyEmbedder(factory, artifact.embedding_model, artifact.embedding_dims)
         if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", default == "learned"):
             embedder.preload()
     classifier = Classifier(build_strategies(source), default=default, embedder=embedder)
