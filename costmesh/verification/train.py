@@ -138,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=str(DEFAULT_ARTIFACT))
     parser.add_argument("--head-epochs", type=int, default=5,
                         help="epochs of the cross-attention head over token vectors (0: trees only)")
-    parser.add_argument("--blend", type=float, default=0.7, help="the head's weight in the logit blend with the trees")
+    parser.add_argument("--blend", type=float, default=0.2, help="the head's weight in the logit blend with the trees")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
     parser.add_argument("--token-cache", default=str(DEFAULT_TOKEN_CACHE),
                         help="token-vector cache file for the head ('' to disable)")
