@@ -119,8 +119,3 @@ def test_token_cache_round_trips_and_skips_cached_texts(tmp_path):
     assert Model.calls[-1] == ["six"]
 
 
-
-def test_the_packaged_artifact_has_the_head():
-    artifact = VerifierArtifact.load(DEFAULT_ARTIFACT)
-    assert artifact.head is not None and 0.0 < artifact.blend <= 1.0
-    assert artifact.meta["trained_on"]["head_epochs"] > 0
