@@ -15,21 +15,7 @@ from costmesh.errors import ConfigError
 from costmesh.services.cache.encodings import EncodingLRU
 from costmesh.embeddings import torch_threads
 from costmesh.services.cache.verifier import LearnedVerifier, RowBatcher
-
-
-class FakeModel:
-    """Counts forward passes and the texts in each; a vector per text from its length."""
-
-    def __init__(self):
-        self.calls: list[list[str]] = []
-
-    def get_embedding_dimension(self) -> int:
-        return 4
-
-    def encode(self, texts, **kwargs):
-        self.calls.append(list(texts))
-        rows = np.array([[len(t), 1.0, 0.0, 0.0] for t in texts], dtype=np.float32)
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+from fake_models import FakeModel
 
 
 async def test_a_text_asked_twice_in_one_batch_is_encoded_once():

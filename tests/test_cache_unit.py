@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 
 from costmesh.domain import Image, Message, Part, Role, Sampling
@@ -15,6 +14,7 @@ from costmesh.services.cache.policy import CachePolicy, is_refusal
 from costmesh.services.cache.scope import Scope, normalise_query, scope_query
 from costmesh.services.cache.semantic import index_name_for
 from costmesh.services.cache.verifier import RuleVerifier
+from fake_models import FakeModel
 
 U, A, S = Role.USER, Role.ASSISTANT, Role.SYSTEM
 
@@ -215,27 +215,12 @@ async def test_guard_connection_errors_trip_and_command_errors_do_not():
 
 # -- embedder batching ------------------------------------------------------------------------
 
-class FakeModel:
-    """Counts forward passes; a vector per text from its length."""
-
-    def __init__(self):
-        self.calls: list[int] = []
-
-    def get_embedding_dimension(self) -> int:
-        return 4
-
-    def encode(self, texts, **kwargs):
-        self.calls.append(len(texts))
-        rows = np.array([[len(t), 1.0, 0.0, 0.0] for t in texts], dtype=np.float32)
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
 async def test_concurrent_embeds_share_one_forward_pass():
     model = FakeModel()
     embedder = Embedder(model=model, window_ms=20, max_batch=64, warmup=False)
     texts = [f"text {'x' * i}" for i in range(10)]
     results = await asyncio.gather(*[embedder.embed([t]) for t in texts])
-    assert model.calls == [10]
+    assert model.sizes == [10]
     for text, [vector] in zip(texts, results):
         assert vector == pytest.approx(model.encode([text])[0].tolist())
     assert embedder.dims == 4
@@ -246,13 +231,13 @@ async def test_batches_are_bounded_and_batching_can_be_switched_off():
     model = FakeModel()
     embedder = Embedder(model=model, window_ms=20, max_batch=4, warmup=False)
     await asyncio.gather(*[embedder.embed([str(i)]) for i in range(10)])
-    assert max(model.calls) <= 4 and sum(model.calls) == 10
+    assert max(model.sizes) <= 4 and sum(model.sizes) == 10
     await embedder.aclose()
 
     model = FakeModel()
     baseline = Embedder(model=model, batching=False, warmup=False)
     await asyncio.gather(*[baseline.embed([str(i)]) for i in range(5)])
-    assert model.calls == [1] * 5
+    assert model.sizes == [1] * 5
     await baseline.aclose()
 
 
