@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from costmesh.services.cache.scope import normalise_query
 
 from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended
 from .attention import train_head
-from .encoder import encode_full
+from .encoder import Encoded, encode_full
 from .features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
 from .token_cache import TokenCache
 from .traps import generate, write_pairs
@@ -67,15 +68,15 @@ class FeatureCache:
                      version=np.asarray(FEATURES_VERSION))
 
 
-def featurise(model, pairs: list[tuple[str, str]], cache: FeatureCache, label: str,
-              chunk: int = 512, save_every: int = 16) -> np.ndarray:
-    """Feature rows (base + interactions) of `pairs`, embedding only what the cache lacks."""
+def featurise(encode: Callable[[list[str]], list[Encoded]], pairs: list[tuple[str, str]], cache: FeatureCache,
+              label: str, chunk: int = 512, save_every: int = 16) -> np.ndarray:
+    """Feature rows (base + interactions) of `pairs`, encoding only the texts of rows the cache lacks."""
     todo = [p for p in dict.fromkeys(pairs) if pair_key(*p) not in cache.rows]
     started = time.perf_counter()
     for number, start in enumerate(range(0, len(todo), chunk)):
         part = todo[start:start + chunk]
         texts = list(dict.fromkeys(t for p in part for t in p))
-        encoded = dict(zip(texts, encode_full(model, texts)))
+        encoded = dict(zip(texts, encode(texts)))
         for a, b in part:
             ea, eb = encoded[a], encoded[b]
             cache.rows[pair_key(a, b)] = np.concatenate([pair_features(a, b, ea, eb), interaction_features(ea, eb)])
@@ -172,10 +173,19 @@ def run(args: argparse.Namespace) -> int:
     cache = FeatureCache(Path(args.cache) if args.cache else None)
     to_pairs = lambda rows: [(r.a, r.b) if isinstance(r, Pair) else (r["a"], r["b"]) for r in rows]  # noqa: E731
     labels = lambda rows: np.asarray([r.duplicate if isinstance(r, Pair) else r["duplicate"] for r in rows])  # noqa: E731
-    x_q = featurise(model, to_pairs(quora_train), cache, "quora train")
-    x_t = featurise(model, to_pairs(traps_train), cache, "traps train")
-    c_q = featurise(model, to_pairs(quora_cal), cache, "quora calibration")
-    c_t = featurise(model, to_pairs(traps_cal), cache, "traps calibration")
+    if args.head_epochs > 0 and not 0.0 <= args.blend <= 1.0:
+        raise ConfigError(f"--blend: must be in [0, 1], got {args.blend}")
+    tokens = None
+    encode = lambda texts: encode_full(model, texts)  # noqa: E731
+    if args.head_epochs > 0:  # the head reads token vectors: encode each text once, for both models
+        tokens = TokenCache(Path(args.token_cache) if args.token_cache else None)
+        every = [*to_pairs(quora_train), *to_pairs(traps_train), *to_pairs(quora_cal), *to_pairs(traps_cal)]
+        tokens.fill(model, [t for pair in every for t in pair])
+        encode = lambda texts: [tokens.get(t) for t in texts]  # noqa: E731
+    x_q = featurise(encode, to_pairs(quora_train), cache, "quora train")
+    x_t = featurise(encode, to_pairs(traps_train), cache, "traps train")
+    c_q = featurise(encode, to_pairs(quora_cal), cache, "quora calibration")
+    c_t = featurise(encode, to_pairs(traps_cal), cache, "traps calibration")
 
     x = columns(np.vstack([x_q, x_t]), args.interactions)
     y = np.concatenate([labels(quora_train), labels(traps_train)])
@@ -187,12 +197,7 @@ def run(args: argparse.Namespace) -> int:
     ensemble = TreeEnsemble.from_sklearn(classifier)
 
     head = None
-    if args.head_epochs > 0:
-        if not 0.0 <= args.blend <= 1.0:
-            raise ConfigError(f"--blend: must be in [0, 1], got {args.blend}")
-        tokens = TokenCache(Path(args.token_cache) if args.token_cache else None)
-        every = [*to_pairs(quora_train), *to_pairs(traps_train), *to_pairs(quora_cal), *to_pairs(traps_cal)]
-        tokens.fill(model, [t for pair in every for t in pair])
+    if tokens is not None:
         head_rows = [(a, b, float(label), float(w)) for (a, b), label, w in
                      zip([*to_pairs(quora_train), *to_pairs(traps_train)], y, weights)]
         head = train_head(head_rows, tokens.get, epochs=args.head_epochs)
@@ -200,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     def scored(matrix, rows):
         pairs = to_pairs(rows)
         p = ensemble.probability(columns(matrix, args.interactions))
-        if head is not None:
+        if head is not None and tokens is not None:
             logits = []
             for a, b in pairs:
                 ea, eb = tokens.get(a), tokens.get(b)
