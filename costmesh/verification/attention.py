@@ -5,7 +5,7 @@ sequences themselves: each token of one question attends over the other's tokens
 and what it aligned with are compared by a shared layer, the comparisons are pooled (mean and
 max) per side, and the two sides are combined symmetrically with the sentence vectors. It
 runs on the token vectors the verifier already computes (no second transformer pass); its
-weights are ~170k floats, served with numpy. Training uses torch (already installed for the
+weights are ~280k floats (128 dims), served with numpy. Training uses torch (already installed for the
 embedding model).
 """
 
