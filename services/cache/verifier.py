@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .encodings import EncodingLRU
 from costmesh.verification.lexical import (
     OPPOSITES,
     _dates,
@@ -27,6 +26,8 @@ from costmesh.verification.lexical import (
     _numbers,
     _tokens,
 )
+
+from .encodings import EncodingLRU
 
 # MiniLM cosine, measured: paraphrases 0.94-0.99 ("How do I reset my password?" / "How can I
 # reset my password" 0.985); unrelated questions on the same topic < 0.75. Traps the rules
