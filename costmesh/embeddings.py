@@ -12,11 +12,10 @@ mesh runs several) extra threads make each forward pass slower, not faster.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
+
+from costmesh.batching import MicroBatcher
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
 DEFAULT_TORCH_THREADS = 1
@@ -63,13 +62,6 @@ def load_sentence_transformer(path: str, device: str = "cpu") -> Any:
     return SentenceTransformer(str(path), device=device)
 
 
-@dataclass
-class _Pending:
-    texts: list[str]
-    future: asyncio.Future = field(repr=False)
-    full: bool = False  # wants token embeddings too (`embed_full`)
-
-
 class Embedder:
     """Normalised (unit-length, so dot product = cosine) sentence embeddings.
 
@@ -91,7 +83,6 @@ class Embedder:
         threads: int = 0,
     ):
         self.model_id = model_id
-        self.window_s = window_ms / 1000.0
         self.max_batch = max(1, max_batch)
         self.batching = batching
         self.threads = threads  # 0: torch's default
@@ -100,12 +91,9 @@ class Embedder:
         self._model = model if model is not None else load_sentence_transformer(model_path or default_model_path())
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dims: int = int(getter())
-        # One worker: batches run one after another; torch uses the cores within a batch.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder",
-                                            initializer=set_torch_threads, initargs=(threads,))
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._worker: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: MicroBatcher[tuple[str, bool], Any] = MicroBatcher(
+            self._encode_items, window_ms=window_ms, max_batch=self.max_batch, batching=batching,
+            name="embedder", initializer=lambda: set_torch_threads(threads))
         self.batches = 0  # forward passes run, for tests and metrics
         self.texts_embedded = 0
         if warmup:  # the first forward passes are slow (kernel set-up): pay for them at start
@@ -131,14 +119,15 @@ class Embedder:
         self.texts_embedded += len(texts)
         return encoded
 
-    def _encode_batch(self, texts: list[str], full: bool) -> list[Any]:
-        """One forward pass over the distinct texts; results in the order (and number) asked."""
-        unique = list(dict.fromkeys(texts))
-        encoded = self.encode_full(unique) if full else self.encode(unique)
-        if len(unique) == len(texts):
-            return encoded
-        by_text = dict(zip(unique, encoded))
-        return [by_text[t] for t in texts]
+    def _encode_items(self, items: list[tuple[str, bool]]) -> list[Any]:
+        """One forward pass over the distinct texts of (text, wants tokens) items, in order.
+        One pass gives both kinds: an item that only wants the vector gets it as a list."""
+        full = any(wants for _, wants in items)
+        unique = list(dict.fromkeys(text for text, _ in items))
+        by_text = dict(zip(unique, self.encode_full(unique) if full else self.encode(unique)))
+        if not full:
+            return [by_text[text] for text, _ in items]
+        return [by_text[text] if wants else [float(x) for x in by_text[text].vector] for text, wants in items]
 
     async def embed(self, texts: list[str] | tuple[str, ...]) -> list[list[float]]:
         """Embeddings of `texts`, in order, computed off the event loop."""
@@ -149,75 +138,11 @@ class Embedder:
         return await self._submit(list(texts), full=True)
 
     async def _submit(self, texts: list[str], full: bool) -> list[Any]:
-        if not texts:
-            return []
-        loop = asyncio.get_running_loop()
-        if not self.batching:
-            return await loop.run_in_executor(self._executor, self._encode_batch, texts, full)
-        self._ensure_worker(loop)
-        pending = _Pending(texts, loop.create_future(), full)
-        assert self._queue is not None
-        self._queue.put_nowait(pending)
-        return await pending.future
+        return await self._batcher.submit([(text, full) for text in texts])
 
     async def embed_one(self, text: str) -> list[float]:
         return (await self.embed([text]))[0]
 
-    def _ensure_worker(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._worker is not None and not self._worker.done() and self._loop is loop:
-            return
-        self._loop = loop
-        self._queue = asyncio.Queue()
-        self._worker = loop.create_task(self._run(self._queue), name="embedder-batcher")
-
-    async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
-            size = len(batch[0].texts)
-            deadline = loop.time() + self.window_s
-            while size < self.max_batch:
-                if queue.empty():
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                else:
-                    item = queue.get_nowait()
-                batch.append(item)
-                size += len(item.texts)
-            batch = [p for p in batch if not p.future.done()]
-            if not batch:
-                continue
-            texts = [t for p in batch for t in p.texts]
-            full = any(p.full for p in batch)  # one forward pass gives both kinds
-            try:
-                vectors = await loop.run_in_executor(self._executor, self._encode_batch, texts, full)
-            except Exception as exc:  # the model failed: every waiter learns why
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            start = 0
-            for p in batch:
-                end = start + len(p.texts)
-                if not p.future.done():
-                    part = vectors[start:end]
-                    if full and not p.full:
-                        part = [[float(x) for x in e.vector] for e in part]
-                    p.future.set_result(part)
-                start = end
-
     async def aclose(self) -> None:
         """Stop the batcher and the worker thread."""
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._worker = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await self._batcher.aclose()

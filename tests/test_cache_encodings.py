@@ -130,15 +130,31 @@ def test_torch_threads_default_to_one_and_reject_negatives():
         torch_threads(Env({"COSTMESH_TORCH_THREADS": "-2"}))
 
 
+class ThreadCountingModel(FakeModel):
+    """Records torch's thread cap on the thread each forward pass runs on."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads: list[int] = []
+
+    def encode(self, texts, **kwargs):
+        import torch
+
+        self.threads.append(torch.get_num_threads())
+        return super().encode(texts, **kwargs)
+
+
 async def test_embedder_caps_torch_threads_in_its_worker_too():
     import torch
 
     before = torch.get_num_threads()
     try:
-        embedder = Embedder(model=FakeModel(), warmup=False, threads=1, batching=False)
+        model = ThreadCountingModel()
+        embedder = Embedder(model=model, warmup=False, threads=1)
         assert torch.get_num_threads() == 1
-        seen = await asyncio.get_running_loop().run_in_executor(embedder._executor, torch.get_num_threads)
-        assert seen == 1
+        torch.set_num_threads(2)  # the worker thread sets its own cap again
+        await embedder.embed(["a text"])
+        assert model.threads == [1]
         await embedder.aclose()
     finally:
         torch.set_num_threads(before)
@@ -209,3 +225,41 @@ async def test_until_accepted_stops_scoring_at_the_first_accepted_candidate():
     verifier = LearnedVerifier(artifact, embedder)
     assert [v.accepted for v in await verifier.verify_many("query", candidates)] == [False, True, True]
     assert artifact.ensemble.calls == [3]
+
+
+class CrossArtifact(Artifact):
+    """An artifact with a cross-encoder whose logit alone decides (blend weight 1)."""
+
+    cross_encoder = "adapter"  # not None: the verifier reads pairs with a cross-encoder
+    cross_blend = 1.0
+
+    def with_cross(self, probability, logits):
+        from costmesh.verification.artifact import VerifierArtifact
+
+        return VerifierArtifact.with_cross(self, probability, logits)
+
+
+class TableCross:
+    """A cross-encoder stand-in: the logit of a pair is looked up by the candidate's text."""
+
+    def __init__(self, logits):
+        self.table = logits
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def logits(self, pairs):
+        self.calls.append(list(pairs))
+        return np.asarray([self.table[candidate] for _, candidate in pairs])
+
+
+async def test_cross_encoder_reads_the_pairs_of_concurrent_lookups_in_one_pass_and_decides():
+    cross = TableCross({"Reset a password": -3.0, "How can I reset my password": 3.0, "Where is my package?": 2.0,
+                        "Where is my invoice?": -1.0})
+    verifier = LearnedVerifier(CrossArtifact(), CountingEmbedder(), cross_encoder=cross)
+    lookups = [("How do I reset my password?", [("Reset a password", 0.95), ("How can I reset my password", 0.93)]),
+               ("Where is my parcel?", [("Where is my invoice?", 0.91), ("Where is my package?", 0.9)])]
+    verdicts = await asyncio.gather(*[verifier.verify_many(q, c, until_accepted=True) for q, c in lookups])
+    assert [[v.accepted for v in vs] for vs in verdicts] == [[False, True], [False, True]]
+    assert verdicts[0][1].score == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert len(cross.calls) == 1 and len(cross.calls[0]) == 4  # every pair of both lookups in one pass
+    assert ("How do I reset my password?", "Reset a password") in cross.calls[0]
+    await verifier.aclose()
