@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from costmesh.errors import ConfigError
-from costmesh.verification.artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact
+from costmesh.verification.artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended
+from costmesh.verification.cross_encoder import Adapter
 from costmesh.verification.features import FEATURE_NAMES, alignment, lexical_features
 from costmesh.verification.traps import FRAMES, generate
 from costmesh.verification.train import bucket_of, operating_table, rates
@@ -116,6 +117,20 @@ def test_artifact_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not an artifact")
     with pytest.raises(ConfigError):
         VerifierArtifact.load(tmp_path / "bad.npz")
+
+
+def test_artifact_carries_the_cross_encoder_and_its_blend(tmp_path):
+    adapter = Adapter(2, 4.0, 32, {"encoder.layer.0.attention.self.query": (np.ones((2, 384)), np.zeros((384, 2)))},
+                      np.full(384, 0.5, np.float32), -1.0)
+    artifact = VerifierArtifact(TreeEnsemble.from_arrays(_tiny_arrays()), FEATURE_NAMES, False, 0.6,
+                                "all-MiniLM-L6-v2", _table(), cross_encoder=adapter, cross_blend=0.4)
+    loaded = VerifierArtifact.load(artifact.save(tmp_path / "v.npz"))
+    assert loaded.cross_blend == 0.4 and loaded.cross_encoder is not None
+    assert loaded.cross_encoder.factors.keys() == adapter.factors.keys()
+    assert loaded.cross_encoder.head_bias == -1.0 and loaded.cross_encoder.max_length == 32
+    p, logits = np.array([0.9, 0.2]), np.array([-3.0, 3.0])
+    assert loaded.with_cross(p, logits) == pytest.approx(blended(p, logits, 0.4))
+    assert artifact.__class__(**{**artifact.__dict__, "cross_encoder": None}).with_cross(p, logits) == pytest.approx(p)
 
 
 def test_the_packaged_artifact_loads_small_and_calibrated():

@@ -20,12 +20,14 @@ import numpy as np
 from costmesh.errors import ConfigError
 
 from .attention import AttentionHead
+from .cross_encoder import PREFIX as CROSS_PREFIX
+from .cross_encoder import Adapter
 from .trees import TreeEnsemble
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "verifier-v1.npz"
-FORMAT = "costmesh-verifier/2"
-FORMATS = ("costmesh-verifier/1", FORMAT)  # /1: trees only
+FORMAT = "costmesh-verifier/3"
+FORMATS = ("costmesh-verifier/1", "costmesh-verifier/2", FORMAT)  # /1: trees only; /2: no cross-encoder
 
 
 def wilson_upper(rate: float, n: int, z: float = 1.645) -> float:
@@ -60,6 +62,24 @@ def blended(tree_probability: np.ndarray, head_logit: np.ndarray, weight: float)
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
 
+def pick_operating_point(table: Sequence[OperatingPoint], negatives: dict[str, int],
+                         max_false_hit_rate: float) -> OperatingPoint:
+    """The lowest threshold (most reuse) whose calibration false-hit rate, on Quora pairs and on
+    traps alike, is within the bound; the strictest row when none is.
+
+    With the calibration sets' sizes (`negatives`, from the artifact's
+    `meta["calibration_negatives"]`), the test is on the one-sided 95% Wilson upper bound of
+    each rate, not the rate seen: a few hundred calibration traps cannot vouch for 5% on their own."""
+    if not 0.0 <= max_false_hit_rate <= 1.0:
+        raise ConfigError("max false-hit rate must be in [0, 1]")
+    rows = sorted(table, key=lambda r: r.threshold)
+    for row in rows:
+        if (wilson_upper(row.quora_false_hit_rate, negatives.get("quora", 0)) <= max_false_hit_rate
+                and wilson_upper(row.traps_false_hit_rate, negatives.get("traps", 0)) <= max_false_hit_rate):
+            return row
+    return rows[-1]
+
+
 @dataclass(frozen=True)
 class VerifierArtifact:
     ensemble: TreeEnsemble
@@ -71,6 +91,8 @@ class VerifierArtifact:
     meta: dict = field(default_factory=dict)
     head: AttentionHead | None = None  # the cross-attention head over token vectors, when trained
     blend: float = 0.0                 # its weight in the logit blend with the trees
+    cross_encoder: Adapter | None = None  # the LoRA cross-encoder over the packaged MiniLM, when trained
+    cross_blend: float = 0.0              # its logit's weight in the final blend
 
     def pair_rows(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
         """One row per candidate (`encoded`: the query's `Encoded` first): the features, then
@@ -88,35 +110,29 @@ class VerifierArtifact:
         return np.stack(rows)
 
     def probability(self, rows: np.ndarray) -> np.ndarray:
-        """P(the cached answer serves the query) for rows of `pair_rows`."""
+        """P(the cached answer serves the query) for rows of `pair_rows`: the trees' (blended with
+        the head's when it has one). With a cross-encoder, pass this through `with_cross`."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
         if self.head is None:
             return self.ensemble.probability(rows)
         return blended(self.ensemble.probability(rows[:, :-1]), rows[:, -1], self.blend)
 
-    def operating_point(self, max_false_hit_rate: float) -> OperatingPoint:
-        """The lowest threshold (most reuse) whose calibration false-hit rate, on Quora pairs
-        and on traps alike, is within the bound; the strictest row when none is.
+    def with_cross(self, probability: np.ndarray, cross_logits: np.ndarray) -> np.ndarray:
+        """The final P(same answer): `probability` blended with the cross-encoder's logits."""
+        if self.cross_encoder is None:
+            return np.asarray(probability, dtype=np.float64)
+        return blended(probability, cross_logits, self.cross_blend)
 
-        With the calibration sets' sizes in `meta["calibration_negatives"]`, the test is on the
-        one-sided 95% Wilson upper bound of each rate, not the rate seen: a few hundred
-        calibration traps cannot vouch for 5% on their own."""
-        if not 0.0 <= max_false_hit_rate <= 1.0:
-            raise ConfigError("max false-hit rate must be in [0, 1]")
-        counts = self.meta.get("calibration_negatives") or {}
-        rows = sorted(self.table, key=lambda r: r.threshold)
-        for row in rows:
-            if (wilson_upper(row.quora_false_hit_rate, counts.get("quora", 0)) <= max_false_hit_rate
-                    and wilson_upper(row.traps_false_hit_rate, counts.get("traps", 0)) <= max_false_hit_rate):
-                return row
-        return rows[-1]
+    def operating_point(self, max_false_hit_rate: float) -> OperatingPoint:
+        """The table's row for the bound (see `pick_operating_point`)."""
+        return pick_operating_point(self.table, self.meta.get("calibration_negatives") or {}, max_false_hit_rate)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, format=FORMAT, feature_names=list(self.feature_names),
                     interactions=self.interactions, min_similarity=self.min_similarity,
-                    embedding_model=self.embedding_model, blend=self.blend,
+                    embedding_model=self.embedding_model, blend=self.blend, cross_blend=self.cross_blend,
                     table=[row.__dict__ for row in self.table])
         arrays = self.ensemble.to_arrays()
         # float32 / int16 where lossless enough: keeps the committed file small
@@ -125,6 +141,8 @@ class VerifierArtifact:
         arrays["tree_feature"] = arrays["tree_feature"].astype(np.int16)
         if self.head is not None:
             arrays.update(self.head.to_arrays())
+        if self.cross_encoder is not None:
+            arrays.update(self.cross_encoder.arrays())
         with open(path, "wb") as handle:
             np.savez_compressed(handle, meta=np.asarray(json.dumps(meta)), **arrays)
         return path
@@ -143,7 +161,11 @@ class VerifierArtifact:
             head = AttentionHead.from_arrays(arrays)
         except KeyError as exc:
             raise ConfigError(f"{path}: the attention head lacks {exc}") from None
-        arrays = {k: v for k, v in arrays.items() if not k.startswith("head_")}
+        try:
+            cross = Adapter.from_arrays(arrays)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{path}: the cross-encoder adapter is incomplete: {exc}") from None
+        arrays = {k: v for k, v in arrays.items() if not k.startswith(("head_", CROSS_PREFIX))}
         arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float64)
         arrays["tree_value"] = arrays["tree_value"].astype(np.float64)
         arrays["tree_feature"] = arrays["tree_feature"].astype(np.int32)
@@ -157,5 +179,7 @@ class VerifierArtifact:
             table=table,
             head=head,
             blend=float(meta.pop("blend", 0.0)),
+            cross_encoder=cross,
+            cross_blend=float(meta.pop("cross_blend", 0.0)),
             meta=meta,
         )

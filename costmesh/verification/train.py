@@ -27,8 +27,9 @@ from costmesh.datasets import Pair, data_dir, load_pairs
 from costmesh.errors import ConfigError
 from costmesh.services.cache.scope import normalise_query
 
-from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended
+from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended, pick_operating_point
 from .attention import train_head
+from .cross_encoder import Adapter, CrossEncoder, train_cross_encoder
 from .encoder import Encoded, encode_full
 from .features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
 from .token_cache import TokenCache
@@ -37,6 +38,7 @@ from .trees import TreeEnsemble
 
 DEFAULT_CACHE = Path("/tmp/costmesh-verifier-features.npz")
 DEFAULT_TOKEN_CACHE = Path("/tmp/costmesh-verifier-tokens.npz")
+DEFAULT_CROSS_CHECKPOINT = Path("/tmp/costmesh-cross-encoder.npz")
 BUCKETS = {"train": range(0, 80), "calibration": range(80, 90), "test": range(90, 100)}
 
 
@@ -120,6 +122,27 @@ def operating_table(quora: tuple, traps: tuple, floor: float, steps: int = 200) 
     return tuple(rows)
 
 
+def recall_at(quora: tuple, traps: tuple, q_logits: np.ndarray, t_logits: np.ndarray, weight: float,
+              args: argparse.Namespace, counts: dict[str, int]) -> float:
+    """Calibration Quora recall at the operating point the bound picks, for one blend weight."""
+    q = (blended(quora[0], q_logits, weight), *quora[1:])
+    t = (blended(traps[0], t_logits, weight), *traps[1:])
+    table = operating_table(q, t, args.min_similarity)
+    return pick_operating_point(table, counts, args.max_false_hit_rate).quora_recall
+
+
+def load_adapter(path: Path) -> Adapter:
+    """The cross-encoder of an artifact or of a training checkpoint."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            adapter = Adapter.from_arrays({k: data[k] for k in data.files})
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"--cross-encoder-from {path}: {exc}") from None
+    if adapter is None:
+        raise ConfigError(f"--cross-encoder-from {path}: no cross-encoder in it")
+    return adapter
+
+
 def _exact(pairs: list[tuple[str, str]]) -> np.ndarray:
     return np.asarray([normalise_query(a) == normalise_query(b) for a, b in pairs], dtype=bool)
 
@@ -141,6 +164,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="epochs of the cross-attention head over token vectors (0, the default: trees only; "
                              "5 with --blend 0.2 gives more recall and more false hits on traps)")
     parser.add_argument("--blend", type=float, default=0.2, help="the head's weight in the logit blend with the trees")
+    parser.add_argument("--cross-encoder-epochs", type=float, default=1.0,
+                        help="epochs of the LoRA cross-encoder over the packaged MiniLM (0: none; one epoch "
+                             "over 48,000 pairs is about 35 minutes on 2 cores)")
+    parser.add_argument("--cross-encoder-trap-repeats", type=int, default=8,
+                        help="times each trap training pair is seen per cross-encoder epoch")
+    parser.add_argument("--cross-encoder-from", default=None, metavar="FILE",
+                        help="reuse the cross-encoder of this artifact (or training checkpoint) instead of training")
+    parser.add_argument("--cross-blend", type=float, default=None,
+                        help="the cross-encoder's weight in the logit blend (default: the weight that gives "
+                             "the most calibration recall at --max-false-hit-rate)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
     parser.add_argument("--token-cache", default=str(DEFAULT_TOKEN_CACHE),
                         help="token-vector cache file for the head ('' to disable)")
@@ -202,6 +235,15 @@ def run(args: argparse.Namespace) -> int:
                      zip([*to_pairs(quora_train), *to_pairs(traps_train)], y, weights)]
         head = train_head(head_rows, tokens.get, epochs=args.head_epochs)
 
+    cross = None
+    if args.cross_encoder_from:
+        cross = load_adapter(Path(args.cross_encoder_from))
+    elif args.cross_encoder_epochs > 0:
+        rows = [(a, b, float(label)) for (a, b), label in zip(to_pairs(quora_train), labels(quora_train))]
+        rows += [(a, b, float(label)) for (a, b), label in
+                 zip(to_pairs(traps_train), labels(traps_train))] * args.cross_encoder_trap_repeats
+        cross = train_cross_encoder(rows, epochs=args.cross_encoder_epochs, checkpoint=DEFAULT_CROSS_CHECKPOINT)
+
     def scored(matrix, rows):
         pairs = to_pairs(rows)
         p = ensemble.probability(columns(matrix, args.interactions))
@@ -214,15 +256,28 @@ def run(args: argparse.Namespace) -> int:
         return p, matrix[:, 0], _exact(pairs), labels(rows)
 
     quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
+    cross_blend = 0.0
+    if cross is not None:
+        reader = CrossEncoder(cross)
+        q_logits, t_logits = reader.logits(to_pairs(quora_cal)), reader.logits(to_pairs(traps_cal))
+        counts = {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}
+        weights = [args.cross_blend] if args.cross_blend is not None else [w / 20 for w in range(21)]
+        best = max(weights, key=lambda w: recall_at(quora, traps, q_logits, t_logits, w, args, counts))
+        cross_blend = float(best)
+        quora = (blended(quora[0], q_logits, cross_blend), *quora[1:])
+        traps = (blended(traps[0], t_logits, cross_blend), *traps[1:])
+        print(f"cross-encoder blend weight {cross_blend:.2f}", file=sys.stderr)
     table = operating_table(quora, traps, args.min_similarity)
     artifact = VerifierArtifact(
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
         min_similarity=args.min_similarity, embedding_model=DEFAULT_MODEL_ID, table=table,
-        head=head, blend=args.blend if head is not None else 0.0,
+        head=head, blend=args.blend if head is not None else 0.0, cross_encoder=cross, cross_blend=cross_blend,
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
                              "source": Path(path).name, "trap_weight": args.trap_weight,
-                             "iterations": args.iterations, "head_epochs": args.head_epochs},
+                             "iterations": args.iterations, "head_epochs": args.head_epochs,
+                             "cross_encoder_epochs": args.cross_encoder_epochs if cross is not None else 0,
+                             "cross_encoder_trap_repeats": args.cross_encoder_trap_repeats},
               "calibration_negatives": {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}},
     )
     saved = artifact.save(args.output)

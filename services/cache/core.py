@@ -94,6 +94,9 @@ class CacheCore:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        close = getattr(self.verifier, "aclose", None)
+        if close is not None:
+            await close()
 
     # -- lookup ---------------------------------------------------------------------------
 

@@ -69,7 +69,8 @@ def build_verifier(config: CacheConfig, embedder: Embedder) -> Verifier:
         raise ConfigError(f"verifier artifact was trained on {artifact.embedding_model!r} embeddings, "
                           f"the cache embeds with {embedder.model_id!r}: set COSTMESH_CACHE_VERIFIER=rules "
                           "or retrain with costmesh train-verifier")
-    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate, config.encoding_cache)
+    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate, config.encoding_cache,
+                           threads=embedder.threads)
 
 
 def token_counter() -> Callable[[str], int]:
@@ -90,11 +91,12 @@ def make_mount(embedder: Embedder | None = None):
         catalog = load_catalog(env.optional("COSTMESH_CATALOG"))
         own_embedder = embedder is None
         model = embedder or await asyncio.to_thread(build_embedder, env)
+        verifier = await asyncio.to_thread(build_verifier, config, model)  # may load the cross-encoder
         core = CacheCore(
             client=redis_client(url, config),
             redis_url=url,
             embedder=model,
-            verifier=build_verifier(config, model),
+            verifier=verifier,
             config=config,
             embedding_usd_per_mtok=catalog.embedding_usd_per_mtok,
             count_tokens=token_counter(),

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from costmesh.batching import MicroBatcher
+from costmesh.embeddings import set_torch_threads
 from costmesh.verification.lexical import (
     OPPOSITES,
     _dates,
@@ -161,18 +163,30 @@ class LearnedVerifier:
     bounded LRU (`encoding_cache_size` texts), and those missing are encoded in one
     micro-batched forward pass. The model's probability is compared with the threshold the
     artifact's calibration table gives for `max_false_hit_rate`. The rows of concurrent lookups
-    are scored in one call of the ensemble (`RowBatcher`).
+    are scored in one call of the ensemble (`RowBatcher`). When the artifact carries a
+    cross-encoder, each (query, candidate) pair is also read by it, micro-batched across
+    concurrent lookups on its own worker thread, and its logit is blended in.
     """
 
     name = "learned-v1"
     needs_encoding = True
 
     def __init__(self, artifact: Any, embedder: Any, max_false_hit_rate: float = 0.05,
-                 encoding_cache_size: int = 1024):
+                 encoding_cache_size: int = 1024, cross_encoder: Any = None, threads: int = 0):
+        """`cross_encoder`: anything with `logits(pairs)`; by default the artifact's adapter is
+        merged into a private copy of the packaged MiniLM (when the artifact has one)."""
         self.artifact = artifact
         self.embedder = embedder
         self.encodings = EncodingLRU(encoding_cache_size)
         self.scorer = RowBatcher(artifact.probability)
+        self.cross: MicroBatcher[tuple[str, str], float] | None = None
+        if getattr(artifact, "cross_encoder", None) is not None:
+            if cross_encoder is None:
+                from costmesh.verification.cross_encoder import CrossEncoder
+
+                cross_encoder = CrossEncoder(artifact.cross_encoder)
+            self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
+                                      initializer=lambda: set_torch_threads(threads))
         self.max_false_hit_rate = max_false_hit_rate
         self.point = artifact.operating_point(max_false_hit_rate)
         self.threshold = self.point.threshold
@@ -183,7 +197,16 @@ class LearnedVerifier:
         return self.artifact.pair_rows(query, candidates, encoded)
 
     async def scores(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
-        return await self.scorer.score(self.features(query, candidates, encoded))
+        rows = self.features(query, candidates, encoded)
+        if self.cross is None:
+            return await self.scorer.score(rows)
+        probability, logits = await asyncio.gather(self.scorer.score(rows),
+                                                   self.cross.submit([(query, text) for text in candidates]))
+        return self.artifact.with_cross(probability, np.asarray(logits, dtype=np.float64))
+
+    async def aclose(self) -> None:
+        if self.cross is not None:
+            await self.cross.aclose()
 
     async def encode(self, query: str, texts: Sequence[str], query_encoding: Any = None) -> list[Any]:
         """Encodings of the query then of each text: cached ones reused, the rest in one call."""
@@ -213,12 +236,14 @@ class LearnedVerifier:
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
                           query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
         """Verdicts in candidate order. `until_accepted`: score one candidate at a time and stop
-        after the first accepted one (the cache serves that one; the rest would be wasted work)."""
+        after the first accepted one (the cache serves that one; the rest would be wasted work).
+        With a cross-encoder, all candidates are scored at once: one forward pass over all the
+        pairs costs less than one per pair."""
         if not candidates:
             return []
         texts = [text for text, _ in candidates]
         encoded = await self.encode(query, texts, query_encoding)  # all at once: one forward pass at most
-        if not until_accepted:
+        if not until_accepted or self.cross is not None:
             return [self._verdict(sim, p) for (_, sim), p in zip(candidates, await self.scores(query, texts, encoded))]
         out: list[Verdict] = []
         for i, (text, sim) in enumerate(candidates):
