@@ -55,6 +55,11 @@ def test_training_separates_a_duplicate_from_a_trap_and_round_trips(tmp_path):
     assert reloaded.rank == 8 and set(reloaded.factors) == set(adapter.factors)
     assert CrossEncoder(reloaded).logits(PAIRS[:2]) == pytest.approx([same, trap], abs=0.05)
 
+    # resuming starts from the adapter's weights: with a learning rate of ~0 they stay as they were
+    resumed = train_cross_encoder(rows[:4], epochs=1.0, batch_size=4, lr=1e-12, start=reloaded, log=lambda line: None)
+    assert resumed.max_length == 32
+    assert CrossEncoder(resumed).logits(PAIRS[:2]) == pytest.approx([same, trap], abs=0.05)
+
 
 def test_an_adapter_naming_a_layer_the_base_lacks_is_refused():
     bad = Adapter(2, 4.0, 32, {"encoder.layer.9.nothing": (np.ones((2, 384)), np.zeros((384, 2)))},

@@ -124,6 +124,21 @@ def export(model: Any, head: Any, rank: int, alpha: float, max_length: int) -> A
                    float(head.bias.detach().numpy()[0]))
 
 
+def load_into(model: Any, head: Any, adapter: Adapter) -> None:
+    """Set a peft-wrapped model's LoRA factors and the head to `adapter`'s (the inverse of `export`)."""
+    import torch
+
+    modules = {name.removeprefix("base_model.model."): module for name, module in model.named_modules()}
+    with torch.no_grad():
+        for name, (a, b) in adapter.factors.items():
+            if name not in modules or not hasattr(modules[name], "lora_A"):
+                raise ConfigError(f"the cross-encoder adapter names {name!r}, which the model does not adapt")
+            modules[name].lora_A["default"].weight.copy_(torch.from_numpy(a))
+            modules[name].lora_B["default"].weight.copy_(torch.from_numpy(b))
+        head.weight.copy_(torch.from_numpy(adapter.head_weight)[None, :])
+        head.bias.fill_(adapter.head_bias)
+
+
 def peft_model(bert: Any, rank: int, alpha: float) -> Any:
     """The base model with a LoRA adapter on every `TARGETS` layer (needs peft)."""
     from peft import LoraConfig, get_peft_model
@@ -141,12 +156,13 @@ def pooled_logits(model: Any, head: Any, tokenizer: Any, pairs: Sequence[tuple[s
 def train_cross_encoder(rows: Sequence[tuple[str, str, float]], *, model_path: str | None = None,
                         epochs: float = 1.0, rank: int = 8, alpha: float = 16.0, batch_size: int = 32,
                         lr: float = 5e-4, max_length: int = 96, seed: int = 0,
-                        checkpoint: Path | None = None,
+                        checkpoint: Path | None = None, start: Adapter | None = None,
                         log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Adapter:
     """Fine-tune the adapter and head on (a, b, label) rows; each pair's order is drawn at random.
 
     `epochs` may be fractional (0.5 = half of the shuffled rows). With `checkpoint`, the adapter
-    is saved there every 200 steps, so a cut-off run leaves its progress behind.
+    is saved there every 200 steps, so a cut-off run leaves its progress behind. With `start`,
+    training continues from that adapter (its rank, alpha and max length) with a fresh schedule.
     """
     import torch
 
@@ -156,8 +172,12 @@ def train_cross_encoder(rows: Sequence[tuple[str, str, float]], *, model_path: s
     torch.manual_seed(seed)
     base = load_sentence_transformer(model_path or default_model_path())
     tokenizer, bert = base.tokenizer, base[0].auto_model
+    if start is not None:
+        rank, alpha, max_length = start.rank, start.alpha, start.max_length
     model = peft_model(bert, rank, alpha)
     head = torch.nn.Linear(bert.config.hidden_size, 1)
+    if start is not None:
+        load_into(model, head, start)
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     order: list[int] = []

@@ -2,14 +2,17 @@
 
 Reproducible: the Quora pairs are split by a hash of the pair (train / calibration / test
 buckets), the trap frames by index (see `traps.py`), the models are seeded. Two models are
-trained on the same pairs: gradient-boosted trees over the pair features, and a small
-cross-attention head over the two questions' token vectors (`attention.py`); the artifact
-blends their logits. Pair features and token vectors are cached under /tmp (keyed by the
-texts), so a re-run with other model settings skips the embedding, which dominates the time
-on a CPU.
+trained on the same pairs: gradient-boosted trees over the pair features, and a cross-encoder
+(a LoRA adapter on the packaged MiniLM reading both questions together, `cross_encoder.py`).
+The artifact blends their logits with the weight that gives the most calibration recall at the
+false-hit bound. (An older option, a small cross-attention head over token vectors,
+`attention.py`, is still available with `--head-epochs`.) Pair features and token vectors are
+cached under /tmp (keyed by the texts), so a re-run with other settings skips the embedding; a
+trained cross-encoder can be reused with `--cross-encoder-from`.
 
     costmesh train-verifier                                  # writes the packaged artifact
     costmesh train-verifier --write-heldout /tmp/heldout     # + held-out pairs files to evaluate
+    costmesh train-verifier --cross-encoder-from /tmp/costmesh-cross-encoder.npz   # trees only again
 """
 
 from __future__ import annotations
@@ -151,7 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", default=None, help="Quora-style pairs file (default: qqp_pairs_dev.jsonl.gz)")
     parser.add_argument("--train-pairs", type=int, default=48000,
                         help="Quora pairs to train on (of the train bucket; 48,000 is all of the dev file's)")
-    parser.add_argument("--calibration-pairs", type=int, default=2000, help="held-out Quora pairs for the table")
+    parser.add_argument("--calibration-pairs", type=int, default=0,
+                        help="Quora pairs of the calibration bucket for the table (0, the default: all of them; "
+                             "more pairs tighten the 95%% bound the cache applies to the false-hit rate)")
     parser.add_argument("--trap-weight", type=float, default=24.0,
                         help="sample weight of generated trap pairs (960 of them against 48,000 Quora pairs)")
     parser.add_argument("--min-similarity", type=float, default=0.6, help="KNN floor stored in the artifact")
@@ -171,6 +176,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="times each trap training pair is seen per cross-encoder epoch")
     parser.add_argument("--cross-encoder-from", default=None, metavar="FILE",
                         help="reuse the cross-encoder of this artifact (or training checkpoint) instead of training")
+    parser.add_argument("--cross-encoder-resume", default=None, metavar="FILE",
+                        help="continue training the cross-encoder of this artifact or checkpoint for "
+                             "--cross-encoder-epochs more epochs")
+    parser.add_argument("--cross-encoder-lr", type=float, default=5e-4, help="peak learning rate of the adapter")
     parser.add_argument("--cross-blend", type=float, default=None,
                         help="the cross-encoder's weight in the logit blend (default: the weight that gives "
                              "the most calibration recall at --max-false-hit-rate)")
@@ -199,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         write_pairs(generate("test"), out / "traps_test.jsonl.gz")
         print(f"wrote held-out pairs to {out}/quora_test.jsonl.gz, traps_test.jsonl.gz", file=sys.stderr)
     quora_train = split["train"][: args.train_pairs]
-    quora_cal = split["calibration"][: args.calibration_pairs]
+    quora_cal = split["calibration"][: args.calibration_pairs or None]
     traps_train, traps_cal = generate("train"), generate("calibration")
 
     model = load_sentence_transformer(default_model_path())
@@ -242,7 +251,9 @@ def run(args: argparse.Namespace) -> int:
         rows = [(a, b, float(label)) for (a, b), label in zip(to_pairs(quora_train), labels(quora_train))]
         rows += [(a, b, float(label)) for (a, b), label in
                  zip(to_pairs(traps_train), labels(traps_train))] * args.cross_encoder_trap_repeats
-        cross = train_cross_encoder(rows, epochs=args.cross_encoder_epochs, checkpoint=DEFAULT_CROSS_CHECKPOINT)
+        start = load_adapter(Path(args.cross_encoder_resume)) if args.cross_encoder_resume else None
+        cross = train_cross_encoder(rows, epochs=args.cross_encoder_epochs, lr=args.cross_encoder_lr,
+                                    checkpoint=DEFAULT_CROSS_CHECKPOINT, start=start)
 
     def scored(matrix, rows):
         pairs = to_pairs(rows)
@@ -277,6 +288,9 @@ def run(args: argparse.Namespace) -> int:
                              "source": Path(path).name, "trap_weight": args.trap_weight,
                              "iterations": args.iterations, "head_epochs": args.head_epochs,
                              "cross_encoder_epochs": args.cross_encoder_epochs if cross is not None else 0,
+                             "cross_encoder_lr": args.cross_encoder_lr,
+                             "cross_encoder_resumed_from": args.cross_encoder_resume,
+                             "cross_encoder_reused_from": args.cross_encoder_from,
                              "cross_encoder_trap_repeats": args.cross_encoder_trap_repeats},
               "calibration_negatives": {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}},
     )
