@@ -85,7 +85,6 @@ class Ensemble:
 class Artifact:
     min_similarity = 0.6
     interactions = False
-    head = None
 
     def __init__(self):
         self.ensemble = Ensemble()

@@ -117,6 +117,10 @@ def test_artifact_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not an artifact")
     with pytest.raises(ConfigError):
         VerifierArtifact.load(tmp_path / "bad.npz")
+    with np.load(tmp_path / "v.npz") as data:  # a format /2 artifact with the retired attention head
+        np.savez(tmp_path / "head.npz", **{k: data[k] for k in data.files}, head_w=np.zeros(3))
+    with pytest.raises(ConfigError, match="retrain"):
+        VerifierArtifact.load(tmp_path / "head.npz")
 
 
 def test_artifact_carries_the_cross_encoder_and_its_blend(tmp_path):

@@ -1,4 +1,5 @@
-"""The verifier artifact: the tree ensemble, its feature set, and the operating-point table.
+"""The verifier artifact: the tree ensemble, its feature set, the cross-encoder adapter (when
+trained with one) and the operating-point table.
 
 One `.npz` file (arrays only, loaded with `allow_pickle=False`) with a JSON `meta` entry. The
 table maps each candidate threshold on P(same answer) to the false-hit rate and recall it gave
@@ -19,7 +20,6 @@ import numpy as np
 
 from costmesh.errors import ConfigError
 
-from .attention import AttentionHead
 from .cross_encoder import PREFIX as CROSS_PREFIX
 from .cross_encoder import Adapter
 from .trees import TreeEnsemble
@@ -27,7 +27,7 @@ from .trees import TreeEnsemble
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "verifier-v1.npz"
 FORMAT = "costmesh-verifier/3"
-FORMATS = ("costmesh-verifier/1", "costmesh-verifier/2", FORMAT)  # /1: trees only; /2: no cross-encoder
+FORMATS = ("costmesh-verifier/1", "costmesh-verifier/2", FORMAT)  # /1, /2 (without a head): trees only
 
 
 def wilson_upper(rate: float, n: int, z: float = 1.645) -> float:
@@ -55,10 +55,10 @@ class OperatingPoint:
         return max(self.quora_false_hit_rate, self.traps_false_hit_rate)
 
 
-def blended(tree_probability: np.ndarray, head_logit: np.ndarray, weight: float) -> np.ndarray:
-    """sigmoid(weight * head logit + (1 - weight) * logit of the trees' probability)."""
+def blended(tree_probability: np.ndarray, other_logit: np.ndarray, weight: float) -> np.ndarray:
+    """sigmoid(weight * other logit + (1 - weight) * logit of the trees' probability)."""
     p = np.clip(np.asarray(tree_probability, dtype=np.float64), 1e-6, 1 - 1e-6)
-    z = weight * np.asarray(head_logit, dtype=np.float64) + (1.0 - weight) * np.log(p / (1.0 - p))
+    z = weight * np.asarray(other_logit, dtype=np.float64) + (1.0 - weight) * np.log(p / (1.0 - p))
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
 
@@ -89,14 +89,12 @@ class VerifierArtifact:
     embedding_model: str
     table: tuple[OperatingPoint, ...]
     meta: dict = field(default_factory=dict)
-    head: AttentionHead | None = None  # the cross-attention head over token vectors, when trained
-    blend: float = 0.0                 # its weight in the logit blend with the trees
     cross_encoder: Adapter | None = None  # the LoRA cross-encoder over the packaged MiniLM, when trained
     cross_blend: float = 0.0              # its logit's weight in the final blend
 
     def pair_rows(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
         """One row per candidate (`encoded`: the query's `Encoded` first): the features, then
-        the |u-v|, u*v interactions when trained with them, then the head's logit when it has one."""
+        the |u-v|, u*v interactions when trained with them."""
         from .features import interaction_features, pair_features
 
         rows = []
@@ -104,18 +102,13 @@ class VerifierArtifact:
             parts = [pair_features(query, text, encoded[0], enc)]
             if self.interactions:
                 parts.append(interaction_features(encoded[0], enc))
-            if self.head is not None:
-                parts.append(np.array([self.head.logit(encoded[0].tokens, enc.tokens, encoded[0].vector, enc.vector)]))
             rows.append(np.concatenate(parts))
         return np.stack(rows)
 
     def probability(self, rows: np.ndarray) -> np.ndarray:
-        """P(the cached answer serves the query) for rows of `pair_rows`: the trees' (blended with
-        the head's when it has one). With a cross-encoder, pass this through `with_cross`."""
-        rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-        if self.head is None:
-            return self.ensemble.probability(rows)
-        return blended(self.ensemble.probability(rows[:, :-1]), rows[:, -1], self.blend)
+        """The trees' P(the cached answer serves the query) for rows of `pair_rows`. With a
+        cross-encoder, the verifier's answer is this passed through `with_cross`."""
+        return self.ensemble.probability(np.atleast_2d(np.asarray(rows, dtype=np.float64)))
 
     def with_cross(self, probability: np.ndarray, cross_logits: np.ndarray) -> np.ndarray:
         """The final P(same answer): `probability` blended with the cross-encoder's logits."""
@@ -132,15 +125,13 @@ class VerifierArtifact:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, format=FORMAT, feature_names=list(self.feature_names),
                     interactions=self.interactions, min_similarity=self.min_similarity,
-                    embedding_model=self.embedding_model, blend=self.blend, cross_blend=self.cross_blend,
+                    embedding_model=self.embedding_model, cross_blend=self.cross_blend,
                     table=[row.__dict__ for row in self.table])
         arrays = self.ensemble.to_arrays()
         # float32 / int16 where lossless enough: keeps the committed file small
         arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float32)
         arrays["tree_value"] = arrays["tree_value"].astype(np.float32)
         arrays["tree_feature"] = arrays["tree_feature"].astype(np.int16)
-        if self.head is not None:
-            arrays.update(self.head.to_arrays())
         if self.cross_encoder is not None:
             arrays.update(self.cross_encoder.arrays())
         with open(path, "wb") as handle:
@@ -157,19 +148,19 @@ class VerifierArtifact:
             raise ConfigError(f"cannot load verifier artifact {path}: {exc}") from None
         if meta.get("format") not in FORMATS:
             raise ConfigError(f"{path}: not a {FORMAT} artifact")
-        try:
-            head = AttentionHead.from_arrays(arrays)
-        except KeyError as exc:
-            raise ConfigError(f"{path}: the attention head lacks {exc}") from None
+        if any(k.startswith("head_") for k in arrays):
+            raise ConfigError(f"{path}: has an attention head, which this version no longer serves: "
+                              "retrain with costmesh train-verifier")
         try:
             cross = Adapter.from_arrays(arrays)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{path}: the cross-encoder adapter is incomplete: {exc}") from None
-        arrays = {k: v for k, v in arrays.items() if not k.startswith(("head_", CROSS_PREFIX))}
+        arrays = {k: v for k, v in arrays.items() if not k.startswith(CROSS_PREFIX)}
         arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float64)
         arrays["tree_value"] = arrays["tree_value"].astype(np.float64)
         arrays["tree_feature"] = arrays["tree_feature"].astype(np.int32)
         table = tuple(OperatingPoint(**row) for row in meta.pop("table"))
+        meta.pop("blend", None)  # format /2's head weight
         return cls(
             ensemble=TreeEnsemble.from_arrays(arrays),
             feature_names=tuple(meta.pop("feature_names")),
@@ -177,8 +168,6 @@ class VerifierArtifact:
             min_similarity=float(meta.pop("min_similarity")),
             embedding_model=str(meta.pop("embedding_model")),
             table=table,
-            head=head,
-            blend=float(meta.pop("blend", 0.0)),
             cross_encoder=cross,
             cross_blend=float(meta.pop("cross_blend", 0.0)),
             meta=meta,

@@ -5,10 +5,9 @@ buckets), the trap frames by index (see `traps.py`), the models are seeded. Two 
 trained on the same pairs: gradient-boosted trees over the pair features, and a cross-encoder
 (a LoRA adapter on the packaged MiniLM reading both questions together, `cross_encoder.py`).
 The artifact blends their logits with the weight that gives the most calibration recall at the
-false-hit bound. (An older option, a small cross-attention head over token vectors,
-`attention.py`, is still available with `--head-epochs`.) Pair features and token vectors are
-cached under /tmp (keyed by the texts), so a re-run with other settings skips the embedding; a
-trained cross-encoder can be reused with `--cross-encoder-from`.
+false-hit bound. Pair features are cached under /tmp (keyed by the texts), so a re-run with
+other settings skips the embedding; a trained cross-encoder can be reused with
+`--cross-encoder-from` or trained further with `--cross-encoder-resume`.
 
     costmesh train-verifier                                  # writes the packaged artifact
     costmesh train-verifier --write-heldout /tmp/heldout     # + held-out pairs files to evaluate
@@ -31,16 +30,13 @@ from costmesh.errors import ConfigError
 from costmesh.services.cache.scope import normalise_query
 
 from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended, pick_operating_point
-from .attention import train_head
 from .cross_encoder import Adapter, CrossEncoder, train_cross_encoder
 from .encoder import Encoded, encode_full
 from .features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
-from .token_cache import TokenCache
 from .traps import generate, write_pairs
 from .trees import TreeEnsemble
 
 DEFAULT_CACHE = Path("/tmp/costmesh-verifier-features.npz")
-DEFAULT_TOKEN_CACHE = Path("/tmp/costmesh-verifier-tokens.npz")
 DEFAULT_CROSS_CHECKPOINT = Path("/tmp/costmesh-cross-encoder.npz")
 BUCKETS = {"train": range(0, 80), "calibration": range(80, 90), "test": range(90, 100)}
 
@@ -165,10 +161,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--max-false-hit-rate", type=float, default=0.05, help="bound to report the point for")
     parser.add_argument("--output", default=str(DEFAULT_ARTIFACT))
-    parser.add_argument("--head-epochs", type=int, default=0,
-                        help="epochs of the cross-attention head over token vectors (0, the default: trees only; "
-                             "5 with --blend 0.2 gives more recall and more false hits on traps)")
-    parser.add_argument("--blend", type=float, default=0.2, help="the head's weight in the logit blend with the trees")
     parser.add_argument("--cross-encoder-epochs", type=float, default=1.0,
                         help="epochs of the LoRA cross-encoder over the packaged MiniLM (0: none; one epoch "
                              "over 48,000 pairs is about 35 minutes on 2 cores)")
@@ -184,8 +176,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the cross-encoder's weight in the logit blend (default: the weight that gives "
                              "the most calibration recall at --max-false-hit-rate)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
-    parser.add_argument("--token-cache", default=str(DEFAULT_TOKEN_CACHE),
-                        help="token-vector cache file for the head ('' to disable)")
     parser.add_argument("--write-heldout", default=None, metavar="DIR",
                         help="also write the held-out test pairs (Quora bucket + trap frames) there")
 
@@ -215,15 +205,12 @@ def run(args: argparse.Namespace) -> int:
     cache = FeatureCache(Path(args.cache) if args.cache else None)
     to_pairs = lambda rows: [(r.a, r.b) if isinstance(r, Pair) else (r["a"], r["b"]) for r in rows]  # noqa: E731
     labels = lambda rows: np.asarray([r.duplicate if isinstance(r, Pair) else r["duplicate"] for r in rows])  # noqa: E731
-    if args.head_epochs > 0 and not 0.0 <= args.blend <= 1.0:
-        raise ConfigError(f"--blend: must be in [0, 1], got {args.blend}")
-    tokens = None
+    if args.cross_blend is not None and not 0.0 <= args.cross_blend <= 1.0:
+        raise ConfigError(f"--cross-blend: must be in [0, 1], got {args.cross_blend}")
+    if args.cross_encoder_from and args.cross_encoder_resume:
+        raise ConfigError("--cross-encoder-from reuses a cross-encoder, --cross-encoder-resume trains one further: "
+                          "give one of them")
     encode = lambda texts: encode_full(model, texts)  # noqa: E731
-    if args.head_epochs > 0:  # the head reads token vectors: encode each text once, for both models
-        tokens = TokenCache(Path(args.token_cache) if args.token_cache else None)
-        every = [*to_pairs(quora_train), *to_pairs(traps_train), *to_pairs(quora_cal), *to_pairs(traps_cal)]
-        tokens.fill(model, [t for pair in every for t in pair])
-        encode = lambda texts: [tokens.get(t) for t in texts]  # noqa: E731
     x_q = featurise(encode, to_pairs(quora_train), cache, "quora train")
     x_t = featurise(encode, to_pairs(traps_train), cache, "traps train")
     c_q = featurise(encode, to_pairs(quora_cal), cache, "quora calibration")
@@ -238,12 +225,6 @@ def run(args: argparse.Namespace) -> int:
     classifier.fit(x, y, sample_weight=weights)
     ensemble = TreeEnsemble.from_sklearn(classifier)
 
-    head = None
-    if tokens is not None:
-        head_rows = [(a, b, float(label), float(w)) for (a, b), label, w in
-                     zip([*to_pairs(quora_train), *to_pairs(traps_train)], y, weights)]
-        head = train_head(head_rows, tokens.get, epochs=args.head_epochs)
-
     cross = None
     if args.cross_encoder_from:
         cross = load_adapter(Path(args.cross_encoder_from))
@@ -257,14 +238,7 @@ def run(args: argparse.Namespace) -> int:
 
     def scored(matrix, rows):
         pairs = to_pairs(rows)
-        p = ensemble.probability(columns(matrix, args.interactions))
-        if head is not None and tokens is not None:
-            logits = []
-            for a, b in pairs:
-                ea, eb = tokens.get(a), tokens.get(b)
-                logits.append(head.logit(ea.tokens, eb.tokens, ea.vector, eb.vector))
-            p = blended(p, np.asarray(logits), args.blend)
-        return p, matrix[:, 0], _exact(pairs), labels(rows)
+        return ensemble.probability(columns(matrix, args.interactions)), matrix[:, 0], _exact(pairs), labels(rows)
 
     quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
     cross_blend = 0.0
@@ -272,9 +246,8 @@ def run(args: argparse.Namespace) -> int:
         reader = CrossEncoder(cross)
         q_logits, t_logits = reader.logits(to_pairs(quora_cal)), reader.logits(to_pairs(traps_cal))
         counts = {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}
-        weights = [args.cross_blend] if args.cross_blend is not None else [w / 20 for w in range(21)]
-        best = max(weights, key=lambda w: recall_at(quora, traps, q_logits, t_logits, w, args, counts))
-        cross_blend = float(best)
+        grid = [args.cross_blend] if args.cross_blend is not None else [w / 20 for w in range(21)]
+        cross_blend = float(max(grid, key=lambda w: recall_at(quora, traps, q_logits, t_logits, w, args, counts)))
         quora = (blended(quora[0], q_logits, cross_blend), *quora[1:])
         traps = (blended(traps[0], t_logits, cross_blend), *traps[1:])
         print(f"cross-encoder blend weight {cross_blend:.2f}", file=sys.stderr)
@@ -282,11 +255,11 @@ def run(args: argparse.Namespace) -> int:
     artifact = VerifierArtifact(
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
         min_similarity=args.min_similarity, embedding_model=DEFAULT_MODEL_ID, table=table,
-        head=head, blend=args.blend if head is not None else 0.0, cross_encoder=cross, cross_blend=cross_blend,
+        cross_encoder=cross, cross_blend=cross_blend,
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
                              "source": Path(path).name, "trap_weight": args.trap_weight,
-                             "iterations": args.iterations, "head_epochs": args.head_epochs,
+                             "iterations": args.iterations,
                              "cross_encoder_epochs": args.cross_encoder_epochs if cross is not None else 0,
                              "cross_encoder_lr": args.cross_encoder_lr,
                              "cross_encoder_resumed_from": args.cross_encoder_resume,
