@@ -172,6 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue training the cross-encoder of this artifact or checkpoint for "
                              "--cross-encoder-epochs more epochs")
     parser.add_argument("--cross-encoder-lr", type=float, default=5e-4, help="peak learning rate of the adapter")
+    parser.add_argument("--cross-encoder-seed", type=int, default=0,
+                        help="seed of the pair order (give a resumed epoch another one)")
     parser.add_argument("--cross-blend", type=float, default=None,
                         help="the cross-encoder's weight in the logit blend (default: the weight that gives "
                              "the most calibration recall at --max-false-hit-rate)")
@@ -234,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
                  zip(to_pairs(traps_train), labels(traps_train))] * args.cross_encoder_trap_repeats
         start = load_adapter(Path(args.cross_encoder_resume)) if args.cross_encoder_resume else None
         cross = train_cross_encoder(rows, epochs=args.cross_encoder_epochs, lr=args.cross_encoder_lr,
-                                    checkpoint=DEFAULT_CROSS_CHECKPOINT, start=start)
+                                    seed=args.cross_encoder_seed, checkpoint=DEFAULT_CROSS_CHECKPOINT, start=start)
 
     def scored(matrix, rows):
         pairs = to_pairs(rows)
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
                              "source": Path(path).name, "trap_weight": args.trap_weight,
                              "iterations": args.iterations,
                              "cross_encoder_epochs": args.cross_encoder_epochs if cross is not None else 0,
-                             "cross_encoder_lr": args.cross_encoder_lr,
+                             "cross_encoder_lr": args.cross_encoder_lr, "cross_encoder_seed": args.cross_encoder_seed,
                              "cross_encoder_resumed_from": args.cross_encoder_resume,
                              "cross_encoder_reused_from": args.cross_encoder_from,
                              "cross_encoder_trap_repeats": args.cross_encoder_trap_repeats},
