@@ -97,6 +97,11 @@ class Artifact:
     def probability(self, rows):
         return self.ensemble.probability(rows)
 
+    def veto(self, query, candidate):
+        from costmesh.verification.lexical import veto
+
+        return veto(query, candidate)
+
     def operating_point(self, bound):
         return type("Point", (), {"threshold": 0.5})()
 
@@ -261,4 +266,20 @@ async def test_cross_encoder_reads_the_pairs_of_concurrent_lookups_in_one_pass_a
     assert verdicts[0][1].score == pytest.approx(1 / (1 + np.exp(-3.0)))
     assert len(cross.calls) == 1 and len(cross.calls[0]) == 4  # every pair of both lookups in one pass
     assert ("How do I reset my password?", "Reset a password") in cross.calls[0]
+    await verifier.aclose()
+
+
+async def test_a_vetoed_candidate_is_rejected_unscored_and_the_next_one_still_judged():
+    cross = TableCross({"How can I sort the rows in ascending order?": 5.0,
+                        "Sort the rows in descending order, please.": 5.0})
+    verifier = LearnedVerifier(CrossArtifact(), CountingEmbedder(), cross_encoder=cross)
+    query = "How do I sort the rows in descending order?"
+    verdicts = await verifier.verify_many(query, [("How can I sort the rows in ascending order?", 0.97),
+                                                  ("Sort the rows in descending order, please.", 0.95)],
+                                          until_accepted=True)
+    assert [v.accepted for v in verdicts] == [False, True]
+    assert verdicts[0].reason == "veto opposite:ascending/descending" and verdicts[0].score == 0.0
+    assert cross.calls == [[(query, "Sort the rows in descending order, please.")]]  # the vetoed pair is never read
+    assert await verifier.verify_many(query, [("How can I sort the rows in ascending order?", 0.97)]) == [
+        verdicts[0]]
     await verifier.aclose()

@@ -9,6 +9,7 @@ from costmesh.errors import ConfigError
 from costmesh.verification.artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended
 from costmesh.verification.cross_encoder import Adapter
 from costmesh.verification.features import FEATURE_NAMES, alignment, lexical_features
+from costmesh.verification.lexical import veto
 from costmesh.verification.traps import FRAMES, generate
 from costmesh.verification.train import bucket_of, operating_table, rates
 from costmesh.verification.trees import TreeEnsemble
@@ -36,6 +37,20 @@ def lex(a: str, b: str, name: str) -> float:
 def test_lexical_signals(a, b, name, expected):
     assert lex(a, b, name) == pytest.approx(expected)
     assert lex(b, a, name) == pytest.approx(expected)  # symmetric
+
+
+@pytest.mark.parametrize("a, b, reason", [
+    ("Book a flight from Rome to Chicago", "Book a flight from Chicago to Rome", "swapped:chicago"),
+    ("Convert 100 USD to EUR", "How do I convert 100 EUR to USD?", "swapped:eur"),
+    ("Sort the table in ascending order", "Sort the table in descending order", "opposite:ascending/descending"),
+    ("Turn on the lights", "Turn off the lights", "opposite:on/off"),
+    ("How do I get to Paris from London?", "How to get from London to Paris?", None),  # same roles, reworded
+    ("Which is better, Python or Java?", "Which is better, Java or Python?", None),  # no direction
+    ("How do I find out if he likes me?", "How can I tell if he is in love with me?", None),  # a particle
+    ("How do I reset my password?", "How can I reset my password", None),
+])
+def test_veto_catches_flips_no_paraphrase_makes(a, b, reason):
+    assert veto(a, b) == reason and veto(b, a) == reason
 
 
 def test_alignment_finds_the_token_without_a_match():

@@ -91,6 +91,7 @@ class VerifierArtifact:
     meta: dict = field(default_factory=dict)
     cross_encoder: Adapter | None = None  # the LoRA cross-encoder over the packaged MiniLM, when trained
     cross_blend: float = 0.0              # its logit's weight in the final blend
+    vetoes: bool = False                  # reject lexical flips whatever the models say (`lexical.veto`)
 
     def pair_rows(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
         """One row per candidate (`encoded`: the query's `Encoded` first): the features, then
@@ -110,6 +111,14 @@ class VerifierArtifact:
         cross-encoder, the verifier's answer is this passed through `with_cross`."""
         return self.ensemble.probability(np.atleast_2d(np.asarray(rows, dtype=np.float64)))
 
+    def veto(self, query: str, candidate: str) -> str | None:
+        """Why the pair is rejected before scoring (an opposite word, a swapped name), if it is."""
+        if not self.vetoes:
+            return None
+        from .lexical import veto
+
+        return veto(query, candidate)
+
     def with_cross(self, probability: np.ndarray, cross_logits: np.ndarray) -> np.ndarray:
         """The final P(same answer): `probability` blended with the cross-encoder's logits."""
         if self.cross_encoder is None:
@@ -125,7 +134,7 @@ class VerifierArtifact:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, format=FORMAT, feature_names=list(self.feature_names),
                     interactions=self.interactions, min_similarity=self.min_similarity,
-                    embedding_model=self.embedding_model, cross_blend=self.cross_blend,
+                    embedding_model=self.embedding_model, cross_blend=self.cross_blend, vetoes=self.vetoes,
                     table=[row.__dict__ for row in self.table])
         arrays = self.ensemble.to_arrays()
         # float32 / int16 where lossless enough: keeps the committed file small
@@ -170,5 +179,6 @@ class VerifierArtifact:
             table=table,
             cross_encoder=cross,
             cross_blend=float(meta.pop("cross_blend", 0.0)),
+            vetoes=bool(meta.pop("vetoes", False)),
             meta=meta,
         )

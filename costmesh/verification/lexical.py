@@ -86,3 +86,67 @@ def _entity_mismatch(a_text: str, a_words: set[str], b_text: str, b_words: set[s
     a_entities = {e.replace("'", "") for e in _entities(a_text)}
     b_entities = {e.replace("'", "") for e in _entities(b_text)}
     return bool((a_entities - b_words) or (b_entities - a_words))
+
+
+# Flips the learned models meet too rarely in training to learn, and that no paraphrase makes:
+# a word on one side whose opposite only the other side has, and a name or number that moves
+# across a directional word ("from Paris to London" / "from London to Paris", "USD to EUR" /
+# "EUR to USD"). The cache rejects such a pair whatever the models say (`veto`).
+MORE_OPPOSITES = (
+    ("ascending", "descending"), ("asc", "desc"), ("import", "export"), ("upload", "download"),
+    ("encrypt", "decrypt"), ("inbound", "outbound"), ("credit", "debit"), ("deposit", "withdraw"),
+    ("oldest", "newest"), ("earliest", "latest"), ("largest", "smallest"), ("highest", "lowest"),
+    ("maximize", "minimize"), ("install", "uninstall"), ("mute", "unmute"), ("follow", "unfollow"),
+    ("encode", "decode"), ("compress", "decompress"), ("zip", "unzip"),
+)
+DIRECTIONAL = frozenset({"from", "to", "into"})
+
+
+# "in" / "out" and "up" / "down" are particles more often than opposites ("find out", "break up")
+VETO_OPPOSITES = tuple(p for p in OPPOSITES if p not in {("in", "out"), ("up", "down")}) + MORE_OPPOSITES
+
+
+def opposite_words(a_words: set[str], b_words: set[str],
+                   pairs: tuple[tuple[str, str], ...] = VETO_OPPOSITES) -> tuple[str, str] | None:
+    """The first (x, y) with x only on one side and y only on the other, if any."""
+    for x, y in pairs:
+        if (x in a_words and y in b_words and y not in a_words and x not in b_words) or (
+                y in a_words and x in b_words and x not in a_words and y not in b_words):
+            return x, y
+    return None
+
+
+def _slot_roles(text: str) -> dict[str, set[str]]:
+    """For each name or number of `text`, the directional words it stands just before or after."""
+    tokens = _tokens(text)
+    slots = {e.replace("'", "") for e in _entities(text)} | {n.replace(",", "") for n in _NUMBER.findall(text)}
+    roles: dict[str, set[str]] = {}
+    for i, token in enumerate(tokens):
+        if token not in DIRECTIONAL:
+            continue
+        if i > 0 and tokens[i - 1] in slots:
+            roles.setdefault(tokens[i - 1], set()).add(f"before-{token}")
+        if i + 1 < len(tokens) and tokens[i + 1] in slots:
+            roles.setdefault(tokens[i + 1], set()).add(f"after-{token}")
+    return roles
+
+
+def swapped_slot(a_text: str, b_text: str) -> str | None:
+    """A name or number before a directional word on one side and after the same word on the other."""
+    a_roles, b_roles = _slot_roles(a_text), _slot_roles(b_text)
+    for word in sorted(a_roles.keys() & b_roles.keys()):
+        for direction in DIRECTIONAL:
+            before, after = f"before-{direction}", f"after-{direction}"
+            if (before in a_roles[word] and after in b_roles[word] and after not in a_roles[word]) or (
+                    after in a_roles[word] and before in b_roles[word] and before not in a_roles[word]):
+                return word
+    return None
+
+
+def veto(a_text: str, b_text: str) -> str | None:
+    """Why the two texts cannot share an answer, whatever a model scores them; None if no flip."""
+    found = opposite_words(_flat(_tokens(a_text)), _flat(_tokens(b_text)))
+    if found:
+        return f"opposite:{found[0]}/{found[1]}"
+    moved = swapped_slot(a_text, b_text)
+    return f"swapped:{moved}" if moved else None

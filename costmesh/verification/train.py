@@ -33,6 +33,7 @@ from .artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blende
 from .cross_encoder import Adapter, CrossEncoder, train_cross_encoder
 from .encoder import Encoded, encode_full
 from .features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
+from .lexical import veto
 from .traps import generate, write_pairs
 from .trees import TreeEnsemble
 
@@ -177,6 +178,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cross-blend", type=float, default=None,
                         help="the cross-encoder's weight in the logit blend (default: the weight that gives "
                              "the most calibration recall at --max-false-hit-rate)")
+    parser.add_argument("--vetoes", action=argparse.BooleanOptionalAction, default=True,
+                        help="reject pairs with an opposite word or a swapped name whatever the models say "
+                             "(costmesh.verification.lexical.veto)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
     parser.add_argument("--write-heldout", default=None, metavar="DIR",
                         help="also write the held-out test pairs (Quora bucket + trap frames) there")
@@ -242,6 +246,13 @@ def run(args: argparse.Namespace) -> int:
         pairs = to_pairs(rows)
         return ensemble.probability(columns(matrix, args.interactions)), matrix[:, 0], _exact(pairs), labels(rows)
 
+    def vetoed(scores, rows):  # the cache rejects these before scoring: so does the table
+        if not args.vetoes:
+            return scores
+        p = scores[0].copy()
+        p[[veto(a, b) is not None for a, b in to_pairs(rows)]] = 0.0
+        return (p, *scores[1:])
+
     quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
     cross_blend = 0.0
     if cross is not None:
@@ -253,11 +264,12 @@ def run(args: argparse.Namespace) -> int:
         quora = (blended(quora[0], q_logits, cross_blend), *quora[1:])
         traps = (blended(traps[0], t_logits, cross_blend), *traps[1:])
         print(f"cross-encoder blend weight {cross_blend:.2f}", file=sys.stderr)
+    quora, traps = vetoed(quora, quora_cal), vetoed(traps, traps_cal)
     table = operating_table(quora, traps, args.min_similarity)
     artifact = VerifierArtifact(
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
         min_similarity=args.min_similarity, embedding_model=DEFAULT_MODEL_ID, table=table,
-        cross_encoder=cross, cross_blend=cross_blend,
+        cross_encoder=cross, cross_blend=cross_blend, vetoes=args.vetoes,
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
                              "source": Path(path).name, "trap_weight": args.trap_weight,

@@ -187,6 +187,7 @@ class LearnedVerifier:
                 cross_encoder = CrossEncoder(artifact.cross_encoder)
             self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
                                       initializer=lambda: set_torch_threads(threads))
+            self.name = "learned-v1+cross-encoder"
         self.max_false_hit_rate = max_false_hit_rate
         self.point = artifact.operating_point(max_false_hit_rate)
         self.threshold = self.point.threshold
@@ -235,12 +236,26 @@ class LearnedVerifier:
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
                           query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
-        """Verdicts in candidate order. `until_accepted`: score one candidate at a time and stop
-        after the first accepted one (the cache serves that one; the rest would be wasted work).
-        With a cross-encoder, all candidates are scored at once: one forward pass over all the
-        pairs costs less than one per pair."""
-        if not candidates:
-            return []
+        """Verdicts in candidate order. A candidate the artifact vetoes (an opposite word, a
+        swapped name) is rejected without being scored. `until_accepted`: score one candidate at
+        a time and stop after the first accepted one (the cache serves that one; the rest would
+        be wasted work). With a cross-encoder, all candidates are scored at once: one forward
+        pass over all the pairs costs less than one per pair."""
+        vetoes = [self.artifact.veto(query, text) for text, _ in candidates]
+        live = [c for c, reason in zip(candidates, vetoes) if reason is None]
+        verdicts = iter(await self._judge(query, live, query_encoding, until_accepted) if live else [])
+        out: list[Verdict] = []
+        for reason in vetoes:
+            verdict = Verdict(False, f"veto {reason}", 0.0) if reason is not None else next(verdicts, None)
+            if verdict is None:  # stopped at an accepted candidate
+                break
+            out.append(verdict)
+            if verdict.accepted and until_accepted:
+                break
+        return out
+
+    async def _judge(self, query: str, candidates: Sequence[tuple[str, float]], query_encoding: Any,
+                     until_accepted: bool) -> list[Verdict]:
         texts = [text for text, _ in candidates]
         encoded = await self.encode(query, texts, query_encoding)  # all at once: one forward pass at most
         if not until_accepted or self.cross is not None:
