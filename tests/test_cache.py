@@ -346,7 +346,7 @@ async def test_stats_report_the_operating_point(cache):
 
     stats = await cache.GetStats(pb.GetStatsRequest())
     point = VerifierArtifact.load().operating_point(0.05)
-    assert stats.verifier == "learned-v1" and stats.max_false_hit_rate == pytest.approx(0.05)
+    assert stats.verifier == "learned-v1+cross-encoder" and stats.max_false_hit_rate == pytest.approx(0.05)
     assert stats.verifier_threshold == pytest.approx(point.threshold)
     assert stats.calibrated_false_hit_rate <= 0.05 and stats.calibrated_recall == pytest.approx(point.quora_recall)
 

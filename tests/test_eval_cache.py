@@ -42,7 +42,7 @@ async def test_evaluate_scores_each_pair_on_its_own(redis_url, embedder):
     # the negation trap sits above redisvl's threshold: plain cosine serves the wrong answer
     assert result["baselines"]["redisvl_distance_0.1"]["false_hit_rate"] == pytest.approx(1 / 3, abs=1e-3)
     assert result["p50_ms"] > 0 and result["p99_ms"] >= result["p50_ms"]
-    assert result["verifier"] == "learned-v1" and result["operating_point"]["max_false_hit_rate"] == 0.05
+    assert result["verifier"] == "learned-v1+cross-encoder" and result["operating_point"]["max_false_hit_rate"] == 0.05
     assert "costmesh (verified)" in format_table(result)
 
 

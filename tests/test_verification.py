@@ -44,6 +44,8 @@ def test_lexical_signals(a, b, name, expected):
     ("Convert 100 USD to EUR", "How do I convert 100 EUR to USD?", "swapped:eur"),
     ("Sort the table in ascending order", "Sort the table in descending order", "opposite:ascending/descending"),
     ("Turn on the lights", "Turn off the lights", "opposite:on/off"),
+    ("Delete this email from Alice.", "Delete all emails from Alice.", "scope:email"),
+    ("Refund this order", "Refund all of my orders", "scope:order"),
     ("How do I get to Paris from London?", "How to get from London to Paris?", None),  # same roles, reworded
     ("Which is better, Python or Java?", "Which is better, Java or Python?", None),  # no direction
     ("How do I find out if he likes me?", "How can I tell if he is in love with me?", None),  # a particle

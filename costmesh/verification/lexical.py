@@ -89,9 +89,10 @@ def _entity_mismatch(a_text: str, a_words: set[str], b_text: str, b_words: set[s
 
 
 # Flips the learned models meet too rarely in training to learn, and that no paraphrase makes:
-# a word on one side whose opposite only the other side has, and a name or number that moves
+# a word on one side whose opposite only the other side has, a name or number that moves
 # across a directional word ("from Paris to London" / "from London to Paris", "USD to EUR" /
-# "EUR to USD"). The cache rejects such a pair whatever the models say (`veto`).
+# "EUR to USD"), and one thing against all of them ("this email" / "all emails"). The cache
+# rejects such a pair whatever the models say (`veto`).
 MORE_OPPOSITES = (
     ("ascending", "descending"), ("asc", "desc"), ("import", "export"), ("upload", "download"),
     ("encrypt", "decrypt"), ("inbound", "outbound"), ("credit", "debit"), ("deposit", "withdraw"),
@@ -143,10 +144,41 @@ def swapped_slot(a_text: str, b_text: str) -> str | None:
     return None
 
 
+SINGLE = frozenset({"this", "that", "one"})
+EVERY = frozenset({"all", "every", "each"})
+_BETWEEN = frozenset({"my", "our", "your", "the", "of", "these", "those"})
+
+
+def _quantified(tokens: list[str], quantifiers: frozenset[str]) -> set[str]:
+    """Nouns a quantifier of the set governs: "all (of) (my) emails" gives "email" and "emails"."""
+    out = set()
+    for i, token in enumerate(tokens):
+        if token not in quantifiers:
+            continue
+        j = i + 1
+        while j < len(tokens) and tokens[j] in _BETWEEN:
+            j += 1
+        if j < len(tokens):
+            out |= {tokens[j], tokens[j].removesuffix("s")}
+    return out
+
+
+def scope_switch(a_tokens: list[str], b_tokens: list[str]) -> str | None:
+    """One thing on one side, all of them on the other: "this email" / "all emails"."""
+    for one, every in ((a_tokens, b_tokens), (b_tokens, a_tokens)):
+        shared = _quantified(one, SINGLE) & _quantified(every, EVERY)
+        if shared:
+            return min(shared, key=len)
+    return None
+
+
 def veto(a_text: str, b_text: str) -> str | None:
     """Why the two texts cannot share an answer, whatever a model scores them; None if no flip."""
     found = opposite_words(_flat(_tokens(a_text)), _flat(_tokens(b_text)))
     if found:
         return f"opposite:{found[0]}/{found[1]}"
     moved = swapped_slot(a_text, b_text)
-    return f"swapped:{moved}" if moved else None
+    if moved:
+        return f"swapped:{moved}"
+    switched = scope_switch(_tokens(a_text), _tokens(b_text))
+    return f"scope:{switched}" if switched else None
