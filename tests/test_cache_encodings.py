@@ -255,7 +255,7 @@ class TableCross:
         return np.asarray([self.table[candidate] for _, candidate in pairs])
 
 
-async def test_cross_encoder_reads_the_pairs_of_concurrent_lookups_in_one_pass_and_decides():
+async def test_cross_encoder_reads_the_pairs_of_concurrent_lookups_together_and_decides():
     cross = TableCross({"Reset a password": -3.0, "How can I reset my password": 3.0, "Where is my package?": 2.0,
                         "Where is my invoice?": -1.0})
     verifier = LearnedVerifier(CrossArtifact(), CountingEmbedder(), cross_encoder=cross)
@@ -264,7 +264,9 @@ async def test_cross_encoder_reads_the_pairs_of_concurrent_lookups_in_one_pass_a
     verdicts = await asyncio.gather(*[verifier.verify_many(q, c, until_accepted=True) for q, c in lookups])
     assert [[v.accepted for v in vs] for vs in verdicts] == [[False, True], [False, True]]
     assert verdicts[0][1].score == pytest.approx(1 / (1 + np.exp(-3.0)))
-    assert len(cross.calls) == 1 and len(cross.calls[0]) == 4  # every pair of both lookups in one pass
+    # one candidate of each lookup at a time, and both lookups' pairs in one pass
+    assert [sorted(c for _, c in call) for call in cross.calls] == [
+        ["Reset a password", "Where is my invoice?"], ["How can I reset my password", "Where is my package?"]]
     assert ("How do I reset my password?", "Reset a password") in cross.calls[0]
     await verifier.aclose()
 
@@ -282,4 +284,15 @@ async def test_a_vetoed_candidate_is_rejected_unscored_and_the_next_one_still_ju
     assert cross.calls == [[(query, "Sort the rows in descending order, please.")]]  # the vetoed pair is never read
     assert await verifier.verify_many(query, [("How can I sort the rows in ascending order?", 0.97)]) == [
         verdicts[0]]
+    await verifier.aclose()
+
+
+async def test_without_micro_batching_each_lookup_runs_its_own_cross_encoder_pass():
+    cross = TableCross({"Where is my package?": 2.0, "How can I reset my password": 3.0})
+    embedder = CountingEmbedder()
+    embedder.batching = False  # COSTMESH_EMBED_BATCHING=false switches both models' batching off
+    verifier = LearnedVerifier(CrossArtifact(), embedder, cross_encoder=cross)
+    await asyncio.gather(verifier.verify_many("Where is my parcel?", [("Where is my package?", 0.9)]),
+                         verifier.verify_many("How do I reset my password?", [("How can I reset my password", 0.9)]))
+    assert sorted(len(call) for call in cross.calls) == [1, 1]
     await verifier.aclose()

@@ -2,8 +2,9 @@
 
 - Exact and semantic hits through the whole mesh (processes, simulator upstream) at
   concurrency 1, with the same run's misses (a provider call through the simulator) as baseline.
-- Semantic lookups per second at concurrency 32 against an in-process cache service, with the
-  embedder's micro-batching on and off (the same model object, the same stored entries, the
+- Semantic lookups per second at concurrency 32 against an in-process cache service, with
+  micro-batching of the embedder and of the verifier's cross-encoder on and off (the same
+  embedding model object, the same stored entries, the
   same torch thread cap: COSTMESH_TORCH_THREADS as the service reads it). Both modes keep the
   candidates' encodings (the verifier's LRU) and encode each query once; the queries repeat,
   but a query's encoding is never cached, so every lookup runs the model. The model alone at

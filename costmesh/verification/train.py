@@ -9,9 +9,11 @@ false-hit bound. Pair features are cached under /tmp (keyed by the texts), so a 
 other settings skips the embedding; a trained cross-encoder can be reused with
 `--cross-encoder-from` or trained further with `--cross-encoder-resume`.
 
-    costmesh train-verifier                                  # writes the packaged artifact
+    costmesh train-verifier                                  # trees + one cross-encoder epoch
     costmesh train-verifier --write-heldout /tmp/heldout     # + held-out pairs files to evaluate
-    costmesh train-verifier --cross-encoder-from /tmp/costmesh-cross-encoder.npz   # trees only again
+    costmesh train-verifier --cross-encoder-resume FILE --cross-encoder-lr 3e-4 --cross-encoder-seed 1
+                                                             # a second epoch (how the packaged one was made)
+    costmesh train-verifier --cross-encoder-from FILE        # refit the trees and recalibrate, same adapter
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ def load_adapter(path: Path) -> Adapter:
         with np.load(path, allow_pickle=False) as data:
             adapter = Adapter.from_arrays({k: data[k] for k in data.files})
     except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"--cross-encoder-from {path}: {exc}") from None
+        raise ConfigError(f"cross-encoder file {path}: {exc}") from None
     if adapter is None:
-        raise ConfigError(f"--cross-encoder-from {path}: no cross-encoder in it")
+        raise ConfigError(f"cross-encoder file {path}: no cross-encoder in it")
     return adapter
 
 
@@ -179,7 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the cross-encoder's weight in the logit blend (default: the weight that gives "
                              "the most calibration recall at --max-false-hit-rate)")
     parser.add_argument("--vetoes", action=argparse.BooleanOptionalAction, default=True,
-                        help="reject pairs with an opposite word or a swapped name whatever the models say "
+                        help="reject pairs with an opposite word, a swapped name or a one-vs-all scope switch "
+                             "whatever the models say "
                              "(costmesh.verification.lexical.veto)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
     parser.add_argument("--write-heldout", default=None, metavar="DIR",

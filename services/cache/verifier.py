@@ -185,7 +185,9 @@ class LearnedVerifier:
                 from costmesh.verification.cross_encoder import CrossEncoder
 
                 cross_encoder = CrossEncoder(artifact.cross_encoder)
+            # micro-batched like the embedder, and switched off with it (COSTMESH_EMBED_BATCHING)
             self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
+                                      batching=getattr(embedder, "batching", True),
                                       initializer=lambda: set_torch_threads(threads))
             self.name = "learned-v1+cross-encoder"
         self.max_false_hit_rate = max_false_hit_rate
@@ -239,8 +241,7 @@ class LearnedVerifier:
         """Verdicts in candidate order. A candidate the artifact vetoes (an opposite word, a
         swapped name) is rejected without being scored. `until_accepted`: score one candidate at
         a time and stop after the first accepted one (the cache serves that one; the rest would
-        be wasted work). With a cross-encoder, all candidates are scored at once: one forward
-        pass over all the pairs costs less than one per pair."""
+        be wasted work; the cross-encoder's cost grows with the pairs it reads)."""
         vetoes = [self.artifact.veto(query, text) for text, _ in candidates]
         live = [c for c, reason in zip(candidates, vetoes) if reason is None]
         verdicts = iter(await self._judge(query, live, query_encoding, until_accepted) if live else [])
@@ -258,7 +259,7 @@ class LearnedVerifier:
                      until_accepted: bool) -> list[Verdict]:
         texts = [text for text, _ in candidates]
         encoded = await self.encode(query, texts, query_encoding)  # all at once: one forward pass at most
-        if not until_accepted or self.cross is not None:
+        if not until_accepted:
             return [self._verdict(sim, p) for (_, sim), p in zip(candidates, await self.scores(query, texts, encoded))]
         out: list[Verdict] = []
         for i, (text, sim) in enumerate(candidates):
