@@ -64,7 +64,7 @@ async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(c
     assert again.cached and again.cache_status == gw.CACHE_STATUS_EXACT_HIT
     assert again.text == first.text
 
-    paraphrase = await client.complete(build_request("How can I reset my router password?", tenant="acme"))
+    paraphrase = await client.complete(build_request("How do I reset the password on my router?", tenant="acme"))
     assert paraphrase.cache_status == gw.CACHE_STATUS_SEMANTIC_HIT
     assert paraphrase.text == first.text
     assert paraphrase.cost.total_usd < first.cost.total_usd
