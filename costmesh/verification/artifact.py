@@ -22,6 +22,7 @@ from costmesh.errors import ConfigError
 
 from .cross_encoder import PREFIX as CROSS_PREFIX
 from .cross_encoder import Adapter
+from .lexical import veto
 from .trees import TreeEnsemble
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -113,11 +114,7 @@ class VerifierArtifact:
 
     def veto(self, query: str, candidate: str) -> str | None:
         """Why the pair is rejected before scoring (an opposite word, a swapped name), if it is."""
-        if not self.vetoes:
-            return None
-        from .lexical import veto
-
-        return veto(query, candidate)
+        return veto(query, candidate) if self.vetoes else None
 
     def with_cross(self, probability: np.ndarray, cross_logits: np.ndarray) -> np.ndarray:
         """The final P(same answer): `probability` blended with the cross-encoder's logits."""

@@ -172,9 +172,10 @@ class LearnedVerifier:
     needs_encoding = True
 
     def __init__(self, artifact: Any, embedder: Any, max_false_hit_rate: float = 0.05,
-                 encoding_cache_size: int = 1024, cross_encoder: Any = None, threads: int = 0):
+                 encoding_cache_size: int = 1024, cross_encoder: Any = None):
         """`cross_encoder`: anything with `logits(pairs)`; by default the artifact's adapter is
-        merged into a private copy of the packaged MiniLM (when the artifact has one)."""
+        merged into a private copy of the packaged MiniLM (when the artifact has one). It runs
+        as the embedder does: micro-batched or not, with the same torch thread cap."""
         self.artifact = artifact
         self.embedder = embedder
         self.encodings = EncodingLRU(encoding_cache_size)
@@ -185,7 +186,7 @@ class LearnedVerifier:
                 from costmesh.verification.cross_encoder import CrossEncoder
 
                 cross_encoder = CrossEncoder(artifact.cross_encoder)
-            # micro-batched like the embedder, and switched off with it (COSTMESH_EMBED_BATCHING)
+            threads = getattr(embedder, "threads", 0)  # COSTMESH_TORCH_THREADS, COSTMESH_EMBED_BATCHING
             self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
                                       batching=getattr(embedder, "batching", True),
                                       initializer=lambda: set_torch_threads(threads))
@@ -246,10 +247,8 @@ class LearnedVerifier:
         live = [c for c, reason in zip(candidates, vetoes) if reason is None]
         verdicts = iter(await self._judge(query, live, query_encoding, until_accepted) if live else [])
         out: list[Verdict] = []
-        for reason in vetoes:
-            verdict = Verdict(False, f"veto {reason}", 0.0) if reason is not None else next(verdicts, None)
-            if verdict is None:  # stopped at an accepted candidate
-                break
+        for reason in vetoes:  # the judged list ends only after an accepted one, where this stops too
+            verdict = Verdict(False, f"veto {reason}", 0.0) if reason is not None else next(verdicts)
             out.append(verdict)
             if verdict.accepted and until_accepted:
                 break
