@@ -6,6 +6,7 @@ exporter. The end-to-end test (`test_e2e.py`) runs the same mesh as separate pro
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,18 +43,20 @@ class InProcessMesh:
         for name in reversed(list(self.services)):
             await self.services[name].stop(0.5)
         self.services.clear()
+        if self.keys_file is not None:  # the temporary folder start_inprocess_mesh made for it
+            shutil.rmtree(self.keys_file.parent, ignore_errors=True)
 
 
 async def start_inprocess_mesh(
     redis_url: str, simulator_url: str, tracer_provider: TracerProvider, extra_env: dict[str, str] | None = None
 ) -> InProcessMesh:
+    from costmesh.gateway.auth import KeyStore
     from costmesh.gateway.service import SPEC as GATEWAY
     from costmesh.services.cache.service import SPEC as CACHE
     from costmesh.services.classifier.service import SPEC as CLASSIFIER
     from costmesh.services.providers.service import SPEC as PROVIDERS
     from costmesh.services.router.service import SPEC as ROUTER
 
-    from costmesh.gateway.auth import KeyStore
     from costmesh.launcher import free_port
 
     env = {

@@ -16,7 +16,6 @@ from costmesh.verification.cross_encoder import (
     pooled_logits,
     train_cross_encoder,
 )
-from costmesh.verification.train import load_adapter
 
 PAIRS = [("How do I reset my password?", "How can I reset my password"),
          ("Cancel my subscription.", "Don't cancel my subscription."),
@@ -51,7 +50,7 @@ def test_training_separates_a_duplicate_from_a_trap_and_round_trips(tmp_path):
     same, trap = CrossEncoder(adapter).logits(PAIRS[:2])
     assert same > 0 > trap
 
-    reloaded = load_adapter(tmp_path / "ce.npz")  # the checkpoint holds the final adapter, float16
+    reloaded = Adapter.load(tmp_path / "ce.npz")  # the checkpoint holds the final adapter, float16
     assert reloaded.rank == 8 and set(reloaded.factors) == set(adapter.factors)
     assert CrossEncoder(reloaded).logits(PAIRS[:2]) == pytest.approx([same, trap], abs=0.05)
 
@@ -71,6 +70,6 @@ def test_an_adapter_naming_a_layer_the_base_lacks_is_refused():
 def test_reusing_a_cross_encoder_needs_a_file_that_has_one(tmp_path):
     np.savez(tmp_path / "empty.npz", x=np.zeros(1))
     with pytest.raises(ConfigError, match="no cross-encoder"):
-        load_adapter(tmp_path / "empty.npz")
+        Adapter.load(tmp_path / "empty.npz")
     with pytest.raises(ConfigError, match="missing.npz"):
-        load_adapter(tmp_path / "missing.npz")
+        Adapter.load(tmp_path / "missing.npz")

@@ -62,6 +62,18 @@ class Adapter:
         return cls(int(rank), float(alpha), int(max_length), factors,
                    np.asarray(data[f"{PREFIX}head_weight"], dtype=np.float32), float(data[f"{PREFIX}head_bias"]))
 
+    @classmethod
+    def load(cls, path: str | Path) -> Adapter:
+        """The cross-encoder of a verifier artifact or of a training checkpoint."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                adapter = cls.from_arrays({k: data[k] for k in data.files})
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cross-encoder file {path}: {exc}") from None
+        if adapter is None:
+            raise ConfigError(f"cross-encoder file {path}: no cross-encoder in it")
+        return adapter
+
     @property
     def size(self) -> int:
         return sum(a.size + b.size for a, b in self.factors.values()) + self.head_weight.size + 1

@@ -92,7 +92,9 @@ def featurise(encode: Callable[[list[str]], list[Encoded]], pairs: list[tuple[st
     if todo:
         cache.save()
         print(file=sys.stderr)
-    return np.stack([cache.rows[pair_key(a, b)] for a, b in pairs]) if pairs else np.zeros((0, len(FEATURE_NAMES) + 768))
+    if not pairs:
+        return np.zeros((0, len(FEATURE_NAMES) + 768))
+    return np.stack([cache.rows[pair_key(a, b)] for a, b in pairs])
 
 
 def columns(matrix: np.ndarray, interactions: bool) -> np.ndarray:
@@ -131,18 +133,6 @@ def recall_at(quora: tuple, traps: tuple, q_logits: np.ndarray, t_logits: np.nda
     t = (blended(traps[0], t_logits, weight), *traps[1:])
     table = operating_table(q, t, args.min_similarity)
     return pick_operating_point(table, counts, args.max_false_hit_rate).quora_recall
-
-
-def load_adapter(path: Path) -> Adapter:
-    """The cross-encoder of an artifact or of a training checkpoint."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            adapter = Adapter.from_arrays({k: data[k] for k in data.files})
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"cross-encoder file {path}: {exc}") from None
-    if adapter is None:
-        raise ConfigError(f"cross-encoder file {path}: no cross-encoder in it")
-    return adapter
 
 
 def _exact(pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -203,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
         split[bucket_of(pair)].append(pair)
     if args.write_heldout:
         out = Path(args.write_heldout)
-        write_pairs([{"a": p.a, "b": p.b, "duplicate": p.duplicate} for p in split["test"]], out / "quora_test.jsonl.gz")
+        quora_test = [{"a": p.a, "b": p.b, "duplicate": p.duplicate} for p in split["test"]]
+        write_pairs(quora_test, out / "quora_test.jsonl.gz")
         write_pairs(generate("test"), out / "traps_test.jsonl.gz")
         print(f"wrote held-out pairs to {out}/quora_test.jsonl.gz, traps_test.jsonl.gz", file=sys.stderr)
     quora_train = split["train"][: args.train_pairs]
@@ -236,12 +227,12 @@ def run(args: argparse.Namespace) -> int:
 
     cross = None
     if args.cross_encoder_from:
-        cross = load_adapter(Path(args.cross_encoder_from))
+        cross = Adapter.load(Path(args.cross_encoder_from))
     elif args.cross_encoder_epochs > 0:
         rows = [(a, b, float(label)) for (a, b), label in zip(to_pairs(quora_train), labels(quora_train))]
         rows += [(a, b, float(label)) for (a, b), label in
                  zip(to_pairs(traps_train), labels(traps_train))] * args.cross_encoder_trap_repeats
-        start = load_adapter(Path(args.cross_encoder_resume)) if args.cross_encoder_resume else None
+        start = Adapter.load(Path(args.cross_encoder_resume)) if args.cross_encoder_resume else None
         cross = train_cross_encoder(rows, epochs=args.cross_encoder_epochs, lr=args.cross_encoder_lr,
                                     seed=args.cross_encoder_seed, checkpoint=DEFAULT_CROSS_CHECKPOINT, start=start)
 
