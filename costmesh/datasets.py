@@ -42,14 +42,17 @@ class BookRecord:
     strong_score: float
     weak_response: str | None = None
     strong_response: str | None = None
+    subject: str | None = None  # MMLU books carry the question's subject
 
 
 def load_book(path: str | os.PathLike, limit: int | None = None) -> list[BookRecord]:
     records = []
     for row in read_jsonl(path):
         try:
+            subject = row.get("subject")
             records.append(BookRecord(row["prompt"], float(row["weak_score"]), float(row["strong_score"]),
-                                      row.get("weak_response"), row.get("strong_response")))
+                                      row.get("weak_response"), row.get("strong_response"),
+                                      str(subject) if subject is not None else None))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: not a routing book record ({exc})") from None
         if limit and len(records) >= limit:

@@ -85,3 +85,29 @@ def test_cascade_without_responses_and_a_bad_book_are_refused(tmp_path, capsys):
     bad.write_text('{"prompt": "x"}\n')
     assert main(["eval", "router", "--book", str(bad), "--strategy", "rules"]) == 2
     assert "not a routing book record" in capsys.readouterr().err
+
+
+def test_the_subject_baseline_learns_from_the_trained_rows_only_when_rows_carry_a_subject(tmp_path, capsys):
+    rows = list(read_jsonl(data_dir() / "mmlu_routing_dev.jsonl.gz"))[:120]
+    trained = int(load_artifact().was_trained_on([r["prompt"] for r in rows]).sum())
+    assert 0 < trained < 120
+    result = run_json(capsys, "--book", write_book(tmp_path / "mmlu.jsonl.gz", rows), "--strategy", "rules")
+    assert KEYS <= set(result["baselines"]["subject"])
+    assert main(["eval", "router", "--book", write_book(tmp_path / "mmlu2.jsonl.gz", rows), "--strategy", "rules"]) == 0
+    assert "subject" in capsys.readouterr().out
+    math = write_book(tmp_path / "math.jsonl.gz", list(read_jsonl(data_dir() / "gsm8k_routing_dev.jsonl.gz"))[:40])
+    assert "subject" not in run_json(capsys, "--book", math, "--strategy", "rules")["baselines"]
+
+
+def test_subject_prior_scores_a_subject_by_its_mean_gain_shrunk_towards_the_overall_mean():
+    from costmesh.datasets import BookRecord
+    from costmesh.routing.evaluation import subject_prior_scores
+
+    reference = [BookRecord(f"h{i}", 0.0, 1.0, subject="hard") for i in range(20)]
+    reference += [BookRecord(f"e{i}", 1.0, 1.0, subject="easy") for i in range(20)]
+    asked = [BookRecord("q1", 0, 0, subject="easy"), BookRecord("q2", 0, 0, subject="hard"),
+             BookRecord("q3", 0, 0, subject="unseen")]
+    easy, hard, unseen = subject_prior_scores(reference, asked, shrink=20.0)
+    assert hard == pytest.approx((20 + 20 * 0.5) / 40) and easy == pytest.approx(10 / 40) and unseen == 0.5
+    assert subject_prior_scores(reference, [BookRecord("q", 0, 0)]) is None
+    assert subject_prior_scores([], asked) is None

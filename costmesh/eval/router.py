@@ -54,15 +54,18 @@ def run(args: argparse.Namespace) -> int:
         embeddings = embed_prompts([r.prompt for r in records], artifact.embedding_model,
                                    use_cache=not args.no_embedding_cache, progress=not args.json)
     left_out = 0
+    reference: list = []  # the trained-on rows: the subject baseline learns from them
     if artifact is not None and not args.include_trained:
         trained = artifact.was_trained_on([r.prompt for r in records])
         left_out = int(trained.sum())
         if left_out == len(records):
             raise InvalidRequest(f"book: every row of {args.book} was trained on; pass --include-trained")
+        reference = [r for r, t in zip(records, trained) if t]
         records = [r for r, t in zip(records, trained) if not t]
         if embeddings is not None:
             embeddings = embeddings[~trained]
-    result = evaluate(records, strategy=args.strategy, cascade=args.cascade, artifact=artifact, embeddings=embeddings)
+    result = evaluate(records, strategy=args.strategy, cascade=args.cascade, artifact=artifact, embeddings=embeddings,
+                      reference=reference)
     result["book"] = args.book
     result["rows_left_out_trained"] = left_out
     if args.json:
@@ -89,9 +92,11 @@ def table(result: dict) -> str:
         f"  {'router':<10}{'premium@95%':>14}{'APGR':>10}" + (f"{'cost/strong':>12}" if cascade else ""),
         _row(result["strategy"], result, cascade),
     ]
-    for name in ("rules", "random"):
-        if name != result["strategy"]:
+    for name in ("rules", "random", "subject"):
+        if name != result["strategy"] and name in result["baselines"]:
             lines.append(_row(name, result["baselines"][name], cascade))
+    if "subject" in result["baselines"]:
+        lines.append("  (subject: told each prompt's subject, scored by its mean gain on the trained-on rows)")
     if cascade:
         lines.append(f"  models: weak {result['models']['weak']}, strong {result['models']['strong']}")
     return "\n".join(lines)

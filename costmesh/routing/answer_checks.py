@@ -26,8 +26,9 @@ _FINAL = (
     re.compile(r"\\boxed\{\s*\$?\s*(-?[\d,]*\.?\d+)"),
     re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*\**\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE),
 )
-_HEDGES = re.compile(r"\b(approximately|about|roughly|around|assume|assuming|not enough information|cannot be determined)\b|≈",
-                     re.IGNORECASE)
+_HEDGES = re.compile(
+    r"\b(approximately|about|roughly|around|assume|assuming|not enough information|cannot be determined)\b|≈",
+    re.IGNORECASE)
 # Numbers a solution may use without finding them in the problem: units, percentages, counts.
 COMMON_CONSTANTS = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 10, 12, 24, 30, 31, 52, 60, 100, 365, 1000})
 

@@ -282,7 +282,8 @@ def load_artifact(path: str | os.PathLike | None = None) -> RouterArtifact:
     _check_ensemble(artifact, path)
     expected = artifact.embedding_dims + len(meta["features"]["text"])
     if prompt.inputs != expected:
-        raise ConfigError(f"router artifact {path}: the prompt model reads {prompt.inputs} features, expected {expected}")
+        raise ConfigError(f"router artifact {path}: the prompt model reads {prompt.inputs} features, "
+                          f"expected {expected}")
     return artifact
 
 

@@ -7,7 +7,10 @@ of every prompt plus the strong call of every escalated one, against all-strong.
 
 Baselines, in the same run: `random` (the expectation over random orders) and `rules` (the
 seed: its classifier score for routing; for the cascade the seed's heuristic gate first, its
-classifier score breaking ties).
+classifier score breaking ties). For routing on a book whose rows carry a subject (MMLU), also
+`subject`: a router told each prompt's subject, which scores it with its subject's mean gain
+(strong - weak) over the rows the learned router was trained on. Real traffic carries no
+subject; the baseline shows how much of a router's ordering is knowing the subject.
 """
 
 from __future__ import annotations
@@ -88,9 +91,28 @@ def _cost_ratio(scores: np.ndarray, share: float, weak_cost: np.ndarray, strong_
     return float((weak_cost.sum() + escalated) / strong_cost.sum())
 
 
-def route_report(scores: np.ndarray, rules: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> dict:
+def subject_prior_scores(reference: Sequence[BookRecord], records: Sequence[BookRecord],
+                         shrink: float = 20.0) -> np.ndarray | None:
+    """Each record's subject's mean gain (strong - weak) over `reference`, shrunk towards the
+    overall mean by `shrink` pseudo-rows; None unless every row of both carries a subject."""
+    if not reference or not records or any(r.subject is None for r in (*reference, *records)):
+        return None
+    overall = float(np.mean([r.strong_score - r.weak_score for r in reference]))
+    totals: dict[str, list[float]] = {}
+    for r in reference:
+        total = totals.setdefault(r.subject or "", [0.0, 0.0])
+        total[0] += r.strong_score - r.weak_score
+        total[1] += 1
+    prior = {name: (gain + shrink * overall) / (count + shrink) for name, (gain, count) in totals.items()}
+    return np.array([prior.get(r.subject or "", overall) for r in records])
+
+
+def route_report(scores: np.ndarray, rules: np.ndarray, weak: np.ndarray, strong: np.ndarray,
+                 subject: np.ndarray | None = None) -> dict:
     result = summary(curve(scores, weak, strong))
     result["baselines"] = {"random": summary(random_curve(weak, strong)), "rules": summary(curve(rules, weak, strong))}
+    if subject is not None:
+        result["baselines"]["subject"] = summary(curve(subject, weak, strong))
     return result
 
 
@@ -141,8 +163,10 @@ def evaluate(
     artifact: RouterArtifact | None,
     embeddings: np.ndarray | None,
     catalog: Catalog | None = None,
+    reference: Sequence[BookRecord] = (),
 ) -> dict:
-    """The figures of `costmesh eval router` for these rows (learned needs artifact and embeddings)."""
+    """The figures of `costmesh eval router` for these rows (learned needs artifact and embeddings).
+    `reference`: rows not evaluated (those the router was trained on), for the `subject` baseline."""
     if not records:
         raise InvalidRequest("book: no rows to evaluate")
     if strategy not in ("rules", "learned"):
@@ -157,7 +181,8 @@ def evaluate(
             raise InvalidRequest("strategy: learned needs the router artifact and the prompts' embeddings")
         learned = learned_prompt_scores(artifact, prompts, embeddings)
     if not cascade:
-        result = route_report(rules if learned is None else learned, rules, weak, strong)
+        result = route_report(rules if learned is None else learned, rules, weak, strong,
+                              subject_prior_scores(reference, records))
         result["mode"] = "routing"
     else:
         missing = sum(1 for r in records if r.weak_response is None)

@@ -144,7 +144,8 @@ class ArtifactSource:
             if changed:
                 try:
                     self._artifact = self._load()
-                    log.info("router artifact reloaded", path=str(self.path), version=self._artifact.meta.get("trained_at"))
+                    log.info("router artifact reloaded", path=str(self.path),
+                             version=self._artifact.meta.get("trained_at"))
                 except ConfigError as exc:
                     log.error("router artifact reload failed; keeping the previous one", error=str(exc))
                     try:

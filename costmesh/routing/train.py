@@ -34,12 +34,19 @@ import numpy as np
 from costmesh.datasets import BookRecord
 from costmesh.errors import InvalidRequest
 
-from .artifact import COMPONENTS, Neighbours, Network, RouterArtifact, band_edges, prompt_hash
+from .answer_checks import FEATURE_NAMES as GATE_FEATURE_NAMES
+from .artifact import (
+    COMPONENTS,
+    Neighbours,
+    Network,
+    RouterArtifact,
+    band_edges,
+    prompt_hash,
+)
 from .calibration import OperatingPoint, calibrated_threshold, expected_at
 from .embedding_cache import EncodeFn, embed_prompts
 from .evaluation import evaluate
 from .features import TEXT_FEATURE_NAMES, feature_matrix
-from .answer_checks import FEATURE_NAMES as GATE_FEATURE_NAMES
 from .scorer import calibrate, component_scores, gate_features, raw_prompt_scores
 from .text_model import fit_text_model
 

@@ -27,11 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     point.add_argument("--quality-target", type=float, help="share of all-strong quality to reach (default 0.95)")
     point.add_argument("--premium-budget", type=float, help="largest share of calls for the strong model")
     parser.add_argument("--confidence", type=float, default=0.9,
-                        help="meet the quality target with this confidence (bootstrap of the calibration rows; 0: none)")
+                        help="meet the quality target with this confidence "
+                             "(bootstrap of the calibration rows; 0: none)")
     parser.add_argument("--holdout", type=float, default=0.3, help="share of rows held out (never trained on)")
     parser.add_argument("--hidden", type=int, default=0, help="hidden units (0: logistic regression)")
     parser.add_argument("--c", type=float, default=0.02, help="inverse regularisation strength")
-    parser.add_argument("--k", type=int, default=50, help="nearest training prompts of the neighbour component (0: no neighbour components)")
+    parser.add_argument("--k", type=int, default=50,
+                        help="nearest training prompts of the neighbour component (0: no neighbour components)")
     parser.add_argument("--limit", type=int, help="only the first N rows of each book")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
