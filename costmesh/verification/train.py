@@ -12,7 +12,8 @@ other settings skips the embedding; a trained cross-encoder can be reused with
     costmesh train-verifier                                  # trees + one cross-encoder epoch
     costmesh train-verifier --write-heldout /tmp/heldout     # + held-out pairs files to evaluate
     costmesh train-verifier --cross-encoder-resume FILE --cross-encoder-lr 3e-4 --cross-encoder-seed 1
-                                                             # a second epoch (how the packaged one was made)
+                                                             # a second epoch; the packaged model has a third,
+                                                             # resumed from that with lr 2e-4 and seed 2 (README)
     costmesh train-verifier --cross-encoder-from FILE        # refit the trees and recalibrate, same adapter
 """
 
