@@ -22,6 +22,7 @@ class InProcessMesh:
     services: dict[str, RunningService] = field(default_factory=dict)
     keys_file: Path | None = None
     http_url: str | None = None  # the gateway's OpenAI-compatible API (ends in /v1)
+    scratch: Path | None = None  # a temporary folder of the mesh's own, removed by stop()
     _keys: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -43,8 +44,9 @@ class InProcessMesh:
         for name in reversed(list(self.services)):
             await self.services[name].stop(0.5)
         self.services.clear()
-        if self.keys_file is not None:  # the temporary folder start_inprocess_mesh made for it
-            shutil.rmtree(self.keys_file.parent, ignore_errors=True)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
 
 async def start_inprocess_mesh(
@@ -59,15 +61,16 @@ async def start_inprocess_mesh(
 
     from costmesh.launcher import free_port
 
+    scratch = Path(tempfile.mkdtemp(prefix="costmesh-mesh-"))
     env = {
         "REDIS_URL": redis_url,
         "COSTMESH_SIMULATOR_URL": simulator_url,
         "COSTMESH_LOG_LEVEL": "warning",
-        "COSTMESH_API_KEYS_FILE": str(Path(tempfile.mkdtemp(prefix="costmesh-keys-")) / "api-keys.json"),
+        "COSTMESH_API_KEYS_FILE": str(scratch / "api-keys.json"),
         "COSTMESH_HTTP_PORT": str(free_port()),
         **(extra_env or {}),
     }
-    mesh = InProcessMesh(keys_file=Path(env["COSTMESH_API_KEYS_FILE"]))
+    mesh = InProcessMesh(keys_file=Path(env["COSTMESH_API_KEYS_FILE"]), scratch=scratch)
     KeyStore(mesh.keys_file).ensure_file()
     if env["COSTMESH_HTTP_PORT"] != "0":
         mesh.http_url = f"http://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"

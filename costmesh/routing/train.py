@@ -35,14 +35,7 @@ from costmesh.datasets import BookRecord
 from costmesh.errors import InvalidRequest
 
 from .answer_checks import FEATURE_NAMES as GATE_FEATURE_NAMES
-from .artifact import (
-    COMPONENTS,
-    Neighbours,
-    Network,
-    RouterArtifact,
-    band_edges,
-    prompt_hash,
-)
+from .artifact import COMPONENTS, Neighbours, Network, RouterArtifact, band_edges, prompt_hash
 from .calibration import OperatingPoint, calibrated_threshold, expected_at
 from .embedding_cache import EncodeFn, embed_prompts
 from .evaluation import evaluate
