@@ -62,9 +62,12 @@ async def _gateway(address: str, api_key: str, n: int) -> dict:
                 misses.append(time.perf_counter() - started)
                 stored.append(a)
         kinds = {}
-        for _, b in pairs:  # which paraphrases the verifier serves (a hit stores nothing new)
+        for _, b in pairs:  # which paraphrases the verifier serves (a miss is stored, a hit stores nothing)
             kinds[b] = (await ask(b)).cache_status
-        hits = [b for b in kinds if kinds[b] == gw.CACHE_STATUS_SEMANTIC_HIT][:n]
+        # The paraphrases stored above can push an earlier one's question out of its nearest
+        # candidates: the timed set is the paraphrases still served once every store is done.
+        hits = [b for b in kinds if kinds[b] == gw.CACHE_STATUS_SEMANTIC_HIT
+                and (await ask(b)).cache_status == gw.CACHE_STATUS_SEMANTIC_HIT][:n]
         if not hits or not stored:
             raise RuntimeError(f"no semantic hit ({len(hits)}) or nothing stored ({len(stored)}): the cache does not work")
         exact = stored[:n]
