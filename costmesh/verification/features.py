@@ -22,6 +22,7 @@ from .lexical import (
     _flat,
     _numbers,
     _tokens,
+    opposite_words,
 )
 
 STOPWORDS = frozenset("""
@@ -91,9 +92,7 @@ def lexical_features(a: str, b: str) -> list[float]:
         return sum(1 for t in tokens if t.replace("'", "") in NEGATIONS or t.endswith("n't"))
 
     na, nb = neg_count(a_tok), neg_count(b_tok)
-    opposite = any((x in a_words and y in b_words and y not in a_words and x not in b_words)
-                   or (y in a_words and x in b_words and x not in a_words and y not in b_words)
-                   for x, y in OPPOSITES)
+    opposite = opposite_words(a_words, b_words, OPPOSITES) is not None
     num_a, num_b = _numbers(a), _numbers(b)
     number_diff = sum(((num_a - num_b) + (num_b - num_a)).values())
     date_diff = len((a_words & DATE_WORDS) ^ (b_words & DATE_WORDS))

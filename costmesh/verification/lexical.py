@@ -100,11 +100,9 @@ MORE_OPPOSITES = (
     ("maximize", "minimize"), ("install", "uninstall"), ("mute", "unmute"), ("follow", "unfollow"),
     ("encode", "decode"), ("compress", "decompress"), ("zip", "unzip"),
 )
-DIRECTIONAL = frozenset({"from", "to", "into"})
-
-
 # "in" / "out" and "up" / "down" are particles more often than opposites ("find out", "break up")
 VETO_OPPOSITES = tuple(p for p in OPPOSITES if p not in {("in", "out"), ("up", "down")}) + MORE_OPPOSITES
+DIRECTIONAL = frozenset({"from", "to", "into"})
 
 
 def opposite_words(a_words: set[str], b_words: set[str],
@@ -117,9 +115,9 @@ def opposite_words(a_words: set[str], b_words: set[str],
     return None
 
 
-def _slot_roles(text: str) -> dict[str, set[str]]:
-    """For each name or number of `text`, the directional words it stands just before or after."""
-    tokens = _tokens(text)
+def _slot_roles(text: str, tokens: list[str]) -> dict[str, set[str]]:
+    """For each name or number of `text` (`tokens`: its `_tokens`), the directional words it
+    stands just before or after."""
     slots = {e.replace("'", "") for e in _entities(text)} | {n.replace(",", "") for n in _NUMBER.findall(text)}
     roles: dict[str, set[str]] = {}
     for i, token in enumerate(tokens):
@@ -132,9 +130,9 @@ def _slot_roles(text: str) -> dict[str, set[str]]:
     return roles
 
 
-def swapped_slot(a_text: str, b_text: str) -> str | None:
+def swapped_slot(a_text: str, a_tokens: list[str], b_text: str, b_tokens: list[str]) -> str | None:
     """A name or number before a directional word on one side and after the same word on the other."""
-    a_roles, b_roles = _slot_roles(a_text), _slot_roles(b_text)
+    a_roles, b_roles = _slot_roles(a_text, a_tokens), _slot_roles(b_text, b_tokens)
     for word in sorted(a_roles.keys() & b_roles.keys()):
         for direction in DIRECTIONAL:
             before, after = f"before-{direction}", f"after-{direction}"
@@ -174,11 +172,12 @@ def scope_switch(a_tokens: list[str], b_tokens: list[str]) -> str | None:
 
 def veto(a_text: str, b_text: str) -> str | None:
     """Why the two texts cannot share an answer, whatever a model scores them; None if no flip."""
-    found = opposite_words(_flat(_tokens(a_text)), _flat(_tokens(b_text)))
+    a_tokens, b_tokens = _tokens(a_text), _tokens(b_text)
+    found = opposite_words(_flat(a_tokens), _flat(b_tokens))
     if found:
         return f"opposite:{found[0]}/{found[1]}"
-    moved = swapped_slot(a_text, b_text)
+    moved = swapped_slot(a_text, a_tokens, b_text, b_tokens)
     if moved:
         return f"swapped:{moved}"
-    switched = scope_switch(_tokens(a_text), _tokens(b_text))
+    switched = scope_switch(a_tokens, b_tokens)
     return f"scope:{switched}" if switched else None

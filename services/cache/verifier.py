@@ -27,6 +27,7 @@ from costmesh.verification.lexical import (
     _negated,
     _numbers,
     _tokens,
+    opposite_words,
 )
 
 from .encodings import EncodingLRU
@@ -94,11 +95,9 @@ class RuleVerifier:
         q_words, c_words = _flat(q_tokens), _flat(c_tokens)
         if _negated(q_tokens) != _negated(c_tokens):
             return Verdict(False, "negation")
-        for a, b in OPPOSITES:
-            if (a in q_words and b in c_words and b not in q_words and a not in c_words) or (
-                b in q_words and a in c_words and a not in q_words and b not in c_words
-            ):
-                return Verdict(False, f"opposite:{a}/{b}")
+        flipped = opposite_words(q_words, c_words, OPPOSITES)
+        if flipped:
+            return Verdict(False, f"opposite:{flipped[0]}/{flipped[1]}")
         if _numbers(query) != _numbers(candidate):
             return Verdict(False, "numbers")
         if _dates(q_words) != _dates(c_words):
