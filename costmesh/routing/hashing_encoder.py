@@ -1,4 +1,5 @@
-"""A dependency-free stand-in for MiniLM: hashed bag of words and bigrams, unit length.
+"""A dependency-free stand-in for MiniLM: hashed bag of words and bigrams (`ngrams.word_ngrams`),
+signed, unit length.
 
 Much weaker than MiniLM, but real features computed in microseconds: the tests train and
 serve small routers with it. Its model id is "hashing-bow-<dims>".
@@ -7,12 +8,11 @@ serve small routers with it. Its model id is "hashing-bow-<dims>".
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
-_WORD = re.compile(r"[a-z0-9]+")
+from .ngrams import word_ngrams
 
 
 class HashingEncoder:
@@ -28,8 +28,7 @@ class HashingEncoder:
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
         rows = np.zeros((len(texts), self.dims), dtype=np.float32)
         for i, text in enumerate(texts):
-            words = _WORD.findall(text.lower())
-            for token in [*words, *(a + " " + b for a, b in zip(words, words[1:]))]:
+            for token in word_ngrams(text):
                 j, sign = self._bucket(token)
                 rows[i, j] += sign
             norm = np.linalg.norm(rows[i])

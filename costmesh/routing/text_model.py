@@ -6,16 +6,15 @@ embedding blurs, so it errs differently and the mix of the two ranks prompts bet
 one prompt is a tokenisation and a sparse dot product (microseconds, numpy only); training
 needs scikit-learn.
 
-Words are runs of two or more word characters, lower-cased; each unigram and bigram goes to
-bucket `crc32(token) mod 2^bits`. A row is (1 + log count) * idf per bucket, scaled to unit
-length. Only buckets seen in at least `min_df` training prompts keep a weight (and their idf);
-the others count in the length with `default_idf`, as a word never seen in training would.
+Each word unigram and bigram (`ngrams.word_ngrams`) goes to bucket `crc32(token) mod 2^bits`.
+A row is (1 + log count) * idf per bucket, scaled to unit length. Only buckets seen in at least
+`min_df` training prompts keep a weight (and their idf); the others count in the length with
+`default_idf`, as a word never seen in training would.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,15 +23,14 @@ import numpy as np
 
 from costmesh.errors import ConfigError
 
-_WORD = re.compile(r"\b\w\w+\b")
+from .ngrams import word_ngrams
 
 
 def bucket_counts(text: str, bits: int) -> dict[int, int]:
     """How often each hashed unigram/bigram bucket occurs in `text`."""
-    words = _WORD.findall(text.lower())
     mask = (1 << bits) - 1
     counts: dict[int, int] = {}
-    for token in [*words, *(a + " " + b for a, b in zip(words, words[1:]))]:
+    for token in word_ngrams(text):
         j = zlib.crc32(token.encode("utf-8")) & mask
         counts[j] = counts.get(j, 0) + 1
     return counts
