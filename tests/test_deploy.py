@@ -704,3 +704,20 @@ def test_gateway_api_keys_file_is_mounted_not_committed():
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
     assert volume["secret"]["secretName"] == "costmesh-api-keys"
     assert "COSTMESH_AUTH" not in effective_env(container)
+
+
+def test_gateway_has_what_batches_need_as_the_providers_do():
+    """BatchService (in the gateway) keeps job state in Redis and submits with the providers' keys
+    and simulator setting: without them batches are off, or go where the live calls do not."""
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COSTMESH_SIMULATOR_URL"):
+        assert raw["gateway"]["environment"][var] == raw["providers"]["environment"][var], var
+    assert raw["gateway"]["environment"]["REDIS_URL"] == raw["cache"]["environment"]["REDIS_URL"]
+
+    deployments = objects_of("Deployment")
+    gateway, providers, cache = (container_of(deployments[n]) for n in ("gateway", "providers", "cache"))
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        assert env_of(gateway)[var]["valueFrom"] == env_of(providers)[var]["valueFrom"], var
+    assert effective_env(gateway)["COSTMESH_SIMULATOR_URL"] == effective_env(providers)["COSTMESH_SIMULATOR_URL"]
+    assert "REDIS_URL" in effective_env(gateway)
+    assert [s for s in gateway["envFrom"] if "secretRef" in s] == [s for s in cache["envFrom"] if "secretRef" in s]
