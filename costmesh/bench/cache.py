@@ -7,8 +7,9 @@
   embedding model object, the same stored entries, the
   same torch thread cap: COSTMESH_TORCH_THREADS as the service reads it). Both modes keep the
   candidates' encodings (the verifier's LRU) and encode each query once; the queries repeat,
-  but a query's encoding is never cached, so every lookup runs the model. The model alone at
-  one text per pass vs 32 per pass is reported too: the bound on batching's gain.
+  but a query's encoding is never cached, so every lookup runs the model. Each model alone
+  (the embedder, and the verifier's cross-encoder) at one item per pass vs 32 per pass is
+  reported too: between them lies the bound on batching's gain.
 - Redis memory per entry after storing 10,000 entries (2,000 with --quick), from the cache's
   own stats and from Redis's used_memory before and after.
 """
@@ -69,7 +70,8 @@ async def _gateway(address: str, api_key: str, n: int) -> dict:
         hits = [b for b in kinds if kinds[b] == gw.CACHE_STATUS_SEMANTIC_HIT
                 and (await ask(b)).cache_status == gw.CACHE_STATUS_SEMANTIC_HIT][:n]
         if not hits or not stored:
-            raise RuntimeError(f"no semantic hit ({len(hits)}) or nothing stored ({len(stored)}): the cache does not work")
+            raise RuntimeError(f"no semantic hit ({len(hits)}) or nothing stored ({len(stored)}): "
+                               "the cache does not work")
         exact = stored[:n]
 
         async def exact_call(i: int) -> None:
@@ -91,19 +93,35 @@ async def _gateway(address: str, api_key: str, n: int) -> dict:
     }
 
 
-def _model_rates(embedder, texts: list[str], rounds: int = 2) -> dict:
-    """The embedding model alone, on the lookups' texts: one text per forward pass vs 32 per
-    pass. Their ratio bounds what micro-batching can gain for lookups that are mostly model."""
+def _rates(run, items: list, threads: int, rounds: int = 2) -> tuple[float, float]:
+    """Items per second of `run` alone (a model), one item per call vs 32 per call. Their ratio
+    bounds what micro-batching can gain for lookups whose time is that model's."""
+    from costmesh.embeddings import set_torch_threads
+
+    set_torch_threads(threads)  # this worker thread runs the model as the service's would
     elapsed = {1: 0.0, 32: 0.0}
     for _ in range(rounds):  # alternated, like the lookups
         for size in elapsed:
             started = time.perf_counter()
-            for i in range(0, len(texts), size):
-                embedder.encode_full(texts[i:i + size])
+            for i in range(0, len(items), size):
+                run(items[i:i + size])
             elapsed[size] += time.perf_counter() - started
-    single, batch = (len(texts) * rounds / elapsed[size] for size in (1, 32))
-    return {"model_texts_per_s_single": single, "model_texts_per_s_batch32": batch,
-            "model_batch_speedup": batch / single}
+    single, batch = (len(items) * rounds / elapsed[size] for size in (1, 32))
+    return single, batch
+
+
+def _cross_encoder(env: Env):
+    """The cross-encoder the service's verifier reads pairs with, if it has one."""
+    from costmesh.services.cache.config import CacheConfig
+
+    config = CacheConfig.from_env(env)
+    if config.verifier != "learned":
+        return None
+    from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
+    from costmesh.verification.cross_encoder import CrossEncoder
+
+    artifact = VerifierArtifact.load(config.verifier_artifact or DEFAULT_ARTIFACT)
+    return CrossEncoder(artifact.cross_encoder) if artifact.cross_encoder is not None else None
 
 
 def _msgs(text: str) -> list[common.Message]:
@@ -161,7 +179,13 @@ async def _throughput(redis_url: str, n: int) -> dict:
             out[f"forward_passes_{name}"] = counted[name][0]
             out[f"texts_per_pass_{name}"] = counted[name][1] / max(1, counted[name][0])
             out[f"semantic_hits_{name}"] = (await stubs[name].GetStats(pb.GetStatsRequest())).semantic_hits
-        out.update(await asyncio.to_thread(_model_rates, batched, [b for _, b in pairs]))
+        single, batch = await asyncio.to_thread(_rates, batched.encode_full, [b for _, b in pairs], threads)
+        out.update(model_texts_per_s_single=single, model_texts_per_s_batch32=batch, model_batch_speedup=batch / single)
+        cross = await asyncio.to_thread(_cross_encoder, env)
+        if cross is not None:
+            single, batch = await asyncio.to_thread(_rates, cross.logits, [(b, a) for a, b in pairs], threads)
+            out.update(cross_pairs_per_s_single=single, cross_pairs_per_s_batch32=batch,
+                       cross_batch_speedup=batch / single)
     finally:
         for channel in channels:
             await channel.close()
@@ -179,13 +203,13 @@ async def _throughput(redis_url: str, n: int) -> dict:
 
 
 async def _memory(redis_url: str, entries: int) -> dict:
+    from costmesh.domain import Message, Role, Sampling
+    from costmesh.services.cache.config import CacheConfig
     from costmesh.services.cache.core import CacheCore
     from costmesh.services.cache.records import StoreRequest
     from costmesh.services.cache.scope import Scope
     from costmesh.services.cache.service import redis_client
-    from costmesh.services.cache.config import CacheConfig
     from costmesh.services.cache.verifier import CosineVerifier
-    from costmesh.domain import Message, Role, Sampling
 
     class NoModel:  # stores carry their vectors: nothing is embedded
         model_id, dims = "all-MiniLM-L6-v2", 384
@@ -205,7 +229,8 @@ async def _memory(redis_url: str, entries: int) -> dict:
         vector /= np.linalg.norm(vector)
         async with sem:
             result = await core.store(StoreRequest(
-                scope=Scope(f"tenant-{i % 50}"), messages=(Message.of(Role.USER, f"{questions[i % len(questions)]} #{i}"),),
+                scope=Scope(f"tenant-{i % 50}"),
+                messages=(Message.of(Role.USER, f"{questions[i % len(questions)]} #{i}"),),
                 sampling=Sampling(temperature=0.0), text="A typical cached answer of a few sentences. " * 6,
                 model="gpt-5-mini", tags=(f"product:{i % 100}",), embedding=tuple(vector.tolist()),
                 finish_reason="stop", quality_passed=True))
@@ -250,6 +275,9 @@ def table(result: dict) -> str:
         f"{r['torch_threads']})",
         f"  embedding model alone: {r['model_texts_per_s_single']:.1f} texts/s one per pass, "
         f"{r['model_texts_per_s_batch32']:.1f} in passes of 32 ({r['model_batch_speedup']:.2f}x)",
+        *([f"  verifier's cross-encoder alone: {r['cross_pairs_per_s_single']:.1f} pairs/s one per pass, "
+           f"{r['cross_pairs_per_s_batch32']:.1f} in passes of 32 ({r['cross_batch_speedup']:.2f}x)"]
+          if "cross_batch_speedup" in r else []),
         f"  Redis bytes per entry ({r['entries']} entries): {r['bytes_per_entry']:.0f} "
         f"(used_memory delta {r['used_memory_delta_per_entry']:.0f})",
     ])
