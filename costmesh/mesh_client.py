@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import grpc
 
-from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.client.request import CompletionRequest
 from costmesh.rpc.server import CHANNEL_OPTIONS
 
 
@@ -22,17 +22,12 @@ def build_request(
     max_tokens: int = 512,
     model: str = "",
 ) -> gw.CompleteRequest:
-    messages = []
-    if system:
-        messages.append(common.Message(role=common.ROLE_SYSTEM, content=[common.ContentPart(text=system)]))
-    messages.append(common.Message(role=common.ROLE_USER, content=[common.ContentPart(text=prompt)]))
-    return gw.CompleteRequest(
-        tenant_id=tenant,
-        messages=messages,
-        sampling=common.SamplingParams(max_tokens=max_tokens),
-        cache=gw.CachePolicy(bypass=bypass_cache),
-        routing=gw.RoutingPolicy(model=model),
-    )
+    """The typed client's request (`CompletionRequest`) as protobuf, for `tenant` when given
+    (only a caller acting for several tenants sets it; a key names its own tenant)."""
+    request = CompletionRequest(prompt=prompt, system=system, cache_bypass=bypass_cache, max_tokens=max_tokens,
+                                model=model).to_pb()
+    request.tenant_id = tenant
+    return request
 
 
 class _Bearer:
