@@ -15,10 +15,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("costmesh.serve", "start the mesh on this machine until Ctrl-C"),
     "bench": ("costmesh.bench.runner", "run the benchmark sections, write bench-results.json"),
     "eval": ("costmesh.eval.cli", "evaluate a layer on a data file (cache, router)"),
-    "train-verifier": ("costmesh.verification.train", "train the cache verifier on paraphrase pairs + traps, calibrate, save"),
+    "train-verifier": ("costmesh.verification.train",
+                       "train the cache verifier on paraphrase pairs + traps, calibrate, save"),
     "train-router": ("costmesh.routing.train_cli", "train the learned router on routing books, calibrate, save"),
     "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
-    "report": ("costmesh.report.command", "savings by layer over a period of cost records: table, HTML page, PNG charts"),
+    "report": ("costmesh.report.command",
+               "savings by layer over a period of cost records: table, HTML page, PNG charts"),
 }
 
 

@@ -59,7 +59,8 @@ def format_report(results: list[tuple[DemoRequest, gw.CompleteResponse]], elapse
         f"{'saving':<30}{baseline - cost:>12.6f}{((baseline - cost) / baseline if baseline else 0):>12.1%}",
     ]
     for name, value in layers.items():
-        lines.append(f"{'  by ' + name.replace('_', ' '):<30}{value:>12.6f}{(value / baseline if baseline else 0):>12.1%}")
+        lines.append(f"{'  by ' + name.replace('_', ' '):<30}{value:>12.6f}"
+                     f"{(value / baseline if baseline else 0):>12.1%}")
     return "\n".join(lines)
 
 
@@ -67,7 +68,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=300, help="how many requests to send (default 300)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--records-dir", default=None,
-                        help="where the gateway keeps its cost records (default $COSTMESH_RECORDS_DIR or ./out/costmesh-records)")
+                        help="where the gateway keeps its cost records "
+                             "(default $COSTMESH_RECORDS_DIR or ./out/costmesh-records)")
     parser.add_argument("--report-dir", default="out/costmesh-report",
                         help="where the savings report (HTML page, PNG charts, table) is written")
 

@@ -82,7 +82,9 @@ class KeyStore:
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            raise ConfigError(f"API key file {self.path} does not exist; create keys with `costmesh keys create`") from None
+            raise ConfigError(
+                f"API key file {self.path} does not exist; create keys with `costmesh keys create`"
+            ) from None
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return

@@ -131,7 +131,9 @@ class Pipeline:
     async def _lookup(self, request: gw.CompleteRequest) -> cache_pb2.LookupResponse:
         try:
             return await self._clients.lookup(
-                cache_pb2.LookupRequest(scope=cache_scope(request), messages=request.messages, sampling=request.sampling),
+                cache_pb2.LookupRequest(
+                    scope=cache_scope(request), messages=request.messages, sampling=request.sampling
+                ),
                 self._settings.cache_timeout_s,
             )
         except CostmeshError as exc:

@@ -17,12 +17,13 @@ from costmesh.api.gateway.v1 import gateway_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
 from costmesh.convert import usage_from_pb
+from costmesh.errors import InvalidRequest
 from costmesh.gateway.batch.limits import MB, check_size
 from costmesh.mesh_client import build_request
 from costmesh.pricing import cost_of
 from costmesh.rpc.server import start_service
 from costmesh.services.simulator import start_simulator
-from costmesh.errors import InvalidRequest
+
 from inprocess_mesh import start_inprocess_mesh
 
 CATALOG = load_catalog()
@@ -73,7 +74,8 @@ def item(request_id: str, prompt: str, model: str = "", max_tokens: int = 1024) 
 async def wait_ended(stub, mesh, batch_id: str, timeout_s: float = 120.0) -> gw.Batch:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        reply = await stub.GetBatch(gw.GetBatchRequest(batch_id=batch_id, include_results=True), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
+        reply = await stub.GetBatch(gw.GetBatchRequest(batch_id=batch_id, include_results=True),
+                                    metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         if reply.batch.status == gw.BATCH_STATUS_ENDED:
             return reply.batch
         assert asyncio.get_running_loop().time() < deadline, f"batch still {reply.batch.status}"
@@ -84,7 +86,8 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
     address = mesh.gateway
     async with grpc.aio.insecure_channel(address) as channel:
         complete = gateway_pb2_grpc.GatewayServiceStub(channel)
-        warm = await complete.Complete(item("warm", "What is the capital of France?"), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
+        warm = await complete.Complete(item("warm", "What is the capital of France?"),
+                                       metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         assert not warm.cached
         stub = gateway_pb2_grpc.BatchServiceStub(channel)
         requests = [
@@ -191,7 +194,8 @@ async def test_limits_and_bad_input_are_invalid_argument(mesh):
         empty.messages[0].content[0].text = " "
         await refused([empty], "requests[0].messages")
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.GetBatch(gw.GetBatchRequest(batch_id="cmbatch_nope"), metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
+            await stub.GetBatch(gw.GetBatchRequest(batch_id="cmbatch_nope"),
+                                metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -299,7 +299,8 @@ async def test_stats(cache, tenant):
 async def test_float16_and_float32_vectors_live_in_separate_indexes_and_both_hit(redis_url, embedder, tenant):
     prefix = f"costmesh-dtype-{uuid.uuid4().hex[:8]}"
     half = await Cache.start(redis_url, embedder, COSTMESH_CACHE_INDEX_PREFIX=prefix)
-    full = await Cache.start(redis_url, embedder, COSTMESH_CACHE_INDEX_PREFIX=prefix, COSTMESH_CACHE_VECTOR_DTYPE="float32")
+    full = await Cache.start(redis_url, embedder, COSTMESH_CACHE_INDEX_PREFIX=prefix,
+                             COSTMESH_CACHE_VECTOR_DTYPE="float32")
     admin = aioredis.Redis.from_url(redis_url)
     try:
         names = [(await c.stub.GetStats(pb.GetStatsRequest())).index_name for c in (half, full)]

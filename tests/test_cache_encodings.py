@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from costmesh.config import Env
-from costmesh.embeddings import Embedder
+from costmesh.embeddings import Embedder, torch_threads
 from costmesh.errors import ConfigError
 from costmesh.services.cache.encodings import EncodingLRU
-from costmesh.embeddings import torch_threads
 from costmesh.services.cache.verifier import LearnedVerifier, RowBatcher
+
 from fake_models import FakeModel
 
 

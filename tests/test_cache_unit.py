@@ -14,6 +14,7 @@ from costmesh.services.cache.policy import CachePolicy, is_refusal
 from costmesh.services.cache.scope import Scope, normalise_query, scope_query
 from costmesh.services.cache.semantic import index_name_for
 from costmesh.services.cache.verifier import RuleVerifier
+
 from fake_models import FakeModel
 
 U, A, S = Role.USER, Role.ASSISTANT, Role.SYSTEM

@@ -94,7 +94,8 @@ def test_signals_fire(text, signal):
 
 
 def test_analytical_essay_is_at_least_moderate():
-    result = classify("Write an essay comparing the economic policies of Keynes and Hayek and analyze their trade-offs.")
+    result = classify("Write an essay comparing the economic policies of Keynes and Hayek "
+                      "and analyze their trade-offs.")
     assert result.tier >= Tier.MODERATE
     assert {"creative", "analysis"} <= set(result.signals)
 

@@ -30,6 +30,7 @@ from costmesh.errors import Unavailable as DomainUnavailable
 from costmesh.launcher import free_port
 from costmesh.rpc.interceptors import CallInterceptor
 from costmesh.services.simulator import start_simulator
+
 from inprocess_mesh import start_inprocess_mesh
 
 

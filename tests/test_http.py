@@ -13,6 +13,7 @@ from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import load_catalog
 from costmesh.mesh_client import GatewayClient, build_request
 from costmesh.services.simulator import start_simulator
+
 from inprocess_mesh import start_inprocess_mesh
 
 

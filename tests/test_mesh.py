@@ -11,6 +11,7 @@ from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.mesh_client import GatewayClient, build_request
 from costmesh.redis_embedded import EmbeddedRedis
 from costmesh.services.simulator import start_simulator
+
 from inprocess_mesh import start_inprocess_mesh
 
 HOPS = {

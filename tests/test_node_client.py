@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from costmesh.catalog import load_catalog
 from costmesh.services.simulator import start_simulator
+
 from inprocess_mesh import start_inprocess_mesh
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "clients" / "node"

@@ -26,6 +26,7 @@ from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.mesh_client import GatewayClient, build_request
 from costmesh.report.records import read_records
 from costmesh.services.simulator import start_simulator
+
 from inprocess_mesh import start_inprocess_mesh
 
 
@@ -178,7 +179,8 @@ async def test_one_trace_every_hop_with_costs_and_parent_links(client, spans, re
         if len(received) >= len(finished):
             break
         await asyncio.sleep(0.1)
-    expected = {s.context.span_id.to_bytes(8, "big"): s for s in finished if s.context.trace_id == hops["gateway"].context.trace_id}
+    expected = {s.context.span_id.to_bytes(8, "big"): s for s in finished
+                if s.context.trace_id == hops["gateway"].context.trace_id}
     assert set(received) == set(expected)
     for span_id, span in expected.items():
         service, otlp = received[span_id]

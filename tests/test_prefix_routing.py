@@ -77,7 +77,8 @@ def test_trie_memory_is_bounded_and_evicts_least_recently_used_leaves():
 
 
 def picker(max_in_flight: int = 2, replicas=("r0", "r1", "r2")) -> PrefixAwarePicker:
-    return PrefixAwarePicker(list(replicas), lambda ids: ids, BlockHasher(BS), max_blocks=1000, max_in_flight=max_in_flight)
+    return PrefixAwarePicker(list(replicas), lambda ids: ids, BlockHasher(BS), max_blocks=1000,
+                             max_in_flight=max_in_flight)
 
 
 def test_repeated_prefix_goes_to_the_replica_that_served_it():

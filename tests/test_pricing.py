@@ -85,7 +85,8 @@ def test_openai_each_usage_field(usage, expected_usd):
 
 
 def test_openai_cached_tokens_are_inside_prompt_tokens():
-    usage = openai_usage({"prompt_tokens": 2000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 1536}})
+    usage = openai_usage({"prompt_tokens": 2000, "completion_tokens": 5,
+                          "prompt_tokens_details": {"cached_tokens": 1536}})
     assert usage == Usage(input_tokens=2000, output_tokens=5, cache_read_tokens=1536)
     assert usage.uncached_input_tokens == 464
 

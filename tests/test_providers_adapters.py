@@ -104,7 +104,8 @@ def sse(events: list[tuple[str | None, dict | str]]) -> httpx2.Response:
             lines.append(f"event: {name}")
         lines.append(f"data: {data if isinstance(data, str) else json.dumps(data)}")
         lines.append("")
-    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=("\n".join(lines) + "\n").encode())
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"},
+                           content=("\n".join(lines) + "\n").encode())
 
 
 def anthropic_stream(deltas=("Hi", " there."), stop_reason="end_turn") -> httpx2.Response:
@@ -112,7 +113,8 @@ def anthropic_stream(deltas=("Hi", " there."), stop_reason="end_turn") -> httpx2
     events = [("message_start", {"type": "message_start", "message": {
         "id": "msg_02", "type": "message", "role": "assistant", "model": SONNET.id, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": start_usage}}),
-        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})]
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}})]
     events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
                                         "delta": {"type": "text_delta", "text": d}}) for d in deltas]
     events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
@@ -188,14 +190,16 @@ async def test_anthropic_request_shape():
     body = upstream.body()
     assert upstream.requests[0].url.path == "/v1/messages"
     assert body["model"] == SONNET.id and body["max_tokens"] == 99
-    assert body["system"] == [{"type": "text", "text": "Long shared instructions.", "cache_control": {"type": "ephemeral"}}]
+    assert body["system"] == [{"type": "text", "text": "Long shared instructions.",
+                               "cache_control": {"type": "ephemeral"}}]
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert body["messages"][0]["content"] == [
         {"type": "text", "text": "Describe this."},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                      "data": base64.b64encode(png).decode()}},
     ]
-    assert body["messages"][2]["content"] == [{"type": "text", "text": "And this?", "cache_control": {"type": "ephemeral"}}]
+    assert body["messages"][2]["content"] == [{"type": "text", "text": "And this?",
+                                               "cache_control": {"type": "ephemeral"}}]
     assert body["stop_sequences"] == ["END"]
     assert body["temperature"] == 0.3
     assert "top_p" not in body
@@ -224,7 +228,9 @@ async def test_anthropic_stop_reasons(stop_reason, expected):
     upstream = Upstream(anthropic_message(stop_reason=stop_reason))
     generation = await claude(upstream).generate(SONNET, HELLO, Sampling(), "t1")
     assert generation.finish_reason == expected
-    _, final = await collect(claude(Upstream(anthropic_stream(stop_reason=stop_reason))).stream(SONNET, HELLO, Sampling(), "t"))
+    _, final = await collect(
+        claude(Upstream(anthropic_stream(stop_reason=stop_reason))).stream(SONNET, HELLO, Sampling(), "t")
+    )
     assert final.finish_reason == expected
 
 
@@ -314,7 +320,8 @@ ADAPTERS = {"anthropic": (claude, SONNET), "openai": (gpt, MINI)}
 
 
 def error_response(status: int, headers: dict | None = None) -> httpx2.Response:
-    return httpx2.Response(status, headers=headers or {}, json={"error": {"type": "x", "message": f"upstream says {status}"}})
+    return httpx2.Response(status, headers=headers or {},
+                           json={"error": {"type": "x", "message": f"upstream says {status}"}})
 
 
 @pytest.mark.parametrize("provider", sorted(ADAPTERS))

@@ -17,8 +17,8 @@ from costmesh.services.providers.cache_breakpoints import (
     TTL_1H,
     TTL_5M,
     AutoBreakpoints,
-    ReuseTracker,
     Reuse,
+    ReuseTracker,
     choose_ttl,
     layout,
 )

@@ -78,7 +78,8 @@ async def adapter(replicas):
     for fake in replicas:
         fake.requests.clear()
         fake.fail = None
-    adapter = VLLMAdapter(RoundRobinPicker([f.address for f in replicas]), grpc.aio.insecure_channel, health_interval_s=None)
+    adapter = VLLMAdapter(RoundRobinPicker([f.address for f in replicas]), grpc.aio.insecure_channel,
+                          health_interval_s=None)
     yield adapter
     await adapter.close()
 

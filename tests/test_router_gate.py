@@ -33,7 +33,8 @@ async def test_a_short_answer_to_a_short_question_passes():
     [
         ("Why is the sky blue?", "   ", "stop", "empty"),
         ("Why is the sky blue?", "I can't help with that request.", "stop", "refusal_phrase"),
-        ("Why is the sky blue?", "As an AI language model I do not see colours, " + EXPLANATION, "stop", "refusal_phrase"),
+        ("Why is the sky blue?", "As an AI language model I do not see colours, " + EXPLANATION, "stop",
+         "refusal_phrase"),
         ("Why is the sky blue?", EXPLANATION, "refusal", "refusal"),
         ("Why is the sky blue?", EXPLANATION, "length", "truncated"),
         ("Explain why the sky is blue.", "Scattering.", "stop", "too_short"),

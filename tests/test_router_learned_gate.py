@@ -24,9 +24,11 @@ USAGE = Usage(input_tokens=90, output_tokens=60)
 PROBLEM = ("Rafaela got a $20 tip from each of 40 customers. Julieta received 10% less money in tips than "
            "Rafaela. How much money did they receive as tips altogether?")
 RIGHT = ("Rafaela received 40 x $20 = $<<40*20=800>>800.\nJulieta received 800 x 10/100 = $<<800*10/100=80>>80 "
-         "less, so she received 800 - 80 = $<<800-80=720>>720.\nTogether: 800 + 720 = $<<800+720=1520>>1520.\n#### 1520")
+         "less, so she received 800 - 80 = $<<800-80=720>>720.\nTogether: 800 + 720 = $<<800+720=1520>>1520."
+         "\n#### 1520")
 WRONG = ("Rafaela received 40 x $20 = $<<40*20=800>>800.\nJulieta received 800 x 10/100 = $<<800*10/100=80>>80 "
-         "less, so she received 800 - 80 = $<<800-80=720>>720.\nTogether: 800 + 720 = $<<800+720=1420>>1420.\n#### 1420")
+         "less, so she received 800 - 80 = $<<800-80=720>>720.\nTogether: 800 + 720 = $<<800+720=1420>>1420."
+         "\n#### 1420")
 NO_WORK = "They received a lot of money in tips, probably about a thousand dollars."
 
 

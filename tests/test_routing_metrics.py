@@ -116,4 +116,6 @@ def test_confidence_leaves_a_budget_and_zero_confidence_alone():
     assert calibrated_threshold(budget, scores, weak, strong) == threshold_for(budget, scores, weak, strong)
     plain = OperatingPoint(0.95, confidence=0.0)
     assert calibrated_threshold(plain, scores, weak, strong) == threshold_for(plain, scores, weak, strong)
-    assert calibrated_threshold(OperatingPoint(0.95), scores, weak, strong) <= threshold_for(plain, scores, weak, strong)
+    assert (
+        calibrated_threshold(OperatingPoint(0.95), scores, weak, strong) <= threshold_for(plain, scores, weak, strong)
+    )

@@ -14,6 +14,7 @@ from costmesh.catalog import Tier, load_catalog
 from costmesh.datasets import data_dir, load_book, read_jsonl
 from costmesh.routing.artifact import load_artifact
 from costmesh.services.simulator import start_simulator
+
 from inprocess_mesh import start_inprocess_mesh
 
 CATALOG = load_catalog()

@@ -103,7 +103,8 @@ async def test_anthropic_batch_limits(sim):
         await client.messages.batches.create(requests=[{"custom_id": "has space", "params": claude_params("x")}])
     with pytest.raises(anthropic.BadRequestError, match="duplicate"):
         await client.messages.batches.create(
-            requests=[{"custom_id": "a", "params": claude_params("x")}, {"custom_id": "a", "params": claude_params("y")}]
+            requests=[{"custom_id": "a", "params": claude_params("x")},
+                      {"custom_id": "a", "params": claude_params("y")}]
         )
     too_many = [{"custom_id": f"r{i}", "params": {}} for i in range(100_001)]
     with pytest.raises(anthropic.BadRequestError, match="100000"):

@@ -66,7 +66,9 @@ async def _measure(mesh, n: int, entries: int) -> dict:
             embeddings[i] = list(reply.embedding)
 
         await throughput(lookup_miss, CONCURRENCY, CONCURRENCY)
-        result["cache_lookup_miss_rps"] = round(await throughput(lambda i: lookup_miss(CONCURRENCY + i), n, CONCURRENCY), 1)
+        result["cache_lookup_miss_rps"] = round(
+            await throughput(lambda i: lookup_miss(CONCURRENCY + i), n, CONCURRENCY), 1
+        )
 
         base = CONCURRENCY + n
         # Stores carry the lookup's embedding, as the gateway's do (untimed lookups first).
@@ -101,7 +103,8 @@ async def _measure(mesh, n: int, entries: int) -> dict:
         async def classify(i: int) -> None:
             # As the gateway calls it: with the embedding the cache computed for the prompt.
             await stub.Classify(classifier_pb2.ClassifyRequest(
-                messages=_messages(prompts[i % len(embeddings)]), embedding=embeddings[i % len(embeddings)]), timeout=30)
+                messages=_messages(prompts[i % len(embeddings)]), embedding=embeddings[i % len(embeddings)]),
+                timeout=30)
 
         await throughput(classify, CONCURRENCY, CONCURRENCY)
         result["classifier_rps"] = round(await throughput(classify, n, CONCURRENCY), 1)
@@ -178,5 +181,6 @@ def table(result: dict) -> str:
              f"{'service / call':<54}{'requests/s':>12}"]
     lines += [f"{name:<54}{rps:>12.1f}" for name, rps in rows]
     lines.append(f"Redis memory per cached entry: {result['redis_bytes_per_entry']} bytes (used_memory delta over "
-                 f"{result['cache_entries']} entries; cache service's own estimate {result['cache_reported_bytes_per_entry']})")
+                 f"{result['cache_entries']} entries; cache service's own estimate "
+                 f"{result['cache_reported_bytes_per_entry']})")
     return "\n".join(lines)

@@ -251,7 +251,8 @@ def _workload(texts: Texts, sizes: Sizes, seed: int) -> list[tuple[Message, ...]
     order = [(k, m) for k in range(sizes.prefixes) for m in range(sizes.questions)]
     random.Random(seed).shuffle(order)
     return [
-        (Message.of(Role.SYSTEM, docs[k]), Message.of(Role.USER, f"question {m}: {texts.words(20, seed * 7919 + k * 97 + m)}"))
+        (Message.of(Role.SYSTEM, docs[k]),
+         Message.of(Role.USER, f"question {m}: {texts.words(20, seed * 7919 + k * 97 + m)}"))
         for k, m in order
     ]
 
@@ -264,7 +265,9 @@ async def _route(adapter: VLLMAdapter, replicas: list[Replica], chats: list, siz
 
     async def worker() -> None:
         for chat in pending:
-            g = await adapter.generate(TINY, chat, Sampling(max_tokens=sizes.max_tokens, temperature=0.0), "bench", timeout_s=120)
+            g = await adapter.generate(
+                TINY, chat, Sampling(max_tokens=sizes.max_tokens, temperature=0.0), "bench", timeout_s=120
+            )
             sums["prompt"] += g.usage.input_tokens
             sums["cached"] += g.usage.cache_read_tokens
 
@@ -291,7 +294,8 @@ async def _routing(replicas: list[Replica], model_dir: str, texts: Texts, sizes:
     pickers = {
         "round_robin": lambda: RoundRobinPicker(addresses),
         "prefix_aware": lambda: PrefixAwarePicker(
-            addresses, tokenizer, BlockHasher(BLOCK_SIZE), max_blocks=ROUTING_KV_BLOCKS, max_in_flight=ROUTING_MAX_IN_FLIGHT,
+            addresses, tokenizer, BlockHasher(BLOCK_SIZE), max_blocks=ROUTING_KV_BLOCKS,
+            max_in_flight=ROUTING_MAX_IN_FLIGHT,
         ),
     }
     totals: dict[str, dict] = {label: {} for label in pickers}
@@ -308,7 +312,9 @@ async def _routing(replicas: list[Replica], model_dir: str, texts: Texts, sizes:
                 totals[label][key] = totals[label].get(key, 0) + value
     for label, t in totals.items():
         out[f"hit_rate_{label}"] = round(t["cached"] / t["prompt"], 3)
-        out[f"engine_hit_rate_{label}"] = round(t["engine_hits"] / t["engine_queries"], 3) if t["engine_queries"] else 0.0
+        out[f"engine_hit_rate_{label}"] = (
+            round(t["engine_hits"] / t["engine_queries"], 3) if t["engine_queries"] else 0.0
+        )
         out[f"requests_per_s_{label}"] = round(t["requests"] / t["elapsed"], 2)
         out[f"prompt_tokens_per_s_{label}"] = round(t["prompt"] / t["elapsed"])
     out["hit_rate_ratio"] = round(out["hit_rate_prefix_aware"] / max(out["hit_rate_round_robin"], 1e-9), 2)
@@ -346,7 +352,8 @@ async def _run(sizes: Sizes) -> dict:
 def table(result: dict) -> str:
     rows = [
         ("TTFT, shared prefix, caching on / off (ms)", f"{result['ttft_ms_cached']} / {result['ttft_ms_uncached']}"),
-        ("requests/s, shared prefix, on / off", f"{result['requests_per_s_cached']} / {result['requests_per_s_uncached']}"),
+        ("requests/s, shared prefix, on / off", f"{result['requests_per_s_cached']} / "
+                                                f"{result['requests_per_s_uncached']}"),
         ("hit rate, prefix-aware / round-robin", f"{result['hit_rate_prefix_aware']} / {result['hit_rate_round_robin']}"
                                                   f"  ({result['hit_rate_ratio']}x)"),
         ("requests/s, prefix-aware / round-robin", f"{result['requests_per_s_prefix_aware']} / "

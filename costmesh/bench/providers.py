@@ -82,7 +82,9 @@ async def _rag(sim_url: str, document: str) -> dict:
             adapter = AnthropicAdapter(client, policy)
             total = 0.0
             for question in questions(n):
-                total += (await adapter.generate(model, rag_messages(document, question), sampling, "bench")).cost.total_usd
+                total += (
+                    await adapter.generate(model, rag_messages(document, question), sampling, "bench")
+                ).cost.total_usd
             costs[mode] = total
             await adapter.close()
         out[f"anthropic_{n}"] = {"cost_cached_usd": costs["cached"], "cost_uncached_usd": costs["uncached"],

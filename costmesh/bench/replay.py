@@ -26,8 +26,8 @@ from costmesh.catalog import Catalog, Tier, load_catalog
 from costmesh.datasets import BookRecord, load_book
 from costmesh.errors import ConfigError
 from costmesh.launcher import Mesh, start_mesh
-from costmesh.routing.artifact import load_artifact
 from costmesh.mesh_client import GatewayClient, build_request
+from costmesh.routing.artifact import load_artifact
 
 CONCURRENCY = 8
 MAX_TOKENS = 1024

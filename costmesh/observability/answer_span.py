@@ -48,7 +48,9 @@ class AnswerSpan:
             attributes["costmesh.cache.similarity"] = response.cache_similarity
         else:
             attributes["costmesh.tier"] = common.Tier.Name(response.tier).removeprefix("TIER_").lower()
-            attributes["costmesh.classified_tier"] = common.Tier.Name(response.classified_tier).removeprefix("TIER_").lower()
+            attributes["costmesh.classified_tier"] = (
+                common.Tier.Name(response.classified_tier).removeprefix("TIER_").lower()
+            )
             attributes["costmesh.complexity_score"] = response.complexity_score
         for layer in LAYERS:
             attributes[f"costmesh.saving.{layer}_usd"] = getattr(response.savings, f"{layer}_usd")

@@ -16,6 +16,7 @@ from costmesh.observability.cache_stats import CacheStatsReader
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.report.records import CostRecorder
 
+
 @dataclass
 class GatewayObservability:
     observers: list[Any]

@@ -42,7 +42,8 @@ class SpanMetricsProcessor(SpanProcessor):
             "costmesh.router.upgrades", unit="{upgrade}", description="cascade upgrades to a stronger tier"
         )
         self._lookups = meter.create_counter(
-            "costmesh.cache.lookups", unit="{lookup}", description="cache lookups, by outcome (exact, semantic, miss, ...)"
+            "costmesh.cache.lookups", unit="{lookup}",
+            description="cache lookups, by outcome (exact, semantic, miss, ...)"
         )
         self._similarity = meter.create_histogram(
             "costmesh.cache.hit.similarity", unit="1", description="similarity of the cached prompt a hit served",

@@ -36,7 +36,9 @@ def parse_time(value: str, name: str, now: float) -> float:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidRequest(f"{name}: {value!r} is not a time (try 2026-11-28, 2026-11-28T09:00, 24h or now)") from None
+        raise InvalidRequest(
+            f"{name}: {value!r} is not a time (try 2026-11-28, 2026-11-28T09:00, 24h or now)"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
@@ -72,8 +74,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--since", default="7d", help="start of the period (default 7d: a week ago)")
     parser.add_argument("--until", default="now", help="end of the period, exclusive (default now)")
     parser.add_argument("--records-dir", default=None,
-                        help=f"where the gateway writes cost records (default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
-    parser.add_argument("--output", default=DEFAULT_REPORT_DIR, help="directory for report.txt, report.html and the PNGs")
+                        help="where the gateway writes cost records "
+                             f"(default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
+    parser.add_argument("--output", default=DEFAULT_REPORT_DIR,
+                        help="directory for report.txt, report.html and the PNGs")
 
 
 def run(args) -> int:

@@ -183,9 +183,11 @@ def _when(ts: float) -> str:
 
 def savings_rows(summary: Summary) -> list[tuple[str, float, str]]:
     """(label, USD, share of baseline): baseline, each layer's saving, what was paid."""
-    rows = [("baseline (premium model, no cache, list price)", summary.baseline_usd, _pct(1, 1) if summary.baseline_usd else "-")]
+    rows = [("baseline (premium model, no cache, list price)", summary.baseline_usd,
+             _pct(1, 1) if summary.baseline_usd else "-")]
     for layer in LAYERS:
-        rows.append((f"  saved by {LAYER_TITLES[layer]}", summary.savings[layer], _pct(summary.savings[layer], summary.baseline_usd)))
+        rows.append((f"  saved by {LAYER_TITLES[layer]}", summary.savings[layer],
+                     _pct(summary.savings[layer], summary.baseline_usd)))
     rows.append(("costmesh cost", summary.cost_usd, _pct(summary.cost_usd, summary.baseline_usd)))
     rows.append(("total saving", summary.saving_usd, _pct(summary.saving_usd, summary.baseline_usd)))
     return rows

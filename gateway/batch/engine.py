@@ -31,8 +31,8 @@ from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Catalog, ModelSpec, Tier
 from costmesh.domain import Generation, Usage
 from costmesh.errors import CostmeshError, InvalidRequest, NotFound, Unavailable
-from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
+from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.validation import Limits, validate
 from costmesh.pricing import list_cost_of
 from costmesh.services.providers.base import record_on_span
@@ -451,7 +451,9 @@ class BatchEngine:
             span.set_attribute("costmesh.saving_usd", response.saving_usd)
             span.set_attribute("costmesh.cost_usd", response.cost.total_usd)
 
-    async def _store_answer(self, req: gw.CompleteRequest, generation: Generation, response: gw.CompleteResponse) -> None:
+    async def _store_answer(
+        self, req: gw.CompleteRequest, generation: Generation, response: gw.CompleteResponse
+    ) -> None:
         store = cache_pb2.StoreRequest(
             scope=cache_scope(req),
             messages=req.messages,

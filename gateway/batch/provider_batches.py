@@ -236,7 +236,9 @@ class OpenAIBatches:
         if not response or response.get("status_code") != 200:
             body = (response or {}).get("body") or {}
             detail = (body.get("error") or {}).get("message", "no response")
-            return BatchResult(custom_id, ERRORED, error=f"openai (HTTP {(response or {}).get('status_code')}): {detail}")
+            return BatchResult(
+                custom_id, ERRORED, error=f"openai (HTTP {(response or {}).get('status_code')}): {detail}"
+            )
         body = response["body"]
         if not body.get("choices"):
             return BatchResult(custom_id, ERRORED, error="openai: response has no choices")

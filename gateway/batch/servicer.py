@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
-
 from costmesh.errors import InvalidRequest
 from costmesh.gateway.auth import Authenticator
 

@@ -51,7 +51,8 @@ class HttpApi:
     @web.middleware
     async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
         started = time.perf_counter()
-        name = f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}"
+        name = (f"{request.method} "
+                f"{request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}")
         with self._tracer.start_as_current_span(
             name, kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "url.path": request.path},

@@ -110,7 +110,9 @@ def _messages(raw: Any) -> list[common.Message]:
             raise InvalidRequest(f"messages[{i}]: expected an object")
         role = item.get("role")
         if role not in ROLES:
-            raise InvalidRequest(f"messages[{i}].role: {role!r} is not supported; use system, developer, user or assistant")
+            raise InvalidRequest(
+                f"messages[{i}].role: {role!r} is not supported; use system, developer, user or assistant"
+            )
         message = common.Message(role=ROLES[role])
         content = item.get("content")
         if isinstance(content, str):

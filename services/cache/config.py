@@ -11,7 +11,6 @@ from costmesh.errors import ConfigError
 from .semantic import VECTOR_DTYPES
 from .verifier import DEFAULT_MIN_SIMILARITY
 
-
 VERIFIERS = ("learned", "rules", "cosine")
 TENANT_POLICY_FIELDS = {"ttl_s": int, "allow_sampled": bool}
 

@@ -44,7 +44,8 @@ class CachedAnswer:
             "tags": list(self.tags),
             "finish_reason": self.finish_reason,
         }
-        defaults = {"model": "", "usage": {}, "baseline_cost_usd": 0.0, "tenant_id": "", "tags": [], "finish_reason": "stop"}
+        defaults = {"model": "", "usage": {}, "baseline_cost_usd": 0.0, "tenant_id": "", "tags": [],
+                    "finish_reason": "stop"}
         return {k: v for k, v in out.items() if v != defaults[k]}
 
     @classmethod

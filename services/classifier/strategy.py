@@ -11,12 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from costmesh.domain import last_user_text
-
 from opentelemetry import trace
 
 from costmesh.catalog import Tier
-from costmesh.domain import Message
+from costmesh.domain import Message, last_user_text
 from costmesh.errors import ConfigError, InvalidRequest
 
 # Upper score bound (exclusive) of each tier; COMPLEX takes everything above MODERATE's.

@@ -33,7 +33,9 @@ class EngineSlot:
     ) -> None:
         self._task = asyncio.create_task(self._load(start, on_ready), name="inference-engine-load")
 
-    async def _load(self, start: Callable[[], Awaitable[InferenceEngine]], on_ready: Callable[[], Awaitable[None]]) -> None:
+    async def _load(
+        self, start: Callable[[], Awaitable[InferenceEngine]], on_ready: Callable[[], Awaitable[None]]
+    ) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
         self._log.info("engine loading")

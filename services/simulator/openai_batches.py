@@ -162,7 +162,9 @@ def _lines(content: bytes) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[
     if not items:
         return [], [_error("empty_file", "The input file has no requests.", None)]
     if len(items) > MAX_REQUESTS:
-        return [], [_error("too_many_requests", f"The file has {len(items)} requests; the limit is {MAX_REQUESTS}.", None)]
+        return [], [
+            _error("too_many_requests", f"The file has {len(items)} requests; the limit is {MAX_REQUESTS}.", None)
+        ]
     if len(models) > 1:
         return [], [_error("mismatched_model", "Every request of a batch file must use the same model.", None)]
     return items, []
@@ -211,9 +213,11 @@ def _write_outputs(state: SimState, batch: SimBatch) -> None:
     for outcome in batch.outcomes:
         line: dict[str, Any] = {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": outcome.custom_id}
         if outcome.kind == "succeeded":
-            output.append({**line, "response": {**outcome.payload, "request_id": f"req_{uuid.uuid4().hex}"}, "error": None})
+            output.append({**line, "response": {**outcome.payload, "request_id": f"req_{uuid.uuid4().hex}"},
+                           "error": None})
         elif outcome.kind == "errored":
-            errors.append({**line, "response": {**outcome.payload, "request_id": f"req_{uuid.uuid4().hex}"}, "error": None})
+            errors.append({**line, "response": {**outcome.payload, "request_id": f"req_{uuid.uuid4().hex}"},
+                           "error": None})
         else:
             code = "batch_expired" if outcome.kind == "expired" else "batch_cancelled"
             message = (
@@ -225,7 +229,9 @@ def _write_outputs(state: SimState, batch: SimBatch) -> None:
     for kind, lines in (("output_file_id", output), ("error_file_id", errors)):
         if lines:
             content = "".join(json.dumps(x) + "\n" for x in lines).encode()
-            batch.extra[kind] = state.batches.add_file(batch.owner, f"{batch.id}_{kind}.jsonl", "batch_output", content).id
+            batch.extra[kind] = state.batches.add_file(
+                batch.owner, f"{batch.id}_{kind}.jsonl", "batch_output", content
+            ).id
 
 
 STATUS = {"canceling": "cancelling"}

@@ -97,7 +97,8 @@ def _check_message(i: int, message: Any) -> str | None:
         )
     if role not in ROLES:
         raise invalid(
-            f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.",
+            f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', "
+            "and 'developer'.",
             f"messages[{i}].role",
             "invalid_value",
         )
@@ -181,7 +182,8 @@ def _stop(stop: Any) -> tuple[str, ...]:
         raise invalid("Invalid type for 'stop': expected one of a string or array of strings.", "stop", "invalid_type")
     if len(stop) > MAX_STOP:
         raise invalid(
-            f"Invalid 'stop': array too long. Expected an array with maximum length {MAX_STOP}, but got an array with length {len(stop)} instead.",
+            f"Invalid 'stop': array too long. Expected an array with maximum length {MAX_STOP}, "
+            f"but got an array with length {len(stop)} instead.",
             "stop",
             "array_above_max_length",
         )

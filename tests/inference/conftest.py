@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from costmesh.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from costmesh.config import Env
 from costmesh.rpc.server import RunningService, start_service
+
 from inference_helpers import BLOCK_SIZE
 
 # Engine core and model runner in one process (no separate worker to spawn): starts in ~20 s on 2 cores.

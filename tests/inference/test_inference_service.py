@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2
 from costmesh.api.common.v1 import common_pb2
 from costmesh.api.inference.v1 import inference_pb2
 from costmesh.services.inference.service import FULL_NAME
+
 from inference_helpers import BLOCK_SIZE, generate_request, text_of_tokens
 
 STATS = inference_pb2.GetStatsRequest()

@@ -64,7 +64,9 @@ def test_settings_require_a_model_and_enable_prefix_caching_by_default():
         EngineSettings("/m", {"disable_log_stats": True}).resolved_args(on_cpu=False, cpu_kv_env_set=False)
     # Only an explicit `false` turns prefix caching off (the benchmark's baseline).
     for given, on in (({"enable_prefix_caching": False}, False), ({"enable_prefix_caching": None}, True)):
-        assert EngineSettings("/m", given).resolved_args(on_cpu=False, cpu_kv_env_set=False)["enable_prefix_caching"] is on
+        assert (
+            EngineSettings("/m", given).resolved_args(on_cpu=False, cpu_kv_env_set=False)["enable_prefix_caching"] is on
+        )
 
 
 def _scheduler_stats(running, waiting, usage, queries, hits, skipped=0):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+from costmesh.api.inference.v1 import inference_pb2
 from costmesh.convert import messages_to_pb
 from costmesh.domain import Message, Role
-from costmesh.api.inference.v1 import inference_pb2
 from costmesh.services.providers.prefix_routing.block_hash import BlockHasher
 from costmesh.services.providers.prefix_routing.prompt_tokens import ChatTokenizer
+
 from inference_helpers import BLOCK_SIZE, single_token_words
 
 
@@ -28,7 +29,9 @@ def test_chain_equals_vllm_hash_block_tokens():
     cbor = BlockHasher(BLOCK_SIZE, "sha256_cbor", seed)
     assert cbor.none_hash == sha256_cbor(seed)
     first = kv_cache_utils.hash_block_tokens(sha256_cbor, cbor.none_hash, ids[:BLOCK_SIZE])
-    assert cbor.chain(ids)[:2] == [first, kv_cache_utils.hash_block_tokens(sha256_cbor, first, ids[BLOCK_SIZE : 2 * BLOCK_SIZE])]
+    assert cbor.chain(ids)[:2] == [
+        first, kv_cache_utils.hash_block_tokens(sha256_cbor, first, ids[BLOCK_SIZE : 2 * BLOCK_SIZE])
+    ]
 
 
 def _chat_request(messages: tuple[Message, ...]) -> inference_pb2.GenerateRequest:

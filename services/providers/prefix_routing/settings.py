@@ -56,9 +56,13 @@ class RoutingSettings:
         if self.mode not in MODES:
             raise ConfigError(f"COSTMESH_INFERENCE_ROUTING: must be one of {list(MODES)}, got {self.mode!r}")
         if self.mode == "prefix" and not self.tokenizer:
-            raise ConfigError("COSTMESH_INFERENCE_ROUTING=prefix needs COSTMESH_INFERENCE_TOKENIZER (the model's tokenizer)")
+            raise ConfigError(
+                "COSTMESH_INFERENCE_ROUTING=prefix needs COSTMESH_INFERENCE_TOKENIZER (the model's tokenizer)"
+            )
         if self.hash_algo not in ALGORITHMS:
-            raise ConfigError(f"COSTMESH_INFERENCE_HASH_ALGO: must be one of {list(ALGORITHMS)}, got {self.hash_algo!r}")
+            raise ConfigError(
+                f"COSTMESH_INFERENCE_HASH_ALGO: must be one of {list(ALGORITHMS)}, got {self.hash_algo!r}"
+            )
         for name, value in (
             ("COSTMESH_INFERENCE_BLOCK_SIZE", self.block_size),
             ("COSTMESH_INFERENCE_PREFIX_MAX_BLOCKS", self.max_blocks),
