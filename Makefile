@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: venv inference-venv proto demo test test-main test-inference bench clean
+.PHONY: venv inference-venv proto demo lint test test-main test-inference bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ proto: venv
 demo: venv
 	$(PY) -m costmesh.cli demo
 
-test: test-main test-inference
+test: lint test-main test-inference
+
+lint: venv
+	$(PY) -m ruff check .
 
 test-main: venv
 	$(PY) -m pytest -q --ignore=tests/inference
