@@ -1,9 +1,10 @@
 """Local sentence embeddings (MiniLM, offline) with micro-batching of concurrent calls.
 
 Concurrent `embed()` calls are collected for a short window (`window_ms`, default 2 ms) or
-until `max_batch` texts are waiting, then encoded in one forward pass on a worker thread, so
-the event loop never blocks on the model and N concurrent requests cost about one batch. A
-text asked for twice in one batch is encoded once.
+until `max_batch` texts are waiting, then encoded together on a worker thread, so the event
+loop never blocks on the model and N concurrent requests cost about one batch. A text asked for
+twice in one batch is encoded once. A batch runs as forward passes of texts of like length
+(`costmesh.length_chunks`): one pass padded to its longest text wastes most of its time.
 
 `threads` caps torch's intra-op threads (process-wide). Small batches of short texts gain
 little from more threads, and on a machine whose cores are shared with other processes (the
@@ -16,6 +17,7 @@ import os
 from typing import Any
 
 from costmesh.batching import MicroBatcher
+from costmesh.length_chunks import text_chunks
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
 DEFAULT_TORCH_THREADS = 1
@@ -102,13 +104,16 @@ class Embedder:
 
     def encode(self, texts: list[str]) -> list[list[float]]:
         """Synchronous encode (runs the model on the calling thread)."""
-        vectors = self._model.encode(
-            list(texts), batch_size=self.max_batch, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        texts = list(texts)
+        out: list[list[float]] = [[] for _ in texts]
+        for chunk in text_chunks(self._model, texts, self.max_batch):  # passes of like length
+            vectors = self._model.encode([texts[i] for i in chunk], batch_size=len(chunk), normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+            for position, row in zip(chunk, vectors):
+                out[position] = [float(x) for x in row]
         self.batches += 1
         self.texts_embedded += len(texts)
-        return [[float(x) for x in row] for row in vectors]
+        return out
 
     def encode_full(self, texts: list[str]) -> list[Any]:
         """Synchronous encode keeping token embeddings (`costmesh.verification.encoder.Encoded`)."""

@@ -8,6 +8,7 @@ import torch
 
 from costmesh.embeddings import default_model_path, load_sentence_transformer
 from costmesh.errors import ConfigError
+from costmesh.length_chunks import plan_chunks
 from costmesh.verification.cross_encoder import (
     Adapter,
     CrossEncoder,
@@ -73,3 +74,19 @@ def test_reusing_a_cross_encoder_needs_a_file_that_has_one(tmp_path):
         Adapter.load(tmp_path / "empty.npz")
     with pytest.raises(ConfigError, match="missing.npz"):
         Adapter.load(tmp_path / "missing.npz")
+
+
+def test_pairs_of_spread_lengths_score_as_they_do_one_at_a_time():
+    rng = np.random.default_rng(3)
+    adapter = Adapter(2, 4.0, 64, {"encoder.layer.0.attention.self.query": (
+        rng.normal(0, 0.1, (2, 384)).astype(np.float32), rng.normal(0, 0.1, (384, 2)).astype(np.float32))},
+        rng.normal(0, 0.1, 384).astype(np.float32), 0.1)
+    reader = CrossEncoder(adapter)
+    pairs = PAIRS + [("Why?", "Why not?"), ("What are the best ways to learn a new programming language quickly if "
+                                           "I already know Python and a little C?", "How do I learn Rust fast?")]
+    lengths = [len(ids) for ids in reader.tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]]
+    assert len(plan_chunks(lengths)) > 1  # these lengths do split
+    together = reader.logits(pairs)
+    alone = np.array([reader.logits([pair])[0] for pair in pairs])
+    assert np.abs(together - alone).max() < 1e-4
+    assert reader.logits([]).shape == (0,)

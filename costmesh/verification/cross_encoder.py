@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from costmesh.errors import ConfigError
+from costmesh.length_chunks import plan_chunks
 
 TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
 PREFIX = "ce."
@@ -114,10 +115,12 @@ class CrossEncoder:
         import torch
 
         out = np.zeros(len(pairs), dtype=np.float64)
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        if not pairs:
+            return out
+        ids = self.tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True,
+                             max_length=self.adapter.max_length)["input_ids"]
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
+            for chunk in plan_chunks([len(row) for row in ids], max_chunk=self.batch_size):  # like lengths
                 scores = pooled_logits(self.model, self._head, self.tokenizer, [pairs[i] for i in chunk],
                                        self.adapter.max_length)
                 out[chunk] = scores.double().numpy()

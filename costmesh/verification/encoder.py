@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from costmesh.length_chunks import text_chunks
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -22,17 +24,21 @@ def encode_full(model: Any, texts: list[str], batch_size: int = 64) -> list[Enco
     """Encode `texts` with a sentence-transformers model, keeping token embeddings."""
     if not texts:
         return []
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
-    rows = model.encode([texts[i] for i in order], batch_size=batch_size, output_value=None,
-                        show_progress_bar=False)
     out: list[Encoded | None] = [None] * len(texts)
-    for position, row in zip(order, rows):
-        vector = np.asarray(row["sentence_embedding"].float().cpu().numpy(), dtype=np.float32)
-        vector /= max(float(np.linalg.norm(vector)), 1e-12)
-        mask = row["attention_mask"].cpu().numpy().astype(bool)
-        tokens = row["token_embeddings"].float().cpu().numpy()[mask]
-        if len(tokens) > 2:  # drop [CLS] and [SEP]
-            tokens = tokens[1:-1]
-        tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
-        out[position] = Encoded(vector, tokens.astype(np.float32))
+    for chunk in text_chunks(model, texts, batch_size):  # passes of like length: little padding
+        rows = model.encode([texts[i] for i in chunk], batch_size=len(chunk), output_value=None,
+                            show_progress_bar=False)
+        for position, row in zip(chunk, rows):
+            out[position] = _encoded(row)
     return out  # type: ignore[return-value]
+
+
+def _encoded(row: dict) -> Encoded:
+    vector = np.asarray(row["sentence_embedding"].float().cpu().numpy(), dtype=np.float32)
+    vector /= max(float(np.linalg.norm(vector)), 1e-12)
+    mask = row["attention_mask"].cpu().numpy().astype(bool)
+    tokens = row["token_embeddings"].float().cpu().numpy()[mask]
+    if len(tokens) > 2:  # drop [CLS] and [SEP]
+        tokens = tokens[1:-1]
+    tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+    return Encoded(vector, tokens.astype(np.float32))
