@@ -2,7 +2,7 @@
 
 Items submitted by concurrent callers are collected for a short window (`window_ms`) or until
 `max_batch` are waiting, then handed to `run` in one call on a single worker thread, so the
-event loop never blocks on the model and N concurrent callers cost about one forward pass.
+event loop never blocks on the model and N concurrent callers cost about one batch.
 While a batch runs, new items queue up and form the next one. With `batching=False` each call
 runs on its own (the baseline to compare against). Both the sentence embedder and the cache's
 cross-encoder use it.

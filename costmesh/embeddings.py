@@ -96,7 +96,7 @@ class Embedder:
         self._batcher: MicroBatcher[tuple[str, bool], Any] = MicroBatcher(
             self._encode_items, window_ms=window_ms, max_batch=self.max_batch, batching=batching,
             name="embedder", initializer=lambda: set_torch_threads(threads))
-        self.batches = 0  # forward passes run, for tests and metrics
+        self.batches = 0  # batches run (each one or more forward passes), for tests and metrics
         self.texts_embedded = 0
         if warmup:  # the first forward passes are slow (kernel set-up): pay for them at start
             self.encode(["warm up the embedding model", "a second, somewhat longer sentence to warm up with"])
@@ -125,8 +125,8 @@ class Embedder:
         return encoded
 
     def _encode_items(self, items: list[tuple[str, bool]]) -> list[Any]:
-        """One forward pass over the distinct texts of (text, wants tokens) items, in order.
-        One pass gives both kinds: an item that only wants the vector gets it as a list."""
+        """One batch over the distinct texts of (text, wants tokens) items, in order.
+        One batch gives both kinds: an item that only wants the vector gets it as a list."""
         full = any(wants for _, wants in items)
         unique = list(dict.fromkeys(text for text, _ in items))
         by_text = dict(zip(unique, self.encode_full(unique) if full else self.encode(unique)))

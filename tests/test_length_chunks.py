@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from costmesh.embeddings import Embedder
-from costmesh.length_chunks import DEFAULT_OVERHEAD_TOKENS, plan_chunks, text_chunks
+from costmesh.length_chunks import DEFAULT_OVERHEAD_TOKENS, counted_part, plan_chunks, text_chunks
 from costmesh.verification.encoder import encode_full
 
 from fake_models import FakeModel
@@ -93,3 +93,10 @@ def test_split_passes_encode_exactly_as_one_text_at_a_time(minilm):
         assert encoded.tokens.shape == alone.tokens.shape and np.abs(encoded.tokens - alone.tokens).max() < 1e-4
     for text, vector in zip(QUESTIONS, minilm.encode(QUESTIONS)):  # the vectors-only path too
         assert np.abs(np.asarray(vector) - np.asarray(minilm.encode([text])[0])).max() < 1e-5
+
+
+def test_a_long_prompt_is_counted_from_its_start_only(minilm):
+    long = "word " * 20_000  # 100,000 characters
+    assert [len(t) for t in counted_part([long, "short"], 256)] == [2048, 5]
+    # counted at the model's limit (256 tokens), so it gets a pass of its own
+    assert text_chunks(minilm._model, [long, "How do I reset my password?"]) == [[1], [0]]

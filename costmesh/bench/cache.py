@@ -8,7 +8,7 @@
   same torch thread cap: COSTMESH_TORCH_THREADS as the service reads it). Both modes keep the
   candidates' encodings (the verifier's LRU) and encode each query once; the queries repeat,
   but a query's encoding is never cached, so every lookup runs the model. Each model alone
-  (the embedder, and the verifier's cross-encoder) at one item per pass vs 32 per pass is
+  (the embedder, and the verifier's cross-encoder) at one item per call vs 32 per call is
   reported too: between them lies the bound on batching's gain.
 - Redis memory per entry after storing 10,000 entries (2,000 with --quick), from the cache's
   own stats and from Redis's used_memory before and after.
@@ -270,13 +270,13 @@ def table(result: dict) -> str:
         f"  {'semantic hit':<30}{r['semantic_hit_p50_ms']:>8.2f}{r['semantic_hit_p99_ms']:>8.2f}",
         f"  {'miss (provider call)':<30}{r['miss_p50_ms']:>8.2f}{r['miss_p99_ms']:>8.2f}",
         f"  semantic lookups/s at c32: batched {r['lookups_per_s_batched']:.1f}, unbatched "
-        f"{r['lookups_per_s_unbatched']:.1f} ({r['batching_speedup']:.2f}x; texts per forward pass "
+        f"{r['lookups_per_s_unbatched']:.1f} ({r['batching_speedup']:.2f}x; texts per embedder batch "
         f"{r['texts_per_pass_batched']:.1f} vs {r['texts_per_pass_unbatched']:.1f}; torch threads "
         f"{r['torch_threads']})",
-        f"  embedding model alone: {r['model_texts_per_s_single']:.1f} texts/s one per pass, "
-        f"{r['model_texts_per_s_batch32']:.1f} in passes of 32 ({r['model_batch_speedup']:.2f}x)",
-        *([f"  verifier's cross-encoder alone: {r['cross_pairs_per_s_single']:.1f} pairs/s one per pass, "
-           f"{r['cross_pairs_per_s_batch32']:.1f} in passes of 32 ({r['cross_batch_speedup']:.2f}x)"]
+        f"  embedding model alone: {r['model_texts_per_s_single']:.1f} texts/s one per call, "
+        f"{r['model_texts_per_s_batch32']:.1f} in calls of 32 ({r['model_batch_speedup']:.2f}x)",
+        *([f"  verifier's cross-encoder alone: {r['cross_pairs_per_s_single']:.1f} pairs/s one per call, "
+           f"{r['cross_pairs_per_s_batch32']:.1f} in calls of 32 ({r['cross_batch_speedup']:.2f}x)"]
           if "cross_batch_speedup" in r else []),
         f"  Redis bytes per entry ({r['entries']} entries): {r['bytes_per_entry']:.0f} "
         f"(used_memory delta {r['used_memory_delta_per_entry']:.0f})",
