@@ -57,5 +57,5 @@ def text_chunks(model: object, texts: Sequence[str], max_chunk: int = 32) -> lis
 def counted_part(texts: Sequence[str], max_tokens: int) -> list[str]:
     """What of each text needs tokenizing to count its tokens up to `max_tokens`: a long prompt
     is cut at 8 characters a token, so counting never costs as much as tokenizing it all (an
-    undercount only makes the split less tight, never a result different)."""
+    undercount only makes the split less tight, never a different result)."""
     return [text[: 8 * max_tokens] for text in texts]
