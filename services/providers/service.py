@@ -6,6 +6,7 @@ from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 from costmesh.services.providers.config import ProvidersConfig, build_adapters
+from costmesh.services.providers.deprecations import deprecated, sdk_deprecations
 from costmesh.services.providers.registry import AdapterRegistry
 from costmesh.services.providers.servicer import ProviderServicer
 
@@ -23,6 +24,10 @@ async def mount(runtime: Runtime) -> Mounted:
         inference_replicas=list(config.inference_addrs),
         models=[m.id for m in registry.served_models()],
     )
+    for model, end_of_life in deprecated([m.id for m in registry.served_models()], sdk_deprecations()).items():
+        runtime.log.warning("catalog model is deprecated by its provider: update COSTMESH_CATALOG before its end "
+                            "of life, after which its calls fail and fall back to the tier's next model",
+                            model=model, end_of_life=end_of_life)
     return Mounted(
         servicers=[
             Servicer(provider_pb2_grpc.add_ProviderServiceServicer_to_server, ProviderServicer(registry), FULL_NAME)
