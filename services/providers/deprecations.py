@@ -2,9 +2,8 @@
 
 The anthropic SDK carries the deprecation table it warns from on every call
 (`anthropic._data.DEPRECATED_MODELS`: model id -> end-of-life date, as text). The providers
-service logs each served catalog model on it once, at start, where an operator reads the logs.
-After that date the provider answers 404 and the cascade moves on to the tier's next model
-(`services/router/cascade.py`): requests still get answers, each after one failed call.
+service logs each served catalog model on it once, at start, where an operator reads the logs:
+requests to a model past its retirement date fail (Anthropic's model-deprecations page).
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ async def mount(runtime: Runtime) -> Mounted:
         models=[m.id for m in registry.served_models()],
     )
     for model, end_of_life in deprecated([m.id for m in registry.served_models()], sdk_deprecations()).items():
-        runtime.log.warning("catalog model is deprecated by its provider: update COSTMESH_CATALOG before its end "
-                            "of life, after which its calls fail and fall back to the tier's next model",
+        runtime.log.warning("catalog model is deprecated by its provider: replace it in the catalog "
+                            "(COSTMESH_CATALOG) before its end of life, after which its calls fail",
                             model=model, end_of_life=end_of_life)
     return Mounted(
         servicers=[
