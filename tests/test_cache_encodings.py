@@ -296,3 +296,19 @@ async def test_without_micro_batching_each_lookup_runs_its_own_cross_encoder_pas
                          verifier.verify_many("How do I reset my password?", [("How can I reset my password", 0.9)]))
     assert sorted(len(call) for call in cross.calls) == [1, 1]
     await verifier.aclose()
+
+
+async def test_prompts_longer_than_the_models_read_are_never_served_semantically():
+    document = "Clause 1. The tenant pays rent monthly. " * 40  # 1,600 characters: past what the models read
+    cross = TableCross({document + "Summarise clause 3.": 9.0, "Summarise clause 2 of the lease.": 9.0})
+    embedder = CountingEmbedder()
+    verifier = LearnedVerifier(CrossArtifact(), embedder, cross_encoder=cross)
+    verdicts = await verifier.verify_many(document + "Summarise clause 2.", [(document + "Summarise clause 3.", 0.999)],
+                                          until_accepted=True)
+    assert [v.accepted for v in verdicts] == [False] and verdicts[0].reason.startswith("too long to verify")
+    short = await verifier.verify_many("Summarise clause 2 of my lease.", [
+        (document + "Summarise clause 3.", 0.97), ("Summarise clause 2 of the lease.", 0.95)], until_accepted=True)
+    assert [v.accepted for v in short] == [False, True] and short[0].reason.startswith("veto too long")
+    assert cross.calls == [[("Summarise clause 2 of my lease.", "Summarise clause 2 of the lease.")]]  # only it read
+    assert embedder.asked == [["Summarise clause 2 of my lease.", "Summarise clause 2 of the lease."]]
+    await verifier.aclose()

@@ -10,6 +10,7 @@ London" / "from London to Paris").
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 
 import numpy as np
 
@@ -65,11 +66,12 @@ def alignment(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float,
 
 def _discordance(a_words: list[str], b_words: list[str]) -> float:
     """Share of discordant pairs among the content words both texts use once."""
-    shared = [w for w in a_words if a_words.count(w) == 1 and b_words.count(w) == 1
-              and w not in STOPWORDS]
+    a_counts, b_counts = Counter(a_words), Counter(b_words)
+    shared = [w for w in a_words if a_counts[w] == 1 and b_counts[w] == 1 and w not in STOPWORDS]
     if len(shared) < 2:
         return 0.0
-    b_pos = [b_words.index(w) for w in shared]
+    b_index = {w: i for i, w in enumerate(b_words)}  # each shared word occurs once in b
+    b_pos = [b_index[w] for w in shared]
     pairs = discordant = 0
     for i in range(len(b_pos)):
         for j in range(i + 1, len(b_pos)):

@@ -38,6 +38,13 @@ from .encodings import EncodingLRU
 # paraphrases and leaves the rules a narrow band to police; lower it and near-misses with
 # different intent ("What is 2+2?" / "What is 2+3?" 0.89) reach the rules more often.
 DEFAULT_MIN_SIMILARITY = 0.90
+# The longest text the learned verifier judges. Its models read no further: the embedder stops
+# at 256 tokens, the cross-encoder at 96 for the pair, and the trees were trained on questions of
+# at most 1,173 characters (the longest in the Quora data). Two long prompts that differ only
+# past that point (one document, another question at its end) would look the same to every
+# part of it, and the lexical features' cost grows with length on the event loop. Longer
+# prompts are served by the exact tier only.
+MAX_VERIFIED_CHARS = 1200
 
 
 @dataclass(frozen=True)
@@ -239,10 +246,14 @@ class LearnedVerifier:
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
                           query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
         """Verdicts in candidate order. A candidate the artifact vetoes (an opposite word, a
-        swapped name) is rejected without being scored. `until_accepted`: score one candidate at
+        swapped name) or longer than MAX_VERIFIED_CHARS is rejected without being scored (all of
+        them, when the query is that long). `until_accepted`: score one candidate at
         a time and stop after the first accepted one (the cache serves that one; the rest would
         be wasted work; the cross-encoder's cost grows with the pairs it reads)."""
-        vetoes = [self.artifact.veto(query, text) for text, _ in candidates]
+        if len(query) > MAX_VERIFIED_CHARS:
+            return [Verdict(False, f"too long to verify (> {MAX_VERIFIED_CHARS} characters)", 0.0)] * len(candidates)
+        vetoes = [f"too long (> {MAX_VERIFIED_CHARS} characters)" if len(text) > MAX_VERIFIED_CHARS
+                  else self.artifact.veto(query, text) for text, _ in candidates]
         live = [c for c, reason in zip(candidates, vetoes) if reason is None]
         verdicts = iter(await self._judge(query, live, query_encoding, until_accepted) if live else [])
         out: list[Verdict] = []
