@@ -10,7 +10,7 @@ import pytest
 from costmesh.cli import main
 from costmesh.datasets import Pair
 from costmesh.embeddings import Embedder
-from costmesh.eval.cache import evaluate, format_table
+from costmesh.eval.cache import Tally, evaluate, format_table
 from costmesh.verification.traps import write_pairs
 
 KEYS = {"precision", "recall", "false_hit_rate", "f1", "p50_ms", "p99_ms"}
@@ -62,3 +62,13 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     assert main(["eval", "cache", "--pairs", str(bad), "--limit", "0"]) == 2
     assert "limit" in capsys.readouterr().err
 
+
+
+def test_a_pair_that_could_not_be_measured_is_left_out_of_the_figures():
+    tally = Tally()
+    tally.add(True, True, 0.01, error=False)    # a served duplicate
+    tally.add(True, False, 0.01, error=False)   # a wrong answer served
+    tally.add(False, False, None, error=True)   # Redis unavailable: not a correct miss
+    figures = tally.figures()
+    assert figures["errors"] == 1 and figures["false_hit_rate"] == 1.0 and figures["precision"] == 0.5
+    assert (tally.tp, tally.fp, tally.fn, tally.tn) == (1, 1, 0, 0)
