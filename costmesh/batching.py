@@ -42,6 +42,7 @@ class MicroBatcher(Generic[Item, Result]):
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._taken: list[_Pending] = []  # the batch being collected or run: failed if closed meanwhile
 
     async def submit(self, items: Sequence[Item]) -> list[Result]:
         if not items:
@@ -64,7 +65,7 @@ class MicroBatcher(Generic[Item, Result]):
 
     async def _collect(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
         loop = asyncio.get_running_loop()
-        batch = [await queue.get()]
+        batch = self._taken = [await queue.get()]
         size = len(batch[0].items)
         deadline = loop.time() + self.window_s
         while size < self.max_batch:
@@ -88,23 +89,26 @@ class MicroBatcher(Generic[Item, Result]):
             batch = await self._collect(queue)
             if not batch:
                 continue
+            self._taken = batch
+            items = [item for p in batch for item in p.items]
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch,
-                                                     [item for p in batch for item in p.items])
-            except Exception as exc:  # the model failed: every waiter learns why
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
+                results = list(await loop.run_in_executor(self._executor, self._run_batch, items))
+                if len(results) != len(items):
+                    raise RuntimeError(f"{self.name}: {len(results)} results for a batch of {len(items)}")
+            except Exception as exc:  # the model failed: every waiter learns why, and the worker goes on
+                self._taken = []
+                _fail(batch, exc)
                 continue
+            self._taken = []  # (not on cancellation: aclose fails those)
             start = 0
             for p in batch:
                 end = start + len(p.items)
                 if not p.future.done():
-                    p.future.set_result(list(results[start:end]))
+                    p.future.set_result(results[start:end])
                 start = end
 
     async def aclose(self) -> None:
-        """Stop the collector and the worker thread."""
+        """Stop the collector and the worker thread. Callers still waiting get an error, never a hang."""
         if self._worker is not None:
             self._worker.cancel()
             try:
@@ -112,4 +116,14 @@ class MicroBatcher(Generic[Item, Result]):
             except (asyncio.CancelledError, Exception):
                 pass
             self._worker = None
+        closed = RuntimeError(f"{self.name} is closed")
+        _fail(self._taken, closed)
+        while self._queue is not None and not self._queue.empty():
+            _fail([self._queue.get_nowait()], closed)
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for p in batch:
+        if not p.future.done():
+            p.future.set_exception(exc)
