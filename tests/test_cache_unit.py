@@ -292,3 +292,21 @@ async def test_cosine_verifier_is_a_plain_threshold():
 
     verdicts = await CosineVerifier(0.8).verify_many("q", [("a", 0.81), ("b", 0.79)])
     assert [v.accepted for v in verdicts] == [True, False]
+
+
+async def test_a_slow_admin_call_fails_alone_and_lookups_go_on():
+    now = [0.0]
+    guard = RedisGuard(timeout_s=0.05, cooldown_s=1.0, clock=lambda: now[0])
+    guard.needs_index = False
+
+    async def slow():
+        await asyncio.sleep(0.2)
+        return "done"
+
+    async def fast():
+        return "ok"
+
+    with pytest.raises(RedisUnavailable, match="timeout after 100 ms"):
+        await guard.call(slow, timeout_s=0.1, trip_on_timeout=False)
+    assert guard.available and not guard.needs_index and await guard.call(fast) == "ok"  # no cool-down
+    assert await guard.call(slow, timeout_s=1.0, trip_on_timeout=False) == "done"  # its own, longer deadline

@@ -44,6 +44,7 @@ class CacheConfig:
     min_similarity: float = DEFAULT_MIN_SIMILARITY  # COSTMESH_CACHE_MIN_SIMILARITY (cosine)
     redis_timeout_s: float = 0.25       # COSTMESH_CACHE_REDIS_TIMEOUT_MS
     redis_cooldown_s: float = 1.0       # COSTMESH_CACHE_REDIS_COOLDOWN_MS
+    admin_timeout_s: float = 10.0       # COSTMESH_CACHE_ADMIN_TIMEOUT_MS: Invalidate and GetStats
     candidates: int = 3                 # COSTMESH_CACHE_CANDIDATES: KNN results the verifier sees
     allow_sampled: bool = False         # COSTMESH_CACHE_ALLOW_SAMPLED: cache temperature > 0
     index_prefix: str = "costmesh-cache"  # COSTMESH_CACHE_INDEX_PREFIX
@@ -63,6 +64,7 @@ class CacheConfig:
             min_similarity=env.float("COSTMESH_CACHE_MIN_SIMILARITY", cls.min_similarity),
             redis_timeout_s=env.float("COSTMESH_CACHE_REDIS_TIMEOUT_MS", cls.redis_timeout_s * 1000) / 1000,
             redis_cooldown_s=env.float("COSTMESH_CACHE_REDIS_COOLDOWN_MS", cls.redis_cooldown_s * 1000) / 1000,
+            admin_timeout_s=env.float("COSTMESH_CACHE_ADMIN_TIMEOUT_MS", cls.admin_timeout_s * 1000) / 1000,
             candidates=env.int("COSTMESH_CACHE_CANDIDATES", cls.candidates),
             allow_sampled=env.bool("COSTMESH_CACHE_ALLOW_SAMPLED", cls.allow_sampled),
             index_prefix=env.str("COSTMESH_CACHE_INDEX_PREFIX", cls.index_prefix),
@@ -84,6 +86,7 @@ class CacheConfig:
             raise ConfigError(f"COSTMESH_CACHE_VECTOR_DTYPE must be one of {', '.join(VECTOR_DTYPES)}")
         if config.encoding_cache < 0:
             raise ConfigError("COSTMESH_CACHE_ENCODING_CACHE must be >= 0")
-        if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0:
-            raise ConfigError("COSTMESH_CACHE_TTL_S, _REDIS_TIMEOUT_MS and _CANDIDATES must be positive")
+        if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0 or config.admin_timeout_s <= 0:
+            raise ConfigError("COSTMESH_CACHE_TTL_S, _REDIS_TIMEOUT_MS, _ADMIN_TIMEOUT_MS and _CANDIDATES "
+                              "must be positive")
         return config

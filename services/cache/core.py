@@ -76,13 +76,17 @@ class CacheCore:
 
     # -- Redis plumbing -------------------------------------------------------------------
 
-    async def _redis(self, operation):
-        """One Redis operation under the guard, re-creating the index first when it may be gone."""
+    async def _redis(self, operation, *, admin: bool = False):
+        """One Redis operation under the guard, re-creating the index first when it may be gone.
+        `admin` (Invalidate, GetStats): the longer admin deadline, and a slow reply does not
+        trip the guard (only a failed connection does), so lookups never pay for it."""
         if self.guard.needs_index and self.guard.available:
             async with self._index_lock:
                 if self.guard.needs_index:
                     await self.guard.call(self.semantic.ensure_index)
                     self.guard.needs_index = False
+        if admin:
+            return await self.guard.call(operation, timeout_s=self.config.admin_timeout_s, trip_on_timeout=False)
         return await self.guard.call(operation)
 
     async def start(self) -> None:
@@ -260,18 +264,18 @@ class CacheCore:
         tenant = tenant_filter(request.tenant_id)
         try:
             if request.all:
-                return await self._redis(lambda: self.semantic.delete_matching(tenant))
+                return await self._redis(lambda: self.semantic.delete_matching(tenant), admin=True)
             removed = 0
             if tags:
                 expression = tenant & (Tag("tags") == [tag_value(t) for t in tags])
-                removed += await self._redis(lambda: self.semantic.delete_matching(expression))
+                removed += await self._redis(lambda: self.semantic.delete_matching(expression), admin=True)
             if request.session_id:
                 expression = tenant & (Tag("session") == tag_value(request.session_id))
-                removed += await self._redis(lambda: self.semantic.delete_matching(expression))
+                removed += await self._redis(lambda: self.semantic.delete_matching(expression), admin=True)
             if request.entry_id:
-                owner = await self._redis(lambda: self.semantic.owner_of(request.entry_id))
+                owner = await self._redis(lambda: self.semantic.owner_of(request.entry_id), admin=True)
                 if owner == tag_value(request.tenant_id):
-                    removed += await self._redis(lambda: self.semantic.delete_ids([request.entry_id]))
+                    removed += await self._redis(lambda: self.semantic.delete_ids([request.entry_id]), admin=True)
             return removed
         except RedisUnavailable as exc:
             self.counters.errors += 1
@@ -283,7 +287,7 @@ class CacheCore:
         c = self.counters
         entries, evictions, bytes_per_entry, available = 0, 0, 0.0, True
         try:
-            entries, evictions, bytes_per_entry = await self._redis(self._redis_stats)
+            entries, evictions, bytes_per_entry = await self._redis(self._redis_stats, admin=True)
         except RedisUnavailable:
             available = False
         return CacheStats(

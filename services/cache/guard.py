@@ -38,15 +38,24 @@ class RedisGuard:
     def available(self) -> bool:
         return self._clock() >= self._down_until
 
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run `operation()` under the deadline, or raise RedisUnavailable."""
+    async def call(self, operation: Callable[[], Awaitable[T]], *, timeout_s: float | None = None,
+                   trip_on_timeout: bool = True) -> T:
+        """Run `operation()` under the deadline (`timeout_s`, else the guard's), or raise
+        RedisUnavailable. With `trip_on_timeout=False` a slow reply fails this call only: an
+        operation that is long by nature (deleting thousands of entries) says nothing about
+        whether Redis can serve a lookup, so it must not send lookups into the cool-down."""
         if not self.available:
             raise RedisUnavailable(f"cooling down after: {self.last_error}")
+        deadline = self.timeout_s if timeout_s is None else timeout_s
         try:
-            return await asyncio.wait_for(operation(), self.timeout_s)
+            return await asyncio.wait_for(operation(), deadline)
         except (TimeoutError, asyncio.TimeoutError) as exc:
-            self._trip(f"timeout after {self.timeout_s * 1000:.0f} ms")
-            raise RedisUnavailable(self.last_error) from exc
+            reason = f"timeout after {deadline * 1000:.0f} ms"
+            if trip_on_timeout:
+                self._trip(reason)
+            else:
+                self.last_error = reason
+            raise RedisUnavailable(reason) from exc
         except Exception as exc:  # redis errors, possibly wrapped by redisvl
             self._classify(exc)
             raise RedisUnavailable(self.last_error) from exc
