@@ -312,3 +312,19 @@ async def test_prompts_longer_than_the_models_read_are_never_served_semantically
     assert cross.calls == [[("Summarise clause 2 of my lease.", "Summarise clause 2 of the lease.")]]  # only it read
     assert embedder.asked == [["Summarise clause 2 of my lease.", "Summarise clause 2 of the lease."]]
     await verifier.aclose()
+
+
+def test_lru_is_bounded_by_the_bytes_of_its_encodings_too():
+    def encoding(tokens: int) -> Encoded:
+        return Encoded(np.zeros(4, np.float32), np.zeros((tokens, 4), np.float32))  # 16 + 16 per token bytes
+
+    lru = EncodingLRU(100, max_bytes=16 + 16 * 10 + 16 + 16 * 20)
+    lru.put("ten", encoding(10))
+    lru.put("twenty", encoding(20))
+    assert len(lru) == 2 and lru.bytes == 16 * 2 + 16 * 30
+    lru.put("five", encoding(5))  # over the byte bound: the least recently used goes
+    assert lru.get("ten") is None and lru.get("twenty") is not None and lru.bytes == 16 * 2 + 16 * 25
+    lru.put("twenty", encoding(1))  # replacing an entry counts its new size only
+    assert lru.bytes == 16 * 2 + 16 * 6
+    with pytest.raises(ValueError):
+        EncodingLRU(1, max_bytes=-1)

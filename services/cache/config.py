@@ -54,6 +54,7 @@ class CacheConfig:
     verifier_artifact: str = ""         # COSTMESH_CACHE_VERIFIER_ARTIFACT: "" = the packaged one
     vector_dtype: str = "float16"       # COSTMESH_CACHE_VECTOR_DTYPE: float16 | float32 (each its own index)
     encoding_cache: int = 1024          # COSTMESH_CACHE_ENCODING_CACHE: candidate encodings kept (LRU; 0 = none)
+    encoding_cache_mb: float = 64.0     # COSTMESH_CACHE_ENCODING_CACHE_MB: and at most this much of their arrays
     # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true}}
     tenant_policies: dict = field(default_factory=dict)
 
@@ -74,6 +75,7 @@ class CacheConfig:
             verifier_artifact=env.str("COSTMESH_CACHE_VERIFIER_ARTIFACT", cls.verifier_artifact),
             vector_dtype=env.str("COSTMESH_CACHE_VECTOR_DTYPE", cls.vector_dtype),
             encoding_cache=env.int("COSTMESH_CACHE_ENCODING_CACHE", cls.encoding_cache),
+            encoding_cache_mb=env.float("COSTMESH_CACHE_ENCODING_CACHE_MB", cls.encoding_cache_mb),
             tenant_policies=parse_tenant_policies(env.str("COSTMESH_CACHE_TENANT_POLICIES", "")),
         )
         if config.verifier not in VERIFIERS:
@@ -84,8 +86,8 @@ class CacheConfig:
             raise ConfigError("COSTMESH_CACHE_MIN_SIMILARITY must be in (0, 1]")
         if config.vector_dtype not in VECTOR_DTYPES:
             raise ConfigError(f"COSTMESH_CACHE_VECTOR_DTYPE must be one of {', '.join(VECTOR_DTYPES)}")
-        if config.encoding_cache < 0:
-            raise ConfigError("COSTMESH_CACHE_ENCODING_CACHE must be >= 0")
+        if config.encoding_cache < 0 or config.encoding_cache_mb < 0:
+            raise ConfigError("COSTMESH_CACHE_ENCODING_CACHE and COSTMESH_CACHE_ENCODING_CACHE_MB must be >= 0")
         if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0 or config.admin_timeout_s <= 0:
             raise ConfigError("COSTMESH_CACHE_TTL_S, _REDIS_TIMEOUT_MS, _ADMIN_TIMEOUT_MS and _CANDIDATES "
                               "must be positive")

@@ -69,7 +69,8 @@ def build_verifier(config: CacheConfig, embedder: Embedder) -> Verifier:
         raise ConfigError(f"verifier artifact was trained on {artifact.embedding_model!r} embeddings, "
                           f"the cache embeds with {embedder.model_id!r}: set COSTMESH_CACHE_VERIFIER=rules "
                           "or retrain with costmesh train-verifier")
-    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate, config.encoding_cache)
+    return LearnedVerifier(artifact, embedder, config.max_false_hit_rate, config.encoding_cache,
+                           encoding_cache_bytes=int(config.encoding_cache_mb * 2**20))
 
 
 def token_counter() -> Callable[[str], int]:

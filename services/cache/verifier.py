@@ -30,7 +30,7 @@ from costmesh.verification.lexical import (
     opposite_words,
 )
 
-from .encodings import EncodingLRU
+from .encodings import DEFAULT_MAX_BYTES, EncodingLRU
 
 # MiniLM cosine, measured: paraphrases 0.94-0.99 ("How do I reset my password?" / "How can I
 # reset my password" 0.985); unrelated questions on the same topic < 0.75. Traps the rules
@@ -166,7 +166,7 @@ class LearnedVerifier:
 
     The features align token embeddings of the query and each candidate. The query's come from
     the lookup's own forward pass when it passes `query_encoding`; candidates' come from a
-    bounded LRU (`encoding_cache_size` texts), and those missing are encoded in one
+    bounded LRU (`encoding_cache_size` texts, `encoding_cache_bytes` of arrays), and those missing are encoded in one
     micro-batched forward pass. The model's probability is compared with the threshold the
     artifact's calibration table gives for `max_false_hit_rate`. The rows of concurrent lookups
     are scored in one call of the ensemble (`RowBatcher`). When the artifact carries a
@@ -178,13 +178,14 @@ class LearnedVerifier:
     needs_encoding = True
 
     def __init__(self, artifact: Any, embedder: Any, max_false_hit_rate: float = 0.05,
-                 encoding_cache_size: int = 1024, cross_encoder: Any = None):
+                 encoding_cache_size: int = 1024, cross_encoder: Any = None,
+                 encoding_cache_bytes: int = DEFAULT_MAX_BYTES):
         """`cross_encoder`: anything with `logits(pairs)`; by default the artifact's adapter is
         merged into a private copy of the packaged MiniLM (when the artifact has one). It runs
         as the embedder does: micro-batched or not, with the same torch thread cap."""
         self.artifact = artifact
         self.embedder = embedder
-        self.encodings = EncodingLRU(encoding_cache_size)
+        self.encodings = EncodingLRU(encoding_cache_size, encoding_cache_bytes)
         self.scorer = RowBatcher(artifact.probability)
         self.cross: MicroBatcher[tuple[str, str], float] | None = None
         if getattr(artifact, "cross_encoder", None) is not None:
