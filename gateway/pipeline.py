@@ -225,6 +225,7 @@ class Pipeline:
             tags=request.cache.tags,
             ttl_seconds=request.cache.ttl_seconds,
             embedding=plan.lookup.embedding,
+            embedding_model=plan.lookup.embedding_model,
             finish_reason=result.finish_reason,
             quality_passed=result.quality_passed,
         )

@@ -146,12 +146,28 @@ async def test_a_semantic_lookup_encodes_its_query_once_and_reuses_candidate_enc
 async def test_miss_carries_the_embedding_and_the_store_reuses_it(cache, embedder, tenant):
     miss = await cache.Lookup(lookup(tenant, "What are your opening hours?"))
     assert miss.kind == pb.HIT_KIND_MISS and len(miss.embedding) == 384
+    assert miss.embedding_model == "all-MiniLM-L6-v2"
     request = store(tenant, "What are your opening hours?", "9 to 5, Monday to Friday.")
     request.embedding.extend(miss.embedding)
+    request.embedding_model = miss.embedding_model
     embedded = embedder.texts_embedded
     assert (await cache.Store(request)).stored
     assert embedder.texts_embedded == embedded  # the prompt is embedded once
     assert (await cache.Lookup(lookup(tenant, "what are your opening hours"))).kind == pb.HIT_KIND_EXACT
+
+
+async def test_a_vector_of_another_model_is_never_stored(cache, embedder, tenant):
+    # a vector of the right length from another model (a rolling change of model): the cache
+    # embeds the prompt itself, so a paraphrase still finds the entry
+    for model in ("other-model-384", ""):
+        request = store(tenant, f"Where can I download my invoice ({model or 'no model'})?", "Under Billing.")
+        request.embedding.extend([1.0] + [0.0] * 383)
+        request.embedding_model = model
+        embedded = embedder.texts_embedded
+        assert (await cache.Store(request)).stored
+        assert embedder.texts_embedded == embedded + 1
+        found = await cache.Lookup(lookup(tenant, f"Where do I download my invoice ({model or 'no model'})?"))
+        assert found.kind == pb.HIT_KIND_SEMANTIC and found.text == "Under Billing."
 
 
 async def test_tenants_never_share(cache, tenant):

@@ -233,6 +233,7 @@ async def _memory(redis_url: str, entries: int) -> dict:
                 messages=(Message.of(Role.USER, f"{questions[i % len(questions)]} #{i}"),),
                 sampling=Sampling(temperature=0.0), text="A typical cached answer of a few sentences. " * 6,
                 model="gpt-5-mini", tags=(f"product:{i % 100}",), embedding=tuple(vector.tolist()),
+                embedding_model=NoModel.model_id,
                 finish_reason="stop", quality_passed=True))
             assert result.stored, result.reason
 

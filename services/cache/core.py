@@ -232,7 +232,10 @@ class CacheCore:
         tags = tuple(sorted({t.strip() for t in request.tags if t.strip()}))
         answer = CachedAnswer(request.text, request.model, request.usage, request.baseline_cost_usd,
                               query.tenant_id, tags, request.finish_reason)
-        vector = list(request.embedding) if len(request.embedding) == self.embedder.dims else None
+        # The caller's vector (the lookup's) is reused only if it is this cache's model's: during a
+        # rolling change of model another one's vectors may have the same length.
+        reusable = len(request.embedding) == self.embedder.dims and request.embedding_model == self.embedder.model_id
+        vector = list(request.embedding) if reusable else None
         if vector is None:
             vector = await self._embed(query.query)
             if vector is None:

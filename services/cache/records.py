@@ -97,6 +97,7 @@ class StoreRequest:
     embedding: tuple[float, ...] = ()
     finish_reason: str = ""
     quality_passed: bool = False
+    embedding_model: str = ""  # the model `embedding` came from: reused only when it is the cache's
 
 
 @dataclass(frozen=True)

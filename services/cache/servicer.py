@@ -50,6 +50,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             embedding=tuple(request.embedding),
             finish_reason=request.finish_reason,
             quality_passed=request.quality_passed,
+            embedding_model=request.embedding_model,
         ))
         return cache_pb2.StoreResponse(stored=result.stored, entry_id=result.entry_id, reason=result.reason)
 

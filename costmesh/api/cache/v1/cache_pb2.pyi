@@ -70,7 +70,7 @@ class LookupResponse(_message.Message):
     def __init__(self, kind: _Optional[_Union[HitKind, str]] = ..., text: _Optional[str] = ..., entry_id: _Optional[str] = ..., similarity: _Optional[float] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ..., embedding_cost_usd: _Optional[float] = ...) -> None: ...
 
 class StoreRequest(_message.Message):
-    __slots__ = ("scope", "messages", "sampling", "text", "model", "usage", "baseline_cost_usd", "tags", "ttl_seconds", "embedding", "finish_reason", "quality_passed")
+    __slots__ = ("scope", "messages", "sampling", "text", "model", "usage", "baseline_cost_usd", "tags", "ttl_seconds", "embedding", "finish_reason", "quality_passed", "embedding_model")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class StoreRequest(_message.Message):
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     QUALITY_PASSED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     scope: Scope
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
@@ -95,7 +96,8 @@ class StoreRequest(_message.Message):
     embedding: _containers.RepeatedScalarFieldContainer[float]
     finish_reason: str
     quality_passed: bool
-    def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ..., finish_reason: _Optional[str] = ..., quality_passed: _Optional[bool] = ...) -> None: ...
+    embedding_model: str
+    def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ..., finish_reason: _Optional[str] = ..., quality_passed: _Optional[bool] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
 class StoreResponse(_message.Message):
     __slots__ = ("stored", "entry_id", "reason")
