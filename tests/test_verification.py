@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from costmesh.verification.artifact import DEFAULT_ARTIFACT, OperatingPoint, Ver
 from costmesh.verification.cross_encoder import Adapter
 from costmesh.verification.features import FEATURE_NAMES, alignment, lexical_features
 from costmesh.verification.lexical import veto
-from costmesh.verification.train import bucket_of, operating_table, rates
+from costmesh.verification.train import bucket_of, operating_table, rates, recall_at
 from costmesh.verification.traps import FRAMES, generate
 from costmesh.verification.trees import TreeEnsemble
 
@@ -193,3 +195,15 @@ def test_quora_split_is_stable_by_pair():
     assert bucket_of(pair) == bucket_of(Pair(pair.a, pair.b, False))
     buckets = {bucket_of(Pair(f"q{i}", "x", True)) for i in range(200)}
     assert buckets == {"train", "calibration", "test"}
+
+
+def test_the_blend_weight_is_judged_with_the_vetoes_the_cache_applies():
+    n = 200
+    labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    scores = (np.r_[np.full(n, 0.9), np.full(n, 0.1)], np.ones(2 * n), np.zeros(2 * n, bool), labels)
+    args = argparse.Namespace(min_similarity=0.6, max_false_hit_rate=0.05)
+    logits, counts = np.zeros(2 * n), {"quora": n, "traps": n}
+    none = (np.zeros(2 * n, bool), np.zeros(2 * n, bool))
+    half_the_duplicates = (np.r_[np.arange(n) % 2 == 0, np.zeros(n, bool)], np.zeros(2 * n, bool))
+    assert recall_at(scores, scores, logits, logits, 0.5, args, counts, none) == 1.0
+    assert recall_at(scores, scores, logits, logits, 0.5, args, counts, half_the_duplicates) == 0.5

@@ -127,11 +127,19 @@ def operating_table(quora: tuple, traps: tuple, floor: float, steps: int = 200) 
     return tuple(rows)
 
 
+def vetoed(scores: tuple, mask: np.ndarray) -> tuple:
+    """The scores with the vetoed pairs' set to 0: the cache rejects those before scoring."""
+    p = scores[0].copy()
+    p[mask] = 0.0
+    return (p, *scores[1:])
+
+
 def recall_at(quora: tuple, traps: tuple, q_logits: np.ndarray, t_logits: np.ndarray, weight: float,
-              args: argparse.Namespace, counts: dict[str, int]) -> float:
-    """Calibration Quora recall at the operating point the bound picks, for one blend weight."""
-    q = (blended(quora[0], q_logits, weight), *quora[1:])
-    t = (blended(traps[0], t_logits, weight), *traps[1:])
+              args: argparse.Namespace, counts: dict[str, int], masks: tuple[np.ndarray, np.ndarray]) -> float:
+    """Calibration Quora recall at the operating point the bound picks, for one blend weight,
+    with the vetoes (`masks`) applied as the table and the cache apply them."""
+    q = vetoed((blended(quora[0], q_logits, weight), *quora[1:]), masks[0])
+    t = vetoed((blended(traps[0], t_logits, weight), *traps[1:]), masks[1])
     table = operating_table(q, t, args.min_similarity)
     return pick_operating_point(table, counts, args.max_false_hit_rate).quora_recall
 
@@ -241,13 +249,10 @@ def run(args: argparse.Namespace) -> int:
         pairs = to_pairs(rows)
         return ensemble.probability(columns(matrix, args.interactions)), matrix[:, 0], _exact(pairs), labels(rows)
 
-    def vetoed(scores, rows):  # the cache rejects these before scoring: so does the table
-        if not args.vetoes:
-            return scores
-        p = scores[0].copy()
-        p[[veto(a, b) is not None for a, b in to_pairs(rows)]] = 0.0
-        return (p, *scores[1:])
+    def veto_mask(rows) -> np.ndarray:  # the cache rejects these before scoring: so do the table and the blend
+        return np.asarray([args.vetoes and veto(a, b) is not None for a, b in to_pairs(rows)], dtype=bool)
 
+    masks = veto_mask(quora_cal), veto_mask(traps_cal)
     quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
     cross_blend = 0.0
     if cross is not None:
@@ -255,11 +260,12 @@ def run(args: argparse.Namespace) -> int:
         q_logits, t_logits = reader.logits(to_pairs(quora_cal)), reader.logits(to_pairs(traps_cal))
         counts = {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}
         grid = [args.cross_blend] if args.cross_blend is not None else [w / 20 for w in range(21)]
-        cross_blend = float(max(grid, key=lambda w: recall_at(quora, traps, q_logits, t_logits, w, args, counts)))
+        cross_blend = float(max(grid, key=lambda w: recall_at(quora, traps, q_logits, t_logits, w, args, counts,
+                                                              masks)))
         quora = (blended(quora[0], q_logits, cross_blend), *quora[1:])
         traps = (blended(traps[0], t_logits, cross_blend), *traps[1:])
         print(f"cross-encoder blend weight {cross_blend:.2f}", file=sys.stderr)
-    quora, traps = vetoed(quora, quora_cal), vetoed(traps, traps_cal)
+    quora, traps = vetoed(quora, masks[0]), vetoed(traps, masks[1])
     table = operating_table(quora, traps, args.min_similarity)
     artifact = VerifierArtifact(
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
