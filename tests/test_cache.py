@@ -271,8 +271,10 @@ async def test_span_attributes_of_a_semantic_hit(cache, tenant, spans):
 
 async def test_sampled_requests_are_not_cacheable(cache, tenant):
     await cache.Store(store(tenant, RESET, RESET_ANSWER))
+    before = (await cache.GetStats(pb.GetStatsRequest())).not_cacheable
     reply = await cache.Lookup(lookup(tenant, RESET, temperature=0.8))
     assert reply.kind == pb.HIT_KIND_NOT_CACHEABLE and len(reply.embedding) == 384
+    assert (await cache.GetStats(pb.GetStatsRequest())).not_cacheable == before + 1
     refused = await cache.Store(store(tenant, "Write me a poem", "Roses...", temperature=0.8))
     assert not refused.stored and "temperature" in refused.reason
 
@@ -440,7 +442,7 @@ async def test_redis_down_fails_open_and_recovers_after_restart(embedder, tenant
         dropped = await stub.Store(store(tenant, "How do I export my data?", "Settings > Export."))
         assert not dropped.stored and "unavailable" in dropped.reason
         stats = await stub.GetStats(pb.GetStatsRequest())
-        assert stats.errors >= 5 and stats.stores_dropped == 1 and stats.entries == 0
+        assert stats.errors >= 5 and stats.stores_dropped == 1 and stats.entries == 0 and not stats.redis_available
 
         redis_server.start()  # same port, empty: the index must come back by itself
         deadline = time.monotonic() + 10
@@ -450,7 +452,8 @@ async def test_redis_down_fails_open_and_recovers_after_restart(embedder, tenant
         assert (await stub.Store(store(tenant, RESET, RESET_ANSWER))).stored
         assert (await stub.Lookup(lookup(tenant, RESET))).kind == pb.HIT_KIND_EXACT
         assert (await stub.Lookup(lookup(tenant, "How can I reset my password"))).kind == pb.HIT_KIND_SEMANTIC
-        assert (await stub.GetStats(pb.GetStatsRequest())).entries == 1
+        recovered = await stub.GetStats(pb.GetStatsRequest())
+        assert recovered.entries == 1 and recovered.redis_available
     finally:
         await cache.stop()
         redis_server.stop()

@@ -299,6 +299,7 @@ class CacheCore:
             entries=entries, hit_rate=c.hit_rate, avg_hit_similarity=c.avg_hit_similarity,
             verifier_rejections=c.verifier_rejections, evictions=evictions, bytes_per_entry=bytes_per_entry,
             embedding_model=self.embedder.model_id, index_name=self.index_name, redis_available=available,
+            not_cacheable=c.not_cacheable,
             **self._operating_point(),
         )
 

@@ -70,4 +70,5 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             verifier=s.verifier, max_false_hit_rate=s.max_false_hit_rate, verifier_threshold=s.verifier_threshold,
             calibrated_false_hit_rate=s.calibrated_false_hit_rate, calibrated_precision=s.calibrated_precision,
             calibrated_recall=s.calibrated_recall, calibrated_trap_recall=s.calibrated_trap_recall,
+            redis_available=s.redis_available, not_cacheable=s.not_cacheable,
         )

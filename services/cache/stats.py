@@ -51,6 +51,7 @@ class CacheStats:
     embedding_model: str
     index_name: str
     redis_available: bool = True
+    not_cacheable: int = 0
     verifier: str = ""
     max_false_hit_rate: float = 0.0
     verifier_threshold: float = 0.0
