@@ -178,24 +178,41 @@ def test_good_answers_may_be_stored():
 
 # -- guard ----------------------------------------------------------------------------------
 
-async def test_guard_times_out_cools_down_and_recovers():
-    now = [0.0]
+async def _fast() -> str:
+    return "ok"
+
+
+def _slow(seconds: float):
+    async def call() -> str:
+        await asyncio.sleep(seconds)
+        return "done"
+    return call
+
+
+def _guard(now: list[float]) -> RedisGuard:
     guard = RedisGuard(timeout_s=0.05, cooldown_s=1.0, clock=lambda: now[0])
     guard.needs_index = False
+    return guard
 
-    async def slow():
-        await asyncio.sleep(1)
 
-    async def fast():
-        return "ok"
-
+async def test_guard_times_out_cools_down_and_recovers():
+    now = [0.0]
+    guard = _guard(now)
     with pytest.raises(RedisUnavailable, match="timeout"):
-        await guard.call(slow)
+        await guard.call(_slow(1))
     assert guard.needs_index  # a restarted Redis may have lost the index
     with pytest.raises(RedisUnavailable, match="cooling down"):
-        await guard.call(fast)
+        await guard.call(_fast)
     now[0] = 1.5
-    assert await guard.call(fast) == "ok"
+    assert await guard.call(_fast) == "ok"
+
+
+async def test_a_slow_admin_call_fails_alone_and_lookups_go_on():
+    guard = _guard([0.0])
+    with pytest.raises(RedisUnavailable, match="timeout after 100 ms"):
+        await guard.call(_slow(0.2), timeout_s=0.1, trip_on_timeout=False)
+    assert guard.available and not guard.needs_index and await guard.call(_fast) == "ok"  # no cool-down
+    assert await guard.call(_slow(0.2), timeout_s=1.0, trip_on_timeout=False) == "done"  # its own, longer deadline
 
 
 async def test_guard_connection_errors_trip_and_command_errors_do_not():
@@ -292,21 +309,3 @@ async def test_cosine_verifier_is_a_plain_threshold():
 
     verdicts = await CosineVerifier(0.8).verify_many("q", [("a", 0.81), ("b", 0.79)])
     assert [v.accepted for v in verdicts] == [True, False]
-
-
-async def test_a_slow_admin_call_fails_alone_and_lookups_go_on():
-    now = [0.0]
-    guard = RedisGuard(timeout_s=0.05, cooldown_s=1.0, clock=lambda: now[0])
-    guard.needs_index = False
-
-    async def slow():
-        await asyncio.sleep(0.2)
-        return "done"
-
-    async def fast():
-        return "ok"
-
-    with pytest.raises(RedisUnavailable, match="timeout after 100 ms"):
-        await guard.call(slow, timeout_s=0.1, trip_on_timeout=False)
-    assert guard.available and not guard.needs_index and await guard.call(fast) == "ok"  # no cool-down
-    assert await guard.call(slow, timeout_s=1.0, trip_on_timeout=False) == "done"  # its own, longer deadline

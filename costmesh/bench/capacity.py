@@ -54,8 +54,7 @@ async def _measure(mesh, n: int, entries: int) -> dict:
     result: dict = {"concurrency": CONCURRENCY, "requests": n, "cpus": os.cpu_count(),
                     "load_average_1m_at_start": round(os.getloadavg()[0], 2)}
     address = {name: p.address for name, p in mesh.processes.items()}
-    embeddings: dict[int, list[float]] = {}
-    embedding_model = [""]  # the cache's, from its lookups: a store reuses only that model's vectors
+    misses: dict[int, cache_pb2.LookupResponse] = {}  # each carries the prompt's embedding and its model
 
     async with grpc.aio.insecure_channel(address["cache"]) as ch:
         stub = cache_pb2_grpc.CacheServiceStub(ch)
@@ -64,8 +63,7 @@ async def _measure(mesh, n: int, entries: int) -> dict:
         async def lookup_miss(i: int) -> None:
             reply = await stub.Lookup(cache_pb2.LookupRequest(scope=scope, messages=_messages(prompts[i]),
                                                               sampling=sampling), timeout=30)
-            embeddings[i] = list(reply.embedding)
-            embedding_model[0] = reply.embedding_model
+            misses[i] = reply
 
         await throughput(lookup_miss, CONCURRENCY, CONCURRENCY)
         result["cache_lookup_miss_rps"] = round(
@@ -82,8 +80,8 @@ async def _measure(mesh, n: int, entries: int) -> dict:
             await stub.Store(cache_pb2.StoreRequest(
                 scope=scope, messages=_messages(prompts[base + i]), sampling=sampling, text=ANSWER, model=cheap,
                 usage=common.TokenUsage(input_tokens=60, output_tokens=100), baseline_cost_usd=0.01,
-                embedding=embeddings[base + i], embedding_model=embedding_model[0], finish_reason="stop",
-                quality_passed=True), timeout=30)
+                embedding=misses[base + i].embedding, embedding_model=misses[base + i].embedding_model,
+                finish_reason="stop", quality_passed=True), timeout=30)
 
         result["cache_store_rps"] = round(await throughput(store, entries, CONCURRENCY), 1)
         stats = await stub.GetStats(cache_pb2.GetStatsRequest(), timeout=30)
@@ -106,7 +104,7 @@ async def _measure(mesh, n: int, entries: int) -> dict:
         async def classify(i: int) -> None:
             # As the gateway calls it: with the embedding the cache computed for the prompt.
             await stub.Classify(classifier_pb2.ClassifyRequest(
-                messages=_messages(prompts[i % len(embeddings)]), embedding=embeddings[i % len(embeddings)]),
+                messages=_messages(prompts[i % len(misses)]), embedding=misses[i % len(misses)].embedding),
                 timeout=30)
 
         await throughput(classify, CONCURRENCY, CONCURRENCY)
