@@ -383,6 +383,27 @@ async def test_a_stricter_false_hit_bound_raises_the_threshold(redis_url, embedd
     assert stats.verifier_threshold >= default.threshold and stats.calibrated_false_hit_rate <= 0.01
 
 
+async def test_a_failing_verifier_is_a_miss_counted_once_as_an_error(redis_url, embedder, tenant, monkeypatch):
+    from costmesh.services.cache.verifier import LearnedVerifier
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("the cross-encoder crashed")
+
+    running = await Cache.start(redis_url, embedder)
+    try:
+        await running.stub.Store(store(tenant, RESET, RESET_ANSWER))
+        monkeypatch.setattr(LearnedVerifier, "verify_many", broken)
+        before = await running.stub.GetStats(pb.GetStatsRequest())
+        reply = await running.stub.Lookup(lookup(tenant, "How can I reset my password"))
+        after = await running.stub.GetStats(pb.GetStatsRequest())
+    finally:
+        await running.stop()
+    assert reply.kind == pb.HIT_KIND_MISS and not reply.text
+    assert len(reply.embedding) == 384  # the store after the provider's answer still reuses it
+    assert (after.errors - before.errors, after.misses - before.misses) == (1, 1)
+    assert after.verifier_rejections == before.verifier_rejections  # it judged nothing: no rejection
+
+
 async def test_tenant_policies_set_ttl_and_consent_to_sampled_caching(redis_url, embedder, tenant):
     gold = tenant + "-gold"
     policies = '{"%s": {"ttl_s": 1, "allow_sampled": true}}' % gold

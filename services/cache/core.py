@@ -33,7 +33,7 @@ from .records import (
 from .scope import ScopedQuery, scope_query
 from .semantic import SemanticTier, index_name_for, tag_value, tenant_filter
 from .stats import CacheCounters, CacheStats
-from .verifier import Verdict, Verifier
+from .verifier import Verifier
 
 log = structlog.get_logger("costmesh.cache")
 MEMORY_SAMPLE = 16
@@ -138,6 +138,8 @@ class CacheCore:
 
         verdict_label = ""
         verdicts = await self._verify(query.query, candidates, query_encoding)
+        if verdicts is None:  # the verifier failed: a miss, counted once as an error, never as rejections
+            return self._finish(span, self._result(HitKind.MISS, query, vector), "error")
         for candidate, verdict in zip(candidates, verdicts):
             if verdict.accepted:
                 self.counters.semantic_hits += 1
@@ -152,8 +154,8 @@ class CacheCore:
                      entry_id=candidate.entry_id)
         return self._finish(span, self._result(HitKind.MISS, query, vector), verdict_label)
 
-    async def _verify(self, query: str, candidates: list, query_encoding=None) -> list:
-        """The verifier's verdicts, best candidate first; a failing verifier rejects (a miss)."""
+    async def _verify(self, query: str, candidates: list, query_encoding=None) -> list | None:
+        """The verifier's verdicts, best candidate first; None when it failed (the lookup is a miss)."""
         if not candidates:
             return []
         try:
@@ -162,7 +164,7 @@ class CacheCore:
         except Exception as exc:  # never why a request fails, never a wrong answer either
             self.counters.errors += 1
             log.error("verifier failed", error=repr(exc))
-            return [Verdict(False, "verifier error", 0.0) for _ in candidates]
+            return None
 
     @property
     def verifier_floor(self) -> float:
