@@ -17,6 +17,7 @@ way ran both models more than 1.5x faster than one padded pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_OVERHEAD_TOKENS = 32
 
@@ -50,7 +51,15 @@ def text_chunks(model: object, texts: Sequence[str], max_chunk: int = 32) -> lis
     if tokenizer is None:
         return [list(range(len(texts)))] if texts else []
     limit = int(getattr(model, "max_seq_length", None) or 512)
-    ids = tokenizer(counted_part(texts, limit), truncation=True, max_length=limit)["input_ids"]
+    return token_chunks(tokenizer, texts, limit=limit, max_chunk=max_chunk)
+
+
+def token_chunks(tokenizer: Any, texts: Sequence[str], pairs_with: Sequence[str] | None = None, *, limit: int,
+                 max_chunk: int = 32) -> list[list[int]]:
+    """`plan_chunks` over the token counts (up to `limit`) of `texts`, or of each text read
+    together with its partner in `pairs_with` as the cross-encoder reads a pair."""
+    second = None if pairs_with is None else counted_part(pairs_with, limit)
+    ids = tokenizer(counted_part(texts, limit), second, truncation=True, max_length=limit)["input_ids"]
     return plan_chunks([len(row) for row in ids], max_chunk=max_chunk)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from costmesh.errors import ConfigError
-from costmesh.length_chunks import counted_part, plan_chunks
+from costmesh.length_chunks import token_chunks
 
 TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
 PREFIX = "ce."
@@ -117,11 +117,10 @@ class CrossEncoder:
         out = np.zeros(len(pairs), dtype=np.float64)
         if not pairs:
             return out
-        limit = self.adapter.max_length
-        ids = self.tokenizer(counted_part([a for a, _ in pairs], limit), counted_part([b for _, b in pairs], limit),
-                             truncation=True, max_length=limit)["input_ids"]
+        chunks = token_chunks(self.tokenizer, [a for a, _ in pairs], [b for _, b in pairs],
+                              limit=self.adapter.max_length, max_chunk=self.batch_size)  # passes of like length
         with torch.inference_mode():
-            for chunk in plan_chunks([len(row) for row in ids], max_chunk=self.batch_size):  # like lengths
+            for chunk in chunks:
                 scores = pooled_logits(self.model, self._head, self.tokenizer, [pairs[i] for i in chunk],
                                        self.adapter.max_length)
                 out[chunk] = scores.double().numpy()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from costmesh.config import Env
 from costmesh.errors import ConfigError
 
+from .encodings import DEFAULT_MAX_BYTES
 from .semantic import VECTOR_DTYPES
 from .verifier import DEFAULT_MIN_SIMILARITY
 
@@ -54,7 +55,8 @@ class CacheConfig:
     verifier_artifact: str = ""         # COSTMESH_CACHE_VERIFIER_ARTIFACT: "" = the packaged one
     vector_dtype: str = "float16"       # COSTMESH_CACHE_VECTOR_DTYPE: float16 | float32 (each its own index)
     encoding_cache: int = 1024          # COSTMESH_CACHE_ENCODING_CACHE: candidate encodings kept (LRU; 0 = none)
-    encoding_cache_mb: float = 64.0     # COSTMESH_CACHE_ENCODING_CACHE_MB: and at most this much of their arrays
+    # COSTMESH_CACHE_ENCODING_CACHE_MB: and at most this much of their arrays (64)
+    encoding_cache_mb: float = DEFAULT_MAX_BYTES / 2**20
     # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true}}
     tenant_policies: dict = field(default_factory=dict)
 

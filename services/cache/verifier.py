@@ -45,6 +45,7 @@ DEFAULT_MIN_SIMILARITY = 0.90
 # part of it, and the lexical features' cost grows with length on the event loop. Longer
 # prompts are served by the exact tier only.
 MAX_VERIFIED_CHARS = 1200
+TOO_LONG = f"too long to verify (> {MAX_VERIFIED_CHARS} characters)"
 
 
 @dataclass(frozen=True)
@@ -252,8 +253,8 @@ class LearnedVerifier:
         a time and stop after the first accepted one (the cache serves that one; the rest would
         be wasted work; the cross-encoder's cost grows with the pairs it reads)."""
         if len(query) > MAX_VERIFIED_CHARS:
-            return [Verdict(False, f"too long to verify (> {MAX_VERIFIED_CHARS} characters)", 0.0)] * len(candidates)
-        vetoes = [f"too long (> {MAX_VERIFIED_CHARS} characters)" if len(text) > MAX_VERIFIED_CHARS
+            return [Verdict(False, TOO_LONG, 0.0)] * len(candidates)
+        vetoes = [TOO_LONG if len(text) > MAX_VERIFIED_CHARS
                   else self.artifact.veto(query, text) for text, _ in candidates]
         live = [c for c, reason in zip(candidates, vetoes) if reason is None]
         verdicts = iter(await self._judge(query, live, query_encoding, until_accepted) if live else [])

@@ -17,14 +17,15 @@ async def mount(runtime: Runtime) -> Mounted:
     config = ProvidersConfig.from_env(runtime.env)
     catalog = load_catalog(runtime.env.optional("COSTMESH_CATALOG"))
     registry = AdapterRegistry(catalog, build_adapters(config, runtime.channel))
+    served = [m.id for m in registry.served_models()]
     runtime.log.info(
         "providers configured",
         providers=list(registry.providers),
         simulator=config.simulator_url,
         inference_replicas=list(config.inference_addrs),
-        models=[m.id for m in registry.served_models()],
+        models=served,
     )
-    for model, end_of_life in deprecated([m.id for m in registry.served_models()], sdk_deprecations()).items():
+    for model, end_of_life in deprecated(served, sdk_deprecations()).items():
         runtime.log.warning("catalog model is deprecated by its provider: replace it in the catalog "
                             "(COSTMESH_CATALOG) before its end of life, after which its calls fail",
                             model=model, end_of_life=end_of_life)
