@@ -40,6 +40,7 @@ COPY pyproject.toml setup.py README.md* ./
 COPY costmesh ./costmesh
 COPY services ./services
 COPY gateway ./gateway
+COPY tooling ./tooling
 RUN pip install --no-deps . \
  && python -c "import costmesh.catalog, costmesh.gateway, costmesh.services; costmesh.catalog.load_catalog()"
 
@@ -60,6 +61,7 @@ COPY pyproject.toml setup.py README.md* ./
 COPY costmesh ./costmesh
 COPY services ./services
 COPY gateway ./gateway
+COPY tooling ./tooling
 RUN pip install --no-deps . && rm -rf /src
 COPY deploy/docker/healthcheck.py /opt/costmesh/healthcheck.py
 RUN mkdir -p /var/cache/costmesh/huggingface && chown -R costmesh:costmesh /var/cache/costmesh

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: venv inference-venv proto demo lint test test-main test-inference bench clean
+.PHONY: venv inference-venv tools proto demo lint test test-main test-inference bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,21 +23,27 @@ proto: venv
 	find costmesh/api -type d -exec touch {}/__init__.py \;
 
 demo: venv
-	$(PY) -m costmesh.cli demo
+	$(PY) -m costmesh.tooling.cli demo
+
+# What the tests need beyond Python (promtool, docker-compose, Node.js, buf): installed when missing.
+tools:
+	bash scripts/test_tools.sh
 
 test: lint test-main test-inference
 
-lint: venv
+# ruff; the layers (lint-imports, contracts in pyproject.toml); the protos (buf lint and buf breaking).
+lint: venv tools
 	$(PY) -m ruff check .
+	LINT_IMPORTS=$(abspath $(VENV))/bin/lint-imports bash scripts/lint_imports.sh
 
-test-main: venv
+test-main: venv tools
 	$(PY) -m pytest -q --ignore=tests/inference
 
 test-inference: inference-venv
 	.venv-inference/bin/python -m pytest -q tests/inference
 
 bench: venv
-	$(PY) -m costmesh.cli bench
+	$(PY) -m costmesh.tooling.cli bench
 
 clean:
-	rm -rf $(VENV) .venv-inference build *.egg-info bench-results.json
+	rm -rf $(VENV) .venv-inference build *.egg-info bench-results.json node_modules clients/node/node_modules

@@ -1,4 +1,4 @@
-"""Maps the top-level `services/` and `gateway/` folders into the `costmesh` namespace."""
+"""Maps the top-level `services/`, `gateway/` and `tooling/` folders into the `costmesh` namespace."""
 
 from setuptools import find_packages, setup
 
@@ -8,6 +8,8 @@ PACKAGES = (
     + [f"costmesh.services.{p}" for p in find_packages("services")]
     + ["costmesh.gateway"]
     + [f"costmesh.gateway.{p}" for p in find_packages("gateway")]
+    + ["costmesh.tooling"]
+    + [f"costmesh.tooling.{p}" for p in find_packages("tooling")]
 )
 
 setup(packages=PACKAGES)

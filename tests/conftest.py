@@ -13,7 +13,7 @@ def redis_url():
     if url:
         yield url
         return
-    from costmesh.redis_embedded import EmbeddedRedis
+    from costmesh.tooling.redis_embedded import EmbeddedRedis
 
     with EmbeddedRedis() as redis:
         yield redis.url

@@ -54,11 +54,11 @@ async def start_inprocess_mesh(
 ) -> InProcessMesh:
     from costmesh.gateway.auth import KeyStore
     from costmesh.gateway.service import SPEC as GATEWAY
-    from costmesh.launcher import free_port
     from costmesh.services.cache.service import SPEC as CACHE
     from costmesh.services.classifier.service import SPEC as CLASSIFIER
     from costmesh.services.providers.service import SPEC as PROVIDERS
     from costmesh.services.router.service import SPEC as ROUTER
+    from costmesh.tooling.launcher import free_port
 
     scratch = Path(tempfile.mkdtemp(prefix="costmesh-mesh-"))
     env = {

@@ -18,10 +18,10 @@ from prometheus_client import generate_latest
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.config import Env
-from costmesh.mesh_client import build_request
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
 from costmesh.observability.span_metrics import SpanMetricsProcessor
+from costmesh.tooling.mesh_client import build_request
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

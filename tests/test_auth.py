@@ -88,7 +88,7 @@ def test_the_cli_creates_lists_and_revokes(tmp_path):
     path = tmp_path / "keys.json"
 
     def cli(*args):
-        result = subprocess.run([sys.executable, "-m", "costmesh.cli", "keys", "--file", str(path), *args],
+        result = subprocess.run([sys.executable, "-m", "costmesh.tooling.cli", "keys", "--file", str(path), *args],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout

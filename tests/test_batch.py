@@ -19,10 +19,10 @@ from costmesh.config import Env
 from costmesh.convert import usage_from_pb
 from costmesh.errors import InvalidRequest
 from costmesh.gateway.batch.limits import MB, check_size
-from costmesh.mesh_client import build_request
 from costmesh.pricing import cost_of
 from costmesh.rpc.server import start_service
 from costmesh.services.simulator import start_simulator
+from costmesh.tooling.mesh_client import build_request
 
 from inprocess_mesh import start_inprocess_mesh
 

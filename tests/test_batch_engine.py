@@ -18,8 +18,8 @@ from costmesh.errors import NotFound
 from costmesh.gateway.batch.engine import SUBMIT_GRACE_S, BatchEngine, BatchSettings
 from costmesh.gateway.batch.jobs import ENDED, ERRORED, IN_PROGRESS, SUBMITTING, SUCCEEDED, JobStore
 from costmesh.gateway.batch.provider_batches import BatchResult, Payload
-from costmesh.mesh_client import build_request
 from costmesh.services.providers.base import priced
+from costmesh.tooling.mesh_client import build_request
 
 CATALOG = load_catalog()
 

@@ -14,9 +14,9 @@ from costmesh import errors
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.config import Env
-from costmesh.launcher import free_port
 from costmesh.rpc.server import Mounted, Servicer, ServiceSpec, start_service
 from costmesh.rpc.status import from_rpc_error
+from costmesh.tooling.launcher import free_port
 
 
 class FailingClassifier(classifier_pb2_grpc.ClassifierServiceServicer):

@@ -18,9 +18,9 @@ from costmesh.api.cache.v1 import cache_pb2_grpc
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.config import Env
 from costmesh.embeddings import Embedder
-from costmesh.redis_embedded import EmbeddedRedis
 from costmesh.rpc.server import ServiceSpec, start_service
 from costmesh.services.cache.service import make_mount
+from costmesh.tooling.redis_embedded import EmbeddedRedis
 
 
 @pytest.fixture(scope="module")
@@ -481,7 +481,7 @@ async def test_redis_down_fails_open_and_recovers_after_restart(embedder, tenant
 
 
 async def test_starts_and_fails_open_when_redis_is_down_from_the_start(embedder, tenant):
-    from costmesh.redis_embedded import free_port
+    from costmesh.tooling.redis_embedded import free_port
 
     cache = await Cache.start(f"redis://127.0.0.1:{free_port()}", embedder)
     try:

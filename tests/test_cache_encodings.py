@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from costmesh.config import Env
-from costmesh.embeddings import Embedder, torch_threads
+from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
+from costmesh.model_files import torch_threads
 from costmesh.services.cache.encodings import EncodingLRU
 from costmesh.services.cache.verifier import LearnedVerifier, RowBatcher
 

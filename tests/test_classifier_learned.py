@@ -16,19 +16,19 @@ from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.common.v1 import common_pb2
 from costmesh.catalog import Tier
 from costmesh.config import Env
-from costmesh.datasets import data_dir, load_book
 from costmesh.domain import Message, Role
 from costmesh.errors import ConfigError, InvalidRequest
 from costmesh.routing.artifact import load_artifact
 from costmesh.routing.hashing_encoder import HashingEncoder
 from costmesh.routing.scorer import ArtifactSource, prompt_scores
-from costmesh.routing.train import Book, TrainConfig, train
 from costmesh.rpc.server import start_service
 from costmesh.services.classifier.lazy_embedder import LazyEmbedder
 from costmesh.services.classifier.learned import LearnedStrategy
 from costmesh.services.classifier.rules import RulesStrategy
 from costmesh.services.classifier.service import SPEC
 from costmesh.services.classifier.strategy import Classifier
+from costmesh.tooling.datasets import data_dir, load_book
+from costmesh.tooling.routing.train import Book, TrainConfig, train
 
 ENCODER = HashingEncoder()
 MMLU_PROMPT = ("Which of the following is a primary function of the Federal Reserve?\nA. Printing money\n"

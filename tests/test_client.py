@@ -27,9 +27,9 @@ from costmesh.client import (
     UpstreamTimeout,
 )
 from costmesh.errors import Unavailable as DomainUnavailable
-from costmesh.launcher import free_port
 from costmesh.rpc.interceptors import CallInterceptor
 from costmesh.services.simulator import start_simulator
+from costmesh.tooling.launcher import free_port
 
 from inprocess_mesh import start_inprocess_mesh
 

@@ -605,7 +605,7 @@ def test_build_context_builds_a_wheel_with_every_service(tmp_path):
     """The files the Dockerfile copies are enough for `pip install .` to ship every service."""
     context = tmp_path / "context"
     context.mkdir()
-    for source in ("pyproject.toml", "setup.py", "README.md", "costmesh", "services", "gateway"):
+    for source in ("pyproject.toml", "setup.py", "README.md", "costmesh", "services", "gateway", "tooling"):
         src = ROOT / source
         if src.is_dir():
             shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))

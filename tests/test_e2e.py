@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.launcher import start_mesh
-from costmesh.mesh_client import GatewayClient, build_request
+from costmesh.tooling.launcher import start_mesh
+from costmesh.tooling.mesh_client import GatewayClient, build_request
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ def test_every_process_stops_cleanly(tmp_path):
 
 def test_the_demo_runs_and_reports_savings():
     result = subprocess.run(
-        [sys.executable, "-m", "costmesh.cli", "demo", "--requests", "40"],
+        [sys.executable, "-m", "costmesh.tooling.cli", "demo", "--requests", "40"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

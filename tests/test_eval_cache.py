@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from costmesh.cli import main
-from costmesh.datasets import Pair
 from costmesh.embeddings import Embedder
-from costmesh.eval.cache import Tally, evaluate, format_table
-from costmesh.verification.traps import write_pairs
+from costmesh.tooling.cli import main
+from costmesh.tooling.datasets import Pair
+from costmesh.tooling.eval.cache import Tally, evaluate, format_table
+from costmesh.tooling.verification.traps import write_pairs
 
 KEYS = {"precision", "recall", "false_hit_rate", "f1", "p50_ms", "p99_ms"}
 PAIRS = [

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from costmesh.cli import main
-from costmesh.datasets import data_dir, read_jsonl
 from costmesh.routing.artifact import load_artifact
+from costmesh.tooling.cli import main
+from costmesh.tooling.datasets import data_dir, read_jsonl
 
 KEYS = {"weak_quality", "strong_quality", "premium_share_at_95", "apgr"}
 
@@ -100,8 +100,8 @@ def test_the_subject_baseline_learns_from_the_trained_rows_only_when_rows_carry_
 
 
 def test_subject_prior_scores_a_subject_by_its_mean_gain_shrunk_towards_the_overall_mean():
-    from costmesh.datasets import BookRecord
-    from costmesh.routing.evaluation import subject_prior_scores
+    from costmesh.tooling.datasets import BookRecord
+    from costmesh.tooling.routing.evaluation import subject_prior_scores
 
     reference = [BookRecord(f"h{i}", 0.0, 1.0, subject="hard") for i in range(20)]
     reference += [BookRecord(f"e{i}", 1.0, 1.0, subject="easy") for i in range(20)]

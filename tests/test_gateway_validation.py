@@ -6,7 +6,7 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.errors import InvalidRequest
 from costmesh.gateway.validation import Limits, validate
-from costmesh.mesh_client import build_request
+from costmesh.tooling.mesh_client import build_request
 
 LIMITS = Limits(max_prompt_bytes=1_000_000)
 

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import load_catalog
-from costmesh.mesh_client import GatewayClient, build_request
 from costmesh.services.simulator import start_simulator
+from costmesh.tooling.mesh_client import GatewayClient, build_request
 
 from inprocess_mesh import start_inprocess_mesh
 

@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.mesh_client import GatewayClient, build_request
-from costmesh.redis_embedded import EmbeddedRedis
 from costmesh.services.simulator import start_simulator
+from costmesh.tooling.mesh_client import GatewayClient, build_request
+from costmesh.tooling.redis_embedded import EmbeddedRedis
 
 from inprocess_mesh import start_inprocess_mesh
 
@@ -76,7 +76,7 @@ async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(c
 
 
 async def test_a_book_prompt_gets_the_recorded_answer(client):
-    from costmesh.datasets import data_dir, load_book
+    from costmesh.tooling.datasets import data_dir, load_book
 
     record = next(r for r in load_book(data_dir() / "gsm8k_routing_dev.jsonl.gz", limit=50) if r.weak_response)
     reply = await client.complete(build_request(record.prompt, tenant="books", bypass_cache=True, max_tokens=2048))

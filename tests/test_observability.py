@@ -23,9 +23,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.mesh_client import GatewayClient, build_request
-from costmesh.report.records import read_records
+from costmesh.cost_records import read_records
 from costmesh.services.simulator import start_simulator
+from costmesh.tooling.mesh_client import GatewayClient, build_request
 
 from inprocess_mesh import start_inprocess_mesh
 

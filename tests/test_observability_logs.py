@@ -14,8 +14,8 @@ import sys
 import grpc
 import pytest
 
-from costmesh.launcher import free_port
-from costmesh.mesh_client import build_request
+from costmesh.tooling.launcher import free_port
+from costmesh.tooling.mesh_client import build_request
 
 SECRET = "the zebra password is hunter2"
 

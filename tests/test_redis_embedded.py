@@ -7,8 +7,8 @@ import socket
 import pytest
 import redis
 
-from costmesh import redis_embedded
-from costmesh.redis_embedded import EmbeddedRedis, RedisBinariesMissing
+from costmesh.tooling import redis_embedded
+from costmesh.tooling.redis_embedded import EmbeddedRedis, RedisBinariesMissing
 
 
 def _listening(port: int) -> bool:
@@ -59,7 +59,8 @@ def test_module_runs_one_in_the_foreground_and_prints_its_url():
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-m", "costmesh.redis_embedded"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "costmesh.tooling.redis_embedded"], stdout=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("redis://127.0.0.1:")

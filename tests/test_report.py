@@ -10,11 +10,11 @@ import pytest
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.cli import main
+from costmesh.cost_records import CostRecorder, read_records
 from costmesh.errors import UpstreamError
-from costmesh.mesh_client import build_request
-from costmesh.report.records import CostRecorder, read_records
-from costmesh.report.summary import format_table, summarize
+from costmesh.tooling.cli import main
+from costmesh.tooling.mesh_client import build_request
+from costmesh.tooling.report.summary import format_table, summarize
 
 DAY1 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC).timestamp()
 DAY2 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC).timestamp()

@@ -6,7 +6,8 @@ import pytest
 
 from costmesh.domain import Generation, Message, Role
 from costmesh.errors import ConfigError
-from costmesh.services.router.gate import HeuristicGate, build_gate
+from costmesh.services.router.gate import HeuristicGate
+from costmesh.services.router.gate_factory import build_gate
 
 EXPLANATION = (
     "Rayleigh scattering: air molecules scatter short wavelengths much more strongly than long ones, "

@@ -13,7 +13,8 @@ from costmesh.pricing import cost_of
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.scorer import ArtifactSource
 from costmesh.services.router.cascade import Cascade
-from costmesh.services.router.gate import HeuristicGate, build_gate
+from costmesh.services.router.gate import HeuristicGate
+from costmesh.services.router.gate_factory import build_gate
 from costmesh.services.router.learned_gate import LearnedGate
 from costmesh.services.router.records import Outcome, RouteRequest
 from costmesh.services.router.retry import RetryPolicy

@@ -9,11 +9,11 @@ import json
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from costmesh.bench.replay import PolicyResult, _replay, table, write_plot
 from costmesh.catalog import Tier, load_catalog
-from costmesh.datasets import data_dir, load_book, read_jsonl
 from costmesh.routing.artifact import load_artifact
 from costmesh.services.simulator import start_simulator
+from costmesh.tooling.bench.replay import PolicyResult, _replay, table, write_plot
+from costmesh.tooling.datasets import data_dir, load_book, read_jsonl
 
 from inprocess_mesh import start_inprocess_mesh
 

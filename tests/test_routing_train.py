@@ -8,15 +8,15 @@ import os
 import numpy as np
 import pytest
 
-from costmesh.datasets import data_dir, load_book
 from costmesh.errors import ConfigError, InvalidRequest
 from costmesh.routing.artifact import COMPONENTS, FORMAT_VERSION, load_artifact
 from costmesh.routing.calibration import OperatingPoint
-from costmesh.routing.evaluation import evaluate, rules_scores
 from costmesh.routing.hashing_encoder import HashingEncoder
 from costmesh.routing.metrics import curve
 from costmesh.routing.scorer import ArtifactSource, component_scores, prompt_scores, raw_prompt_scores
-from costmesh.routing.train import Book, TrainConfig, is_held_out, train
+from costmesh.tooling.datasets import data_dir, load_book
+from costmesh.tooling.routing.evaluation import evaluate, rules_scores
+from costmesh.tooling.routing.train import Book, TrainConfig, is_held_out, train
 
 ENCODER = HashingEncoder()
 

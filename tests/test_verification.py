@@ -7,14 +7,14 @@ import argparse
 import numpy as np
 import pytest
 
-from costmesh.datasets import Pair
 from costmesh.errors import ConfigError
+from costmesh.tooling.datasets import Pair
+from costmesh.tooling.verification.train import bucket_of, operating_table, rates, recall_at
+from costmesh.tooling.verification.traps import FRAMES, generate
 from costmesh.verification.artifact import DEFAULT_ARTIFACT, OperatingPoint, VerifierArtifact, blended
 from costmesh.verification.cross_encoder import Adapter
 from costmesh.verification.features import FEATURE_NAMES, alignment, lexical_features
 from costmesh.verification.lexical import veto
-from costmesh.verification.train import bucket_of, operating_table, rates, recall_at
-from costmesh.verification.traps import FRAMES, generate
 from costmesh.verification.trees import TreeEnsemble
 
 LEX = {name: i for i, name in enumerate(FEATURE_NAMES[6:])}

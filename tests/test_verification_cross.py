@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from costmesh.embeddings import default_model_path, load_sentence_transformer
 from costmesh.errors import ConfigError
 from costmesh.length_chunks import plan_chunks
+from costmesh.model_files import default_model_path, load_sentence_transformer
 from costmesh.verification.cross_encoder import (
     Adapter,
     CrossEncoder,

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from costmesh.cost_records import CostRecorder
 from costmesh.observability.answer_span import AnswerSpan, ContentLog
 from costmesh.observability.cache_stats import CacheStatsReader
 from costmesh.observability.gateway_metrics import GatewayMetrics
-from costmesh.report.records import CostRecorder
 
 
 @dataclass

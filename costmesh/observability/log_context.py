@@ -18,7 +18,7 @@ from contextvars import ContextVar
 import grpc
 import structlog
 
-from costmesh.rpc.wrapping import HandlerWrappingInterceptor
+from costmesh.observability.handler_wrapping import HandlerWrappingInterceptor
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST: ContextVar[object | None] = ContextVar("costmesh_request", default=None)

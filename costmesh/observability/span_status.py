@@ -13,7 +13,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from costmesh.rpc.wrapping import HandlerWrappingInterceptor
+from costmesh.observability.handler_wrapping import HandlerWrappingInterceptor
 
 
 def mark_span(context: grpc.aio.ServicerContext) -> None:

@@ -10,8 +10,8 @@ import grpc
 import structlog
 
 from costmesh.errors import CostmeshError
+from costmesh.observability.handler_wrapping import HandlerWrappingInterceptor
 from costmesh.rpc.status import code_for, to_status
-from costmesh.rpc.wrapping import HandlerWrappingInterceptor
 
 log = structlog.get_logger()
 

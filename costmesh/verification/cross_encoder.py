@@ -91,7 +91,7 @@ class CrossEncoder:
     def __init__(self, adapter: Adapter, model_path: str | None = None, batch_size: int = 32):
         import torch
 
-        from costmesh.embeddings import default_model_path, load_sentence_transformer
+        from costmesh.model_files import default_model_path, load_sentence_transformer
 
         base = load_sentence_transformer(model_path or default_model_path())
         self.tokenizer = base.tokenizer
@@ -181,7 +181,7 @@ def train_cross_encoder(rows: Sequence[tuple[str, str, float]], *, model_path: s
     """
     import torch
 
-    from costmesh.embeddings import default_model_path, load_sentence_transformer
+    from costmesh.model_files import default_model_path, load_sentence_transformer
 
     rng = random.Random(seed)
     torch.manual_seed(seed)

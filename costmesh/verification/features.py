@@ -19,11 +19,11 @@ from .lexical import (
     DATE_WORDS,
     NEGATIONS,
     OPPOSITES,
-    _entities,
-    _flat,
-    _numbers,
-    _tokens,
+    entities,
+    flat_words,
+    numbers,
     opposite_words,
+    words,
 )
 
 STOPWORDS = frozenset("""
@@ -81,8 +81,8 @@ def _discordance(a_words: list[str], b_words: list[str]) -> float:
 
 
 def lexical_features(a: str, b: str) -> list[float]:
-    a_tok, b_tok = _tokens(a), _tokens(b)
-    a_words, b_words = _flat(a_tok), _flat(b_tok)
+    a_tok, b_tok = words(a), words(b)
+    a_words, b_words = flat_words(a_tok), flat_words(b_tok)
     a_list = [t.replace("'", "") for t in a_tok]
     b_list = [t.replace("'", "") for t in b_tok]
     union = a_words | b_words
@@ -95,11 +95,11 @@ def lexical_features(a: str, b: str) -> list[float]:
 
     na, nb = neg_count(a_tok), neg_count(b_tok)
     opposite = opposite_words(a_words, b_words, OPPOSITES) is not None
-    num_a, num_b = _numbers(a), _numbers(b)
+    num_a, num_b = numbers(a), numbers(b)
     number_diff = sum(((num_a - num_b) + (num_b - num_a)).values())
     date_diff = len((a_words & DATE_WORDS) ^ (b_words & DATE_WORDS))
-    ent_a = {e.replace("'", "") for e in _entities(a)}
-    ent_b = {e.replace("'", "") for e in _entities(b)}
+    ent_a = {e.replace("'", "") for e in entities(a)}
+    ent_b = {e.replace("'", "") for e in entities(b)}
     entity_diff = len(ent_a - b_words) + len(ent_b - a_words)
     scope_diff = len((a_words & SCOPE_WORDS) ^ (b_words & SCOPE_WORDS))
     qa = next((w for w in a_list if w in QUESTION_WORDS), "")

@@ -43,32 +43,32 @@ _ENTITY = re.compile(r"\b(?:[A-Z][a-zA-Z0-9&'’-]*|[a-z]+[A-Z][A-Za-z0-9]*)\b")
 NOT_ENTITIES = frozenset({"i", "i'm", "i've", "i'd", "i'll", "ok", "okay"}) | DATE_WORDS
 
 
-def _tokens(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 
 
-def _flat(tokens: list[str]) -> set[str]:
+def flat_words(tokens: list[str]) -> set[str]:
     return {t.replace("'", "") for t in tokens}
 
 
-def _negated(tokens: list[str]) -> bool:
+def negated(tokens: list[str]) -> bool:
     """Odd number of negations: "don't not cancel" reads as cancel."""
     count = sum(1 for t in tokens if t.replace("'", "") in NEGATIONS or t.endswith("n't"))
     return count % 2 == 1
 
 
-def _numbers(text: str) -> Counter[str]:
+def numbers(text: str) -> Counter[str]:
     """Numbers with their multiplicity: "2+2" and "2+2+2" differ."""
     found = Counter(n.replace(",", "") for n in _NUMBER.findall(text))
-    found.update(t for t in _flat(_tokens(text)) if t in NUMBER_WORDS)
+    found.update(t for t in flat_words(words(text)) if t in NUMBER_WORDS)
     return found
 
 
-def _dates(tokens: set[str]) -> set[str]:
+def dates(tokens: set[str]) -> set[str]:
     return tokens & DATE_WORDS
 
 
-def _entities(text: str) -> set[str]:
+def entities(text: str) -> set[str]:
     """Capitalised words that are not at a sentence start (names, places, products)."""
     out = set()
     for match in _ENTITY.finditer(text):
@@ -81,10 +81,10 @@ def _entities(text: str) -> set[str]:
     return out
 
 
-def _entity_mismatch(a_text: str, a_words: set[str], b_text: str, b_words: set[str]) -> bool:
+def entity_mismatch(a_text: str, a_words: set[str], b_text: str, b_words: set[str]) -> bool:
     """An entity named on one side must appear (in any case) on the other."""
-    a_entities = {e.replace("'", "") for e in _entities(a_text)}
-    b_entities = {e.replace("'", "") for e in _entities(b_text)}
+    a_entities = {e.replace("'", "") for e in entities(a_text)}
+    b_entities = {e.replace("'", "") for e in entities(b_text)}
     return bool((a_entities - b_words) or (b_entities - a_words))
 
 
@@ -116,9 +116,9 @@ def opposite_words(a_words: set[str], b_words: set[str],
 
 
 def _slot_roles(text: str, tokens: list[str]) -> dict[str, set[str]]:
-    """For each name or number of `text` (`tokens`: its `_tokens`), the directional words it
+    """For each name or number of `text` (`tokens`: its `words`), the directional words it
     stands just before or after."""
-    slots = {e.replace("'", "") for e in _entities(text)} | {n.replace(",", "") for n in _NUMBER.findall(text)}
+    slots = {e.replace("'", "") for e in entities(text)} | {n.replace(",", "") for n in _NUMBER.findall(text)}
     roles: dict[str, set[str]] = {}
     for i, token in enumerate(tokens):
         if token not in DIRECTIONAL:
@@ -172,8 +172,8 @@ def scope_switch(a_tokens: list[str], b_tokens: list[str]) -> str | None:
 
 def veto(a_text: str, b_text: str) -> str | None:
     """Why the two texts cannot share an answer, whatever a model scores them; None if no flip."""
-    a_tokens, b_tokens = _tokens(a_text), _tokens(b_text)
-    found = opposite_words(_flat(a_tokens), _flat(b_tokens))
+    a_tokens, b_tokens = words(a_text), words(b_text)
+    found = opposite_words(flat_words(a_tokens), flat_words(b_tokens))
     if found:
         return f"opposite:{found[0]}/{found[1]}"
     moved = swapped_slot(a_text, a_tokens, b_text, b_tokens)

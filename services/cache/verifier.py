@@ -18,16 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from costmesh.batching import MicroBatcher
-from costmesh.embeddings import set_torch_threads
+from costmesh.model_files import set_torch_threads
 from costmesh.verification.lexical import (
     OPPOSITES,
-    _dates,
-    _entity_mismatch,
-    _flat,
-    _negated,
-    _numbers,
-    _tokens,
+    dates,
+    entity_mismatch,
+    flat_words,
+    negated,
+    numbers,
     opposite_words,
+    words,
 )
 
 from .encodings import DEFAULT_MAX_BYTES, EncodingLRU
@@ -99,18 +99,18 @@ class RuleVerifier:
     def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
         if similarity < self.min_similarity:
             return Verdict(False, "similarity")
-        q_tokens, c_tokens = _tokens(query), _tokens(candidate)
-        q_words, c_words = _flat(q_tokens), _flat(c_tokens)
-        if _negated(q_tokens) != _negated(c_tokens):
+        q_tokens, c_tokens = words(query), words(candidate)
+        q_words, c_words = flat_words(q_tokens), flat_words(c_tokens)
+        if negated(q_tokens) != negated(c_tokens):
             return Verdict(False, "negation")
         flipped = opposite_words(q_words, c_words, OPPOSITES)
         if flipped:
             return Verdict(False, f"opposite:{flipped[0]}/{flipped[1]}")
-        if _numbers(query) != _numbers(candidate):
+        if numbers(query) != numbers(candidate):
             return Verdict(False, "numbers")
-        if _dates(q_words) != _dates(c_words):
+        if dates(q_words) != dates(c_words):
             return Verdict(False, "dates")
-        if _entity_mismatch(query, q_words, candidate, c_words):
+        if entity_mismatch(query, q_words, candidate, c_words):
             return Verdict(False, "entities")
         return Verdict(True)
 

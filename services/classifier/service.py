@@ -12,8 +12,8 @@ such requests are answered by `rules`, with the signal "embedder_loading").
 from __future__ import annotations
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from costmesh.embeddings import torch_threads
 from costmesh.errors import ConfigError
+from costmesh.model_files import torch_threads
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.scorer import ArtifactSource
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
@@ -40,7 +40,7 @@ def build_strategies(source: ArtifactSource | None = None) -> dict[str, Strategy
 
 def _embedder_factory(model_id: str, threads: int = 0):
     """What builds the artifact's embedding model: the local MiniLM, or the hashing encoder."""
-    from costmesh.embeddings import DEFAULT_MODEL_ID
+    from costmesh.model_files import DEFAULT_MODEL_ID
 
     if model_id.startswith("hashing-bow-"):
         from costmesh.routing.hashing_encoder import HashingEncoder

@@ -1,7 +1,7 @@
 """Quality gate: is a cheap model's answer good enough to serve, or should the cascade upgrade?
 
 `QualityGate` is the interface (async, so a later gate can ask an LLM judge); `HeuristicGate`
-is the baseline. Gates are picked by name with `build_gate` (env COSTMESH_ROUTER_GATE).
+is the baseline. Gates are picked by name with `gate_factory.build_gate` (env COSTMESH_ROUTER_GATE).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Protocol
 
 from costmesh.catalog import Tier
 from costmesh.domain import Generation, Message, last_user_text
-from costmesh.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,8 @@ FACTORS = {
     "truncated": 0.3,
     "too_short": 0.35,
 }
+# Reasons that fail an answer outright, whatever a learned gate's score says.
+HARD_FAILURES = frozenset({"empty", "refusal", "refusal_phrase", "truncated", "repetition"})
 
 
 def _is_loop(text: str) -> bool:
@@ -133,19 +134,3 @@ class HeuristicGate:
         for reason in reasons:
             score *= FACTORS[reason]
         return Verdict(passed=score >= self.threshold, score=score, reasons=tuple(reasons))
-
-
-def build_gate(name: str, threshold: float = 0.5, *, artifact_path: str | None = None,
-               max_tier: Tier = Tier.SIMPLE) -> QualityGate:
-    """The gate called `name` (env COSTMESH_ROUTER_GATE): "heuristic", or "learned" (reads the
-    router artifact at `artifact_path`, default the packaged one)."""
-    if name == "heuristic":
-        return HeuristicGate(threshold)
-    if name == "learned":
-        from costmesh.routing.artifact import DEFAULT_ARTIFACT
-        from costmesh.routing.scorer import ArtifactSource
-
-        from .learned_gate import LearnedGate
-
-        return LearnedGate(ArtifactSource(artifact_path or DEFAULT_ARTIFACT), HeuristicGate(threshold), max_tier)
-    raise ConfigError(f"COSTMESH_ROUTER_GATE: unknown gate {name!r}; known: ['heuristic', 'learned']")

@@ -15,10 +15,9 @@ from costmesh.catalog import Tier
 from costmesh.domain import Generation, Message, last_user_text
 from costmesh.routing.answer_checks import FEATURE_NAMES, math_checks
 from costmesh.routing.cascade_score import escalation
-from costmesh.routing.evaluation import HARD_FAILURES
 from costmesh.routing.scorer import ArtifactSource
 
-from .gate import HeuristicGate, Verdict
+from .gate import HARD_FAILURES, HeuristicGate, Verdict
 
 
 class LearnedGate:

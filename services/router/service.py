@@ -19,7 +19,7 @@ from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .cascade import Cascade
-from .gate import build_gate
+from .gate_factory import build_gate
 from .grpc_provider_client import GrpcProviderClient
 from .retry import RetryPolicy
 from .servicer import RouterServicer

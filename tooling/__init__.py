@@ -1,0 +1,1 @@
+"""Offline tooling: the CLI, launcher, demo, benchmarks, evaluation, training and the report (may import anything)."""

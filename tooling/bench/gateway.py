@@ -1,0 +1,126 @@
+"""Section `gateway`: what the mesh adds over calling the provider directly.
+
+Both sides call the same simulator with the same prompts in the same run. The mesh runs
+with everything on (classification, routing, provider adapter, tracing); the semantic cache
+is bypassed by the request's policy for the first figures, and on (every request a miss:
+embedding, lookup, store) for the `miss_*` figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+
+import anthropic
+import openai
+
+from costmesh.catalog import load_catalog
+from costmesh.tooling.bench.timing import percentile_ms, sequential, throughput
+from costmesh.tooling.datasets import data_dir, load_book
+from costmesh.tooling.launcher import start_mesh
+from costmesh.tooling.mesh_client import GatewayClient, build_request
+
+MAX_TOKENS = 256
+
+
+class DirectClient:
+    """The baseline: the official SDK straight to the simulator, no mesh."""
+
+    def __init__(self, simulator_url: str, model: str):
+        self.model = model
+        self.provider = load_catalog().model(model).provider
+        if self.provider == "anthropic":
+            self._anthropic = anthropic.AsyncAnthropic(base_url=simulator_url, api_key="bench", max_retries=0)
+        else:
+            self._openai = openai.AsyncOpenAI(base_url=simulator_url + "/v1", api_key="bench", max_retries=0)
+
+    async def call(self, prompt: str) -> None:
+        if self.provider == "anthropic":
+            await self._anthropic.messages.create(
+                model=self.model, max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": prompt}]
+            )
+        else:
+            await self._openai.chat.completions.create(
+                model=self.model, max_completion_tokens=MAX_TOKENS, messages=[{"role": "user", "content": prompt}]
+            )
+
+
+async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: int, n_conc: int,
+                   api_key: str) -> dict:
+    async with GatewayClient(gateway, api_key=api_key) as client:
+
+        def mesh(bypass: bool, offset: int = 0):
+            async def call(i: int) -> None:
+                await client.complete(build_request(prompts[offset + i], bypass_cache=bypass, max_tokens=MAX_TOKENS))
+
+            return call
+
+        # Warm up every hop, and learn which model the mesh picks for these prompts.
+        first = None
+        for i in range(10):
+            first = await client.complete(build_request(prompts[i], bypass_cache=True, max_tokens=MAX_TOKENS))
+        direct = DirectClient(simulator_url, first.model)
+
+        async def direct_call(i: int) -> None:
+            await direct.call(prompts[i])
+
+        for i in range(10):
+            await direct_call(i)
+
+        direct_seq = await sequential(direct_call, n_seq)
+        mesh_seq = await sequential(mesh(bypass=True), n_seq)
+        direct_rps = await throughput(direct_call, n_conc, 32)
+        mesh_rps = await throughput(mesh(bypass=True), n_conc, 32)
+        # Cache on, every request a miss: prompts never asked before in this run.
+        offset = n_seq + n_conc
+        miss_seq = await sequential(mesh(bypass=False, offset=offset), n_seq)
+        miss_rps = await throughput(mesh(bypass=False, offset=offset + n_seq), n_conc, 32)
+        stats = await client.stats()
+
+    direct_p50, direct_p99 = percentile_ms(direct_seq, 50), percentile_ms(direct_seq, 99)
+    return {
+        "model": direct.model,
+        "requests_sequential": n_seq,
+        "requests_concurrent": n_conc,
+        "direct_p50_ms": direct_p50,
+        "direct_p99_ms": direct_p99,
+        "mesh_p50_ms": percentile_ms(mesh_seq, 50),
+        "mesh_p99_ms": percentile_ms(mesh_seq, 99),
+        "added_p50_ms": percentile_ms(mesh_seq, 50) - direct_p50,
+        "added_p99_ms": percentile_ms(mesh_seq, 99) - direct_p99,
+        "rps_c32": mesh_rps,
+        "direct_rps_c32": direct_rps,
+        "miss_added_p50_ms": percentile_ms(miss_seq, 50) - direct_p50,
+        "miss_rps_c32": miss_rps,
+        "cache_hits_during_miss_runs": stats.exact_hits + stats.semantic_hits,
+    }
+
+
+def run(quick: bool = False) -> dict:
+    n_seq, n_conc = (40, 128) if quick else (200, 640)
+    book = load_book(data_dir() / "mmlu_routing_dev.jsonl.gz")
+    prompts = list(dict.fromkeys(r.prompt for r in book))  # distinct questions
+    needed = 2 * n_seq + 2 * n_conc
+    if len(prompts) < needed:
+        raise ValueError(f"the MMLU book has {len(prompts)} distinct prompts; the gateway section needs {needed}")
+    with tempfile.TemporaryDirectory(prefix="costmesh-bench-") as run_dir, start_mesh(
+        run_dir, {"COSTMESH_LOG_LEVEL": "warning"}
+    ) as mesh:
+        return asyncio.run(_measure(mesh.gateway, mesh.simulator_url, prompts, n_seq, n_conc, mesh.api_key("bench")))
+
+
+def table(result: dict) -> str:
+    return "\n".join(
+        [
+            f"gateway (model {result['model']}, {result['requests_sequential']} sequential, "
+            f"{result['requests_concurrent']} at concurrency 32)",
+            f"  {'':28}{'direct':>10}{'mesh':>10}{'added':>10}",
+            f"  {'p50 ms (cache bypassed)':<28}{result['direct_p50_ms']:>10.2f}{result['mesh_p50_ms']:>10.2f}"
+            f"{result['added_p50_ms']:>10.2f}",
+            f"  {'p99 ms (cache bypassed)':<28}{result['direct_p99_ms']:>10.2f}{result['mesh_p99_ms']:>10.2f}"
+            f"{result['added_p99_ms']:>10.2f}",
+            f"  {'req/s at c32':<28}{result['direct_rps_c32']:>10.1f}{result['rps_c32']:>10.1f}",
+            f"  {'cache on, all misses':<28}{'':>10}{'':>10}{result['miss_added_p50_ms']:>10.2f}  (added p50 ms)",
+            f"  {'req/s at c32, all misses':<28}{'':>10}{result['miss_rps_c32']:>10.1f}",
+        ]
+    )

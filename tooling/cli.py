@@ -1,0 +1,45 @@
+"""The `costmesh` command. Each subcommand lives in its own module, which provides
+`add_arguments(parser)` and `run(args) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from costmesh.errors import CostmeshError
+
+# name -> (module, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("costmesh.tooling.demo", "start the mesh, send a few hundred real requests, print the savings"),
+    "serve": ("costmesh.tooling.serve", "start the mesh on this machine until Ctrl-C"),
+    "bench": ("costmesh.tooling.bench.runner", "run the benchmark sections, write bench-results.json"),
+    "eval": ("costmesh.tooling.eval.cli", "evaluate a layer on a data file (cache, router)"),
+    "train-verifier": ("costmesh.tooling.verification.train",
+                       "train the cache verifier on paraphrase pairs + traps, calibrate, save"),
+    "train-router": ("costmesh.tooling.routing.train_cli",
+                     "train the learned router on routing books, calibrate, save"),
+    "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
+    "report": ("costmesh.tooling.report.command",
+               "savings by layer over a period of cost records: table, HTML page, PNG charts"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="costmesh", description="costmesh: cut what LLM calls cost.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(commands.add_parser(name, help=help_text, description=help_text))
+        modules[name] = module
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.command].run(args)
+    except CostmeshError as exc:
+        print(f"costmesh {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

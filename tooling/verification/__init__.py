@@ -1,0 +1,1 @@
+"""Training of the cache verifier and its trap sets (offline)."""
