@@ -16,9 +16,32 @@ from __future__ import annotations
 from typing import Any
 
 from costmesh.batching import MicroBatcher
+from costmesh.errors import ConfigError
 from costmesh.length_chunks import text_chunks
 from costmesh.model_files import DEFAULT_MODEL_ID, default_model_path, load_sentence_transformer, set_torch_threads
+from costmesh.onnx_models import OnnxSentenceModel
 from costmesh.verification.encoder import encode_full
+
+DEFAULT_BACKEND = "onnx"
+BACKENDS = ("onnx", "torch")
+
+
+def load_sentence_model(path: str, backend: str = DEFAULT_BACKEND, threads: int = 0) -> Any:
+    """MiniLM on `backend`: "onnx" (ONNX Runtime, exported once and cached; the default) or
+    "torch" (sentence-transformers). Both give the same vectors (cosine >= 0.99999)."""
+    if backend == "onnx":
+        return OnnxSentenceModel(path, threads=threads or 1)
+    if backend == "torch":
+        return load_sentence_transformer(path)
+    raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: {list(BACKENDS)}")
+
+
+def model_backend(env: Any) -> str:
+    """COSTMESH_MODEL_BACKEND: where the local models run ("onnx" by default, or "torch")."""
+    backend = env.str("COSTMESH_MODEL_BACKEND", DEFAULT_BACKEND)
+    if backend not in BACKENDS:
+        raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: {list(BACKENDS)}")
+    return backend
 
 
 class Embedder:
@@ -40,14 +63,17 @@ class Embedder:
         batching: bool = True,
         warmup: bool = True,
         threads: int = 0,
+        backend: str = DEFAULT_BACKEND,
     ):
         self.model_id = model_id
         self.max_batch = max(1, max_batch)
         self.batching = batching
-        self.threads = threads  # 0: torch's default
+        self.threads = threads  # 0: the backend's default (one per core)
+        self.backend = backend
         if threads > 0:
             set_torch_threads(threads)
-        self._model = model if model is not None else load_sentence_transformer(model_path or default_model_path())
+        self._model = model if model is not None else load_sentence_model(model_path or default_model_path(), backend,
+                                                                           threads)
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dims: int = int(getter())
         self._batcher: MicroBatcher[tuple[str, bool], Any] = MicroBatcher(

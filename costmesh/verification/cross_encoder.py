@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from costmesh import onnx_models
 from costmesh.errors import ConfigError
 from costmesh.length_chunks import token_chunks
 
@@ -125,6 +126,67 @@ class CrossEncoder:
                                        self.adapter.max_length)
                 out[chunk] = scores.double().numpy()
         return out
+
+
+class OnnxCrossEncoder:
+    """`CrossEncoder.logits` on ONNX Runtime: the merged model exported once (keyed by the base
+    weights and the adapter's arrays) and cached on disk (`costmesh.onnx_models`)."""
+
+    def __init__(self, adapter: Adapter, model_path: str | None = None, batch_size: int = 32, threads: int = 1):
+        from transformers import AutoTokenizer
+
+        from costmesh.model_files import default_model_path
+
+        model_dir = Path(model_path or default_model_path())
+        self.adapter = adapter
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        adapter_bytes = b"".join(np.ascontiguousarray(a).tobytes() for a in adapter.arrays().values())
+        name = f"cross-{onnx_models.cache_key(*onnx_models.weight_files(model_dir), adapter_bytes)}.onnx"
+        self.session = onnx_models.session(
+            onnx_models.cached_export(name, lambda: _cross_graph(adapter, model_dir)), threads)
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        out = np.zeros(len(pairs), dtype=np.float64)
+        if not pairs:
+            return out
+        firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
+        for chunk in token_chunks(self.tokenizer, firsts, seconds, limit=self.adapter.max_length,
+                                  max_chunk=self.batch_size):  # passes of like length
+            enc = self.tokenizer([firsts[i] for i in chunk], [seconds[i] for i in chunk], truncation=True,
+                                 max_length=self.adapter.max_length, padding=True, return_tensors="np")
+            (scores,) = self.session.run(["logits"], onnx_models.feeds(enc))
+            out[chunk] = scores.astype(np.float64)
+        return out
+
+
+def _cross_graph(adapter: Adapter, model_dir: Path) -> tuple[Any, tuple, list[str]]:
+    """The merged cross-encoder as one module (tokens in, logits out), with example inputs."""
+    import torch
+
+    merged = CrossEncoder(adapter, model_path=str(model_dir))
+
+    class Cross(torch.nn.Module):
+        def __init__(self, bert: Any, head: Any):
+            super().__init__()
+            self.bert, self.head = bert, head
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids).last_hidden_state
+            return self.head(_pooled(hidden, attention_mask)).squeeze(-1)
+
+    example = onnx_models.example_inputs(merged.tokenizer, ["a second text", "and another one to read with it"])
+    return Cross(merged.model, merged._head), example, ["logits"]
+
+
+def load_cross_encoder(adapter: Adapter, backend: str = "onnx", threads: int = 1) -> Any:
+    """The cross-encoder of `adapter` on `backend` ("onnx", the default, or "torch")."""
+    if backend == "onnx":
+        return OnnxCrossEncoder(adapter, threads=threads)
+    if backend == "torch":
+        return CrossEncoder(adapter)
+    raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: ['onnx', 'torch']")
 
 
 def export(model: Any, head: Any, rank: int, alpha: float, max_length: int) -> Adapter:

@@ -33,11 +33,18 @@ def encode_full(model: Any, texts: list[str], batch_size: int = 64) -> list[Enco
     return out  # type: ignore[return-value]
 
 
+def _array(value: Any) -> np.ndarray:
+    """A torch tensor (sentence-transformers) or a numpy array (ONNX Runtime) as numpy."""
+    if hasattr(value, "detach"):
+        value = value.detach().float().cpu().numpy()
+    return np.asarray(value)
+
+
 def _encoded(row: dict) -> Encoded:
-    vector = np.asarray(row["sentence_embedding"].float().cpu().numpy(), dtype=np.float32)
+    vector = np.array(_array(row["sentence_embedding"]), dtype=np.float32)
     vector /= max(float(np.linalg.norm(vector)), 1e-12)
-    mask = row["attention_mask"].cpu().numpy().astype(bool)
-    tokens = row["token_embeddings"].float().cpu().numpy()[mask]
+    mask = _array(row["attention_mask"]).astype(bool)
+    tokens = _array(row["token_embeddings"]).astype(np.float32)[mask]
     if len(tokens) > 2:  # drop [CLS] and [SEP]
         tokens = tokens[1:-1]
     tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)

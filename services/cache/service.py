@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
-from costmesh.embeddings import Embedder
+from costmesh.embeddings import Embedder, model_backend
 from costmesh.errors import ConfigError
 from costmesh.model_files import torch_threads
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
@@ -53,6 +53,7 @@ def build_embedder(env: Env) -> Embedder:
         max_batch=env.int("COSTMESH_EMBED_MAX_BATCH", 64),
         batching=env.bool("COSTMESH_EMBED_BATCHING", True),
         threads=torch_threads(env),
+        backend=model_backend(env),
     )
 
 

@@ -183,18 +183,20 @@ class LearnedVerifier:
                  encoding_cache_bytes: int = DEFAULT_MAX_BYTES):
         """`cross_encoder`: anything with `logits(pairs)`; by default the artifact's adapter is
         merged into a private copy of the packaged MiniLM (when the artifact has one). It runs
-        as the embedder does: micro-batched or not, with the same torch thread cap."""
+        as the embedder does: on its backend (ONNX Runtime or torch), micro-batched or not, with
+        the same thread cap."""
         self.artifact = artifact
         self.embedder = embedder
         self.encodings = EncodingLRU(encoding_cache_size, encoding_cache_bytes)
         self.scorer = RowBatcher(artifact.probability)
         self.cross: MicroBatcher[tuple[str, str], float] | None = None
         if getattr(artifact, "cross_encoder", None) is not None:
-            if cross_encoder is None:
-                from costmesh.verification.cross_encoder import CrossEncoder
-
-                cross_encoder = CrossEncoder(artifact.cross_encoder)
             threads = getattr(embedder, "threads", 0)  # COSTMESH_TORCH_THREADS, COSTMESH_EMBED_BATCHING
+            if cross_encoder is None:
+                from costmesh.verification.cross_encoder import load_cross_encoder
+
+                cross_encoder = load_cross_encoder(artifact.cross_encoder, getattr(embedder, "backend", "onnx"),
+                                                   threads or 1)
             self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
                                       batching=getattr(embedder, "batching", True),
                                       initializer=lambda: set_torch_threads(threads))

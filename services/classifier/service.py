@@ -12,6 +12,7 @@ such requests are answered by `rules`, with the signal "embedder_loading").
 from __future__ import annotations
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+from costmesh.embeddings import model_backend
 from costmesh.errors import ConfigError
 from costmesh.model_files import torch_threads
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
@@ -38,7 +39,7 @@ def build_strategies(source: ArtifactSource | None = None) -> dict[str, Strategy
     return strategies
 
 
-def _embedder_factory(model_id: str, threads: int = 0):
+def _embedder_factory(model_id: str, threads: int = 0, backend: str = "onnx"):
     """What builds the artifact's embedding model: the local MiniLM, or the hashing encoder."""
     from costmesh.model_files import DEFAULT_MODEL_ID
 
@@ -54,7 +55,7 @@ def _embedder_factory(model_id: str, threads: int = 0):
     def build():
         from costmesh.embeddings import Embedder
 
-        return Embedder(model_id=model_id, threads=threads)
+        return Embedder(model_id=model_id, threads=threads, backend=backend)
 
     return build
 
@@ -71,7 +72,7 @@ async def mount(runtime: Runtime) -> Mounted:
     embedder = None
     if source is not None:
         artifact = source.current()
-        factory = _embedder_factory(artifact.embedding_model, torch_threads(env))
+        factory = _embedder_factory(artifact.embedding_model, torch_threads(env), model_backend(env))
         embedder = LazyEmbedder(factory, artifact.embedding_model, artifact.embedding_dims)
         if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", default == "learned"):
             embedder.preload()
