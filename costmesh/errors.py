@@ -31,6 +31,14 @@ class RateLimited(CostmeshError):
         self.retry_after_s = retry_after_s
 
 
+class Overloaded(RateLimited):
+    """A service is saturated and refused the call at once instead of queueing it past its
+    caller's deadline. Callers go on without it (a cache lookup becomes a miss) or retry shortly."""
+
+    def __init__(self, message: str, retry_after_s: float | None = 0.05):
+        super().__init__(message, retry_after_s)
+
+
 class UpstreamError(CostmeshError):
     """An upstream (provider, service) failed in a way worth retrying elsewhere."""
 

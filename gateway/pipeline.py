@@ -1,7 +1,9 @@
-"""The gateway's request path: validate -> cache -> classifier -> router -> cache store.
+"""The gateway's request path: validate -> cache -> classifier -> router -> answer -> cache store.
 
 No gRPC here: the services are reached through `MeshClients`, and their failures arrive as
-costmesh domain errors. The cache is never why a request fails (fail-open).
+costmesh domain errors. The cache is never why a request fails (fail-open), and never why an
+answer waits: the store is queued after the answer is built (`StoreQueue`). A lookup the cache
+refused as busy, or that ran past its deadline, is answered uncached and its answer still stored.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
-from costmesh.errors import CostmeshError, UpstreamError
+from costmesh.errors import CostmeshError, Overloaded, UpstreamError, UpstreamTimeout
 from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
 from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.stats import GatewayStats
+from costmesh.gateway.store_queue import StoreQueue
 from costmesh.gateway.validation import Limits, validate
 
 log = structlog.get_logger()
@@ -43,6 +46,7 @@ class _Plan:
     request_id: str
     cache_status: int
     lookup: cache_pb2.LookupResponse
+    store: bool = False  # store the answer (a miss, or a lookup the cache was too busy or slow to make)
 
 
 class AnswerObserver(Protocol):
@@ -60,11 +64,19 @@ class Pipeline:
         settings: GatewaySettings,
         stats: GatewayStats,
         observers: Sequence[AnswerObserver] = (),
+        stores: StoreQueue | None = None,
     ):
         self._clients = clients
         self._settings = settings
         self.stats = stats
         self._observers = (stats, *observers)
+        self.stores = stores or StoreQueue(clients.store, timeout_s=settings.cache_timeout_s)
+        stats.stores = self.stores.counters
+        stats.pending_stores = lambda: self.stores.pending
+
+    async def aclose(self) -> None:
+        """Finish the queued cache stores (within a grace period)."""
+        await self.stores.aclose()
 
     async def complete(self, request: gw.CompleteRequest, deadline_s: float | None = None) -> gw.CompleteResponse:
         plan = await self._begin(request)
@@ -119,26 +131,35 @@ class Pipeline:
         span.set_attribute("costmesh.tenant_id", request.tenant_id)
         if request.cache.bypass:
             return _Plan(request, request_id, gw.CACHE_STATUS_BYPASSED, cache_pb2.LookupResponse())
-        lookup = await self._lookup(request)
+        lookup, store = await self._lookup(request)
         span.set_attribute("costmesh.cache.hit_kind", cache_pb2.HitKind.Name(lookup.kind))
         if lookup.kind in HIT_STATUS:
             response = hit_response(request_id, lookup)
             self._record(request, response)
             return response
-        status = gw.CACHE_STATUS_UNAVAILABLE if lookup.kind == cache_pb2.HIT_KIND_UNAVAILABLE else gw.CACHE_STATUS_MISS
-        return _Plan(request, request_id, status, lookup)
+        if lookup.kind == cache_pb2.HIT_KIND_UNAVAILABLE:
+            return _Plan(request, request_id, gw.CACHE_STATUS_UNAVAILABLE, lookup, store)
+        return _Plan(request, request_id, gw.CACHE_STATUS_MISS, lookup, lookup.kind == cache_pb2.HIT_KIND_MISS)
 
-    async def _lookup(self, request: gw.CompleteRequest) -> cache_pb2.LookupResponse:
+    async def _lookup(self, request: gw.CompleteRequest) -> tuple[cache_pb2.LookupResponse, bool]:
+        """The cache's answer, and whether an answer must still be stored when it could not look."""
         try:
             return await self._clients.lookup(
                 cache_pb2.LookupRequest(
                     scope=cache_scope(request), messages=request.messages, sampling=request.sampling
                 ),
                 self._settings.cache_timeout_s,
-            )
+            ), False
+        except Overloaded:
+            self.stats.cache_lookups_busy += 1  # refused at once: answered uncached, still stored
+            return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE), True
+        except UpstreamTimeout:
+            self.stats.cache_lookups_timed_out += 1
+            log.warning("cache lookup timed out; answering uncached", timeout_s=self._settings.cache_timeout_s)
+            return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE), True
         except CostmeshError as exc:
             log.warning("cache lookup failed; answering uncached", error=str(exc))
-            return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE)
+            return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE), False
 
     async def _execute_request(self, plan: _Plan) -> router_pb2.ExecuteRequest:
         request = plan.request
@@ -168,6 +189,8 @@ class Pipeline:
                 self._settings.classify_timeout_s,
             )
         except CostmeshError as exc:
+            if isinstance(exc, Overloaded):
+                self.stats.classifier_busy += 1
             log.warning("classifier failed; using the fallback tier", error=str(exc))
             return classifier_pb2.ClassifyResponse(tier=self._settings.fallback_tier, score=0.5,
                                                    signals=["classifier_unavailable"])
@@ -207,12 +230,12 @@ class Pipeline:
             attempts=len(result.attempts),
             finish_reason=result.finish_reason,
         )
-        if plan.cache_status == gw.CACHE_STATUS_MISS:
-            await self._store(plan, result)
+        if plan.store:
+            self._store(plan, result)
         self._record(plan.request, response)
         return response
 
-    async def _store(self, plan: _Plan, result: router_pb2.ExecuteResponse) -> None:
+    def _store(self, plan: _Plan, result: router_pb2.ExecuteResponse) -> None:
         request = plan.request
         store = cache_pb2.StoreRequest(
             scope=cache_scope(request),
@@ -229,10 +252,7 @@ class Pipeline:
             finish_reason=result.finish_reason,
             quality_passed=result.quality_passed,
         )
-        try:
-            await self._clients.store(store, self._settings.cache_timeout_s)
-        except CostmeshError as exc:
-            log.warning("cache store failed; answer not cached", error=str(exc))
+        self.stores.submit(store)  # after the answer: a full queue drops and counts it
 
     def _failed(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
         for observer in self._observers:

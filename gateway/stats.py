@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.gateway.store_queue import StoreCounters
 
 
 @dataclass
@@ -20,6 +22,11 @@ class GatewayStats:
     baseline_cost_usd: float = 0.0
     tiers: Counter = field(default_factory=Counter)
     savings: common.LayerSavings = field(default_factory=common.LayerSavings)
+    cache_lookups_timed_out: int = 0
+    cache_lookups_busy: int = 0
+    classifier_busy: int = 0
+    stores: StoreCounters = field(default_factory=StoreCounters)  # the pipeline's store queue's
+    pending_stores: Callable[[], int] = lambda: 0
 
     def on_error(self, request: gw.CompleteRequest, error: Exception) -> None:
         self.errors += 1
@@ -51,4 +58,11 @@ class GatewayStats:
             saving_usd=self.baseline_cost_usd - self.cost_usd,
             savings=self.savings,
             errors=self.errors,
+            cache_lookups_timed_out=self.cache_lookups_timed_out,
+            cache_lookups_busy=self.cache_lookups_busy,
+            cache_stores_dropped=self.stores.dropped,
+            cache_stores_failed=self.stores.failed,
+            cache_stores_pending=self.pending_stores(),
+            cache_stores=self.stores.stored,
+            classifier_busy=self.classifier_busy,
         )

@@ -9,6 +9,9 @@ from grpc_status import rpc_status
 
 from costmesh import errors
 
+DOMAIN = "costmesh"
+OVERLOADED = "OVERLOADED"  # google.rpc.ErrorInfo reason of errors.Overloaded (RESOURCE_EXHAUSTED)
+
 # Domain error -> gRPC status code. Order matters: first match wins (subclasses first).
 ERROR_TABLE: tuple[tuple[type[errors.CostmeshError], grpc.StatusCode], ...] = (
     (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
@@ -45,6 +48,8 @@ def to_status(exc: BaseException) -> grpc.Status:
     code = code_for(exc)
     message = str(exc) if isinstance(exc, errors.CostmeshError) else "internal error"
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    if isinstance(exc, errors.Overloaded):  # tells a saturated service from an upstream's 429
+        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=OVERLOADED, domain=DOMAIN))
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         detail = error_details_pb2.RetryInfo(
@@ -59,17 +64,33 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> errors.CostmeshError:
     error_type = CODE_TABLE.get(exc.code(), errors.UpstreamError)
     message = exc.details() or exc.code().name
     if error_type is errors.RateLimited:
+        if _reason(exc) == OVERLOADED:
+            return errors.Overloaded(message, _retry_after(exc))
         return errors.RateLimited(message, _retry_after(exc))
     return error_type(message)
 
 
-def _retry_after(exc: grpc.aio.AioRpcError) -> float | None:
+def _details(exc: grpc.aio.AioRpcError) -> list:
     for key, value in exc.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                    info = error_details_pb2.RetryInfo()
-                    detail.Unpack(info)
-                    return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+            return list(status_pb2.Status.FromString(value).details)
+    return []
+
+
+def _reason(exc: grpc.aio.AioRpcError) -> str:
+    for detail in _details(exc):
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.domain == DOMAIN:
+                return info.reason
+    return ""
+
+
+def _retry_after(exc: grpc.aio.AioRpcError) -> float | None:
+    for detail in _details(exc):
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
     return None

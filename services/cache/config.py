@@ -59,6 +59,10 @@ class CacheConfig:
     encoding_cache_mb: float = DEFAULT_MAX_BYTES / 2**20
     # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true}}
     tenant_policies: dict = field(default_factory=dict)
+    # Admission control: lookups (stores) in flight at once; the next one is refused at once as
+    # busy (RESOURCE_EXHAUSTED, reason OVERLOADED) instead of queueing past the caller's deadline.
+    max_inflight_lookups: int = 48     # COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS
+    max_inflight_stores: int = 16      # COSTMESH_CACHE_MAX_INFLIGHT_STORES
 
     @classmethod
     def from_env(cls, env: Env) -> "CacheConfig":
@@ -79,6 +83,8 @@ class CacheConfig:
             encoding_cache=env.int("COSTMESH_CACHE_ENCODING_CACHE", cls.encoding_cache),
             encoding_cache_mb=env.float("COSTMESH_CACHE_ENCODING_CACHE_MB", cls.encoding_cache_mb),
             tenant_policies=parse_tenant_policies(env.str("COSTMESH_CACHE_TENANT_POLICIES", "")),
+            max_inflight_lookups=env.int("COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS", cls.max_inflight_lookups),
+            max_inflight_stores=env.int("COSTMESH_CACHE_MAX_INFLIGHT_STORES", cls.max_inflight_stores),
         )
         if config.verifier not in VERIFIERS:
             raise ConfigError(f"COSTMESH_CACHE_VERIFIER must be one of {', '.join(VERIFIERS)}")
@@ -90,6 +96,8 @@ class CacheConfig:
             raise ConfigError(f"COSTMESH_CACHE_VECTOR_DTYPE must be one of {', '.join(VECTOR_DTYPES)}")
         if config.encoding_cache < 0 or config.encoding_cache_mb < 0:
             raise ConfigError("COSTMESH_CACHE_ENCODING_CACHE and COSTMESH_CACHE_ENCODING_CACHE_MB must be >= 0")
+        if config.max_inflight_lookups < 1 or config.max_inflight_stores < 1:
+            raise ConfigError("COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS and _MAX_INFLIGHT_STORES must be >= 1")
         if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0 or config.admin_timeout_s <= 0:
             raise ConfigError("COSTMESH_CACHE_TTL_S, _REDIS_TIMEOUT_MS, _ADMIN_TIMEOUT_MS and _CANDIDATES "
                               "must be positive")

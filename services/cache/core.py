@@ -14,6 +14,7 @@ from opentelemetry import trace
 from redis.asyncio import Redis
 from redisvl.query.filter import Tag
 
+from costmesh.admission import Admission
 from costmesh.embeddings import Embedder
 from costmesh.errors import InvalidRequest, Unavailable
 
@@ -57,6 +58,7 @@ class CacheCore:
         policy: CachePolicy | None = None,
         embedding_usd_per_mtok: float = 0.0,
         count_tokens: Callable[[str], int] = word_count,
+        tracer: trace.Tracer | None = None,
     ):
         self.config = config or CacheConfig()
         self.policy = policy or CachePolicy(allow_sampled=self.config.allow_sampled, ttl_s=self.config.ttl_s,
@@ -73,6 +75,9 @@ class CacheCore:
         self.embedding_usd_per_mtok = embedding_usd_per_mtok
         self._count_tokens = count_tokens
         self._index_lock = asyncio.Lock()
+        self._tracer = tracer or trace.get_tracer("costmesh.cache")
+        self.lookup_admission = Admission("cache lookups", self.config.max_inflight_lookups)
+        self.store_admission = Admission("cache stores", self.config.max_inflight_stores)
 
     # -- Redis plumbing -------------------------------------------------------------------
 
@@ -105,7 +110,12 @@ class CacheCore:
     # -- lookup ---------------------------------------------------------------------------
 
     async def lookup(self, request: LookupRequest) -> LookupResult:
+        """The request's cached answer, if any; raises `Overloaded` at once when the cache is saturated."""
         query = scope_query(request.scope, request.messages, request.sampling)
+        with self.lookup_admission.slot():
+            return await self._lookup(request, query)
+
+    async def _lookup(self, request: LookupRequest, query: ScopedQuery) -> LookupResult:
         self.counters.lookups += 1
         span = trace.get_current_span()
         if self.policy.lookup_refusal(request.sampling, query.tenant_id):
@@ -125,19 +135,26 @@ class CacheCore:
             result = LookupResult(HitKind.EXACT, answer, query.entry_id, 1.0)  # no embedding computed
             return self._finish(span, result, "")
 
-        vector, query_encoding = await self._embed_query(query.query)
+        with self._tracer.start_as_current_span("cache.embed"):
+            vector, query_encoding = await self._embed_query(query.query)
         if unavailable or vector is None:
             return self._finish(span, self._result(HitKind.UNAVAILABLE if unavailable else HitKind.MISS,
                                                    query, vector), "")
         try:
-            candidates = await self._redis(lambda: self.semantic.search(
-                query, vector, num_results=self.config.candidates, min_similarity=self.verifier_floor))
+            with self._tracer.start_as_current_span("cache.search"):
+                candidates = await self._redis(lambda: self.semantic.search(
+                    query, vector, num_results=self.config.candidates, min_similarity=self.verifier_floor))
         except RedisUnavailable as exc:
             self._error("lookup", exc)
             return self._finish(span, self._result(HitKind.UNAVAILABLE, query, vector), "")
 
         verdict_label = ""
-        verdicts = await self._verify(query.query, candidates, query_encoding)
+        if candidates:
+            with self._tracer.start_as_current_span("cache.verify") as verify_span:
+                verify_span.set_attribute("costmesh.cache.candidates", len(candidates))
+                verdicts = await self._verify(query.query, candidates, query_encoding)
+        else:
+            verdicts = []
         if verdicts is None:  # the verifier failed: a miss, counted once as an error, never as rejections
             return self._finish(span, self._result(HitKind.MISS, query, vector), "error")
         for candidate, verdict in zip(candidates, verdicts):
@@ -225,7 +242,12 @@ class CacheCore:
     # -- store ----------------------------------------------------------------------------
 
     async def store(self, request: StoreRequest) -> StoreResult:
+        """Store the answer (when the policy lets it); raises `Overloaded` at once when saturated."""
         query = scope_query(request.scope, request.messages, request.sampling)
+        with self.store_admission.slot():
+            return await self._store(request, query)
+
+    async def _store(self, request: StoreRequest, query: ScopedQuery) -> StoreResult:
         reason = self.policy.store_refusal(request.sampling, request.text, request.finish_reason,
                                            request.quality_passed, query.tenant_id)
         if reason:
@@ -301,7 +323,8 @@ class CacheCore:
             entries=entries, hit_rate=c.hit_rate, avg_hit_similarity=c.avg_hit_similarity,
             verifier_rejections=c.verifier_rejections, evictions=evictions, bytes_per_entry=bytes_per_entry,
             embedding_model=self.embedder.model_id, index_name=self.index_name, redis_available=available,
-            not_cacheable=c.not_cacheable,
+            not_cacheable=c.not_cacheable, lookups_busy=self.lookup_admission.refused,
+            stores_busy=self.store_admission.refused,
             **self._operating_point(),
         )
 

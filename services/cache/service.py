@@ -102,6 +102,7 @@ def make_mount(embedder: Embedder | None = None):
             config=config,
             embedding_usd_per_mtok=catalog.embedding_usd_per_mtok,
             count_tokens=token_counter(),
+            tracer=runtime.tracer_provider.get_tracer("costmesh.cache"),
         )
         await core.start()
         point = getattr(core.verifier, "point", None)

@@ -71,4 +71,5 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             calibrated_false_hit_rate=s.calibrated_false_hit_rate, calibrated_precision=s.calibrated_precision,
             calibrated_recall=s.calibrated_recall, calibrated_trap_recall=s.calibrated_trap_recall,
             redis_available=s.redis_available, not_cacheable=s.not_cacheable,
+            lookups_busy=s.lookups_busy, stores_busy=s.stores_busy,
         )

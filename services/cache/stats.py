@@ -52,6 +52,8 @@ class CacheStats:
     index_name: str
     redis_available: bool = True
     not_cacheable: int = 0
+    lookups_busy: int = 0
+    stores_busy: int = 0
     verifier: str = ""
     max_false_hit_rate: float = 0.0
     verifier_threshold: float = 0.0

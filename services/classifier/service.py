@@ -76,7 +76,8 @@ async def mount(runtime: Runtime) -> Mounted:
         embedder = LazyEmbedder(factory, artifact.embedding_model, artifact.embedding_dims)
         if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", default == "learned"):
             embedder.preload()
-    classifier = Classifier(build_strategies(source), default=default, embedder=embedder)
+    classifier = Classifier(build_strategies(source), default=default, embedder=embedder,
+                            max_inflight=env.int("COSTMESH_CLASSIFIER_MAX_INFLIGHT", 64))
     get_counter()  # load the tokenizer (about a second) before serving, not on the first request
     runtime.log.info("classifier ready", default_strategy=default, strategies=classifier.names,
                      artifact=artifact_path if source else None)

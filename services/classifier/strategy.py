@@ -13,6 +13,7 @@ from typing import Protocol
 
 from opentelemetry import trace
 
+from costmesh.admission import Admission
 from costmesh.catalog import Tier
 from costmesh.domain import Message, last_user_text
 from costmesh.errors import ConfigError, InvalidRequest
@@ -74,6 +75,7 @@ class Classifier:
         strategies: Mapping[str, Strategy],
         default: str = "rules",
         embedder: PromptEmbedder | None = None,
+        max_inflight: int = 64,
     ):
         if default not in strategies:
             raise ConfigError(
@@ -84,6 +86,9 @@ class Classifier:
         self._embedder = embedder
         self.fallback = "rules"  # while the embedder loads, strategies that need it answer with this one
         self.embedded = 0  # prompts this classifier embedded itself (no usable embedding came in)
+        # At most `max_inflight` classifications at once; the next is refused at once (Overloaded)
+        # and the gateway goes on with its fallback tier instead of waiting past its deadline.
+        self.admission = Admission("classifier", max_inflight)
 
     @property
     def names(self) -> list[str]:
@@ -107,6 +112,11 @@ class Classifier:
     ) -> Classification:
         """`classify`, embedding the last user message first when the strategy needs it and none fits."""
         chosen = self._chosen(messages, strategy)
+        with self.admission.slot():
+            return await self._aclassify(chosen, messages, embedding)
+
+    async def _aclassify(self, chosen: Strategy, messages: Sequence[Message],
+                         embedding: Sequence[float] | None) -> Classification:
         if getattr(chosen, "needs_embedding", False):
             dims = chosen.embedding_dims
             if not embedding or len(embedding) != dims:

@@ -134,7 +134,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("lookups", "exact_hits", "semantic_hits", "misses", "errors", "stores", "stores_refused", "stores_dropped", "entries", "hit_rate", "avg_hit_similarity", "verifier_rejections", "evictions", "bytes_per_entry", "embedding_model", "index_name", "verifier", "max_false_hit_rate", "verifier_threshold", "calibrated_false_hit_rate", "calibrated_precision", "calibrated_recall", "calibrated_trap_recall", "redis_available", "not_cacheable")
+    __slots__ = ("lookups", "exact_hits", "semantic_hits", "misses", "errors", "stores", "stores_refused", "stores_dropped", "entries", "hit_rate", "avg_hit_similarity", "verifier_rejections", "evictions", "bytes_per_entry", "embedding_model", "index_name", "verifier", "max_false_hit_rate", "verifier_threshold", "calibrated_false_hit_rate", "calibrated_precision", "calibrated_recall", "calibrated_trap_recall", "redis_available", "not_cacheable", "lookups_busy", "stores_busy")
     LOOKUPS_FIELD_NUMBER: _ClassVar[int]
     EXACT_HITS_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,8 @@ class GetStatsResponse(_message.Message):
     CALIBRATED_TRAP_RECALL_FIELD_NUMBER: _ClassVar[int]
     REDIS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NOT_CACHEABLE_FIELD_NUMBER: _ClassVar[int]
+    LOOKUPS_BUSY_FIELD_NUMBER: _ClassVar[int]
+    STORES_BUSY_FIELD_NUMBER: _ClassVar[int]
     lookups: int
     exact_hits: int
     semantic_hits: int
@@ -185,4 +187,6 @@ class GetStatsResponse(_message.Message):
     calibrated_trap_recall: float
     redis_available: bool
     not_cacheable: int
-    def __init__(self, lookups: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., misses: _Optional[int] = ..., errors: _Optional[int] = ..., stores: _Optional[int] = ..., stores_refused: _Optional[int] = ..., stores_dropped: _Optional[int] = ..., entries: _Optional[int] = ..., hit_rate: _Optional[float] = ..., avg_hit_similarity: _Optional[float] = ..., verifier_rejections: _Optional[int] = ..., evictions: _Optional[int] = ..., bytes_per_entry: _Optional[float] = ..., embedding_model: _Optional[str] = ..., index_name: _Optional[str] = ..., verifier: _Optional[str] = ..., max_false_hit_rate: _Optional[float] = ..., verifier_threshold: _Optional[float] = ..., calibrated_false_hit_rate: _Optional[float] = ..., calibrated_precision: _Optional[float] = ..., calibrated_recall: _Optional[float] = ..., calibrated_trap_recall: _Optional[float] = ..., redis_available: _Optional[bool] = ..., not_cacheable: _Optional[int] = ...) -> None: ...
+    lookups_busy: int
+    stores_busy: int
+    def __init__(self, lookups: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., misses: _Optional[int] = ..., errors: _Optional[int] = ..., stores: _Optional[int] = ..., stores_refused: _Optional[int] = ..., stores_dropped: _Optional[int] = ..., entries: _Optional[int] = ..., hit_rate: _Optional[float] = ..., avg_hit_similarity: _Optional[float] = ..., verifier_rejections: _Optional[int] = ..., evictions: _Optional[int] = ..., bytes_per_entry: _Optional[float] = ..., embedding_model: _Optional[str] = ..., index_name: _Optional[str] = ..., verifier: _Optional[str] = ..., max_false_hit_rate: _Optional[float] = ..., verifier_threshold: _Optional[float] = ..., calibrated_false_hit_rate: _Optional[float] = ..., calibrated_precision: _Optional[float] = ..., calibrated_recall: _Optional[float] = ..., calibrated_trap_recall: _Optional[float] = ..., redis_available: _Optional[bool] = ..., not_cacheable: _Optional[int] = ..., lookups_busy: _Optional[int] = ..., stores_busy: _Optional[int] = ...) -> None: ...

@@ -146,7 +146,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors")
+    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy")
     class TierCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,13 @@ class GetStatsResponse(_message.Message):
     SAVING_USD_FIELD_NUMBER: _ClassVar[int]
     SAVINGS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_LOOKUPS_TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_LOOKUPS_BUSY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_STORES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_STORES_FAILED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_STORES_PENDING_FIELD_NUMBER: _ClassVar[int]
+    CACHE_STORES_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_BUSY_FIELD_NUMBER: _ClassVar[int]
     requests: int
     exact_hits: int
     semantic_hits: int
@@ -174,7 +181,14 @@ class GetStatsResponse(_message.Message):
     saving_usd: float
     savings: _common_pb2.LayerSavings
     errors: int
-    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ...) -> None: ...
+    cache_lookups_timed_out: int
+    cache_lookups_busy: int
+    cache_stores_dropped: int
+    cache_stores_failed: int
+    cache_stores_pending: int
+    cache_stores: int
+    classifier_busy: int
+    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tenant_id", "requests")

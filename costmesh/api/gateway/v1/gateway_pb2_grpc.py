@@ -185,7 +185,9 @@ class GatewayService:
 
 class BatchServiceStub:
     """Work that can wait: answered through the providers' batch APIs at the batch discount.
-    Hosted by the gateway process; job state lives in Redis, so a restart loses nothing.
+    The gateway authenticates (the batch's tenant is the API key's) and forwards to the batches
+    service, which serves this same API inside the mesh; job state lives in Redis, so a restart
+    loses nothing.
     """
 
     def __init__(self, channel):
@@ -213,7 +215,9 @@ class BatchServiceStub:
 
 class BatchServiceServicer:
     """Work that can wait: answered through the providers' batch APIs at the batch discount.
-    Hosted by the gateway process; job state lives in Redis, so a restart loses nothing.
+    The gateway authenticates (the batch's tenant is the API key's) and forwards to the batches
+    service, which serves this same API inside the mesh; job state lives in Redis, so a restart
+    loses nothing.
     """
 
     def SubmitBatch(self, request, context):
@@ -262,7 +266,9 @@ def add_BatchServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class BatchService:
     """Work that can wait: answered through the providers' batch APIs at the batch discount.
-    Hosted by the gateway process; job state lives in Redis, so a restart loses nothing.
+    The gateway authenticates (the batch's tenant is the API key's) and forwards to the batches
+    service, which serves this same API inside the mesh; job state lives in Redis, so a restart
+    loses nothing.
     """
 
     @staticmethod

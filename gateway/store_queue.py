@@ -1,0 +1,113 @@
+"""Cache stores off the answer's critical path: a bounded queue drained by a few workers.
+
+The answer is sent as soon as the model has it; the store that makes the next paraphrase a hit
+happens after. The queue is bounded (a full queue drops the store and counts it, never blocks a
+request); a store the cache refuses as busy is retried with backoff, so a saturated cache delays
+stores instead of losing them. Closing drains what is queued, within a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from costmesh.api.cache.v1 import cache_pb2
+from costmesh.errors import CostmeshError, Overloaded
+
+log = structlog.get_logger()
+
+
+@dataclass
+class StoreCounters:
+    stored: int = 0  # the cache accepted the store (it may still decline to keep the answer)
+    dropped: int = 0  # the queue was full
+    failed: int = 0  # the cache failed or refused it after every retry
+
+
+class StoreQueue:
+    def __init__(
+        self,
+        store: Callable[[cache_pb2.StoreRequest, float], Awaitable[cache_pb2.StoreResponse]],
+        *,
+        max_pending: int = 1024,
+        workers: int = 4,
+        timeout_s: float = 2.0,
+        busy_retries: int = 20,
+        busy_backoff_s: float = 0.05,
+    ):
+        self._store = store
+        self._queue: asyncio.Queue[cache_pb2.StoreRequest] = asyncio.Queue(maxsize=max_pending)
+        self._workers_wanted = workers
+        self._workers: list[asyncio.Task] = []
+        self._timeout_s = timeout_s
+        self._busy_retries = busy_retries
+        self._busy_backoff_s = busy_backoff_s
+        self.counters = StoreCounters()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, request: cache_pb2.StoreRequest) -> bool:
+        """Queue a store; False (and counted as dropped) when the queue is full."""
+        if not self._workers:  # started on first use, inside the serving event loop
+            self._workers = [asyncio.create_task(self._work(), name=f"cache-store-{i}")
+                             for i in range(self._workers_wanted)]
+        try:
+            self._queue.put_nowait(request)
+        except asyncio.QueueFull:
+            self.counters.dropped += 1
+            log.warning("cache store queue full; answer not cached", pending=self._queue.qsize())
+            return False
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            request = await self._queue.get()
+            try:
+                await self._store_one(request)
+            finally:
+                self._queue.task_done()
+
+    async def _store_one(self, request: cache_pb2.StoreRequest) -> None:
+        delay = self._busy_backoff_s
+        for attempt in range(self._busy_retries + 1):
+            try:
+                await self._store(request, self._timeout_s)
+                self.counters.stored += 1
+                return
+            except Overloaded:
+                if attempt == self._busy_retries:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except CostmeshError as exc:
+                self.counters.failed += 1
+                log.warning("cache store failed; answer not cached", error=str(exc))
+                return
+        self.counters.failed += 1
+        log.warning("cache busy on every retry; answer not cached", retries=self._busy_retries)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait (at most `timeout_s`) until every queued store has been tried."""
+        if self._workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout_s)
+
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        """Drain within `grace_s`, then stop the workers; what is still queued counts as failed."""
+        await self.drain(grace_s)
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+        left = self._queue.qsize()
+        if left:
+            self.counters.failed += left
+            log.warning("gateway stopping; queued cache stores not done", left=left)
