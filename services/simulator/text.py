@@ -1,4 +1,8 @@
-"""Answer text: deterministic generated answers, stop sequences, max_tokens, stream chunks."""
+"""Answer text: deterministic generated answers, stop sequences, max_tokens, stream chunks.
+
+Everything here reads the prompt in linear time: no pattern can backtrack over the rest of
+the text from each position (a 1 MB prompt without a sentence end used to take minutes).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from dataclasses import dataclass
 
 from costmesh.tokens import TokenCounter
 
-_CHOICE = re.compile(r"^\s*\(?([A-J])[.)]\s+(.+?)\s*$", re.MULTILINE)
+# A multiple-choice line, "A. text" or "(B) text": anchored at line starts, and no part of it can
+# match a newline or retry a run of blanks, so each line is read once.
+_CHOICE = re.compile(r"^[^\S\n]*\(?([A-J])[.)][^\S\n]+(\S(?:[^\n]*\S)?)", re.MULTILINE)
+_WORD = re.compile(r"\S+")
 _OPENERS = (
     'Here is a short answer to "{topic}".',
     'You asked: "{topic}". Let\'s go through it.',
@@ -62,8 +69,12 @@ def generated_answer(prompt: str, model: str, side: str) -> str:
 def _topic(prompt: str, max_words: int = 14) -> str:
     """The question in the prompt (its last sentence ending in '?', else its start), shortened."""
     text = " ".join(prompt.split())
-    questions = re.findall(r"[^.?!]*\?", text)
-    candidate = questions[-1].strip() if questions else text
+    end = text.rfind("?")
+    if end >= 0:  # the last question: from the sentence end before it (if any) to its '?'
+        start = max(text.rfind(".", 0, end), text.rfind("!", 0, end), text.rfind("?", 0, end)) + 1
+        candidate = text[start:end + 1].strip()
+    else:
+        candidate = text
     words = candidate.replace('"', "'").split()
     if not words:
         return "your question"
@@ -87,8 +98,10 @@ def finish(text: str, counter: TokenCounter, max_tokens: int, stop_sequences: Se
 
 def stream_chunks(text: str) -> list[str]:
     """`text` split into word-sized pieces that join back to exactly `text`."""
-    pieces = re.findall(r"\s*\S+", text)
-    rest = text[len("".join(pieces)) :]
-    if rest:
-        pieces.append(rest)
+    pieces, start = [], 0
+    for word in _WORD.finditer(text):
+        pieces.append(text[start:word.end()])  # the blanks before a word travel with it
+        start = word.end()
+    if start < len(text):
+        pieces.append(text[start:])
     return pieces
