@@ -19,8 +19,26 @@ def _add_trace_ids(_logger, _method, event: dict) -> dict:
     return event
 
 
+class _ClosedInAnotherContext(logging.Filter):
+    """Drops OpenTelemetry's "Failed to detach context" traceback for a span closed in another
+    context than the one it was opened in. That happens, harmlessly, when a client cancels a
+    stream: grpc leaves the call's generators suspended and the event loop closes them later in
+    a task of its own. The call's `rpc` line (code CANCELLED) is the one line logged for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ValueError) and "was created in a different Context" in str(exc))
+
+
+def _quiet_cancelled_streams() -> None:
+    otel = logging.getLogger("opentelemetry.context")
+    if not any(isinstance(f, _ClosedInAnotherContext) for f in otel.filters):
+        otel.addFilter(_ClosedInAnotherContext())
+
+
 def configure_logging(service: str, level: str = "info") -> structlog.stdlib.BoundLogger:
     """JSON logs on stderr. Called once per process by the bootstrap."""
+    _quiet_cancelled_streams()
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO

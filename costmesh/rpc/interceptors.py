@@ -1,16 +1,25 @@
 """Server interceptor: one access-log line per call, and costmesh errors turned into gRPC
 statuses through the one table in `status`. Runs inside the OpenTelemetry server span, so
-its log lines carry the trace id."""
+its log lines carry the trace id.
+
+A request that does not parse is refused as `INVALID_ARGUMENT` naming the field (`decode`);
+a call its client cancelled is one `rpc` line with code `CANCELLED`; an unexpected error is
+one line with its type and where it was raised (`error_fields`), never its message or a
+traceback, which could carry the prompt.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
 import structlog
 
-from costmesh.errors import CostmeshError
+from costmesh.errors import CostmeshError, InvalidRequest
+from costmesh.observability.error_fields import error_fields
 from costmesh.observability.handler_wrapping import HandlerWrappingInterceptor
+from costmesh.rpc.decode import Undecodable, lenient
 from costmesh.rpc.status import code_for, to_status
 
 log = structlog.get_logger()
@@ -18,7 +27,7 @@ log = structlog.get_logger()
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     if not isinstance(exc, CostmeshError):
-        log.exception("unhandled error", error=repr(exc))
+        log.error("unhandled error", **error_fields(exc))
     await context.abort_with_status(to_status(exc))
 
 
@@ -29,13 +38,22 @@ def _log_call(method: str, started: float, code: grpc.StatusCode, error: BaseExc
     log.info("rpc", **fields)
 
 
+def _checked(request):
+    if isinstance(request, Undecodable):
+        raise InvalidRequest(request.problem)
+    return request
+
+
 def _wrap_unary(method: str, behavior):
     async def handler(request, context):
         started = time.perf_counter()
         try:
-            response = await behavior(request, context)
+            response = await behavior(_checked(request), context)
         except grpc.aio.AbortError:
             _log_call(method, started, context.code() or grpc.StatusCode.UNKNOWN)
+            raise
+        except asyncio.CancelledError:
+            _log_call(method, started, grpc.StatusCode.CANCELLED)
             raise
         except Exception as exc:
             _log_call(method, started, code_for(exc), exc)
@@ -51,10 +69,15 @@ def _wrap_stream(method: str, behavior):
     async def handler(request, context):
         started = time.perf_counter()
         try:
-            async for item in behavior(request, context):
+            async for item in behavior(_checked(request), context):
                 yield item
         except grpc.aio.AbortError:
             _log_call(method, started, context.code() or grpc.StatusCode.UNKNOWN)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away: cancelled while waiting upstream, or while grpc wrote the
+            # last item (then the stream is closed later by the event loop).
+            _log_call(method, started, grpc.StatusCode.CANCELLED)
             raise
         except Exception as exc:
             _log_call(method, started, code_for(exc), exc)
@@ -73,3 +96,6 @@ class CallInterceptor(HandlerWrappingInterceptor):
 
     def wrap_stream(self, method, behavior):
         return _wrap_stream(method, behavior)
+
+    def wrap_deserializer(self, deserializer):
+        return lenient(deserializer)
