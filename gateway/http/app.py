@@ -25,9 +25,11 @@ from costmesh.gateway.auth import Authenticator
 from costmesh.gateway.http import openai_format as fmt
 from costmesh.gateway.http.errors import error_body, http_error
 from costmesh.gateway.pipeline import Pipeline
+from costmesh.observability.error_fields import error_fields
 
 log = structlog.get_logger()
 DEV_TENANT_HEADER = "x-costmesh-tenant"  # only read when authentication is off (dev mode)
+MAX_TIMEOUT_S = 3600.0  # x-costmesh-timeout-s
 
 
 class HttpApi:
@@ -96,10 +98,7 @@ class HttpApi:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidRequest("body: not valid JSON") from None
+        body = _json_body(await request.read())
         chat = fmt.parse_chat_request(body, self._catalog)
         chat.request.tenant_id = tenant
         chat.request.request_id = chat.request.request_id or uuid.uuid4().hex
@@ -124,28 +123,30 @@ class HttpApi:
                 "Cache-Control": "no-cache",
                 "x-costmesh-request-id": request_id,
             })
-            await response.prepare(request)
-            await _send(response, fmt.chunk(request_id, chat.model, created, {"role": "assistant", "content": ""}))
             event: gw.StreamCompleteResponse | None = first
             try:
-                while event is not None:
-                    if event.WhichOneof("event") == "text_delta":
-                        if event.text_delta:
-                            await _send(response, fmt.chunk(request_id, chat.model, created,
-                                                            {"content": event.text_delta}))
-                    else:
-                        await self._send_final(response, chat, event.final, created)
-                    event = await anext(events, None)
-            except ConnectionError:  # the client went away: nothing left to tell it
+                await response.prepare(request)
+                await _send(response, fmt.chunk(request_id, chat.model, created, {"role": "assistant", "content": ""}))
+                try:
+                    while event is not None:
+                        if event.WhichOneof("event") == "text_delta":
+                            if event.text_delta:
+                                await _send(response, fmt.chunk(request_id, chat.model, created,
+                                                                {"content": event.text_delta}))
+                        else:
+                            await self._send_final(response, chat, event.final, created)
+                        event = await anext(events, None)
+                except ConnectionError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - after the headers, errors travel as an SSE event
+                    status, body, _ = http_error(exc)
+                    if status >= 500 and not isinstance(exc, CostmeshError):
+                        log.error("stream failed", **error_fields(exc))
+                    await _send(response, body)
+                await response.write(b"data: [DONE]\n\n")
+                await response.write_eof()
+            except ConnectionError:  # the client went away (before the headers too): one line, no traceback
                 log.info("stream client disconnected", request_id=request_id)
-                return response
-            except Exception as exc:  # noqa: BLE001 - after the headers, errors travel as an SSE event
-                status, body, _ = http_error(exc)
-                if status >= 500 and not isinstance(exc, CostmeshError):
-                    log.exception("stream failed", error=repr(exc))
-                await _send(response, body)
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
             return response
         finally:
             await events.aclose()
@@ -170,10 +171,24 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return web.json_response(body, status=status, headers=headers)
 
 
+def _json_body(raw: bytes) -> Any:
+    """The body as JSON; too deep a nesting, a huge number or NaN is a 400 like any bad JSON."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequest(f"body: JSON nested deeper than {fmt.MAX_JSON_DEPTH} levels") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4,300 digits
+        raise InvalidRequest("body: not valid JSON") from None
+
+
+def _no_constant(name: str) -> None:
+    raise InvalidRequest(f"body: {name} is not valid JSON")
+
+
 def _error_response(exc: BaseException) -> web.Response:
     status, body, headers = http_error(exc)
     if not isinstance(exc, CostmeshError):
-        log.exception("unhandled error", error=repr(exc))
+        log.error("unhandled error", **error_fields(exc))
     trace.get_current_span().set_attribute("costmesh.error", type(exc).__name__)
     return _json(status, body, headers)
 
@@ -186,8 +201,8 @@ def _deadline(request: web.Request) -> float | None:
         value = float(raw)
     except ValueError:
         raise InvalidRequest("x-costmesh-timeout-s: must be a number of seconds") from None
-    if value <= 0:
-        raise InvalidRequest("x-costmesh-timeout-s: must be > 0")
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise InvalidRequest(f"x-costmesh-timeout-s: must be > 0 and at most {MAX_TIMEOUT_S:.0f}")
     return value
 
 

@@ -2,6 +2,9 @@
 
 No HTTP here. Every rejection is an `InvalidRequest` whose message starts with the OpenAI
 parameter at fault (`messages[2].content`, `max_tokens`, `costmesh.cache.ttl_seconds`...).
+Before anything is read, the whole body is checked (`check_json`): at most `MAX_JSON_DEPTH`
+levels, no lone surrogate in any string; integers are checked against their protobuf range
+before they are set. The pipeline's `validate` then bounds every field as it does for gRPC.
 
 costmesh's own request options travel in the `costmesh` object of the body (with the
 OpenAI SDK: `extra_body={"costmesh": {...}}`); costmesh's extras come back in the
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,16 +48,29 @@ CACHE_STATUS = {
     gw.CACHE_STATUS_BYPASSED: "bypassed",
     gw.CACHE_STATUS_UNAVAILABLE: "unavailable",
 }
-# Field names of the pipeline's validation messages -> the OpenAI parameter they come from.
+# Field names of the pipeline's validation messages -> the OpenAI parameter they come from
+# (first match wins; what follows the prefix, e.g. "[2]", is kept).
 PIPELINE_PARAMS = {
     "sampling.max_tokens": "max_tokens",
     "sampling.temperature": "temperature",
     "sampling.top_p": "top_p",
+    "sampling.stop": "stop",
+    "sampling.seed": "seed",
     "cache.ttl_seconds": "costmesh.cache.ttl_seconds",
+    "cache.tags": "costmesh.cache.tags",
     "session_id": "costmesh.session_id",
+    "request_id": "costmesh.request_id",
+    "routing.model": "model",
     "routing": "costmesh.routing",
     "tenant_id": None,
 }
+_IMAGE_FIELD = re.compile(r"\.image(?:\.(?:url|media_type|data))?$")  # pipeline: ...content[1].image.url
+MAX_JSON_DEPTH = 32  # nesting levels of the request body (a chat request needs 6)
+INT32_MAX = 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_MODEL_CHARS = 128
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass
@@ -65,12 +83,54 @@ class ChatRequest:
     include_usage: bool
 
 
+def check_json(body: Any) -> None:
+    """The parsed body as a whole: nested at most `MAX_JSON_DEPTH` deep, every string (keys
+    included) valid Unicode, i.e. no lone surrogate (JSON's `"\\ud800"` escapes allow them)."""
+    stack: list[tuple[Any, tuple | None, int]] = [(body, None, 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(f"{_path(path) or 'body'}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise InvalidRequest(f"{_path(path) or 'body'}: a lone surrogate is not valid Unicode")
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise InvalidRequest(f"{_path(path) or 'body'}: a lone surrogate in a key is not valid Unicode")
+                stack.append((item, (path, key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, (path, i), depth + 1) for i, item in enumerate(value))
+
+
+def _path(path: tuple | None) -> str:
+    """`messages[0].content` from the linked (parent, key) pairs `check_json` keeps."""
+    keys = []
+    while path is not None:
+        path, key = path
+        keys.append(key)
+    out = ""
+    for key in reversed(keys):
+        if isinstance(key, int):
+            out += f"[{key}]"
+        else:
+            out += f".{_name(key)}" if out else _name(key)
+    return out
+
+
+def _name(key: str) -> str:
+    """A key of the body as an error may name it: "?" unless a plain identifier."""
+    return key if _NAME.fullmatch(key) else "?"
+
+
 def parse_chat_request(body: Any, catalog: Catalog) -> ChatRequest:
     if not isinstance(body, Mapping):
         raise InvalidRequest("body: expected a JSON object")
+    check_json(body)
     unknown = sorted(set(body) - KNOWN)
     if unknown:
-        raise InvalidRequest(f"{unknown[0]}: unrecognized request argument")
+        name = _name(unknown[0])
+        raise InvalidRequest(f"{name if name != '?' else 'body'}: unrecognized request argument")
     for name in sorted(UNSUPPORTED & set(body)):
         if body[name] not in (None, [], {}):
             raise InvalidRequest(f"{name}: not supported by costmesh")
@@ -86,6 +146,8 @@ def parse_chat_request(body: Any, catalog: Catalog) -> ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: required; use 'auto' to let costmesh choose, or a model of GET /v1/models")
+    if len(model) > MAX_MODEL_CHARS:
+        raise InvalidRequest(f"model: longer than {MAX_MODEL_CHARS} characters; see GET /v1/models")
     request = gw.CompleteRequest(messages=_messages(body.get("messages")))
     if model != AUTO_MODEL:
         if model not in catalog.models:
@@ -109,9 +171,9 @@ def _messages(raw: Any) -> list[common.Message]:
         if not isinstance(item, Mapping):
             raise InvalidRequest(f"messages[{i}]: expected an object")
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(
-                f"messages[{i}].role: {role!r} is not supported; use system, developer, user or assistant"
+                f"messages[{i}].role: {_short(role)} is not supported; use system, developer, user or assistant"
             )
         message = common.Message(role=ROLES[role])
         content = item.get("content")
@@ -140,7 +202,7 @@ def _part(part: Any, message: common.Message, where: str) -> None:
             raise InvalidRequest(f"{where}.image_url.url: expected a string")
         message.content.add(image=_image(url, f"{where}.image_url.url"))
     else:
-        raise InvalidRequest(f"{where}.type: {kind!r} is not supported; use text or image_url")
+        raise InvalidRequest(f"{where}.type: {_short(kind)} is not supported; use text or image_url")
 
 
 def _image(url: str, where: str) -> common.Image:
@@ -161,9 +223,7 @@ def _sampling(body: Mapping) -> common.SamplingParams:
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     if max_tokens is not None:
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
-            raise InvalidRequest(f"{name}: must be a positive integer")
-        sampling.max_tokens = max_tokens
+        sampling.max_tokens = _integer(max_tokens, name, 1, INT32_MAX, "must be a positive integer")
     else:
         sampling.max_tokens = 1024
     for key in ("temperature", "top_p"):
@@ -171,7 +231,13 @@ def _sampling(body: Mapping) -> common.SamplingParams:
         if value is not None:
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise InvalidRequest(f"{key}: must be a number")
-            setattr(sampling, key, float(value))
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise InvalidRequest(f"{key}: must be a finite number")
+            setattr(sampling, key, number)
     stop = body.get("stop")
     if isinstance(stop, str):
         sampling.stop.append(stop)
@@ -183,10 +249,20 @@ def _sampling(body: Mapping) -> common.SamplingParams:
         raise InvalidRequest("stop: expected a string or an array of strings")
     seed = body.get("seed")
     if seed is not None:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise InvalidRequest("seed: must be an integer")
-        sampling.seed = seed
+        sampling.seed = _integer(seed, "seed", INT64_MIN, INT64_MAX, "must be a 64-bit integer")
     return sampling
+
+
+def _integer(value: Any, where: str, low: int, high: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidRequest(f"{where}: {what} (from {low} to {high})")
+    return value
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value quoted in an error message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _costmesh_options(raw: Any, request: gw.CompleteRequest) -> None:
@@ -196,7 +272,7 @@ def _costmesh_options(raw: Any, request: gw.CompleteRequest) -> None:
         raise InvalidRequest("costmesh: expected an object")
     unknown = sorted(set(raw) - {"cache", "routing", "session_id", "request_id"})
     if unknown:
-        raise InvalidRequest(f"costmesh.{unknown[0]}: unknown option")
+        raise InvalidRequest(f"costmesh.{_name(unknown[0])}: unknown option")
     for key in ("session_id", "request_id"):
         if key in raw:
             if not isinstance(raw[key], str):
@@ -206,13 +282,12 @@ def _costmesh_options(raw: Any, request: gw.CompleteRequest) -> None:
     if not isinstance(cache, Mapping):
         raise InvalidRequest("costmesh.cache: expected an object")
     for key in sorted(set(cache) - {"bypass", "ttl_seconds", "tags", "session_scoped"}):
-        raise InvalidRequest(f"costmesh.cache.{key}: unknown option")
+        raise InvalidRequest(f"costmesh.cache.{_name(key)}: unknown option")
     request.cache.bypass = _bool(cache.get("bypass", False), "costmesh.cache.bypass")
     request.cache.session_scoped = _bool(cache.get("session_scoped", False), "costmesh.cache.session_scoped")
     ttl = cache.get("ttl_seconds", 0)
-    if not isinstance(ttl, int) or isinstance(ttl, bool):
-        raise InvalidRequest("costmesh.cache.ttl_seconds: must be an integer")
-    request.cache.ttl_seconds = ttl
+    request.cache.ttl_seconds = _integer(ttl, "costmesh.cache.ttl_seconds", 0, INT32_MAX,
+                                         "must be a whole number of seconds")
     tags = cache.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidRequest("costmesh.cache.tags: expected an array of strings")
@@ -221,7 +296,7 @@ def _costmesh_options(raw: Any, request: gw.CompleteRequest) -> None:
     if not isinstance(routing, Mapping):
         raise InvalidRequest("costmesh.routing: expected an object")
     for key in sorted(set(routing) - {"min_tier", "max_tier"}):
-        raise InvalidRequest(f"costmesh.routing.{key}: unknown option; pin a model with `model`")
+        raise InvalidRequest(f"costmesh.routing.{_name(key)}: unknown option; pin a model with `model`")
     for key in ("min_tier", "max_tier"):
         if routing.get(key) is not None:
             name = routing[key]
@@ -340,7 +415,9 @@ def param_of(message: str) -> str | None:
     head, sep, _ = message.partition(": ")
     if not sep or " " in head:
         return None
+    if head.startswith("messages[") and _IMAGE_FIELD.search(head):
+        return _IMAGE_FIELD.sub(".image_url.url", head)
     for prefix, param in PIPELINE_PARAMS.items():
-        if head == prefix or head.startswith(prefix + "."):
-            return param
+        if head == prefix or head.startswith((prefix + ".", prefix + "[")):
+            return param + head[len(prefix):] if param else None
     return head
