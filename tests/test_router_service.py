@@ -198,3 +198,40 @@ async def test_invalid_requests(fake, stub):
 async def test_providers_address_is_required():
     with pytest.raises(ConfigError, match="COSTMESH_PROVIDERS_ADDR"):
         await start_service(SPEC, Env({}), port=0)
+
+
+async def plan(stub, **kw) -> router_pb2.PlanResponse:
+    return await stub.Plan(router_pb2.PlanRequest(**kw), timeout=10)
+
+
+async def test_plan_is_the_first_model_execute_calls(fake, stub):
+    for tier in (common_pb2.TIER_UNSPECIFIED, common_pb2.TIER_TRIVIAL, common_pb2.TIER_MODERATE,
+                 common_pb2.TIER_COMPLEX):
+        planned = await plan(stub, tier=tier)
+        assert fake.calls == []  # planning calls no provider
+        response = await stub.Execute(request(tier=tier), timeout=10)
+        assert fake.calls[0] == planned.model == response.model
+        assert planned.tier == response.tier and planned.provider == response.provider
+        fake.calls.clear()
+    default = await plan(stub)
+    assert (default.model, default.tier) == ("gpt-5-mini", common_pb2.TIER_SIMPLE)  # the router's default tier
+
+
+async def test_plan_among_providers_within_the_policy(fake, stub):
+    anthropic = await plan(stub, tier=common_pb2.TIER_SIMPLE, providers=["anthropic"])
+    assert (anthropic.model, anthropic.provider, anthropic.tier) == (
+        "claude-haiku-4-5", "anthropic", common_pb2.TIER_SIMPLE)
+    capped = await plan(stub, tier=common_pb2.TIER_COMPLEX, max_tier=common_pb2.TIER_SIMPLE)
+    assert (capped.model, capped.tier) == ("gpt-5-mini", common_pb2.TIER_SIMPLE)
+    pinned = await plan(stub, tier=common_pb2.TIER_TRIVIAL, model="claude-opus-4-5")
+    assert (pinned.model, pinned.tier) == ("claude-opus-4-5", common_pb2.TIER_COMPLEX)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await plan(stub, model="claude-opus-4-5", providers=["openai"])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "anthropic" in err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await plan(stub, providers=["vllm"])
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "vllm" in err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await plan(stub, tier=9)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("tier")
+    assert fake.calls == []

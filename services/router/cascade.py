@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
 
 from opentelemetry import trace
@@ -116,6 +116,19 @@ class Cascade:
         cap = request.max_tier or Tier.COMPLEX
         start = min(request.tier or DEFAULT_TIER, cap)
         return [(tier, self._catalog.tier_models(tier)) for tier in Tier if start <= tier <= cap]
+
+    def first(self, request: RouteRequest, providers: Collection[str] = ()) -> tuple[Tier, ModelSpec]:
+        """The first model the plan would call, of `providers` when given (e.g. those with a batch API)."""
+        for tier, models in self.plan(request):
+            for spec in models:
+                if not providers or spec.provider in providers:
+                    return tier, spec
+        if request.model:
+            raise InvalidRequest(f"model: {request.model!r} is served by "
+                                 f"{self._catalog.model(request.model).provider!r}, not by {sorted(providers)}")
+        raise Unavailable(f"no model of {sorted(providers)} in the cascade from tier "
+                          f"{(request.tier or DEFAULT_TIER).name.lower()} up to "
+                          f"{(request.max_tier or Tier.COMPLEX).name.lower()}")
 
     async def _run(self, request: RouteRequest, streaming: bool) -> AsyncIterator[Delta | RouteResult]:
         if not request.messages:

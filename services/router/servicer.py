@@ -65,6 +65,15 @@ def response_pb(result: RouteResult, *, text: bool = True) -> router_pb2.Execute
     )
 
 
+def plan_request(request: router_pb2.PlanRequest) -> RouteRequest:
+    return RouteRequest(
+        messages=(),
+        tier=_tier(request.tier, "tier"),
+        max_tier=_tier(request.max_tier, "max_tier"),
+        model=request.model or None,
+    )
+
+
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     def __init__(self, cascade: Cascade):
         self._cascade = cascade
@@ -81,3 +90,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 yield router_pb2.StreamExecuteResponse(text_delta=event.text)
             else:
                 yield router_pb2.StreamExecuteResponse(final=response_pb(event, text=False))
+
+    async def Plan(self, request: router_pb2.PlanRequest, context) -> router_pb2.PlanResponse:
+        tier, spec = self._cascade.first(plan_request(request), tuple(request.providers))
+        return router_pb2.PlanResponse(model=spec.id, provider=spec.provider, tier=int(tier))

@@ -92,3 +92,25 @@ class StreamExecuteResponse(_message.Message):
     text_delta: str
     final: ExecuteResponse
     def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[ExecuteResponse, _Mapping]] = ...) -> None: ...
+
+class PlanRequest(_message.Message):
+    __slots__ = ("tier", "max_tier", "model", "providers")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_TIER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    tier: _common_pb2.Tier
+    max_tier: _common_pb2.Tier
+    model: str
+    providers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PlanResponse(_message.Message):
+    __slots__ = ("model", "provider", "tier")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    provider: str
+    tier: _common_pb2.Tier
+    def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ...) -> None: ...

@@ -44,6 +44,11 @@ class RouterServiceStub:
                 request_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.FromString,
                 _registered_method=True)
+        self.Plan = channel.unary_unary(
+                '/costmesh.router.v1.RouterService/Plan',
+                request_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -61,6 +66,14 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Plan(self, request, context):
+        """The first model the cascade would call for a tier and routing policy, without calling it:
+        for work that goes elsewhere than Execute (the batches service sends it to a batch API).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +86,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.StreamExecute,
                     request_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.FromString,
                     response_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.SerializeToString,
+            ),
+            'Plan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Plan,
+                    request_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +147,33 @@ class RouterService:
             '/costmesh.router.v1.RouterService/StreamExecute',
             costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
             costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Plan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.router.v1.RouterService/Plan',
+            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanRequest.SerializeToString,
+            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanResponse.FromString,
             options,
             channel_credentials,
             insecure,
