@@ -174,7 +174,8 @@ async def test_the_cache_service_refuses_past_its_limit_with_overloaded(redis_ur
             async def lookup(i: int):
                 request = cache_pb2.LookupRequest(
                     scope=cache_pb2.Scope(tenant_id="t"),
-                    messages=[common.Message(role=common.ROLE_USER, content=[common.ContentPart(text=f"question {i}?")])])
+                    messages=[common.Message(role=common.ROLE_USER,
+                                             content=[common.ContentPart(text=f"question {i}?")])])
                 try:
                     return await stub.Lookup(request, timeout=30)
                 except grpc.aio.AioRpcError as exc:
@@ -190,3 +191,20 @@ async def test_the_cache_service_refuses_past_its_limit_with_overloaded(redis_ur
             assert stats.lookups_busy == len(refused)
     finally:
         await service.stop(0.5)
+
+
+def test_admission_refuses_what_would_finish_after_the_deadline():
+    now = [0.0]
+    admission = Admission("thing", 10, clock=lambda: now[0], smoothing=1.0)
+    with admission.slot(deadline_s=2.0):
+        now[0] += 1.5  # a slow call: the queue is long
+    assert admission.latency_s == pytest.approx(1.5)
+    with admission.slot():  # nothing in flight: always admitted, however slow the last call was
+        with pytest.raises(Overloaded, match="recent calls took 1.50 s, the caller has 1.00 s left"):
+            with admission.slot(deadline_s=1.0):
+                pass
+        with admission.slot(deadline_s=5.0):  # enough time left
+            pass
+        with admission.slot(deadline_s=None):  # no deadline: only the limit applies
+            pass
+    assert admission.refused == 1

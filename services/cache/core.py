@@ -109,10 +109,11 @@ class CacheCore:
 
     # -- lookup ---------------------------------------------------------------------------
 
-    async def lookup(self, request: LookupRequest) -> LookupResult:
-        """The request's cached answer, if any; raises `Overloaded` at once when the cache is saturated."""
+    async def lookup(self, request: LookupRequest, deadline_s: float | None = None) -> LookupResult:
+        """The request's cached answer, if any; raises `Overloaded` at once when the cache is saturated
+        (too many lookups in flight, or recent ones slower than the `deadline_s` seconds left)."""
         query = scope_query(request.scope, request.messages, request.sampling)
-        with self.lookup_admission.slot():
+        with self.lookup_admission.slot(deadline_s):
             return await self._lookup(request, query)
 
     async def _lookup(self, request: LookupRequest, query: ScopedQuery) -> LookupResult:

@@ -20,7 +20,8 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
 
     async def Lookup(self, request: cache_pb2.LookupRequest, context) -> cache_pb2.LookupResponse:
         result = await self._core.lookup(LookupRequest(
-            _scope(request.scope), messages_from_pb(request.messages), sampling_from_pb(request.sampling)))
+            _scope(request.scope), messages_from_pb(request.messages), sampling_from_pb(request.sampling)),
+            deadline_s=context.time_remaining())
         response = cache_pb2.LookupResponse(
             kind=int(result.kind),
             entry_id=result.entry_id,

@@ -17,6 +17,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
             messages_from_pb(request.messages),
             strategy=request.strategy,
             embedding=list(request.embedding),
+            deadline_s=context.time_remaining(),
         )
         return classifier_pb2.ClassifyResponse(
             tier=int(result.tier),

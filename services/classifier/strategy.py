@@ -109,10 +109,12 @@ class Classifier:
         *,
         strategy: str = "",
         embedding: Sequence[float] | None = None,
+        deadline_s: float | None = None,
     ) -> Classification:
-        """`classify`, embedding the last user message first when the strategy needs it and none fits."""
+        """`classify`, embedding the last user message first when the strategy needs it and none fits.
+        Raises `Overloaded` at once when saturated (see `costmesh.admission`)."""
         chosen = self._chosen(messages, strategy)
-        with self.admission.slot():
+        with self.admission.slot(deadline_s):
             return await self._aclassify(chosen, messages, embedding)
 
     async def _aclassify(self, chosen: Strategy, messages: Sequence[Message],
