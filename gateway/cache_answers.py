@@ -1,50 +1,8 @@
-"""What the gateway's request paths (interactive and batch) share about the cache: the scope
-a request's answer is shared within, and the response for a cache hit."""
+"""What the gateway's request path shares with the batches service about the cache (the scope an
+answer is shared within, the response for a hit): it lives in the core, `costmesh.cache_answers`."""
 
 from __future__ import annotations
 
-from costmesh.api.cache.v1 import cache_pb2
-from costmesh.api.common.v1 import common_pb2 as common
-from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.cache_answers import HIT_STATUS, cache_scope, hit_response
 
-HIT_STATUS = {
-    cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT,
-    cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT,
-}
-
-
-def cache_scope(request: gw.CompleteRequest) -> cache_pb2.Scope:
-    return cache_pb2.Scope(
-        tenant_id=request.tenant_id,
-        session_id=request.session_id,
-        session_scoped=request.cache.session_scoped,
-        model_policy=request.routing.model or _tier_policy(request.routing),
-    )
-
-
-def _tier_policy(routing: gw.RoutingPolicy) -> str:
-    if routing.min_tier or routing.max_tier:
-        return f"auto:{routing.min_tier}-{routing.max_tier}"
-    return "auto"
-
-
-def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.CompleteResponse:
-    """The answer for a cache hit: the embedding is all it cost; the saving is the baseline of
-    the call that produced the entry, less that."""
-    cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
-    saving = lookup.baseline_cost_usd - cost.total_usd
-    return gw.CompleteResponse(
-        request_id=request_id,
-        text=lookup.text,
-        model=lookup.model,
-        provider="cache",
-        cached=True,
-        cache_status=HIT_STATUS[lookup.kind],
-        cache_similarity=lookup.similarity,
-        usage=lookup.usage,
-        cost=cost,
-        baseline_cost_usd=lookup.baseline_cost_usd,
-        saving_usd=saving,
-        savings=common.LayerSavings(cache_usd=saving),
-        finish_reason="stop",
-    )
+__all__ = ["HIT_STATUS", "cache_scope", "hit_response"]

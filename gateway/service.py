@@ -1,4 +1,5 @@
-"""Wires the gateway: channels to the cache, classifier and router, then the pipeline."""
+"""Wires the gateway: channels to the cache, classifier and router, then the pipeline; BatchService forwarded
+to the batches service."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 from costmesh.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.gateway.auth import authenticator_from_env
-from costmesh.gateway.batch.service import mount_batch
+from costmesh.gateway.batch_forward import batch_forwarder
 from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.http.app import HttpApi
 from costmesh.gateway.http.server import start_http
@@ -45,11 +46,10 @@ async def mount(runtime: Runtime) -> Mounted:
         )
         cleanup.push_async_callback(close_http)
         runtime.log.info("http listening", port=bound, api="openai-compatible /v1")
-    batch = await mount_batch(runtime, clients, auth)  # BatchService: provider batch APIs, state in Redis
-    cleanup.push_async_callback(batch.close)
+    batch = batch_forwarder(runtime, auth, settings.limits)  # BatchService: forwarded to the batches service
     name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     servicer = Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(pipeline, auth), name)
-    return Mounted([servicer, batch.servicer], close=cleanup.aclose)
+    return Mounted([servicer, batch], close=cleanup.aclose)
 
 
 SPEC = ServiceSpec("gateway", 50051, mount)

@@ -54,6 +54,7 @@ async def start_inprocess_mesh(
 ) -> InProcessMesh:
     from costmesh.gateway.auth import KeyStore
     from costmesh.gateway.service import SPEC as GATEWAY
+    from costmesh.services.batches.service import SPEC as BATCHES
     from costmesh.services.cache.service import SPEC as CACHE
     from costmesh.services.classifier.service import SPEC as CLASSIFIER
     from costmesh.services.providers.service import SPEC as PROVIDERS
@@ -85,7 +86,10 @@ async def start_inprocess_mesh(
         classifier = await start(CLASSIFIER)
         providers = await start(PROVIDERS)
         router = await start(ROUTER, providers=providers.address)
-        await start(GATEWAY, cache=cache.address, classifier=classifier.address, router=router.address)
+        batches = await start(BATCHES, cache=cache.address, classifier=classifier.address, router=router.address,
+                              providers=providers.address)
+        await start(GATEWAY, cache=cache.address, classifier=classifier.address, router=router.address,
+                    batches=batches.address)
     except BaseException:
         await mesh.stop()
         raise

@@ -1,5 +1,7 @@
-"""BatchService through the in-process mesh: cache first, provider batch APIs in the simulator, state in
-Redis (the gateway is restarted mid-batch), the batch discount in every cost, limits refused."""
+"""BatchService through the in-process mesh: the gateway authenticates and forwards to the batches
+service; cache first, provider batch APIs (through the providers service) in the simulator, state in
+Redis (the batches service and the gateway are restarted mid-batch), the batch discount in every
+cost, limits refused."""
 
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.batch_limits import MB, check_size
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
 from costmesh.convert import usage_from_pb
 from costmesh.errors import InvalidRequest
-from costmesh.gateway.batch.limits import MB, check_size
 from costmesh.pricing import cost_of
 from costmesh.rpc.server import start_service
 from costmesh.services.simulator import start_simulator
@@ -43,16 +45,17 @@ async def mesh(redis_url, simulator):
     # the rules verifier: this test is about batches, not about the learned verifier's artifact
     # generous hop timeouts: on a loaded machine a slow lookup would turn the expected cache hit into a miss
     env = {"COSTMESH_BATCH_POLL_S": "0.1", "COSTMESH_HTTP_PORT": "0", "COSTMESH_CACHE_VERIFIER": "rules",
-           "COSTMESH_GATEWAY_CACHE_TIMEOUT_S": "30", "COSTMESH_GATEWAY_CLASSIFY_TIMEOUT_S": "30"}
+           "COSTMESH_GATEWAY_CACHE_TIMEOUT_S": "30", "COSTMESH_GATEWAY_CLASSIFY_TIMEOUT_S": "30",
+           "COSTMESH_BATCH_CACHE_TIMEOUT_S": "30", "COSTMESH_BATCH_CLASSIFY_TIMEOUT_S": "30"}
     mesh = await asyncio.wait_for(start_inprocess_mesh(redis_url, simulator.url, TracerProvider(), extra_env=env), 120)
-    mesh.env = {  # what a restarted gateway gets
+    mesh.env = {  # what a restarted batches service and gateway get
         "REDIS_URL": redis_url,
-        "COSTMESH_SIMULATOR_URL": simulator.url,
         "COSTMESH_LOG_LEVEL": "warning",
         "COSTMESH_API_KEYS_FILE": str(mesh.keys_file),
         "COSTMESH_CACHE_ADDR": mesh.service("cache").address,
         "COSTMESH_CLASSIFIER_ADDR": mesh.service("classifier").address,
         "COSTMESH_ROUTER_ADDR": mesh.service("router").address,
+        "COSTMESH_PROVIDERS_ADDR": mesh.service("providers").address,
         **env,
     }
     yield mesh
@@ -104,14 +107,19 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
     providers = {p.split(":")[0] for p in submitted.provider_batch_ids}
     assert {"anthropic", "openai"} <= providers
 
-    # restart the gateway in the middle of the batch: its state is in Redis, the new one carries on
+    # restart the batches service (and the gateway) in the middle of the batch: its state is in Redis,
+    # the new one carries on; the gateway holds no state and no provider key
     await mesh.services.pop("gateway").stop(0.2)
+    await mesh.services.pop("batches").stop(0.2)
     from costmesh.gateway.service import SPEC as GATEWAY
+    from costmesh.services.batches.service import SPEC as BATCHES
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    mesh.services["gateway"] = await start_service(GATEWAY, Env(mesh.env), tracer_provider=provider, port=0)
+    mesh.services["batches"] = await start_service(BATCHES, Env(mesh.env), tracer_provider=provider, port=0)
+    gateway_env = {**mesh.env, "COSTMESH_BATCHES_ADDR": mesh.service("batches").address}
+    mesh.services["gateway"] = await start_service(GATEWAY, Env(gateway_env), tracer_provider=provider, port=0)
     async with grpc.aio.insecure_channel(mesh.gateway) as channel:
         stub = gateway_pb2_grpc.BatchServiceStub(channel)
         done = await wait_ended(stub, mesh, submitted.batch_id)
@@ -212,7 +220,7 @@ def test_size_limits_as_documented():
 
 def test_anthropic_batch_params_are_the_interactive_request_flattened():
     from costmesh.domain import Message, Part, Role, Sampling
-    from costmesh.gateway.batch.provider_batches import AnthropicBatches, BatchCall, OpenAIBatches
+    from costmesh.services.providers.batches import AnthropicBatches, BatchCall, OpenAIBatches
 
     doc = " ".join(f"Clause {i} of the shared contract." for i in range(400))
     messages = (Message.of(Role.SYSTEM, doc), Message(Role.USER, (Part(text="Which clause?"),)))
@@ -233,3 +241,36 @@ def test_anthropic_batch_params_are_the_interactive_request_flattened():
     body = __import__("json").loads(line.body)
     assert body["url"] == "/v1/chat/completions" and body["body"]["prompt_cache_key"].startswith("cm-")
     assert line.size_bytes == len(line.body)
+
+
+async def test_the_gateway_authenticates_and_the_batch_is_the_keys_tenants(mesh):
+    async with grpc.aio.insecure_channel(mesh.gateway) as channel:
+        stub = gateway_pb2_grpc.BatchServiceStub(channel)
+        request = gw.SubmitBatchRequest(requests=[item("k1", "Is this batch mine?", "gpt-5-nano")])
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.SubmitBatch(request, timeout=RPC_TIMEOUT_S)  # no key
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        request.requests[0].tenant_id = ""  # the key says whose it is
+        submitted = (await stub.SubmitBatch(request, metadata=metadata(mesh), timeout=RPC_TIMEOUT_S)).batch
+        assert submitted.tenant_id == TENANT
+        other = (("authorization", f"Bearer {mesh.api_key('someone-else')}"),)
+        with pytest.raises(grpc.aio.AioRpcError) as info:  # another tenant's batch does not exist for you
+            await stub.GetBatch(gw.GetBatchRequest(batch_id=submitted.batch_id), metadata=other,
+                                timeout=RPC_TIMEOUT_S)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_gateway_without_the_batches_service_answers_unavailable(mesh):
+    from costmesh.gateway.service import SPEC as GATEWAY
+
+    gateway = await start_service(GATEWAY, Env(mesh.env), port=0)  # no COSTMESH_BATCHES_ADDR
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = gateway_pb2_grpc.BatchServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.GetBatch(gw.GetBatchRequest(batch_id="cmbatch_x"), metadata=metadata(mesh),
+                                    timeout=RPC_TIMEOUT_S)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "COSTMESH_BATCHES_ADDR" in info.value.details()
+    finally:
+        await gateway.stop(0)

@@ -46,17 +46,25 @@ GRPC_SERVICES = {
     "router": ("costmesh.services.router", 50054),
     "providers": ("costmesh.services.providers", 50055),
     "inference": ("costmesh.services.inference", 50056),
+    "batches": ("costmesh.services.batches", 50057),
 }
 HTTP_SERVICES = {"simulator": ("costmesh.services.simulator", 8089)}
 ALL_SERVICES = {**GRPC_SERVICES, **HTTP_SERVICES}
-STATELESS = {"gateway", "cache", "classifier", "router", "providers"}
+STATELESS = {"gateway", "cache", "classifier", "router", "providers", "batches"}
 PEERS = {
     "gateway": {
         "COSTMESH_CACHE_ADDR": "cache:50052",
         "COSTMESH_CLASSIFIER_ADDR": "classifier:50053",
         "COSTMESH_ROUTER_ADDR": "router:50054",
+        "COSTMESH_BATCHES_ADDR": "batches:50057",
     },
     "router": {"COSTMESH_PROVIDERS_ADDR": "providers:50055"},
+    "batches": {
+        "COSTMESH_CACHE_ADDR": "cache:50052",
+        "COSTMESH_CLASSIFIER_ADDR": "classifier:50053",
+        "COSTMESH_ROUTER_ADDR": "router:50054",
+        "COSTMESH_PROVIDERS_ADDR": "providers:50055",
+    },
 }
 METRICS_PORT = 9464
 K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())  # grpc probes are GA from 1.27
@@ -214,7 +222,9 @@ def test_compose_services_env_and_health():
 def test_compose_depends_on_conditions():
     services = compose_config("gpu")["services"]
     expected = {
-        "gateway": {"cache": "service_healthy", "classifier": "service_healthy", "router": "service_healthy"},
+        "gateway": {"cache": "service_healthy", "classifier": "service_healthy", "router": "service_healthy",
+                    "batches": "service_healthy"},
+        "batches": {"redis": "service_healthy", "router": "service_healthy", "providers": "service_healthy"},
         "cache": {"redis": "service_healthy"},
         "router": {"providers": "service_healthy"},
         "providers": {"simulator": "service_healthy"},
@@ -707,18 +717,18 @@ def test_gateway_api_keys_file_is_mounted_not_committed():
     assert "COSTMESH_AUTH" not in effective_env(container)
 
 
-def test_gateway_has_what_batches_need_as_the_providers_do():
-    """BatchService (in the gateway) keeps job state in Redis and submits with the providers' keys
-    and simulator setting: without them batches are off, or go where the live calls do not."""
+def test_batches_keep_their_state_in_redis_and_the_provider_keys_stay_in_providers():
+    """The batches service keeps job state in Redis (as the cache does) and reaches the providers'
+    batch APIs through the providers service: neither it nor the gateway holds a provider key."""
     raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COSTMESH_SIMULATOR_URL"):
-        assert raw["gateway"]["environment"][var] == raw["providers"]["environment"][var], var
-    assert raw["gateway"]["environment"]["REDIS_URL"] == raw["cache"]["environment"]["REDIS_URL"]
+    assert raw["batches"]["environment"]["REDIS_URL"] == raw["cache"]["environment"]["REDIS_URL"]
+    for name in ("gateway", "batches"):
+        for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COSTMESH_SIMULATOR_URL"):
+            assert var not in raw[name]["environment"], (name, var)
 
     deployments = objects_of("Deployment")
-    gateway, providers, cache = (container_of(deployments[n]) for n in ("gateway", "providers", "cache"))
-    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
-        assert env_of(gateway)[var]["valueFrom"] == env_of(providers)[var]["valueFrom"], var
-    assert effective_env(gateway)["COSTMESH_SIMULATOR_URL"] == effective_env(providers)["COSTMESH_SIMULATOR_URL"]
-    assert "REDIS_URL" in effective_env(gateway)
-    assert [s for s in gateway["envFrom"] if "secretRef" in s] == [s for s in cache["envFrom"] if "secretRef" in s]
+    gateway, batches, cache = (container_of(deployments[n]) for n in ("gateway", "batches", "cache"))
+    for container in (gateway, batches):
+        assert not {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} & set(env_of(container)), container["name"]
+    assert "REDIS_URL" in effective_env(batches)
+    assert [s for s in batches["envFrom"] if "secretRef" in s] == [s for s in cache["envFrom"] if "secretRef" in s]

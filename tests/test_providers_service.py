@@ -232,3 +232,99 @@ async def test_server_span_carries_model_tokens_and_cost(mesh, method):
     baseline = (response.usage.input_tokens * premium.input + response.usage.output_tokens * premium.output) * 1e-6
     assert attrs["costmesh.baseline_cost_usd"] == pytest.approx(baseline)
     assert attrs["costmesh.list_cost_usd"] >= attrs["costmesh.cost_usd"]
+
+
+# -- batch RPCs: the providers' batch APIs (the simulator's), the provider keys staying here ---------
+
+
+def batch_item(custom_id: str, model: str, question: str) -> provider_pb2.BatchRequestItem:
+    return provider_pb2.BatchRequestItem(
+        custom_id=custom_id, model=model, messages=messages_to_pb((Message.of(Role.USER, question),)),
+        sampling=common_pb2.SamplingParams(max_tokens=200), tenant_id="tenant-a",
+    )
+
+
+async def batch_results(mesh: Mesh, provider: str, batch_id: str, models: dict[str, str]) -> dict:
+    for _ in range(100):
+        state = await mesh.stub.GetBatch(provider_pb2.GetBatchRequest(provider=provider, batch_id=batch_id),
+                                         timeout=20)
+        if state.ended:
+            break
+    assert state.ended and state.provider_status in ("ended", "completed", "cancelled")
+    chunks = [c async for c in mesh.stub.StreamBatchResults(
+        provider_pb2.StreamBatchResultsRequest(provider=provider, batch_id=batch_id, models=models), timeout=20)]
+    return {r.custom_id: r for chunk in chunks for r in chunk.results}
+
+
+@pytest.mark.parametrize("model", ONE_PER_PROVIDER)
+async def test_batch_submit_poll_and_results_at_the_discount(mesh, model):
+    listed = await mesh.stub.ListModels(provider_pb2.ListModelsRequest(), timeout=20)
+    assert all(m.batch_api for m in listed.models)  # the simulator serves both batch APIs
+    items = [batch_item("q-1", model, "Why is the sky blue?"), batch_item("q_2", model, "What is a B-tree?")]
+    checked = await mesh.stub.SubmitBatch(provider_pb2.SubmitBatchRequest(requests=items, validate_only=True),
+                                          timeout=20)
+    provider = CATALOG.model(model).provider
+    assert (checked.provider, checked.batch_id, checked.request_count) == (provider, "", 2)
+    assert checked.payload_bytes > 0
+    submitted = await mesh.stub.SubmitBatch(provider_pb2.SubmitBatchRequest(requests=items, label="test"), timeout=20)
+    assert submitted.provider == provider and submitted.batch_id
+    assert submitted.payload_bytes == checked.payload_bytes
+    results = await batch_results(mesh, provider, submitted.batch_id, {"q-1": model, "q_2": model})
+    assert set(results) == {"q-1", "q_2"}
+    for result in results.values():
+        assert result.status == provider_pb2.BATCH_RESULT_STATUS_SUCCEEDED and result.response.text
+        response = result.response
+        assert (response.model, response.provider) == (model, provider)
+        spec = CATALOG.model(model)
+        expected = cost_of(spec, usage_from_pb(response.usage), batch_discount=CATALOG.batch_discount)
+        assert cost_from_pb(response.cost) == pytest.approx(expected)
+        assert response.cost.total_usd > 0
+        assert response.cost.discount_usd == pytest.approx(response.cost.total_usd)  # half off: half paid
+
+
+async def test_batch_cancel_ends_with_cancelled_requests(mesh):
+    items = [batch_item(f"c{i}", "gpt-5-nano", f"Cancelled question {i}?") for i in range(3)]
+    submitted = await mesh.stub.SubmitBatch(provider_pb2.SubmitBatchRequest(requests=items), timeout=20)
+    await mesh.stub.CancelBatch(provider_pb2.CancelBatchRequest(provider="openai", batch_id=submitted.batch_id),
+                                timeout=20)
+    results = await batch_results(mesh, "openai", submitted.batch_id, {f"c{i}": "gpt-5-nano" for i in range(3)})
+    assert [results[f"c{i}"].status for i in range(3)] == [provider_pb2.BATCH_RESULT_STATUS_CANCELED] * 3
+    assert not any(r.HasField("response") for r in results.values())
+
+
+async def test_batch_requests_refused_with_the_field_named(mesh):
+    async def refused(items, match: str, code=grpc.StatusCode.INVALID_ARGUMENT) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await mesh.stub.SubmitBatch(provider_pb2.SubmitBatchRequest(requests=items, validate_only=True),
+                                        timeout=20)
+        assert caught.value.code() == code and match in caught.value.details(), caught.value.details()
+
+    await refused([], "requests: at least one")
+    await refused([batch_item("a", "gpt-5-mini", "x"), batch_item("b", "claude-haiku-4-5", "y")], "one provider")
+    await refused([batch_item("a", "gpt-5-mini", "x"), batch_item("b", "gpt-5-nano", "y")], "one model")
+    await refused([batch_item("a", "gpt-5-mini", "x"), batch_item("a", "gpt-5-mini", "y")],
+                  "requests[1].custom_id")
+    await refused([batch_item("not ok", "gpt-5-mini", "x")], "requests[0].custom_id")
+    await refused([batch_item("a", "gpt-9-ultra", "x")], "requests[0].model")
+    await refused([provider_pb2.BatchRequestItem(custom_id="a", model="gpt-5-mini")], "requests[0].messages")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.stub.GetBatch(provider_pb2.GetBatchRequest(provider="anthropic", batch_id="msgbatch_nope"),
+                                 timeout=20)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.stub.GetBatch(provider_pb2.GetBatchRequest(provider="vllm", batch_id="x"), timeout=20)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no batch API" in caught.value.details()
+
+
+async def test_batch_over_the_documented_limit_is_refused(mesh):
+    """An OpenAI batch file holds at most 50,000 requests: one more is refused, nothing is sent."""
+    item = batch_item("x", "gpt-5-nano", "hi")
+    items = []
+    for i in range(50_001):
+        copy = provider_pb2.BatchRequestItem()
+        copy.CopyFrom(item)
+        copy.custom_id = f"r{i}"
+        items.append(copy)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.stub.SubmitBatch(provider_pb2.SubmitBatchRequest(requests=items), timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 50,000" in caught.value.details()

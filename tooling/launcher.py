@@ -1,7 +1,7 @@
 """Starts the whole mesh on one machine, each service its own process (demo, bench, e2e tests).
 
 Embedded Redis (unless REDIS_URL is given), the simulator (unless real provider keys are
-configured and no simulator is wanted), then cache, classifier, router, providers, gateway,
+configured and no simulator is wanted), then cache, classifier, providers, router, batches, gateway,
 each on a free loopback port, each waited for through the standard gRPC health service.
 """
 
@@ -27,7 +27,8 @@ SERVICES = (
     ("classifier", "costmesh.services.classifier", ()),
     ("providers", "costmesh.services.providers", ()),
     ("router", "costmesh.services.router", ("providers",)),
-    ("gateway", "costmesh.gateway", ("cache", "classifier", "router")),
+    ("batches", "costmesh.services.batches", ("cache", "classifier", "router", "providers")),
+    ("gateway", "costmesh.gateway", ("cache", "classifier", "router", "batches")),
 )
 
 
@@ -145,6 +146,9 @@ def start_mesh(
                 service_env[f"COSTMESH_{peer.upper()}_ADDR"] = addresses[peer]
             if env.get("COSTMESH_METRICS_PORT"):  # metrics wanted: one endpoint per process, never a shared port
                 service_env["COSTMESH_METRICS_PORT"] = str(free_port())
+            workers = env.get(f"COSTMESH_{name.upper()}_WORKERS")  # several processes on the service's port
+            if workers:
+                service_env["COSTMESH_WORKERS"] = workers
             mesh.processes[name] = _spawn(name, module, service_env, run_dir, addresses[name])
         for process in mesh.processes.values():
             if process.name != "simulator":

@@ -11,7 +11,7 @@ from the usage the simulator returned, baselines in the same run.
   `rag_saving_N` = 1 - cached cost / uncached cost (Anthropic).
 - Batch: the same 1,000 MMLU questions (half to claude-haiku-4-5, half to gpt-5-mini) answered
   interactively (concurrency 32) and through the Message Batches / Batch APIs (the code path of
-  the gateway's BatchService). `batch_saving` = 1 - batched cost / interactive cost. The
+  the providers service's batch RPCs). `batch_saving` = 1 - batched cost / interactive cost. The
   simulator ends a batch on the first poll, so its completion time says nothing about the
   real APIs' (minutes to 24 hours).
 """
@@ -27,9 +27,9 @@ import openai
 
 from costmesh.catalog import load_catalog
 from costmesh.domain import Message, Part, Role, Sampling
-from costmesh.gateway.batch.provider_batches import AnthropicBatches, BatchCall, OpenAIBatches, ProviderBatchAPI
 from costmesh.pricing import list_cost_of
 from costmesh.services.providers.anthropic_adapter import AnthropicAdapter
+from costmesh.services.providers.batches import AnthropicBatches, BatchCall, OpenAIBatches, ProviderBatchAPI
 from costmesh.services.providers.cache_breakpoints import AutoBreakpoints, ClientBreakpoints
 from costmesh.services.providers.openai_adapter import OpenAIAdapter
 from costmesh.services.simulator import start_simulator

@@ -25,13 +25,17 @@ _sym_db = _symbol_database.Default()
 from costmesh.api.common.v1 import common_pb2 as costmesh_dot_api_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'costmesh/api/provider/v1/provider.proto\x12\x14\x63ostmesh.provider.v1\x1a#costmesh/api/common/v1/common.proto\"\x98\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x03 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"\xd5\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12/\n\x04\x63ost\x18\x05 \x01(\x0b\x32!.costmesh.common.v1.CostBreakdown\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x1b\n\x13provider_request_id\x18\x07 \x01(\t\"p\n\x16StreamGenerateResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x37\n\x05\x66inal\x18\x02 \x01(\x0b\x32&.costmesh.provider.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent\"\x13\n\x11ListModelsRequest\"\xa2\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\x1a\n\x12input_usd_per_mtok\x18\x04 \x01(\x01\x12\x1b\n\x13output_usd_per_mtok\x18\x05 \x01(\x01\x12\x16\n\x0e\x63ontext_window\x18\x06 \x01(\x03\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.costmesh.provider.v1.ModelInfo2\xb6\x02\n\x0fProviderService\x12Y\n\x08Generate\x12%.costmesh.provider.v1.GenerateRequest\x1a&.costmesh.provider.v1.GenerateResponse\x12g\n\x0eStreamGenerate\x12%.costmesh.provider.v1.GenerateRequest\x1a,.costmesh.provider.v1.StreamGenerateResponse0\x01\x12_\n\nListModels\x12\'.costmesh.provider.v1.ListModelsRequest\x1a(.costmesh.provider.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'costmesh/api/provider/v1/provider.proto\x12\x14\x63ostmesh.provider.v1\x1a#costmesh/api/common/v1/common.proto\"\x98\x01\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x03 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"\xd5\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12/\n\x04\x63ost\x18\x05 \x01(\x0b\x32!.costmesh.common.v1.CostBreakdown\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x1b\n\x13provider_request_id\x18\x07 \x01(\t\"p\n\x16StreamGenerateResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x37\n\x05\x66inal\x18\x02 \x01(\x0b\x32&.costmesh.provider.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent\"\x13\n\x11ListModelsRequest\"\xb5\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\x1a\n\x12input_usd_per_mtok\x18\x04 \x01(\x01\x12\x1b\n\x13output_usd_per_mtok\x18\x05 \x01(\x01\x12\x16\n\x0e\x63ontext_window\x18\x06 \x01(\x03\x12\x11\n\tbatch_api\x18\x07 \x01(\x08\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.costmesh.provider.v1.ModelInfo\"\xac\x01\n\x10\x42\x61tchRequestItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12-\n\x08messages\x18\x03 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x04 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12\x11\n\ttenant_id\x18\x05 \x01(\t\"t\n\x12SubmitBatchRequest\x12\x38\n\x08requests\x18\x01 \x03(\x0b\x32&.costmesh.provider.v1.BatchRequestItem\x12\r\n\x05label\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"g\n\x13SubmitBatchResponse\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x15\n\rpayload_bytes\x18\x03 \x01(\x03\x12\x15\n\rrequest_count\x18\x04 \x01(\x03\"5\n\x0fGetBatchRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\":\n\x10GetBatchResponse\x12\r\n\x05\x65nded\x18\x01 \x01(\x08\x12\x17\n\x0fprovider_status\x18\x02 \x01(\t\"\xbb\x01\n\x19StreamBatchResultsRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12K\n\x06models\x18\x03 \x03(\x0b\x32;.costmesh.provider.v1.StreamBatchResultsRequest.ModelsEntry\x1a-\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa2\x01\n\x0b\x42\x61tchResult\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.costmesh.provider.v1.BatchResultStatus\x12\x38\n\x08response\x18\x03 \x01(\x0b\x32&.costmesh.provider.v1.GenerateResponse\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"P\n\x1aStreamBatchResultsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.costmesh.provider.v1.BatchResult\"8\n\x12\x43\x61ncelBatchRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\"\x15\n\x13\x43\x61ncelBatchResponse*\xbf\x01\n\x11\x42\x61tchResultStatus\x12#\n\x1f\x42\x41TCH_RESULT_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1d\x42\x41TCH_RESULT_STATUS_SUCCEEDED\x10\x01\x12\x1f\n\x1b\x42\x41TCH_RESULT_STATUS_ERRORED\x10\x02\x12 \n\x1c\x42\x41TCH_RESULT_STATUS_CANCELED\x10\x03\x12\x1f\n\x1b\x42\x41TCH_RESULT_STATUS_EXPIRED\x10\x04\x32\xd4\x05\n\x0fProviderService\x12Y\n\x08Generate\x12%.costmesh.provider.v1.GenerateRequest\x1a&.costmesh.provider.v1.GenerateResponse\x12g\n\x0eStreamGenerate\x12%.costmesh.provider.v1.GenerateRequest\x1a,.costmesh.provider.v1.StreamGenerateResponse0\x01\x12_\n\nListModels\x12\'.costmesh.provider.v1.ListModelsRequest\x1a(.costmesh.provider.v1.ListModelsResponse\x12\x62\n\x0bSubmitBatch\x12(.costmesh.provider.v1.SubmitBatchRequest\x1a).costmesh.provider.v1.SubmitBatchResponse\x12Y\n\x08GetBatch\x12%.costmesh.provider.v1.GetBatchRequest\x1a&.costmesh.provider.v1.GetBatchResponse\x12y\n\x12StreamBatchResults\x12/.costmesh.provider.v1.StreamBatchResultsRequest\x1a\x30.costmesh.provider.v1.StreamBatchResultsResponse0\x01\x12\x62\n\x0b\x43\x61ncelBatch\x12(.costmesh.provider.v1.CancelBatchRequest\x1a).costmesh.provider.v1.CancelBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.api.provider.v1.provider_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STREAMBATCHRESULTSREQUEST_MODELSENTRY']._loaded_options = None
+  _globals['_STREAMBATCHRESULTSREQUEST_MODELSENTRY']._serialized_options = b'8\001'
+  _globals['_BATCHRESULTSTATUS']._serialized_start=1895
+  _globals['_BATCHRESULTSTATUS']._serialized_end=2086
   _globals['_GENERATEREQUEST']._serialized_start=103
   _globals['_GENERATEREQUEST']._serialized_end=255
   _globals['_GENERATERESPONSE']._serialized_start=258
@@ -41,9 +45,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSREQUEST']._serialized_start=587
   _globals['_LISTMODELSREQUEST']._serialized_end=606
   _globals['_MODELINFO']._serialized_start=609
-  _globals['_MODELINFO']._serialized_end=771
-  _globals['_LISTMODELSRESPONSE']._serialized_start=773
-  _globals['_LISTMODELSRESPONSE']._serialized_end=842
-  _globals['_PROVIDERSERVICE']._serialized_start=845
-  _globals['_PROVIDERSERVICE']._serialized_end=1155
+  _globals['_MODELINFO']._serialized_end=790
+  _globals['_LISTMODELSRESPONSE']._serialized_start=792
+  _globals['_LISTMODELSRESPONSE']._serialized_end=861
+  _globals['_BATCHREQUESTITEM']._serialized_start=864
+  _globals['_BATCHREQUESTITEM']._serialized_end=1036
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=1038
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=1154
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1156
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=1259
+  _globals['_GETBATCHREQUEST']._serialized_start=1261
+  _globals['_GETBATCHREQUEST']._serialized_end=1314
+  _globals['_GETBATCHRESPONSE']._serialized_start=1316
+  _globals['_GETBATCHRESPONSE']._serialized_end=1374
+  _globals['_STREAMBATCHRESULTSREQUEST']._serialized_start=1377
+  _globals['_STREAMBATCHRESULTSREQUEST']._serialized_end=1564
+  _globals['_STREAMBATCHRESULTSREQUEST_MODELSENTRY']._serialized_start=1519
+  _globals['_STREAMBATCHRESULTSREQUEST_MODELSENTRY']._serialized_end=1564
+  _globals['_BATCHRESULT']._serialized_start=1567
+  _globals['_BATCHRESULT']._serialized_end=1729
+  _globals['_STREAMBATCHRESULTSRESPONSE']._serialized_start=1731
+  _globals['_STREAMBATCHRESULTSRESPONSE']._serialized_end=1811
+  _globals['_CANCELBATCHREQUEST']._serialized_start=1813
+  _globals['_CANCELBATCHREQUEST']._serialized_end=1869
+  _globals['_CANCELBATCHRESPONSE']._serialized_start=1871
+  _globals['_CANCELBATCHRESPONSE']._serialized_end=1892
+  _globals['_PROVIDERSERVICE']._serialized_start=2089
+  _globals['_PROVIDERSERVICE']._serialized_end=2813
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,26 @@ class ProviderServiceStub:
                 request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/costmesh.provider.v1.ProviderService/SubmitBatch',
+                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/costmesh.provider.v1.ProviderService/GetBatch',
+                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.FromString,
+                _registered_method=True)
+        self.StreamBatchResults = channel.unary_stream(
+                '/costmesh.provider.v1.ProviderService/StreamBatchResults',
+                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.FromString,
+                _registered_method=True)
+        self.CancelBatch = channel.unary_unary(
+                '/costmesh.provider.v1.ProviderService/CancelBatch',
+                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.FromString,
+                _registered_method=True)
 
 
 class ProviderServiceServicer:
@@ -72,6 +92,39 @@ class ProviderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitBatch(self, request, context):
+        """Sends requests to a provider's batch API (Anthropic Message Batches, OpenAI Batch API) through
+        the official SDK, each built like an interactive call. The requests' models must all be of one
+        provider (OpenAI: one model); a payload over the provider's documented limits is refused with
+        INVALID_ARGUMENT before anything is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatch(self, request, context):
+        """Where a provider batch stands: whether it has ended (answered, expired, cancelled or failed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamBatchResults(self, request, context):
+        """The results of an ended provider batch, one per request, each answer priced from the usage the
+        provider returned at the catalog's batch discount; streamed in chunks (a batch's answers can
+        outgrow one message).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatch(self, request, context):
+        """Asks the provider to cancel a batch; requests it has not answered yet end canceled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProviderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +142,26 @@ def add_ProviderServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.FromString,
                     response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.SerializeToString,
+            ),
+            'StreamBatchResults': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamBatchResults,
+                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.SerializeToString,
+            ),
+            'CancelBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatch,
+                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.FromString,
+                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +245,114 @@ class ProviderService:
             '/costmesh.provider.v1.ProviderService/ListModels',
             costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.SerializeToString,
             costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.provider.v1.ProviderService/SubmitBatch',
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.SerializeToString,
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.provider.v1.ProviderService/GetBatch',
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.SerializeToString,
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamBatchResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/costmesh.provider.v1.ProviderService/StreamBatchResults',
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.SerializeToString,
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.provider.v1.ProviderService/CancelBatch',
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.SerializeToString,
+            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

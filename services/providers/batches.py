@@ -1,5 +1,8 @@
 """The providers' batch APIs through the official SDKs (the provider adapters' clients).
 
+Served as ProviderService.SubmitBatch / GetBatch / StreamBatchResults / CancelBatch (see
+`batch_registry`): the provider keys stay in this service.
+
 Anthropic: Message Batches (`messages.batches.create / retrieve / results / cancel`), each
 request's `params` built exactly like an interactive call (automatic cache breakpoints; a
 prefix the batch shares among its requests at 1-hour TTL: a batch can run for hours). OpenAI: a JSONL input file
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 import anthropic
 import openai
 
+from costmesh.batch_limits import COMPLETION_WINDOW
 from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Sampling
 from costmesh.services.providers import anthropic_adapter, openai_adapter
@@ -32,10 +36,9 @@ from costmesh.services.providers.cache_breakpoints import (
 )
 from costmesh.services.providers.sdk_errors import map_sdk_error
 
-from .jobs import CANCELED, ERRORED, EXPIRED, SUCCEEDED
-from .limits import COMPLETION_WINDOW
-
 OPENAI_ENDPOINT = "/v1/chat/completions"
+# How a request of a batch ended (BatchResult.status)
+SUCCEEDED, ERRORED, CANCELED, EXPIRED = "succeeded", "errored", "canceled", "expired"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
+class BatchState:
+    ended: bool  # the provider is done with it: its results can be read
+    provider_status: str  # the provider's own word for where it stands
+
+
+@dataclass(frozen=True)
 class Payload:
     body: Any
     size_bytes: int
@@ -68,6 +77,8 @@ class ProviderBatchAPI(Protocol):
     def payload(self, calls: list[BatchCall]) -> Payload: ...
 
     async def submit(self, payload: Payload, label: str) -> str: ...
+
+    async def state(self, batch_id: str) -> BatchState: ...
 
     async def ended(self, batch_id: str) -> bool: ...
 
@@ -133,12 +144,15 @@ class AnthropicBatches:
             raise map_sdk_error(exc, anthropic, self.name, "message batch") from exc
         return batch.id
 
-    async def ended(self, batch_id: str) -> bool:
+    async def state(self, batch_id: str) -> BatchState:
         try:
             batch = await self._client.messages.batches.retrieve(batch_id)
         except anthropic.AnthropicError as exc:
             raise map_sdk_error(exc, anthropic, self.name, batch_id) from exc
-        return batch.processing_status == "ended"
+        return BatchState(batch.processing_status == "ended", batch.processing_status)
+
+    async def ended(self, batch_id: str) -> bool:
+        return (await self.state(batch_id)).ended
 
     async def results(self, batch_id: str, models: Mapping[str, ModelSpec]) -> list[BatchResult]:
         out: list[BatchResult] = []
@@ -203,8 +217,12 @@ class OpenAIBatches:
             raise map_sdk_error(exc, openai, self.name, "batch") from exc
         return batch.id
 
+    async def state(self, batch_id: str) -> BatchState:
+        status = (await self._retrieve(batch_id)).status
+        return BatchState(status in ("completed", "failed", "expired", "cancelled"), status)
+
     async def ended(self, batch_id: str) -> bool:
-        return (await self._retrieve(batch_id)).status in ("completed", "failed", "expired", "cancelled")
+        return (await self.state(batch_id)).ended
 
     async def results(self, batch_id: str, models: Mapping[str, ModelSpec]) -> list[BatchResult]:
         batch = await self._retrieve(batch_id)

@@ -1,11 +1,15 @@
-"""BatchService servicer: protobuf in, protobuf out; the work is in `engine`."""
+"""BatchService inside the mesh: protobuf in, protobuf out; the work is in `engine`.
+
+The same API as the gateway's public `costmesh.gateway.v1.BatchService`, which authenticates,
+sets each call's tenant_id to the API key's tenant and forwards here: this service trusts the
+tenant_id it is given, so only the gateway should reach it.
+"""
 
 from __future__ import annotations
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
 from costmesh.errors import InvalidRequest
-from costmesh.gateway.auth import Authenticator
 
 from .engine import BatchEngine
 from .jobs import (
@@ -84,39 +88,19 @@ def _add(total, part, names) -> None:
         setattr(total, name, getattr(total, name) + getattr(part, name))
 
 
-def _authorization(context) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            return value
-    return None
-
-
 class BatchServicer(gateway_pb2_grpc.BatchServiceServicer):
-    """Authenticated like GatewayService: the batch's tenant is the API key's tenant."""
-
-    def __init__(self, engine: BatchEngine, auth: Authenticator | None = None):
+    def __init__(self, engine: BatchEngine):
         self._engine = engine
-        self._auth = auth
-
-    def _tenant(self, request, context) -> None:
-        if self._auth is not None:
-            request.tenant_id = self._auth.authenticate(_authorization(context), request.tenant_id).tenant
 
     async def SubmitBatch(self, request: gw.SubmitBatchRequest, context) -> gw.SubmitBatchResponse:
-        self._tenant(request, context)
         job, items = await self._engine.submit(request)
         return gw.SubmitBatchResponse(batch=batch_to_pb(job, items))
 
     async def GetBatch(self, request: gw.GetBatchRequest, context) -> gw.GetBatchResponse:
-        self._tenant(request, context)
         job, items = await self._engine.get(request.batch_id, request.tenant_id)
         batch = batch_to_pb(job, items, request.include_results, request.results_offset, request.results_limit)
         return gw.GetBatchResponse(batch=batch)
 
     async def CancelBatch(self, request: gw.CancelBatchRequest, context) -> gw.CancelBatchResponse:
-        self._tenant(request, context)
         job, items = await self._engine.cancel(request.batch_id, request.tenant_id)
         return gw.CancelBatchResponse(batch=batch_to_pb(job, items))
-
-
-

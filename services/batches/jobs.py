@@ -1,21 +1,29 @@
-"""Batch jobs and where they live: Redis, so a gateway restart in the middle of a batch loses nothing.
+"""Batch jobs and where they live: Redis, so a restart in the middle of a batch loses nothing.
 
 Keys (prefix `costmesh:batch:`): `<id>:meta` the job (JSON), `<id>:items` a hash of its
-requests by index (JSON, protobuf payloads base64), and the set `active` of jobs still
-waiting on a provider. Finished jobs are kept for `retention_s`.
+requests by index (JSON, protobuf payloads base64), the set `active` of jobs still waiting on
+a provider, and `<id>:lock`, the lease (redis-py's `Lock`) one replica holds while it changes a
+job. Finished jobs are kept for `retention_s`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 
 from costmesh.errors import NotFound, Unavailable
+
+log = structlog.get_logger()
 
 PREFIX = "costmesh:batch:"
 
@@ -103,8 +111,8 @@ class JobStore:
         self._active = prefix + "active"
 
     @classmethod
-    def from_url(cls, url: str) -> "JobStore":
-        return cls(aioredis.Redis.from_url(url))
+    def from_url(cls, url: str, retention_s: int = 7 * 24 * 3600) -> "JobStore":
+        return cls(aioredis.Redis.from_url(url), retention_s)
 
     async def create(self, job: Job, items: list[Item]) -> None:
         async with self._guard():
@@ -154,19 +162,18 @@ class JobStore:
         async with self._guard():
             await self._redis.sadd(self._active, job_id)
 
-    async def lock(self, job_id: str, ttl_s: int = 120) -> str | None:
-        """A short lease on a job, so two gateway replicas never finish the same provider batch twice."""
-        token = uuid.uuid4().hex
-        async with self._guard():
-            ok = await self._redis.set(self._prefix + job_id + ":lock", token, nx=True, ex=ttl_s)
-        return token if ok else None
+    async def lock(self, job_id: str, ttl_s: float = 60.0, wait_s: float = 0.0) -> "JobLease | None":
+        """A lease on a job, so two replicas never finish (or cancel) the same provider batch at once.
 
-    async def unlock(self, job_id: str, token: str) -> None:
+        None when another holder has it and `wait_s` passed. The lease lasts `ttl_s` and is renewed
+        every third of it while held, so a long round keeps it and a crashed holder loses it.
+        """
+        lock = Lock(self._redis, self._prefix + job_id + ":lock", timeout=ttl_s, sleep=0.05,
+                    blocking=wait_s > 0, blocking_timeout=wait_s or None, thread_local=False)
         async with self._guard():
-            key = self._prefix + job_id + ":lock"
-            current = await self._redis.get(key)
-            if current is not None and (current.decode() if isinstance(current, bytes) else current) == token:
-                await self._redis.delete(key)
+            if not await lock.acquire():
+                return None
+        return JobLease(lock, ttl_s / 3)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -179,6 +186,36 @@ class JobStore:
 
     def _items(self, job_id: str) -> str:
         return self._prefix + job_id + ":items"
+
+
+class JobLease:
+    """A held job lock: its lease renewed in the background until `release`."""
+
+    def __init__(self, lock: Lock, renew_every_s: float):
+        self._lock = lock
+        self._renewer = asyncio.create_task(self._renew(renew_every_s), name=f"costmesh-lease-{lock.name}")
+
+    async def _renew(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self._lock.reacquire()  # back to the full lease
+            except LockError:  # expired and taken over (e.g. Redis was unreachable for a whole lease)
+                log.warning("batch job lease lost", lock=str(self._lock.name))
+                return
+            except (aioredis.RedisError, OSError) as exc:  # try again next time: the lease has time left
+                log.warning("batch job lease not renewed", lock=str(self._lock.name), error=str(exc))
+
+    async def release(self) -> None:
+        self._renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._renewer
+        try:
+            await self._lock.release()
+        except LockError:  # no longer ours (expired): nothing to release
+            pass
+        except (aioredis.RedisError, OSError) as exc:  # it expires on its own
+            log.warning("batch job lease not released", lock=str(self._lock.name), error=str(exc))
 
 
 class _RedisGuard:

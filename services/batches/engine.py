@@ -1,16 +1,21 @@
-"""Batch jobs end to end: cache first, then classify and route, then the providers' batch APIs.
+"""Batch jobs end to end: cache first, then classify and plan, then the providers' batch APIs.
 
-Submit: every request is validated (the interactive rules, field names prefixed with
-`requests[i]`) and looked up in the semantic cache; hits are answered at once. The rest are
-classified and routed the way the router starts its cascade (the classified tier, clamped by
-the request's routing policy; the tier's first model whose provider has a batch API here; a
-pinned model as is), grouped per provider (and per model for OpenAI, whose batch files take
-one model), checked against the documented limits, recorded in Redis, then submitted.
+Submit: the batch's shape is checked (tenant, request ids, models, the documented limits; each
+request's content is validated by the gateway before it forwards) and every request looked up in
+the semantic cache; hits are answered at once. The rest are classified and planned by the
+router (`RouterService.Plan`: the first model of its cascade for the classified tier, clamped by
+the request's routing policy, among the providers with a batch API; a pinned model as is),
+grouped per provider (and per model for OpenAI, whose batch files take one model), checked
+against the providers' limits by the providers service, recorded in Redis, then submitted.
 
-Poll (`poll_once`, run in a loop by the gateway): each active job's provider batches that
-ended are read back, every answer priced at the batch discount, stored in the cache, and
-written to Redis; a job ends when all its provider batches have. Nothing lives only in
-memory, so a restarted gateway carries on where the last one stopped.
+Poll (`poll_once`, run in a loop by the service): each active job's provider batches that ended
+are read back, every answer priced at the batch discount, stored in the cache, and written to
+Redis; a job ends when all its provider batches have. Nothing lives only in memory, so a
+restarted service carries on where the last one stopped, and replicas share the work through
+each job's lease.
+
+No gRPC here: the cache, classifier, router and providers are reached through `MeshCalls` and
+`ProviderBatches` (see `clients`), and their failures arrive as costmesh domain errors.
 """
 
 from __future__ import annotations
@@ -18,25 +23,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from opentelemetry import trace
 
-from costmesh import convert
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.catalog import Catalog, ModelSpec, Tier
-from costmesh.domain import Generation, Usage
+from costmesh.api.provider.v1 import provider_pb2
+from costmesh.api.router.v1 import router_pb2
+from costmesh.batch_limits import LIMITS, MAX_REQUESTS, check_size
+from costmesh.cache_answers import HIT_STATUS, cache_scope, hit_response
+from costmesh.catalog import Catalog
 from costmesh.errors import CostmeshError, InvalidRequest, NotFound, Unavailable
-from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
-from costmesh.gateway.clients import MeshClients
-from costmesh.gateway.validation import Limits, validate
-from costmesh.pricing import list_cost_of
-from costmesh.services.providers.base import record_on_span
 
+from .answers import answered, store_request, trace_answer
 from .jobs import (
     CANCELING,
     ENDED,
@@ -50,14 +54,42 @@ from .jobs import (
     JobStore,
     ProviderBatch,
 )
-from .limits import LIMITS, MAX_REQUESTS, check_size
-from .provider_batches import BatchCall, BatchResult, ProviderBatchAPI
+from .records import BatchResult
 
 log = structlog.get_logger()
 
-DEFAULT_TIER = Tier.SIMPLE  # as the router, when nothing says otherwise
-SUBMIT_GRACE_S = 600.0  # a job still "submitting" after this lost its gateway mid-submission
+SUBMIT_GRACE_S = 600.0  # a job still "submitting" after this lost its service mid-submission
 LOCK_WAIT_S = 10.0
+
+
+class MeshCalls(Protocol):
+    """The cache, the classifier and the router (over gRPC in `clients.MeshClients`)."""
+
+    async def lookup(self, request: cache_pb2.LookupRequest, timeout: float) -> cache_pb2.LookupResponse: ...
+
+    async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse: ...
+
+    async def classify(
+        self, request: classifier_pb2.ClassifyRequest, timeout: float
+    ) -> classifier_pb2.ClassifyResponse: ...
+
+    async def plan(self, request: router_pb2.PlanRequest, timeout: float) -> router_pb2.PlanResponse: ...
+
+
+class ProviderBatches(Protocol):
+    """The providers' batch APIs (the providers service's batch RPCs, in `clients.ProviderBatchClient`)."""
+
+    async def providers(self) -> frozenset[str]: ...
+
+    async def check(self, requests: list[provider_pb2.BatchRequestItem]) -> None: ...
+
+    async def submit(self, requests: list[provider_pb2.BatchRequestItem], label: str) -> tuple[str, str]: ...
+
+    async def ended(self, provider: str, batch_id: str) -> bool: ...
+
+    async def results(self, provider: str, batch_id: str, models: Mapping[str, str]) -> list[BatchResult]: ...
+
+    async def cancel(self, provider: str, batch_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,56 +97,60 @@ class BatchSettings:
     poll_interval_s: float = 30.0
     cache_timeout_s: float = 2.0
     classify_timeout_s: float = 1.0
+    plan_timeout_s: float = 5.0
     fallback_tier: int = common.TIER_MODERATE  # when the classifier cannot be reached
     concurrency: int = 32  # cache lookups and classifications in flight at submission
-    limits: Limits = field(default_factory=Limits)
 
 
 class BatchEngine:
     def __init__(
         self,
         store: JobStore,
-        clients: MeshClients,
+        clients: MeshCalls,
+        batches: ProviderBatches,
         catalog: Catalog,
-        apis: Mapping[str, ProviderBatchAPI],
         settings: BatchSettings | None = None,
         clock: Callable[[], float] = time.time,
         tracer: trace.Tracer | None = None,
     ):
         self._store = store
         self._clients = clients
+        self._batches = batches
         self._catalog = catalog
-        self._apis = dict(apis)
         self.settings = settings or BatchSettings()
         self._clock = clock
-        self._tracer = tracer or trace.get_tracer("costmesh.gateway.batch")
+        self._tracer = tracer or trace.get_tracer("costmesh.batches")
 
     # -- submit -------------------------------------------------------------------------------
 
     async def submit(self, request: gw.SubmitBatchRequest) -> tuple[Job, list[Item]]:
         requests = self._validated(request)
+        providers = await self._batches.providers()
+        self._precheck(requests, providers)
         gate = asyncio.Semaphore(self.settings.concurrency)
+        plans: dict[tuple[int, int], asyncio.Future] = {}  # one router plan per (tier, max_tier)
 
         async def plan(index: int, req: gw.CompleteRequest) -> Item:
             async with gate:
-                return await self._plan(index, req)
+                return await self._plan(index, req, providers, plans)
 
         items = list(await asyncio.gather(*(plan(i, r) for i, r in enumerate(requests))))
         groups = self._groups(items)
         payloads = {}
         for key, members in groups.items():
-            api = self._apis[key[0]]
-            payloads[key] = api.payload([self._call(item, requests[item.index]) for item in members])
-            check_size(key[0], payloads[key].requests, payloads[key].size_bytes)
+            check_size(key[0], len(members), 0)  # counted here; the bytes by the providers service
+            payloads[key] = [self._batch_item(item, requests[item.index]) for item in members]
+        for key in groups:  # every provider batch checked before any is sent: all or nothing
+            await self._batches.check(payloads[key])
         job = Job.new(request.tenant_id, len(items), self._clock())
-        if not groups:  # every request answered from the cache (or refused): nothing to send
+        if not groups:  # every request answered from the cache: nothing to send
             job.status, job.ended_at = ENDED, self._clock()
         await self._store.create(job, items)
         if job.status == ENDED:
             await self._store.save_job(job)  # starts its retention clock
         for (provider, model), members in groups.items():
             try:
-                batch_id = await self._apis[provider].submit(payloads[(provider, model)], job.id)
+                _, batch_id = await self._batches.submit(payloads[(provider, model)], job.id)
             except CostmeshError as exc:
                 log.warning("batch submission failed", provider=provider, error=str(exc), batch=job.id)
                 for item in members:
@@ -137,6 +173,7 @@ class BatchEngine:
         return job, items
 
     def _validated(self, request: gw.SubmitBatchRequest) -> list[gw.CompleteRequest]:
+        """The batch's shape; each request's content was validated by the gateway."""
         if not request.tenant_id.strip():
             raise InvalidRequest("tenant_id: required")
         if not request.requests:
@@ -159,30 +196,39 @@ class BatchEngine:
             if req.request_id in seen:
                 raise InvalidRequest(f"requests[{i}].request_id: {req.request_id!r} appears twice")
             seen.add(req.request_id)
-            try:
-                validate(req, self.settings.limits)
-            except InvalidRequest as exc:
-                raise InvalidRequest(f"requests[{i}].{exc}") from None
+            if not req.messages:
+                raise InvalidRequest(f"requests[{i}].messages: at least one message is required")
             if req.routing.model:
                 self._catalog.model(req.routing.model)  # InvalidRequest naming the model when unknown
             out.append(req)
-        self._precheck(out)
         return out
 
-    def _precheck(self, requests: list[gw.CompleteRequest]) -> None:
-        """Requests pinned to a model: refuse a provider batch over its limits before any lookup."""
+    def _precheck(self, requests: list[gw.CompleteRequest], providers: frozenset[str]) -> None:
+        """Requests pinned to a model: refuse one no batch API serves, or a provider batch over its
+        limits, before any lookup."""
         pinned: dict[tuple[str, str], tuple[int, int]] = {}
-        for req in requests:
+        for i, req in enumerate(requests):
             if req.routing.model:
-                provider = self._catalog.model(req.routing.model).provider
-                key = (provider, req.routing.model if provider == "openai" else "")  # OpenAI: a file per model
+                spec = self._catalog.model(req.routing.model)
+                if spec.provider not in providers:
+                    raise InvalidRequest(
+                        f"requests[{i}].routing.model: {spec.id!r} is served by {spec.provider!r}, which has no "
+                        f"batch API configured here (batch providers: {sorted(providers)})"
+                    )
+                key = (spec.provider, spec.id if spec.provider == "openai" else "")  # OpenAI: a file per model
                 count, size = pinned.get(key, (0, 0))
                 pinned[key] = (count + 1, size + req.ByteSize())
         for (provider, _), (count, size) in pinned.items():
             if provider in LIMITS:
                 check_size(provider, count, size)
 
-    async def _plan(self, index: int, req: gw.CompleteRequest) -> Item:
+    async def _plan(
+        self,
+        index: int,
+        req: gw.CompleteRequest,
+        providers: frozenset[str],
+        plans: dict[tuple[int, int], asyncio.Future],
+    ) -> Item:
         item = Item(index, req.request_id, req.SerializeToString())
         lookup = cache_pb2.LookupResponse()
         if req.cache.bypass:
@@ -196,10 +242,23 @@ class BatchEngine:
                 return item
             miss = lookup.kind != cache_pb2.HIT_KIND_UNAVAILABLE
             item.cache_status = gw.CACHE_STATUS_MISS if miss else gw.CACHE_STATUS_UNAVAILABLE
-        spec, tier, classified, score = await self._route(req, lookup)
-        item.provider, item.model, item.tier, item.classified_tier, item.score = (
-            spec.provider, spec.id, int(tier), int(classified), score
-        )
+        if req.routing.model:
+            spec = self._catalog.model(req.routing.model)
+            item.provider, item.model, item.tier = spec.provider, spec.id, int(spec.tier)
+            return item
+        classified, score = await self._classify(req, lookup)
+        tier = max(classified, req.routing.min_tier) if req.routing.min_tier else classified
+        if req.routing.max_tier:
+            tier = min(tier, req.routing.max_tier)
+        key = (tier, req.routing.max_tier)
+        if key not in plans:
+            plans[key] = asyncio.ensure_future(self._clients.plan(
+                router_pb2.PlanRequest(tier=tier, max_tier=req.routing.max_tier, providers=sorted(providers)),
+                self.settings.plan_timeout_s,
+            ))
+        planned = await asyncio.shield(plans[key])
+        item.provider, item.model, item.tier = planned.provider, planned.model, planned.tier
+        item.classified_tier, item.score = classified, score
         return item
 
     async def _lookup(self, req: gw.CompleteRequest) -> cache_pb2.LookupResponse:
@@ -212,38 +271,16 @@ class BatchEngine:
             log.warning("batch cache lookup failed; answering uncached", error=str(exc))
             return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE)
 
-    async def _route(
-        self, req: gw.CompleteRequest, lookup: cache_pb2.LookupResponse
-    ) -> tuple[ModelSpec, Tier, int, float]:
-        """The model the router would start with: pinned, or the classified tier's first batch-capable one."""
-        if req.routing.model:
-            spec = self._catalog.model(req.routing.model)
-            if spec.provider not in self._apis:
-                raise InvalidRequest(
-                    f"routing.model: {spec.id!r} is served by {spec.provider!r}, which has no batch API configured "
-                    f"here (batch providers: {sorted(self._apis)})"
-                )
-            return spec, spec.tier, 0, 0.0
+    async def _classify(self, req: gw.CompleteRequest, lookup: cache_pb2.LookupResponse) -> tuple[int, float]:
         try:
             classified = await self._clients.classify(
                 classifier_pb2.ClassifyRequest(messages=req.messages, embedding=lookup.embedding),
                 self.settings.classify_timeout_s,
             )
-            tier_value, score = classified.tier, classified.score
+            return classified.tier, classified.score
         except CostmeshError as exc:
             log.warning("batch classify failed; using the fallback tier", error=str(exc))
-            tier_value, score = self.settings.fallback_tier, 0.5
-        classified_tier = tier_value
-        if req.routing.min_tier:
-            tier_value = max(tier_value, req.routing.min_tier)
-        if req.routing.max_tier:
-            tier_value = min(tier_value, req.routing.max_tier)
-        tier = Tier(tier_value) if tier_value else DEFAULT_TIER
-        for candidate in [t for t in Tier if t >= tier] + [t for t in reversed(Tier) if t < tier]:
-            for spec in self._catalog.tier_models(candidate):
-                if spec.provider in self._apis:
-                    return spec, candidate, classified_tier, score
-        raise Unavailable(f"no model with a batch API configured here (batch providers: {sorted(self._apis)})")
+            return self.settings.fallback_tier, 0.5
 
     @staticmethod
     def _groups(items: list[Item]) -> dict[tuple[str, str], list[Item]]:
@@ -255,12 +292,10 @@ class BatchEngine:
             groups.setdefault((item.provider, model), []).append(item)
         return groups
 
-    def _call(self, item: Item, req: gw.CompleteRequest) -> BatchCall:
-        return BatchCall(
-            custom_id=item.custom_id,
-            model=self._catalog.model(item.model),
-            messages=convert.messages_from_pb(req.messages),
-            sampling=convert.sampling_from_pb(req.sampling),
+    @staticmethod
+    def _batch_item(item: Item, req: gw.CompleteRequest) -> provider_pb2.BatchRequestItem:
+        return provider_pb2.BatchRequestItem(
+            custom_id=item.custom_id, model=item.model, messages=req.messages, sampling=req.sampling,
             tenant_id=req.tenant_id,
         )
 
@@ -272,30 +307,24 @@ class BatchEngine:
 
     async def cancel(self, batch_id: str, tenant_id: str) -> tuple[Job, list[Item]]:
         await self._owned(batch_id, tenant_id)
-        token = await self._lock(batch_id)  # never between the poller's read and write of the job
+        lease = await self._store.lock(batch_id, wait_s=LOCK_WAIT_S)  # never between a poller's read and write
+        if lease is None:
+            raise Unavailable(f"batch {batch_id} is busy; try again")
         try:
             job = await self._store.job(batch_id)
             if job.status in (IN_PROGRESS, SUBMITTING):
                 for pb in job.provider_batches:
                     if not pb.done:
                         try:
-                            await self._apis[pb.provider].cancel(pb.batch_id)
+                            await self._batches.cancel(pb.provider, pb.batch_id)
                         except CostmeshError as exc:  # e.g. it ended upstream meanwhile: the poller reads it
                             log.warning("provider batch cancel failed", batch=job.id, provider_batch=pb.batch_id,
                                         error=str(exc))
                 job.status = CANCELING
                 await self._store.save_job(job)
         finally:
-            await self._store.unlock(batch_id, token)
+            await lease.release()
         return job, await self._store.items(job.id)
-
-    async def _lock(self, job_id: str) -> str:
-        deadline = self._clock() + LOCK_WAIT_S
-        while (token := await self._store.lock(job_id)) is None:
-            if self._clock() > deadline:
-                raise Unavailable(f"batch {job_id} is busy; try again")
-            await asyncio.sleep(0.05)
-        return token
 
     async def _owned(self, batch_id: str, tenant_id: str) -> Job:
         if not batch_id:
@@ -324,9 +353,9 @@ class BatchEngine:
         """Read back every provider batch that ended; returns how many jobs ended this round."""
         ended = 0
         for job_id in await self._store.active():
-            token = await self._store.lock(job_id)
-            if token is None:
-                continue  # another gateway replica has it
+            lease = await self._store.lock(job_id)
+            if lease is None:
+                continue  # another replica has it
             try:
                 ended += await self._advance(job_id)
             except CostmeshError as exc:
@@ -334,7 +363,7 @@ class BatchEngine:
             except Exception:  # one broken job must not stop the others
                 log.exception("batch job poll crashed", batch=job_id)
             finally:
-                await self._store.unlock(job_id, token)
+                await lease.release()
         return ended
 
     async def _advance(self, job_id: str) -> int:
@@ -345,21 +374,18 @@ class BatchEngine:
         items: list[Item] | None = None
         if job.status == SUBMITTING:
             if self._clock() - job.created_at < SUBMIT_GRACE_S:
-                return 0  # its gateway is still sending it out
-            items = await self._store.items(job.id)  # that gateway died mid-submission: what never left fails
+                return 0  # its submission is still going out
+            items = await self._store.items(job.id)  # that replica died mid-submission: what never left fails
             unsent = [i for i in items if i.status == PENDING and not i.provider_batch]
             for item in unsent:
-                item.status, item.error = ERRORED, "submission interrupted (gateway restarted); submit again"
+                item.status, item.error = ERRORED, "submission interrupted (batches service restarted); submit again"
             await self._store.save_items(job.id, unsent)
             job.status = IN_PROGRESS
         for pb in job.provider_batches:
             if pb.done:
                 continue
-            if pb.provider not in self._apis:
-                log.warning("provider batch API not configured here", batch=job.id, provider=pb.provider)
-                continue
             try:
-                if not await self._apis[pb.provider].ended(pb.batch_id):
+                if not await self._batches.ended(pb.provider, pb.batch_id):
                     continue
                 lost = ""
             except NotFound as exc:  # the provider no longer knows it: its requests cannot be answered
@@ -373,13 +399,13 @@ class BatchEngine:
                 pb.done = True
                 await self._store.save_job(job)
                 continue
-            models = {cid: self._catalog.model(i.model) for cid, i in members.items()}
             with self._tracer.start_as_current_span(
                 "costmesh.batch.results",
                 attributes={"costmesh.batch_id": job.id, "costmesh.provider_batch_id": pb.batch_id,
                             "gen_ai.system": pb.provider, "costmesh.requests": len(members)},
             ):
-                results = await self._apis[pb.provider].results(pb.batch_id, models)
+                results = await self._batches.results(pb.provider, pb.batch_id,
+                                                      {cid: i.model for cid, i in members.items()})
             await self._apply(job.id, members, results)
             await self._store.save_items(job.id, list(members.values()))
             pb.done = True
@@ -398,75 +424,13 @@ class BatchEngine:
             item.status, item.error = result.status, result.error
             if result.status == SUCCEEDED and result.generation is not None:
                 req = gw.CompleteRequest.FromString(item.request)
-                response = self._answered(item, result.generation)
+                response = answered(self._catalog, item, result.generation)
                 item.response = response.SerializeToString()
-                self._trace_answer(job_id, item, result.generation, response)
+                trace_answer(self._tracer, self._catalog, job_id, item, result.generation, response, req.tenant_id)
                 if item.cache_status == gw.CACHE_STATUS_MISS:
-                    await self._store_answer(req, result.generation, response)
+                    await self._store_answer(store_request(req, result.generation, response))
 
-    def _answered(self, item: Item, generation: Generation) -> gw.CompleteResponse:
-        spec = self._catalog.model(generation.model)
-        listed = list_cost_of(spec, generation.usage).total_usd
-        usage = generation.usage
-        baseline = list_cost_of(
-            self._catalog.premium, Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
-        ).total_usd
-        cost = convert.cost_to_pb(generation.cost)
-        cost.embedding_usd += item.embedding_usd
-        cost.total_usd += item.embedding_usd
-        before_discount = generation.cost.total_usd + generation.cost.discount_usd
-        savings = common.LayerSavings(
-            cache_usd=-item.embedding_usd,
-            prompt_caching_usd=listed - before_discount,
-            batch_usd=generation.cost.discount_usd,
-            routing_usd=baseline - listed,
-        )
-        return gw.CompleteResponse(
-            request_id=item.request_id,
-            text=generation.text,
-            model=generation.model,
-            provider=generation.provider,
-            tier=item.tier,
-            classified_tier=item.classified_tier,
-            complexity_score=item.score,
-            cached=False,
-            cache_status=item.cache_status,
-            usage=convert.usage_to_pb(usage),
-            cost=cost,
-            baseline_cost_usd=baseline,
-            saving_usd=baseline - cost.total_usd,
-            savings=savings,
-            attempts=1,
-            finish_reason=generation.finish_reason,
-        )
-
-    def _trace_answer(self, job_id: str, item: Item, generation: Generation, response: gw.CompleteResponse) -> None:
-        """One span per answered request, carrying its cost and the baseline beside it."""
-        with self._tracer.start_as_current_span("costmesh.batch.answer") as span:
-            record_on_span(generation, list_cost_of(self._catalog.model(generation.model), generation.usage).total_usd)
-            span.set_attribute("costmesh.batch_id", job_id)
-            span.set_attribute("costmesh.request_id", item.request_id)
-            span.set_attribute("costmesh.tenant_id", gw.CompleteRequest.FromString(item.request).tenant_id)
-            span.set_attribute("costmesh.baseline_cost_usd", response.baseline_cost_usd)
-            span.set_attribute("costmesh.saving_usd", response.saving_usd)
-            span.set_attribute("costmesh.cost_usd", response.cost.total_usd)
-
-    async def _store_answer(
-        self, req: gw.CompleteRequest, generation: Generation, response: gw.CompleteResponse
-    ) -> None:
-        store = cache_pb2.StoreRequest(
-            scope=cache_scope(req),
-            messages=req.messages,
-            sampling=req.sampling,
-            text=generation.text,
-            model=generation.model,
-            usage=response.usage,
-            baseline_cost_usd=response.baseline_cost_usd,
-            tags=req.cache.tags,
-            ttl_seconds=req.cache.ttl_seconds,
-            finish_reason=generation.finish_reason,
-            quality_passed=True,
-        )
+    async def _store_answer(self, store: cache_pb2.StoreRequest) -> None:
         try:
             await self._clients.store(store, self.settings.cache_timeout_s)
         except CostmeshError as exc:

@@ -1,4 +1,7 @@
-"""The providers' documented batch limits, enforced before anything is sent (InvalidRequest)."""
+"""The providers' documented batch limits, enforced before anything is sent (InvalidRequest).
+
+The providers service checks each provider payload (its exact size); the batches service and the
+gateway count requests first, so an oversized batch is refused before any lookup or upload."""
 
 from __future__ import annotations
 

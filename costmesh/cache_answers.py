@@ -1,0 +1,52 @@
+"""What the interactive path (the gateway) and the batch path (the batches service) share about
+the cache: the scope a request's answer is shared within, and the response for a cache hit.
+
+One definition, so an answer stored by either path is found by the other."""
+
+from __future__ import annotations
+
+from costmesh.api.cache.v1 import cache_pb2
+from costmesh.api.common.v1 import common_pb2 as common
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+
+HIT_STATUS = {
+    cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT,
+    cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT,
+}
+
+
+def cache_scope(request: gw.CompleteRequest) -> cache_pb2.Scope:
+    return cache_pb2.Scope(
+        tenant_id=request.tenant_id,
+        session_id=request.session_id,
+        session_scoped=request.cache.session_scoped,
+        model_policy=request.routing.model or _tier_policy(request.routing),
+    )
+
+
+def _tier_policy(routing: gw.RoutingPolicy) -> str:
+    if routing.min_tier or routing.max_tier:
+        return f"auto:{routing.min_tier}-{routing.max_tier}"
+    return "auto"
+
+
+def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.CompleteResponse:
+    """The answer for a cache hit: the embedding is all it cost; the saving is the baseline of
+    the call that produced the entry, less that."""
+    cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
+    saving = lookup.baseline_cost_usd - cost.total_usd
+    return gw.CompleteResponse(
+        request_id=request_id,
+        text=lookup.text,
+        model=lookup.model,
+        provider="cache",
+        cached=True,
+        cache_status=HIT_STATUS[lookup.kind],
+        cache_similarity=lookup.similarity,
+        usage=lookup.usage,
+        cost=cost,
+        baseline_cost_usd=lookup.baseline_cost_usd,
+        saving_usd=saving,
+        savings=common.LayerSavings(cache_usd=saving),
+        finish_reason="stop",
+    )

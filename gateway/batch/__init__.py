@@ -1,1 +1,0 @@
-"""Batch: work that can wait, answered through the providers' batch APIs at the batch discount."""

@@ -1,0 +1,5 @@
+from costmesh.rpc.server import run
+
+from .service import SPEC
+
+run(SPEC)
