@@ -306,6 +306,17 @@ async def test_http_request_id_with_a_newline_is_refused_before_anything_is_bill
     assert status == 200 and reply["costmesh"]["request_id"] == "http-edge-1"
 
 
+def test_an_unexpected_error_is_logged_by_type_and_place_never_by_its_message():
+    from costmesh.observability.error_fields import error_fields
+
+    try:
+        f"{SECRET} \ud800".encode()
+    except UnicodeEncodeError as exc:
+        fields = error_fields(exc)
+    assert fields["error"] == "UnicodeEncodeError" and "test_edge_bounds.py:" in fields["at"]
+    assert SECRET not in repr(fields)
+
+
 # -- client cancellation: one line, no traceback ----------------------------------------------
 
 
