@@ -134,12 +134,18 @@ async def test_one_trace_every_hop_with_costs_and_parent_links(client, spans, re
     assert len({s.context.trace_id for s in hops.values()}) == 1
 
     # Parent links: each downstream server span's parent is its caller's client span, whose
-    # parent is the caller's server span.
+    # parent is the caller's server span, or an internal span of the caller's under it (the
+    # router's `router.attempt`).
     by_id = {s.context.span_id: s for s in finished}
     for hop, caller in PARENT_HOP.items():
         client_span = by_id[hops[hop].parent.span_id]
         assert client_span.kind is SpanKind.CLIENT, hop
-        assert client_span.parent.span_id == hops[caller].context.span_id, hop
+        parent = by_id[client_span.parent.span_id]
+        while parent.kind is SpanKind.INTERNAL:
+            parent = by_id[parent.parent.span_id]
+        assert parent.context.span_id == hops[caller].context.span_id, hop
+    attempt = by_id[by_id[hops["provider"].parent.span_id].parent.span_id]
+    assert attempt.name == "router.attempt" and attempt.attributes["costmesh.attempt"] == 0
     assert hops["gateway"].parent is None or hops["gateway"].parent.is_remote
 
     g = hops["gateway"].attributes

@@ -11,6 +11,9 @@ InvalidRequest -> raised, never retried; any other costmesh error -> the next mo
 All models of a tier failed -> the next tier. A gate failure -> the next tier; on the last
 tier the answer is served with quality_passed=false. Nothing left -> UpstreamError, or the
 last gate-failed answer if there is one.
+
+Spans (inside the RPC's server span): `router.attempt` per provider call, retries included
+(model, tier, attempt index, outcome), and `router.gate` around each quality-gate check.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
 
 from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from costmesh.catalog import Catalog, ModelSpec, Tier
 from costmesh.domain import Generation
@@ -71,6 +75,7 @@ class _Run:
     attempts: list[Attempt]
     upgrades: int = 0  # moves up a tier
     gate_upgrades: int = 0  # of which the gate asked for
+    calls: int = 0  # provider calls made, retries included (the `router.attempt` spans' index)
 
 
 class Cascade:
@@ -84,6 +89,7 @@ class Cascade:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         stats: RouterStats | None = None,
+        tracer: Tracer | None = None,
     ):
         self._catalog = catalog
         self._client = client
@@ -92,6 +98,7 @@ class Cascade:
         self._backoff = Backoff(self._retry, rng)
         self._clock = clock or SystemClock()
         self.stats = stats or RouterStats()
+        self._tracer = tracer or trace.get_tracer("costmesh.router")
 
     async def execute(self, request: RouteRequest) -> RouteResult:
         """Run the cascade; the answer comes back whole."""
@@ -160,7 +167,7 @@ class Cascade:
                             reply = event
                     if reply is None:
                         continue  # this model gave up: the next one of the tier
-                    verdict = await self._gate.check(request.messages, reply.answer, score=request.score, tier=tier)
+                    verdict = await self._check(request, spec, tier, reply)
                     answered = _Answered(spec, tier, reply, verdict)
                     if verdict.passed or final_step:
                         if streaming and not final_step and reply.answer.text:
@@ -179,6 +186,14 @@ class Cascade:
             return
         self.stats.record_failure(run.attempts)
         raise self._exhausted(run)
+
+    async def _check(self, request: RouteRequest, spec: ModelSpec, tier: Tier, reply: _Reply) -> Verdict:
+        attributes = {"gen_ai.request.model": spec.id, "costmesh.tier": tier.name.lower()}
+        with self._tracer.start_as_current_span("router.gate", attributes=attributes) as span:
+            verdict = await self._gate.check(request.messages, reply.answer, score=request.score, tier=tier)
+            span.set_attribute("costmesh.gate.passed", verdict.passed)
+            span.set_attribute("costmesh.quality_score", verdict.score)
+            return verdict
 
     @staticmethod
     def _attempt(answered: _Answered, outcome: Outcome) -> Attempt:
@@ -242,8 +257,17 @@ class Cascade:
             timeout = self._timeout(run, tier)
             started = self._clock.now()
             streamed = False
+            span = self._tracer.start_span("router.attempt", attributes={
+                "gen_ai.request.model": spec.id,
+                "costmesh.tier": tier.name.lower(),
+                "costmesh.attempt": run.calls,
+                "costmesh.retry": rate_retries + transient_retries,
+            })
+            run.calls += 1
             try:
                 if direct:
+                    # Streamed through: the span is not made current across the yields (the
+                    # consumer runs between them), so it ends here whatever the consumer does.
                     answer = None
                     async for event in self._stream_once(call, timeout):
                         if isinstance(event, Delta):
@@ -252,15 +276,24 @@ class Cascade:
                         else:
                             answer = event
                 else:
-                    async with asyncio.timeout(timeout):
-                        answer = await self._client.generate(call, timeout)
+                    with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                        async with asyncio.timeout(timeout):
+                            answer = await self._client.generate(call, timeout)
             except TimeoutError:
                 error: CostmeshError = UpstreamTimeout(f"no answer within {timeout:.2f}s")
             except CostmeshError as exc:
                 error = exc
+            except BaseException:
+                span.set_attribute("costmesh.outcome", "abandoned")
+                span.end()
+                raise
             else:
+                span.set_attribute("costmesh.outcome", "answered")
+                span.end()
                 yield _Reply(answer, (self._clock.now() - started) * 1000)
                 return
+            span.set_attribute("costmesh.outcome", type(error).__name__)
+            span.end()
 
             run.attempts.append(
                 Attempt(

@@ -49,7 +49,8 @@ async def mount(runtime: Runtime) -> Mounted:
         max_tier=Tier.parse(env.str("COSTMESH_ROUTER_GATE_MAX_TIER", "simple")),
     )
     client = GrpcProviderClient(runtime.channel(providers_addr))
-    cascade = Cascade(catalog, client, gate, retry=retry, stats=RouterStats(meter=runtime.meter))
+    cascade = Cascade(catalog, client, gate, retry=retry, stats=RouterStats(meter=runtime.meter),
+                      tracer=runtime.tracer_provider.get_tracer("costmesh.router"))
     runtime.log.info("router ready", providers=providers_addr, catalog=catalog.source, gate=gate.name)
     servicer = RouterServicer(cascade)
     return Mounted([Servicer(router_pb2_grpc.add_RouterServiceServicer_to_server, servicer, FULL_NAME)])

@@ -4,6 +4,10 @@ Both sides call the same simulator with the same prompts in the same run. The me
 with everything on (classification, routing, provider adapter, tracing); the semantic cache
 is bypassed by the request's policy for the first figures, and on (every request a miss:
 embedding, lookup, store) for the `miss_*` figures.
+
+`hops` (see `hops.py`): CPU per request of every mesh process over the two throughput phases
+of this run (span export off, so the figures above are not slowed), and the spans of a second,
+short run of the same mesh with span export on: per hop and internal step, p50/p99 time.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import anthropic
 import openai
 
 from costmesh.catalog import load_catalog
+from costmesh.tooling.bench import hops
 from costmesh.tooling.bench.timing import percentile_ms, sequential, throughput
 from costmesh.tooling.datasets import data_dir, load_book
 from costmesh.tooling.launcher import start_mesh
@@ -46,7 +51,7 @@ class DirectClient:
 
 
 async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: int, n_conc: int,
-                   api_key: str) -> dict:
+                   api_key: str, cpu: hops.CpuMeter) -> dict:
     async with GatewayClient(gateway, api_key=api_key) as client:
 
         def mesh(bypass: bool, offset: int = 0):
@@ -70,11 +75,15 @@ async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: 
         direct_seq = await sequential(direct_call, n_seq)
         mesh_seq = await sequential(mesh(bypass=True), n_seq)
         direct_rps = await throughput(direct_call, n_conc, 32)
+        before = cpu.snapshot()
         mesh_rps = await throughput(mesh(bypass=True), n_conc, 32)
+        bypassed_cpu, bypassed_context = cpu.per_request(before, n_conc)
         # Cache on, every request a miss: prompts never asked before in this run.
         offset = n_seq + n_conc
         miss_seq = await sequential(mesh(bypass=False, offset=offset), n_seq)
+        before = cpu.snapshot()
         miss_rps = await throughput(mesh(bypass=False, offset=offset + n_seq), n_conc, 32)
+        miss_cpu, miss_context = cpu.per_request(before, n_conc)
         stats = await client.stats()
 
     direct_p50, direct_p99 = percentile_ms(direct_seq, 50), percentile_ms(direct_seq, 99)
@@ -93,20 +102,64 @@ async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: 
         "miss_added_p50_ms": percentile_ms(miss_seq, 50) - direct_p50,
         "miss_rps_c32": miss_rps,
         "cache_hits_during_miss_runs": stats.exact_hits + stats.semantic_hits,
+        "hops": {
+            "bypassed": {"cpu_ms_per_request": bypassed_cpu, "cpu_context": bypassed_context},
+            "miss": {"cpu_ms_per_request": miss_cpu, "cpu_context": miss_context},
+        },
     }
+
+
+async def _hop_spans(run_dir: str, prompts: list[str], n: int) -> dict:
+    """A second mesh with span export on: `n` sequential requests, cache bypassed, then `n`
+    cache misses (prompts never asked before); spans grouped per phase."""
+    async with hops.Receiver() as receiver:
+        env = {"COSTMESH_LOG_LEVEL": "warning", **hops.exporter_env(receiver.endpoint)}
+        mesh = await asyncio.to_thread(start_mesh, run_dir, env)
+        try:
+            async with GatewayClient(mesh.gateway, api_key=await asyncio.to_thread(mesh.api_key, "bench")) as client:
+
+                def call(bypass: bool, offset: int):
+                    async def one(i: int) -> None:
+                        await client.complete(build_request(prompts[offset + i], bypass_cache=bypass,
+                                                            max_tokens=MAX_TOKENS))
+
+                    return one
+
+                result = {}
+                warm = 10
+                for phase, bypass, offset in (("bypassed", True, 0), ("miss", False, warm + n)):
+                    await sequential(call(bypass, offset), warm)  # warm up; these spans are dropped
+                    await receiver.servicer.quiet()
+                    receiver.servicer.take()
+                    await sequential(call(bypass, offset + warm), n)
+                    await receiver.servicer.quiet()
+                    spans = receiver.servicer.take()
+                    result[phase] = {"requests": n, "spans": hops.group_spans(spans, skip=hops.not_request_path)}
+                return result
+        finally:
+            await asyncio.to_thread(mesh.stop)
 
 
 def run(quick: bool = False) -> dict:
     n_seq, n_conc = (40, 128) if quick else (200, 640)
+    n_hops = 40 if quick else 200
     book = load_book(data_dir() / "mmlu_routing_dev.jsonl.gz")
     prompts = list(dict.fromkeys(r.prompt for r in book))  # distinct questions
     needed = 2 * n_seq + 2 * n_conc
-    if len(prompts) < needed:
-        raise ValueError(f"the MMLU book has {len(prompts)} distinct prompts; the gateway section needs {needed}")
+    if len(prompts) < needed + 2 * (n_hops + 10):
+        raise ValueError(f"the MMLU book has {len(prompts)} distinct prompts; the gateway section needs "
+                         f"{needed + 2 * (n_hops + 10)}")
     with tempfile.TemporaryDirectory(prefix="costmesh-bench-") as run_dir, start_mesh(
         run_dir, {"COSTMESH_LOG_LEVEL": "warning"}
     ) as mesh:
-        return asyncio.run(_measure(mesh.gateway, mesh.simulator_url, prompts, n_seq, n_conc, mesh.api_key("bench")))
+        cpu = hops.CpuMeter(hops.mesh_pids(mesh))
+        result = asyncio.run(_measure(mesh.gateway, mesh.simulator_url, prompts, n_seq, n_conc,
+                                      mesh.api_key("bench"), cpu))
+    with tempfile.TemporaryDirectory(prefix="costmesh-bench-hops-") as run_dir:
+        spans = asyncio.run(_hop_spans(run_dir, prompts[needed:], n_hops))
+    for phase, measured in spans.items():
+        result["hops"][phase].update(measured)
+    return result
 
 
 def table(result: dict) -> str:
@@ -122,5 +175,6 @@ def table(result: dict) -> str:
             f"  {'req/s at c32':<28}{result['direct_rps_c32']:>10.1f}{result['rps_c32']:>10.1f}",
             f"  {'cache on, all misses':<28}{'':>10}{'':>10}{result['miss_added_p50_ms']:>10.2f}  (added p50 ms)",
             f"  {'req/s at c32, all misses':<28}{'':>10}{result['miss_rps_c32']:>10.1f}",
+            *([hops.table(result["hops"])] if "hops" in result else []),
         ]
     )

@@ -15,6 +15,7 @@ SECTIONS = {
     "gateway_http": "costmesh.tooling.bench.gateway_http",
     "capacity": "costmesh.tooling.bench.capacity",
     "inference": "costmesh.tooling.bench.inference",
+    "load": "costmesh.tooling.bench.load",
 }
 
 
