@@ -51,21 +51,24 @@ GRPC_SERVICES = {
 HTTP_SERVICES = {"simulator": ("costmesh.services.simulator", 8089)}
 ALL_SERVICES = {**GRPC_SERVICES, **HTTP_SERVICES}
 STATELESS = {"gateway", "cache", "classifier", "router", "providers", "batches"}
+# Peers are dialled at dns:/// targets: gRPC resolves every replica and round-robins over them.
 PEERS = {
     "gateway": {
-        "COSTMESH_CACHE_ADDR": "cache:50052",
-        "COSTMESH_CLASSIFIER_ADDR": "classifier:50053",
-        "COSTMESH_ROUTER_ADDR": "router:50054",
-        "COSTMESH_BATCHES_ADDR": "batches:50057",
+        "COSTMESH_CACHE_ADDR": "dns:///cache:50052",
+        "COSTMESH_CLASSIFIER_ADDR": "dns:///classifier:50053",
+        "COSTMESH_ROUTER_ADDR": "dns:///router:50054",
+        "COSTMESH_BATCHES_ADDR": "dns:///batches:50057",
     },
-    "router": {"COSTMESH_PROVIDERS_ADDR": "providers:50055"},
+    "router": {"COSTMESH_PROVIDERS_ADDR": "dns:///providers:50055"},
     "batches": {
-        "COSTMESH_CACHE_ADDR": "cache:50052",
-        "COSTMESH_CLASSIFIER_ADDR": "classifier:50053",
-        "COSTMESH_ROUTER_ADDR": "router:50054",
-        "COSTMESH_PROVIDERS_ADDR": "providers:50055",
+        "COSTMESH_CACHE_ADDR": "dns:///cache:50052",
+        "COSTMESH_CLASSIFIER_ADDR": "dns:///classifier:50053",
+        "COSTMESH_ROUTER_ADDR": "dns:///router:50054",
+        "COSTMESH_PROVIDERS_ADDR": "dns:///providers:50055",
     },
 }
+# The Services those targets name: headless, so that their DNS name answers with every pod.
+INTERNAL = {address.removeprefix("dns:///").split(":")[0] for peers in PEERS.values() for address in peers.values()}
 METRICS_PORT = 9464
 K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())  # grpc probes are GA from 1.27
 
@@ -398,11 +401,44 @@ def test_k8s_deployments_env_and_peers():
     addresses = [a for peers in PEERS.values() for a in peers.values()]
     addresses += [a for a in config_data()["COSTMESH_INFERENCE_ADDRS"].split(",") if a]
     for address in addresses:
-        host, port = address.split(":")
+        host, port = address.removeprefix("dns:///").split(":")
+        host = host.split(".")[0]  # cache or cache.costmesh.svc.cluster.local
         assert host in services, address
         assert any(p["port"] == int(port) for p in services[host]["spec"]["ports"]), address
     cache = container_of(deployments["cache"])
     assert "REDIS_URL" in effective_env(cache)
+
+
+def peer_variables(env: dict[str, str]) -> dict[str, str]:
+    """The COSTMESH_*_ADDR variables naming one peer service (not the list of inference replicas)."""
+    return {k: v for k, v in env.items() if re.fullmatch(r"COSTMESH_[A-Z]+_ADDR", k)}
+
+
+def test_k8s_internal_services_are_headless_and_dialled_through_dns():
+    """A ClusterIP pins each gRPC client's one connection to one pod: the Services peers dial are
+    headless (DNS gives every ready pod) and the targets are dns:/// (round-robin over them)."""
+    assert INTERNAL == {"cache", "classifier", "router", "providers", "batches"}
+    services = objects_of("Service")
+    for name in INTERNAL:
+        spec = services[name]["spec"]
+        assert spec.get("clusterIP") == "None", f"{name}: make the Service headless (clusterIP: None)"
+        assert spec.get("type", "ClusterIP") == "ClusterIP", name
+        assert not spec.get("publishNotReadyAddresses"), name  # only ready pods get calls
+    assert services["gateway"]["spec"]["type"] == "LoadBalancer"  # clients outside reach it through one address
+    dialled = set()
+    for name, deployment in objects_of("Deployment").items():
+        for var, address in peer_variables(effective_env(container_of(deployment))).items():
+            assert address.startswith("dns:///"), f"{name}: {var}={address} must be a dns:/// target"
+            dialled.add(address.removeprefix("dns:///").split(":")[0].split(".")[0])
+    assert dialled == INTERNAL
+
+
+def test_compose_peers_are_dialled_through_dns():
+    """Compose's DNS answers with every replica of a scaled service: dns:/// targets round-robin over them."""
+    for name, service in compose_config("gpu")["services"].items():
+        for var, address in peer_variables(service.get("environment") or {}).items():
+            assert address.startswith("dns:///"), f"{name}: {var}={address} must be a dns:/// target"
+            assert address.removeprefix("dns:///").split(":")[0] in INTERNAL, (name, var)
 
 
 def test_k8s_resources_requests_and_limits():

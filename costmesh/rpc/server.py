@@ -6,7 +6,8 @@ standard health service (NOT_SERVING until mounted and during shutdown), reflect
 OpenTelemetry and error interceptors, structlog JSON logs (tenant and request id bound per
 call), OpenTelemetry metrics (per-hop latency and the facts on each hop's span, plus whatever
 the service records through `runtime.meter`) with a Prometheus endpoint on
-`COSTMESH_METRICS_PORT`, and SIGTERM -> drain -> stop.
+`COSTMESH_METRICS_PORT`, SIGTERM -> drain -> stop, channels to peers that round-robin over
+every replica (`Runtime.channel`) and a maximum connection age on the server (`server_options`).
 """
 
 from __future__ import annotations
@@ -32,14 +33,32 @@ from costmesh.observability.metrics import Metrics, build_metrics
 from costmesh.observability.span_metrics import SpanMetricsProcessor
 from costmesh.observability.span_status import SpanStatusInterceptor
 from costmesh.observability.tracing import build_tracer_provider
+from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 30_000),
-]
+# Servers close each connection after this age (+-10% jitter, gRPC's own), letting calls in
+# flight finish within the grace: clients then reconnect and re-resolve their `dns:///` target,
+# so replicas added since (an HPA scaling out) get their share of calls. The grace covers the
+# longest call (a provider call times out at 120 s, and the router's cascade can make several).
+DEFAULT_MAX_CONNECTION_AGE_S = 300.0
+DEFAULT_MAX_CONNECTION_AGE_GRACE_S = 300.0
+
+
+def server_options(env: Env) -> list[tuple[str, int]]:
+    """`CHANNEL_OPTIONS` plus the maximum connection age and its grace.
+
+    Env: COSTMESH_MAX_CONNECTION_AGE_S (default 300; 0 or less: connections never age out) and
+    COSTMESH_MAX_CONNECTION_AGE_GRACE_S (default 300).
+    """
+    options: list[tuple[str, int]] = list(CHANNEL_OPTIONS)
+    age_s = env.float("COSTMESH_MAX_CONNECTION_AGE_S", DEFAULT_MAX_CONNECTION_AGE_S)
+    if age_s > 0:
+        grace_s = env.float("COSTMESH_MAX_CONNECTION_AGE_GRACE_S", DEFAULT_MAX_CONNECTION_AGE_GRACE_S)
+        options += [
+            ("grpc.max_connection_age_ms", int(age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max(grace_s, 0.0) * 1000)),
+        ]
+    return options
 
 
 @dataclass
@@ -72,10 +91,12 @@ class Runtime:
     _full_names: list[str] = field(default_factory=list)
 
     def channel(self, address: str) -> grpc.aio.Channel:
-        """A channel to another service, traced (W3C context in metadata). Closed on shutdown."""
-        channel = grpc.aio.insecure_channel(
+        """A channel to another service, traced (W3C context in metadata). Closed on shutdown.
+
+        Round-robin over every replica `address` resolves to (`peer_channel`): `dns:///cache:50052`.
+        """
+        channel = peer_channel(
             address,
-            options=CHANNEL_OPTIONS,
             interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider), *client_interceptors()],
         )
         self._channels.append(channel)
@@ -164,7 +185,7 @@ async def start_service(
             LogContextInterceptor(),
             CallInterceptor(),
         ],
-        options=CHANNEL_OPTIONS,
+        options=server_options(env),
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
