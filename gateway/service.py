@@ -15,6 +15,7 @@ from costmesh.gateway.http.server import start_http
 from costmesh.gateway.pipeline import GatewaySettings, Pipeline
 from costmesh.gateway.servicer import GatewayServicer
 from costmesh.gateway.stats import GatewayStats
+from costmesh.gateway.store_queue import StoreQueue
 from costmesh.gateway.validation import Limits
 from costmesh.observability.gateway import gateway_observability
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
@@ -30,19 +31,23 @@ async def mount(runtime: Runtime) -> Mounted:
     settings = GatewaySettings(
         cache_timeout_s=env.float("COSTMESH_GATEWAY_CACHE_TIMEOUT_S", 2.0),
         classify_timeout_s=env.float("COSTMESH_GATEWAY_CLASSIFY_TIMEOUT_S", 1.0),
-        limits=Limits(max_prompt_bytes=env.int("COSTMESH_MAX_PROMPT_BYTES", 1_000_000)),
+        limits=Limits.from_env(env),
     )
     cleanup = contextlib.AsyncExitStack()  # closed in reverse order when the service stops
     observability = gateway_observability(runtime)  # span attributes, metrics, cost records
     cleanup.callback(observability.close_now)
-    pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers)
+    stores = StoreQueue(clients.store, max_pending=env.int("COSTMESH_GATEWAY_STORE_QUEUE", 1024),
+                        workers=env.int("COSTMESH_GATEWAY_STORE_WORKERS", 4), timeout_s=settings.cache_timeout_s)
+    pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers, stores=stores)
+    cleanup.push_async_callback(pipeline.aclose)  # drains the queued stores after the servers stop taking calls
     auth = authenticator_from_env(env)
     http_port = env.int("COSTMESH_HTTP_PORT", 8080)
     if http_port:  # 0 disables the OpenAI-compatible HTTP API
         api = HttpApi(pipeline, auth, load_catalog(), runtime.tracer_provider.get_tracer("costmesh.gateway.http"),
                       max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20))
         bound, close_http = await start_http(
-            api, env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1")), http_port
+            api, env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1")), http_port,
+            reuse_port=env.int("COSTMESH_WORKERS", 1) > 1,
         )
         cleanup.push_async_callback(close_http)
         runtime.log.info("http listening", port=bound, api="openai-compatible /v1")

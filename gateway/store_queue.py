@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry import context as otel_context
 
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.errors import CostmeshError, Overloaded
@@ -40,7 +42,9 @@ class StoreQueue:
         busy_backoff_s: float = 0.05,
     ):
         self._store = store
-        self._queue: asyncio.Queue[cache_pb2.StoreRequest] = asyncio.Queue(maxsize=max_pending)
+        # Each store with the trace context of the request that queued it: its span joins that trace.
+        self._queue: asyncio.Queue[tuple[cache_pb2.StoreRequest, otel_context.Context]] = asyncio.Queue(
+            maxsize=max_pending)
         self._workers_wanted = workers
         self._workers: list[asyncio.Task] = []
         self._timeout_s = timeout_s
@@ -54,11 +58,11 @@ class StoreQueue:
 
     def submit(self, request: cache_pb2.StoreRequest) -> bool:
         """Queue a store; False (and counted as dropped) when the queue is full."""
-        if not self._workers:  # started on first use, inside the serving event loop
-            self._workers = [asyncio.create_task(self._work(), name=f"cache-store-{i}")
+        if not self._workers:  # started on first use, inside the serving event loop, with no request's context
+            self._workers = [asyncio.create_task(self._work(), name=f"cache-store-{i}", context=contextvars.Context())
                              for i in range(self._workers_wanted)]
         try:
-            self._queue.put_nowait(request)
+            self._queue.put_nowait((request, otel_context.get_current()))
         except asyncio.QueueFull:
             self.counters.dropped += 1
             log.warning("cache store queue full; answer not cached", pending=self._queue.qsize())
@@ -67,10 +71,12 @@ class StoreQueue:
 
     async def _work(self) -> None:
         while True:
-            request = await self._queue.get()
+            request, trace_context = await self._queue.get()
+            token = otel_context.attach(trace_context)
             try:
                 await self._store_one(request)
             finally:
+                otel_context.detach(token)
                 self._queue.task_done()
 
     async def _store_one(self, request: cache_pb2.StoreRequest) -> None:

@@ -127,9 +127,17 @@ def server_span(finished, hop):
 async def test_one_trace_every_hop_with_costs_and_parent_links(client, spans, receiver):
     _, memory = spans
     memory.clear()
+    stored = (await client.stats()).cache_stores
     reply = await client.complete(request("Name three prime numbers above 200.", tenant="trace-a"))
     assert not reply.cached and reply.cost.total_usd > 0
+    for _ in range(100):  # the answer is stored after it is sent: wait for it, its spans are in the trace
+        stats = await client.stats()
+        if stats.cache_stores > stored and not stats.cache_stores_pending:
+            break
+        await asyncio.sleep(0.05)
     finished = memory.get_finished_spans()
+    store = [s for s in finished if s.kind is SpanKind.SERVER and s.attributes.get("rpc.method") == "Store"]
+    assert len(store) == 1 and store[0].context.trace_id == server_span(finished, "gateway").context.trace_id
     hops = {hop: server_span(finished, hop) for hop in HOPS}
     assert len({s.context.trace_id for s in hops.values()}) == 1
 

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from costmesh.config import Env
+from costmesh.errors import ConfigError
 from costmesh.observability.log_context import LogContextInterceptor, client_interceptors
 from costmesh.observability.logs import configure_logging
 from costmesh.observability.metrics import Metrics, build_metrics
@@ -35,6 +36,7 @@ from costmesh.observability.span_status import SpanStatusInterceptor
 from costmesh.observability.tracing import build_tracer_provider
 from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
+from costmesh.rpc.workers import Workers, worker_count, worker_index
 
 # Servers close each connection after this age (+-10% jitter, gRPC's own), letting calls in
 # flight finish within the grace: clients then reconnect and re-resolve their `dns:///` target,
@@ -222,14 +224,22 @@ def run(spec: ServiceSpec) -> None:
     """Entry point for `python -m costmesh.services.<name>`: serve until SIGTERM/SIGINT."""
 
     async def main() -> None:
-        service = await start_service(spec)
+        env = Env()
+        workers = Workers(worker_count(env)) if worker_index(env) == 0 else Workers(1)
+        if workers.count > 1 and env.int("COSTMESH_PORT", spec.default_port) == 0:
+            raise ConfigError("COSTMESH_WORKERS > 1 needs a fixed COSTMESH_PORT (the workers share it)")
+        service = await start_service(spec, env)
+        workers.start(service.port)  # COSTMESH_WORKERS - 1 more processes on the same port
+        supervise = asyncio.create_task(workers.supervise(service.port, service.runtime.log))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         service.runtime.log.info("shutting down")
-        await service.stop(service.runtime.env.float("COSTMESH_SHUTDOWN_GRACE_S", 5.0))
+        supervise.cancel()
+        grace_s = service.runtime.env.float("COSTMESH_SHUTDOWN_GRACE_S", 5.0)
+        await asyncio.gather(service.stop(grace_s), asyncio.to_thread(workers.stop, grace_s))
         service.runtime.tracer_provider.shutdown()
 
     asyncio.run(main())

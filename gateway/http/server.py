@@ -9,11 +9,13 @@ from aiohttp import web
 from costmesh.gateway.http.app import HttpApi
 
 
-async def start_http(api: HttpApi, host: str, port: int) -> tuple[int, Callable[[], Awaitable[None]]]:
-    """Listen on `host:port`; returns the bound port and the coroutine function that stops it."""
+async def start_http(api: HttpApi, host: str, port: int, *,
+                     reuse_port: bool = False) -> tuple[int, Callable[[], Awaitable[None]]]:
+    """Listen on `host:port`; returns the bound port and the coroutine function that stops it.
+    `reuse_port`: SO_REUSEPORT, so the gateway's workers (COSTMESH_WORKERS) share the port."""
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     try:
         await site.start()
     except OSError:
