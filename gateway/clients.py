@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -11,31 +12,51 @@ from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.rpc.status import from_rpc_error
 
+Channels = grpc.aio.Channel | Sequence[grpc.aio.Channel]
+
+
+class _Rotation:
+    """Stubs over several channels (each its own connections), taken in turn: calls spread over
+    every connection, so over the worker processes of a replica as well as over replicas."""
+
+    def __init__(self, stub_type, channels: Channels):
+        many = [channels] if isinstance(channels, grpc.aio.Channel) else list(channels)
+        if not many:
+            raise ValueError("at least one channel is required")
+        self._stubs = itertools.cycle([stub_type(channel) for channel in many])
+
+    def next(self):
+        return next(self._stubs)
+
 
 class MeshClients:
-    def __init__(self, cache: grpc.aio.Channel, classifier: grpc.aio.Channel, router: grpc.aio.Channel):
-        self._cache = cache_pb2_grpc.CacheServiceStub(cache)
-        self._classifier = classifier_pb2_grpc.ClassifierServiceStub(classifier)
-        self._router = router_pb2_grpc.RouterServiceStub(router)
+    """`cache_stores`: the channels stores go over (default: the lookups'); apart, so that a
+    round-robin over two replicas does not send every lookup to one and every store to the other."""
+
+    def __init__(self, cache: Channels, classifier: Channels, router: Channels, *, cache_stores: Channels = ()):
+        self._cache = _Rotation(cache_pb2_grpc.CacheServiceStub, cache)
+        self._stores = _Rotation(cache_pb2_grpc.CacheServiceStub, cache_stores or cache)
+        self._classifier = _Rotation(classifier_pb2_grpc.ClassifierServiceStub, classifier)
+        self._router = _Rotation(router_pb2_grpc.RouterServiceStub, router)
 
     async def lookup(self, request: cache_pb2.LookupRequest, timeout: float) -> cache_pb2.LookupResponse:
-        return await _call(self._cache.Lookup, request, timeout)
+        return await _call(self._cache.next().Lookup, request, timeout)
 
     async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse:
-        return await _call(self._cache.Store, request, timeout)
+        return await _call(self._stores.next().Store, request, timeout)
 
     async def classify(
         self, request: classifier_pb2.ClassifyRequest, timeout: float
     ) -> classifier_pb2.ClassifyResponse:
-        return await _call(self._classifier.Classify, request, timeout)
+        return await _call(self._classifier.next().Classify, request, timeout)
 
     async def execute(self, request: router_pb2.ExecuteRequest, timeout: float | None) -> router_pb2.ExecuteResponse:
-        return await _call(self._router.Execute, request, timeout)
+        return await _call(self._router.next().Execute, request, timeout)
 
     async def stream_execute(
         self, request: router_pb2.ExecuteRequest, timeout: float | None
     ) -> AsyncIterator[router_pb2.StreamExecuteResponse]:
-        call = self._router.StreamExecute(request, timeout=timeout)
+        call = self._router.next().StreamExecute(request, timeout=timeout)
         try:
             async for event in call:
                 yield event

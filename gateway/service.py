@@ -23,10 +23,18 @@ from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 async def mount(runtime: Runtime) -> Mounted:
     env = runtime.env
+    # Several connections per peer (COSTMESH_GATEWAY_CONNECTIONS, default 2): calls spread over
+    # every worker process of a replica (COSTMESH_WORKERS), not only over replicas.
+    connections = env.int("COSTMESH_GATEWAY_CONNECTIONS", 2)
+
+    def channels(variable: str) -> list:
+        return [runtime.channel(env.str(variable), own_connections=True) for _ in range(max(1, connections))]
+
     clients = MeshClients(
-        cache=runtime.channel(env.str("COSTMESH_CACHE_ADDR")),
-        classifier=runtime.channel(env.str("COSTMESH_CLASSIFIER_ADDR")),
-        router=runtime.channel(env.str("COSTMESH_ROUTER_ADDR")),
+        cache=channels("COSTMESH_CACHE_ADDR"),
+        classifier=channels("COSTMESH_CLASSIFIER_ADDR"),
+        router=channels("COSTMESH_ROUTER_ADDR"),
+        cache_stores=channels("COSTMESH_CACHE_ADDR"),
     )
     settings = GatewaySettings(
         cache_timeout_s=env.float("COSTMESH_GATEWAY_CACHE_TIMEOUT_S", 2.0),

@@ -49,10 +49,17 @@ def peer_channel(
     *,
     interceptors: Sequence[Any] | None = None,
     method_config: Sequence[dict[str, Any]] = (),
+    own_connections: bool = False,
 ) -> grpc.aio.Channel:
     """An insecure aio channel to another costmesh service that round-robins over its replicas.
 
     `target`: `dns:///cache:50052` (every A record of the name), `ipv4:127.0.0.1:1,127.0.0.1:2`
-    (a fixed list), or a plain `host:port` (resolved through DNS as well).
+    (a fixed list), or a plain `host:port` (resolved through DNS as well). gRPC shares connections
+    between channels with the same target and options; `own_connections` gives this channel its
+    own, so that several channels to one address open several connections (which SO_REUSEPORT
+    spreads over a replica's worker processes, `costmesh.rpc.workers`).
     """
-    return grpc.aio.insecure_channel(target, options=peer_options(method_config), interceptors=interceptors)
+    options = peer_options(method_config)
+    if own_connections:
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

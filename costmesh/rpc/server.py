@@ -92,14 +92,17 @@ class Runtime:
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
     _full_names: list[str] = field(default_factory=list)
 
-    def channel(self, address: str) -> grpc.aio.Channel:
+    def channel(self, address: str, *, own_connections: bool = False) -> grpc.aio.Channel:
         """A channel to another service, traced (W3C context in metadata). Closed on shutdown.
 
         Round-robin over every replica `address` resolves to (`peer_channel`): `dns:///cache:50052`.
+        `own_connections`: connections of this channel's own, never shared with another channel to
+        the same address (several such channels reach several workers of one replica).
         """
         channel = peer_channel(
             address,
             interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider), *client_interceptors()],
+            own_connections=own_connections,
         )
         self._channels.append(channel)
         return channel
