@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.catalog import Tier
 from costmesh.config import Env
+from costmesh.domain import Cost, Usage
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
-from costmesh.observability.span_metrics import SpanMetricsProcessor
+from costmesh.services.router.records import Attempt, Outcome, RouteResult
+from costmesh.services.router.stats import RouterStats
 from costmesh.tooling.mesh_client import build_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,13 +86,11 @@ def exported_names() -> set[str]:
         savings=common.LayerSavings(routing_usd=0.009),
     )
     gateway.on_answer(build_request("q", tenant="t"), response)
-    provider = TracerProvider()
-    provider.add_span_processor(SpanMetricsProcessor(metrics.meter(), ["costmesh.router.v1.RouterService"]))
-    with provider.get_tracer("t").start_as_current_span("Execute", kind=SpanKind.SERVER, attributes={
-        "rpc.service": "costmesh.router.v1.RouterService", "rpc.method": "Execute", "rpc.grpc.status_code": 0,
-        "costmesh.quality_score": 0.8, "costmesh.tier": "simple", "costmesh.upgrades": 0,
-    }):
-        pass
+    attempt = Attempt("gpt-5-mini", "openai", Tier.SIMPLE, Outcome.OK, quality_score=0.8)
+    RouterStats(meter=metrics.meter()).record(RouteResult(
+        text="a", model="gpt-5-mini", provider="openai", tier=Tier.SIMPLE, usage=Usage(), cost=Cost(),
+        baseline_cost_usd=0.01, list_cost_usd=0.001, attempts=[attempt], quality_score=0.8, quality_passed=True,
+        finish_reason="stop"), gate_upgrades=0, error_upgrades=0)
     text = generate_latest(metrics.registry).decode()
     metrics.shutdown()
     return set(re.findall(r"^(costmesh_[a-z0-9_]+)", text, re.M))

@@ -140,5 +140,7 @@ async def test_upgrades_tiers_and_quality_reach_the_metrics():
     assert points[("costmesh.router.upgrades", (("reason", "gate"),))] == 1
     assert points[("costmesh.router.attempts", (("outcome", "gate_failed"),))] == 1
     assert points[("costmesh.router.attempts", (("outcome", "ok"),))] == 2
-    assert points[("costmesh.router.quality_score", ())] == 2
+    assert points[("costmesh.router.upgrades", (("reason", "error"),))] == 0  # the series exists from the start
+    assert points[("costmesh.quality.score", (("tier", "moderate"),))] == 1  # what the quality alert reads
+    assert points[("costmesh.quality.score", (("tier", "simple"),))] == 1
     assert stats.upgrade_rate == 0.5

@@ -2,7 +2,8 @@
 cost records, and (only when the operator asks) the content log.
 
 Env: COSTMESH_RECORDS_DIR (cost records; unset: none are written), COSTMESH_LOG_CONTENT
-(log prompt and answer text; default off), COSTMESH_CACHE_ADDR (cache stats for metrics).
+(log prompt and answer text; default off). The cache's figures are on the cache's own metrics
+endpoint: the gateway's scrape calls no other service.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from costmesh.cost_records import CostRecorder
 from costmesh.observability.answer_span import AnswerSpan, ContentLog
-from costmesh.observability.cache_stats import CacheStatsReader
 from costmesh.observability.gateway_metrics import GatewayMetrics
 
 
@@ -32,11 +32,7 @@ def gateway_observability(runtime) -> GatewayObservability:
     env = runtime.env
     observers: list[Any] = [AnswerSpan()]
     closers: list[Callable[[], None]] = []
-    cache_address = env.optional("COSTMESH_CACHE_ADDR")
-    reader = CacheStatsReader(cache_address) if cache_address else None
-    if reader is not None:
-        closers.append(reader.close)
-    observers.append(GatewayMetrics(runtime.meter, cache_stats=reader))
+    observers.append(GatewayMetrics(runtime.meter))
     records_dir = env.optional("COSTMESH_RECORDS_DIR")
     if records_dir:
         recorder = CostRecorder(records_dir)

@@ -7,8 +7,8 @@ Prometheus names (what the alert rules and dashboards use):
   costmesh_request_cost_usd (histogram)           cost per request
   costmesh_daily_active_users, costmesh_daily_cost_usd, costmesh_daily_cost_per_active_user_usd
   costmesh_saving_ratio                           saving / baseline since this replica started (ROI)
-  costmesh_cache_evictions_total, costmesh_cache_entries, costmesh_cache_entry_bytes
-                                                  read from the cache service's GetStats at scrape time
+The cache's own figures (entries, evictions, bytes per entry, stores, refusals) are on the cache
+service's endpoint (`services/cache/metrics.py`), not read from it here at every scrape.
 An active user is a tenant id that sent at least one request that UTC day (per replica: across
 replicas use the savings report, which counts them exactly from the cost records).
 """
@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.errors import CostmeshError
@@ -42,18 +41,10 @@ def tier_label(response: gw.CompleteResponse) -> str:
 
 
 class GatewayMetrics:
-    """An `AnswerObserver` recording OpenTelemetry metrics. `cache_stats` returns the cache
-    service's latest GetStats (or None when it cannot be reached)."""
+    """An `AnswerObserver` recording OpenTelemetry metrics."""
 
-    def __init__(
-        self,
-        meter: Meter,
-        *,
-        cache_stats: Callable[[], cache_pb2.GetStatsResponse | None] | None = None,
-        clock: Callable[[], float] = time.time,
-    ):
+    def __init__(self, meter: Meter, *, clock: Callable[[], float] = time.time):
         self._clock = clock
-        self._cache_stats = cache_stats
         self._lock = threading.Lock()  # observable callbacks run in the scrape thread
         self._day = ""
         self._day_users: set[str] = set()
@@ -91,18 +82,6 @@ class GatewayMetrics:
             "costmesh.saving.ratio", [self._observe_ratio], unit="1",
             description="saving / baseline since this replica started (ROI of costmesh)",
         )
-        if cache_stats is not None:
-            meter.create_observable_counter(
-                "costmesh.cache.evictions", [self._observe_evictions], unit="{entry}",
-                description="entries Redis evicted under memory pressure (Redis-wide)",
-            )
-            meter.create_observable_gauge(
-                "costmesh.cache.entries", [self._observe_entries], unit="{entry}", description="entries in the cache"
-            )
-            meter.create_observable_gauge(
-                "costmesh.cache.entry", [self._observe_entry_bytes], unit="By",
-                description="Redis memory per cached entry (sampled)",
-            )
 
     # -- AnswerObserver ----------------------------------------------------------------
 
@@ -165,15 +144,3 @@ class GatewayMetrics:
             if self._baseline_total <= 0:
                 return []
             return [Observation((self._baseline_total - self._cost_total) / self._baseline_total)]
-
-    def _observe_evictions(self, _options: CallbackOptions):
-        stats = self._cache_stats()
-        return [Observation(stats.evictions)] if stats is not None else []
-
-    def _observe_entries(self, _options: CallbackOptions):
-        stats = self._cache_stats()
-        return [Observation(stats.entries)] if stats is not None else []
-
-    def _observe_entry_bytes(self, _options: CallbackOptions):
-        stats = self._cache_stats()
-        return [Observation(stats.bytes_per_entry)] if stats is not None and stats.entries else []

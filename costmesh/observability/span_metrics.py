@@ -1,12 +1,17 @@
 """Per-hop metrics from a service's own finished server spans (like the collector's
 `spanmetrics` connector, but inside the service so Prometheus can scrape it directly).
 
-Every costmesh hop already puts its facts on its span (latency, status, tier, quality score,
-upgrades, cache hit and similarity); this processor turns them into OpenTelemetry metrics, so
-the services themselves need no metrics code. It only looks at SERVER spans of the gRPC
-services it was given, so several services sharing one tracer provider (the in-process test
-mesh) each count only their own calls. Spans dropped by a sampler are not counted: sample
-at the collector (tail sampling), not in the services, if metrics must stay exact.
+Every costmesh hop already puts its facts on its span (latency, status, tier, cache hit and
+similarity); this processor turns them into OpenTelemetry metrics: every hop's latency, the
+cache's lookups by kind and hit similarity, the classifier's tiers. It only looks at SERVER
+spans of the gRPC services it was given, so several services sharing one tracer provider (the
+in-process test mesh) each count only their own calls. Spans dropped by a sampler are not
+counted: sample at the collector (tail sampling), not in the services, if metrics must stay exact.
+
+One instrument per fact: what a service counts itself is not counted here again. The router's
+requests, upgrades and quality scores come from its own stats (`services/router/stats.py`), the
+cache's entries, evictions, stores and refusals from its own metrics (`services/cache/metrics.py`).
+Two instruments of one name with different labels make a scrape that OpenMetrics parsers reject.
 """
 
 from __future__ import annotations
@@ -30,16 +35,6 @@ class SpanMetricsProcessor(SpanProcessor):
         self._duration = meter.create_histogram(
             "costmesh.rpc.server.duration", unit="s", description="server-side latency of one hop",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
-        )
-        self._quality = meter.create_histogram(
-            "costmesh.quality.score", unit="1", description="quality-gate score of the answer the router returned",
-            explicit_bucket_boundaries_advisory=SCORE_BUCKETS,
-        )
-        self._routed = meter.create_counter(
-            "costmesh.router.requests", unit="{request}", description="requests the router answered, by served tier"
-        )
-        self._upgrades = meter.create_counter(
-            "costmesh.router.upgrades", unit="{upgrade}", description="cascade upgrades to a stronger tier"
         )
         self._lookups = meter.create_counter(
             "costmesh.cache.lookups", unit="{lookup}",
@@ -73,13 +68,8 @@ class SpanMetricsProcessor(SpanProcessor):
             )
         if code != "OK":
             return
-        tier = str(attrs.get("costmesh.tier", "unknown"))
-        if "costmesh.quality_score" in attrs:  # the router's Execute
-            self._quality.record(float(attrs["costmesh.quality_score"]), {"tier": tier})
-            self._routed.add(1, {"tier": tier})
-            self._upgrades.add(int(attrs.get("costmesh.upgrades", 0) or 0), {"tier": tier})
-        elif "costmesh.complexity_score" in attrs:  # the classifier
-            self._classified.add(1, {"tier": tier})
+        if method == "Classify" and "costmesh.complexity_score" in attrs:  # the classifier (not the gateway's span)
+            self._classified.add(1, {"tier": str(attrs.get("costmesh.tier", "unknown"))})
         if method == "Lookup" and "costmesh.cache.hit_kind" in attrs:  # the cache
             self._lookups.add(1, {"kind": str(attrs["costmesh.cache.hit_kind"])})
             if attrs.get("costmesh.cache.hit"):

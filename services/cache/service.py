@@ -4,6 +4,9 @@ Env: REDIS_URL (required); COSTMESH_CACHE_* (see `config.py`); COSTMESH_EMBED_WI
 COSTMESH_EMBED_MAX_BATCH, COSTMESH_EMBED_BATCHING, COSTMESH_EMBED_MODEL_PATH; COSTMESH_TORCH_THREADS
 (torch intra-op threads, default 1: the mesh's processes share the cores; 0 = torch's default);
 COSTMESH_CATALOG.
+
+Metrics: the cache's own figures (entries, evictions, bytes per entry, stores, refusals) on its
+Prometheus endpoint, from `metrics.py`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .config import CacheConfig
 from .core import CacheCore, word_count
+from .metrics import CacheMetrics
 from .servicer import CacheServicer
 from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier
 
@@ -105,6 +109,7 @@ def make_mount(embedder: Embedder | None = None):
             tracer=runtime.tracer_provider.get_tracer("costmesh.cache"),
         )
         await core.start()
+        metrics = CacheMetrics(runtime.meter, core, asyncio.get_running_loop())
         point = getattr(core.verifier, "point", None)
         runtime.log.info("cache ready", index=core.index_name, model=model.model_id, dims=model.dims,
                          verifier=core.verifier.name, min_similarity=core.verifier_floor, ttl_s=config.ttl_s,
@@ -113,6 +118,7 @@ def make_mount(embedder: Embedder | None = None):
                          calibrated=point.__dict__ if point else None)
 
         async def close() -> None:
+            metrics.close()
             await core.aclose()
             if own_embedder:
                 await model.aclose()

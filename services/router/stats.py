@@ -3,7 +3,9 @@ outcome, the quality-score distribution, cost. One object, passed in; with a `me
 figures also go to OpenTelemetry instruments (the service's Prometheus endpoint):
 `costmesh.router.requests{result}`, `costmesh.router.served{tier}`,
 `costmesh.router.upgrades{reason}`, `costmesh.router.attempts{outcome}` and the histogram
-`costmesh.router.quality_score`."""
+`costmesh.quality.score{tier}` (Prometheus `costmesh_quality_score`, what the quality alert reads).
+These are the router's only instruments: the span metrics (`costmesh.observability.span_metrics`)
+count no router facts, so each fact has one instrument and one Prometheus name."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costmesh.catalog import Tier
+from costmesh.observability.metrics import SCORE_BUCKETS
 
 from .records import Outcome, RouteResult
 
@@ -37,12 +40,17 @@ class RouterStats:
         if self.meter is not None:
             m = self.meter
             self._otel = {
-                "requests": m.create_counter("costmesh.router.requests", description="requests routed, by result"),
-                "served": m.create_counter("costmesh.router.served", description="answers served, by tier"),
-                "upgrades": m.create_counter("costmesh.router.upgrades", description="moves up a tier, by reason"),
-                "attempts": m.create_counter("costmesh.router.attempts", description="model calls, by outcome"),
-                "quality": m.create_histogram("costmesh.router.quality_score",
-                                              description="quality-gate score of the served answer"),
+                "requests": m.create_counter("costmesh.router.requests", unit="{request}",
+                                             description="requests routed, by result (served, failed)"),
+                "served": m.create_counter("costmesh.router.served", unit="{request}",
+                                           description="answers served, by the tier that served them"),
+                "upgrades": m.create_counter("costmesh.router.upgrades", unit="{upgrade}",
+                                             description="cascade moves up a tier, by reason (gate, error)"),
+                "attempts": m.create_counter("costmesh.router.attempts", unit="{attempt}",
+                                             description="model calls, by outcome"),
+                "quality": m.create_histogram("costmesh.quality.score", unit="1",
+                                              description="quality-gate score of the answer the router served",
+                                              explicit_bucket_boundaries_advisory=SCORE_BUCKETS),
             }
 
     def _emit(self, result: RouteResult | None, attempts: list, gate_upgrades: int = 0,
@@ -55,12 +63,12 @@ class RouterStats:
             o["attempts"].add(1, {"outcome": Outcome(attempt.outcome).name.lower()})
         if result is None:
             return
-        o["served"].add(1, {"tier": Tier(result.tier).name.lower()})
-        if gate_upgrades:
-            o["upgrades"].add(gate_upgrades, {"reason": "gate"})
-        if error_upgrades:
-            o["upgrades"].add(error_upgrades, {"reason": "error"})
-        o["quality"].record(result.quality_score)
+        tier = Tier(result.tier).name.lower()
+        o["served"].add(1, {"tier": tier})
+        # 0 or more per answer, so both series exist from the first answer on.
+        o["upgrades"].add(gate_upgrades, {"reason": "gate"})
+        o["upgrades"].add(error_upgrades, {"reason": "error"})
+        o["quality"].record(result.quality_score, {"tier": tier})
 
     def record(self, result: RouteResult, gate_upgrades: int, error_upgrades: int) -> None:
         self.requests += 1
