@@ -232,6 +232,36 @@ async def test_an_http_request_is_one_trace_through_every_hop(mesh, exporter):
         assert name in hops, sorted(hops)
 
 
+async def test_an_http_callers_traceparent_is_continued(mesh, exporter):
+    """The caller's W3C trace context: the gateway's server span joins the caller's trace as
+    the child of the caller's span, and the downstream hops follow it."""
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    exporter.clear()
+    headers = {"traceparent": f"00-{trace_id}-{parent_id}-01", "Authorization": f"Bearer {mesh.api_key('http-tp')}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{mesh.http_url}/models", headers=headers) as reply:
+            assert reply.status == 200
+        body = {"model": "auto", "max_tokens": 50, "messages": [{"role": "user", "content": "Name a prime."}]}
+        async with session.post(f"{mesh.http_url}/chat/completions", headers=headers, json=body) as reply:
+            assert reply.status == 200, await reply.text()
+    spans = exporter.get_finished_spans()
+    for name in ("GET /v1/models", "POST /v1/chat/completions"):
+        (server,) = [s for s in spans if s.name == name]
+        assert server.kind.name == "SERVER"
+        assert format(server.context.trace_id, "032x") == trace_id
+        assert server.parent is not None and server.parent.is_remote
+        assert format(server.parent.span_id, "016x") == parent_id
+    lookup = [s for s in spans if s.name.endswith("CacheService/Lookup") and s.kind.name == "SERVER"]
+    assert lookup and all(format(s.context.trace_id, "032x") == trace_id for s in lookup)
+
+    exporter.clear()  # no traceparent: a new trace, the gateway's span its root
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{mesh.http_url}/models", headers={"Authorization": headers["Authorization"]}) as r:
+            assert r.status == 200
+    (root,) = [s for s in exporter.get_finished_spans() if s.name == "GET /v1/models"]
+    assert root.parent is None and format(root.context.trace_id, "032x") != trace_id
+
+
 async def test_an_upstream_that_keeps_failing_is_an_openai_style_503(mesh, simulator):
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{simulator.url}/_sim/faults",

@@ -3,7 +3,10 @@
 
 Each request is authenticated from its `Authorization: Bearer <key>` header, runs inside one
 SERVER span (so the pipeline's attributes and the downstream gRPC hops join its trace), and
-ends in one access-log line.
+ends in one access-log line. A caller's W3C `traceparent` (and `tracestate`, `baggage`) is
+continued through OpenTelemetry's global propagator, as the gRPC server interceptors do: the
+span is a child of the caller's. (`opentelemetry-instrumentation-aiohttp-server` would do the
+same, but no release of it matches the pinned opentelemetry-sdk's semantic conventions.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
@@ -56,7 +59,7 @@ class HttpApi:
         name = (f"{request.method} "
                 f"{request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}")
         with self._tracer.start_as_current_span(
-            name, kind=SpanKind.SERVER,
+            name, context=propagate.extract(request.headers), kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "url.path": request.path},
         ) as span:
             try:
