@@ -1,7 +1,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PROTOS := $(shell find protos -name '*.proto')
 
 .PHONY: venv inference-venv tools proto demo lint test test-main test-inference bench clean
 
@@ -18,9 +17,10 @@ venv: $(VENV)/.installed
 inference-venv:
 	bash scripts/inference_venv.sh
 
+# protos/costmesh/<domain>/v1/*.proto (packages costmesh.<domain>.v1) -> costmesh/api/<domain>/v1/:
+# generated into a temporary directory, moved, their imports of each other rewritten (the script says how).
 proto: venv
-	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
-	find costmesh/api -type d -exec touch {}/__init__.py \;
+	$(PY) scripts/gen_protos.py
 
 demo: venv
 	$(PY) -m costmesh.tooling.cli demo
@@ -35,6 +35,8 @@ test: lint test-main test-inference
 lint: venv tools
 	$(PY) -m ruff check .
 	LINT_IMPORTS=$(abspath $(VENV))/bin/lint-imports bash scripts/lint_imports.sh
+	node_modules/.bin/buf lint
+	BUF=node_modules/.bin/buf bash scripts/buf_breaking.sh
 
 test-main: venv tools
 	$(PY) -m pytest -q --ignore=tests/inference

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as PbMessage
 
 from costmesh.api.common.v1 import common_pb2 as pb
 from costmesh.domain import Cost, Image, Message, Part, Role, Sampling, Usage
 from costmesh.errors import InvalidRequest
+from costmesh.pricing import micro_usd
+
+M = TypeVar("M", bound=PbMessage)
 
 
 def message_from_pb(message: pb.Message, index: int = 0) -> Message:
@@ -87,7 +94,7 @@ def cost_from_pb(cost: pb.CostBreakdown) -> Cost:
 
 
 def cost_to_pb(cost: Cost) -> pb.CostBreakdown:
-    return pb.CostBreakdown(
+    return with_micro_usd(pb.CostBreakdown(
         input_usd=cost.input_usd,
         cache_read_usd=cost.cache_read_usd,
         cache_write_usd=cost.cache_write_usd,
@@ -95,4 +102,46 @@ def cost_to_pb(cost: Cost) -> pb.CostBreakdown:
         embedding_usd=cost.embedding_usd,
         discount_usd=cost.discount_usd,
         total_usd=cost.total_usd,
-    )
+    ))
+
+
+MICRO_USD = "_micro_usd"
+COST_PARTS = ("input", "cache_read", "cache_write", "output", "embedding")  # CostBreakdown's, less discount
+_SUMS = ("total", "saving")  # the micro-dollar fields summed from the others, never rounded themselves
+
+
+def with_micro_usd(message: M) -> M:
+    """`message` with every integer micro-dollar field set, in it and in every message it holds.
+
+    Each `<name>_micro_usd` is its `<name>_usd` double rounded (`pricing.micro_usd`), except the
+    sums the protos document as exact: CostBreakdown.total_micro_usd is the integer parts less
+    the discount, and a response's saving_micro_usd is its baseline_cost_micro_usd less its
+    cost's total_micro_usd. Idempotent: the doubles are the input, so a message whose doubles
+    changed (a copied cost with the embedding added) is simply filled again.
+
+    Running totals (GetStats, a batch's bill) are not filled here: they add their answers'
+    integers up instead of rounding their summed doubles.
+    """
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
+            continue
+        for item in value if field.is_repeated else (value,):
+            with_micro_usd(item)
+    names = [f.name[: -len(MICRO_USD)] for f in message.DESCRIPTOR.fields if f.name.endswith(MICRO_USD)]
+    for name in names:
+        if name not in _SUMS:
+            setattr(message, name + MICRO_USD, micro_usd(getattr(message, name + "_usd")))
+    if "total" in names:  # CostBreakdown
+        parts = sum(getattr(message, part + MICRO_USD) for part in COST_PARTS)
+        message.total_micro_usd = parts - message.discount_micro_usd
+    if "saving" in names:  # baseline less cost
+        cost = message.cost.total_micro_usd if "cost" in message.DESCRIPTOR.fields_by_name else message.cost_micro_usd
+        message.saving_micro_usd = message.baseline_cost_micro_usd - cost
+    return message
+
+
+def same_fields_as(message: PbMessage, message_type: type[M]) -> M:
+    """`message` as `message_type`, a message with the same fields under the same numbers (a
+    streaming RPC's request and its unary twin's, e.g. ExecuteRequest -> StreamExecuteRequest):
+    the same bytes on the wire, read as the other type."""
+    return message_type.FromString(message.SerializeToString())

@@ -22,6 +22,13 @@ from costmesh.catalog import ModelSpec
 from costmesh.domain import Cost, Usage
 
 PER_TOKEN = 1e-6  # catalog prices are per million tokens
+MICROS_PER_USD = 1_000_000
+
+
+def micro_usd(usd: float) -> int:
+    """Dollars as a whole number of micro-dollars, rounded half to even: the one place an amount
+    becomes the integer the protos carry beside the double (`*_micro_usd`)."""
+    return round(usd * MICROS_PER_USD)
 
 
 def cost_of(model: ModelSpec, usage: Usage, *, batch_discount: float = 0.0) -> Cost:

@@ -10,6 +10,7 @@ import grpc
 from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
+from costmesh.convert import same_fields_as
 from costmesh.rpc.status import from_rpc_error
 
 Channels = grpc.aio.Channel | Sequence[grpc.aio.Channel]
@@ -56,7 +57,9 @@ class MeshClients:
     async def stream_execute(
         self, request: router_pb2.ExecuteRequest, timeout: float | None
     ) -> AsyncIterator[router_pb2.StreamExecuteResponse]:
-        call = self._router.next().StreamExecute(request, timeout=timeout)
+        # StreamExecute has its own request message: ExecuteRequest's fields under the same numbers
+        stream_request = same_fields_as(request, router_pb2.StreamExecuteRequest)
+        call = self._router.next().StreamExecute(stream_request, timeout=timeout)
         try:
             async for event in call:
                 yield event

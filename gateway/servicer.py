@@ -1,13 +1,15 @@
 """GatewayService servicer: protobuf in, protobuf out; the work is in `pipeline`.
 
 Every call is authenticated from its `authorization: Bearer <key>` metadata; the tenant of
-the request is the key's tenant, whatever the body says.
+the request is the key's tenant, whatever the body says. Answers leave with their integer
+micro-dollar fields filled (`convert.with_micro_usd`) beside the doubles the pipeline set.
 """
 
 from __future__ import annotations
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.convert import with_micro_usd
 from costmesh.gateway.auth import Authenticator
 from costmesh.gateway.pipeline import Pipeline
 
@@ -30,11 +32,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def Complete(self, request: gw.CompleteRequest, context) -> gw.CompleteResponse:
         self._tenant(request, context)
-        return await self._pipeline.complete(request, context.time_remaining())
+        return with_micro_usd(await self._pipeline.complete(request, context.time_remaining()))
 
     async def StreamComplete(self, request: gw.StreamCompleteRequest, context):
         self._tenant(request.request, context)
         async for event in self._pipeline.stream(request.request, context.time_remaining()):
+            if event.HasField("final"):
+                with_micro_usd(event.final)
             yield event
 
     async def GetStats(self, request: gw.GetStatsRequest, context) -> gw.GetStatsResponse:

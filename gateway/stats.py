@@ -1,4 +1,7 @@
-"""Running totals the gateway reports through GetStats."""
+"""Running totals the gateway reports through GetStats.
+
+Money is added up twice: the doubles, and the integer micro-dollars of each answer as it leaves
+the gateway (`convert.with_micro_usd`), so the integer totals are exact sums of what callers saw."""
 
 from __future__ import annotations
 
@@ -8,7 +11,10 @@ from dataclasses import dataclass, field
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.convert import with_micro_usd
 from costmesh.gateway.store_queue import StoreCounters
+
+_LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")  # LayerSavings' <layer>_usd
 
 
 @dataclass
@@ -20,6 +26,8 @@ class GatewayStats:
     errors: int = 0
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
+    cost_micro_usd: int = 0
+    baseline_cost_micro_usd: int = 0
     tiers: Counter = field(default_factory=Counter)
     savings: common.LayerSavings = field(default_factory=common.LayerSavings)
     cache_lookups_timed_out: int = 0
@@ -43,8 +51,13 @@ class GatewayStats:
             self.tiers[common.Tier.Name(response.tier)] += 1
         self.cost_usd += response.cost.total_usd
         self.baseline_cost_usd += response.baseline_cost_usd
-        for name in ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd"):
-            setattr(self.savings, name, getattr(self.savings, name) + getattr(response.savings, name))
+        billed = with_micro_usd(gw.CompleteResponse(cost=response.cost, baseline_cost_usd=response.baseline_cost_usd,
+                                                    savings=response.savings))  # a copy: the answer as it leaves
+        self.cost_micro_usd += billed.cost.total_micro_usd
+        self.baseline_cost_micro_usd += billed.baseline_cost_micro_usd
+        for layer in _LAYERS:
+            for name in (f"{layer}_usd", f"{layer}_micro_usd"):
+                setattr(self.savings, name, getattr(self.savings, name) + getattr(billed.savings, name))
 
     def to_pb(self) -> gw.GetStatsResponse:
         return gw.GetStatsResponse(
@@ -56,6 +69,9 @@ class GatewayStats:
             cost_usd=self.cost_usd,
             baseline_cost_usd=self.baseline_cost_usd,
             saving_usd=self.baseline_cost_usd - self.cost_usd,
+            cost_micro_usd=self.cost_micro_usd,
+            baseline_cost_micro_usd=self.baseline_cost_micro_usd,
+            saving_micro_usd=self.baseline_cost_micro_usd - self.cost_micro_usd,
             savings=self.savings,
             errors=self.errors,
             cache_lookups_timed_out=self.cache_lookups_timed_out,

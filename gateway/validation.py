@@ -2,7 +2,8 @@
 
 `validate` runs on every request the gateway takes (gRPC, HTTP, batch) before anything is
 looked up, called or billed. An `InvalidRequest("field: what is wrong")` becomes
-`INVALID_ARGUMENT` over gRPC and a 400 naming `param` over HTTP. Messages never echo a
+`INVALID_ARGUMENT` over gRPC, with a `google.rpc.BadRequest` detail naming the field
+(`costmesh.rpc.status`), and a 400 naming `param` over HTTP. Messages never echo a
 value back (it may be huge, or a prompt).
 """
 

@@ -146,6 +146,13 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
         assert results["auto"].response.tier != common.TIER_UNSPECIFIED
         assert done.savings.batch_usd == pytest.approx(total_discount)
         assert done.cost.total_usd == pytest.approx(sum(r.response.cost.total_usd for r in done.results))
+        # the integer micro-dollars: the batch's are the exact sums of its answers'
+        assert done.cost.total_micro_usd == sum(r.response.cost.total_micro_usd for r in done.results) > 0
+        assert done.baseline_cost_micro_usd == sum(r.response.baseline_cost_micro_usd for r in done.results)
+        assert done.savings.batch_micro_usd == sum(r.response.savings.batch_micro_usd for r in done.results) > 0
+        assert done.saving_micro_usd == done.baseline_cost_micro_usd - done.cost.total_micro_usd
+        assert all(r.response.saving_micro_usd == r.response.baseline_cost_micro_usd - r.response.cost.total_micro_usd
+                   for r in done.results)
         spans = {s.attributes["costmesh.request_id"]: s for s in exporter.get_finished_spans()
                  if s.name == "costmesh.batch.answer"}
         assert set(spans) == {"a1", "a2", "o1", "auto"}

@@ -7,6 +7,8 @@ import sys
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -15,7 +17,7 @@ from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.config import Env
 from costmesh.rpc.server import Mounted, Servicer, ServiceSpec, start_service
-from costmesh.rpc.status import from_rpc_error
+from costmesh.rpc.status import from_rpc_error, to_status
 from costmesh.tooling.launcher import free_port
 
 
@@ -68,6 +70,8 @@ async def test_errors_map_through_the_one_table(service):
         await classify(service.address, "invalid")
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert invalid.value.details() == "strategy: no such strategy"
+    assert bad_request(invalid.value) == [("strategy", "no such strategy")]
+    assert isinstance(from_rpc_error(invalid.value), errors.InvalidRequest)
 
     with pytest.raises(grpc.aio.AioRpcError) as limited:
         await classify(service.address, "limited")
@@ -83,13 +87,47 @@ async def test_errors_map_through_the_one_table(service):
 
 async def test_a_stream_that_fails_midway_ends_with_the_mapped_status(service):
     async with grpc.aio.insecure_channel(service.address) as channel:
-        call = router_pb2_grpc.RouterServiceStub(channel).StreamExecute(router_pb2.ExecuteRequest(), timeout=5)
+        call = router_pb2_grpc.RouterServiceStub(channel).StreamExecute(router_pb2.StreamExecuteRequest(), timeout=5)
         received = []
         with pytest.raises(grpc.aio.AioRpcError) as error:
             async for event in call:
                 received.append(event.text_delta)
     assert received == ["partial"]
     assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def bad_request(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """The field violations of the google.rpc.BadRequest detail of a failed call."""
+    violations = []
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    request = error_details_pb2.BadRequest()
+                    detail.Unpack(request)
+                    violations += [(v.field, v.description) for v in request.field_violations]
+    return violations
+
+
+def test_an_invalid_request_names_its_field_in_a_bad_request_detail():
+    def violations(exc: Exception) -> list[tuple[str, str]]:
+        status = status_pb2.Status.FromString(dict(to_status(exc).trailing_metadata)["grpc-status-details-bin"])
+        out = []
+        for detail in status.details:
+            request = error_details_pb2.BadRequest()
+            if detail.Unpack(request):
+                out += [(v.field, v.description) for v in request.field_violations]
+        return out
+
+    invalid = errors.InvalidRequest("messages[2].content[0]: neither text nor image")
+    assert to_status(invalid).details == "messages[2].content[0]: neither text nor image"  # the message as is
+    assert violations(invalid) == [("messages[2].content[0]", "neither text nor image")]
+    assert violations(errors.InvalidRequest("model: 'x' is not served: see ListModels")) == [
+        ("model", "'x' is not served: see ListModels")  # split at the first ":" only
+    ]
+    for no_field in ("one of tags, entry_id, session_id or all is required", "results_offset, results_limit: >= 0"):
+        assert violations(errors.InvalidRequest(no_field)) == []
+    assert violations(errors.NotFound("model: unknown")) == []  # only invalid requests carry one
 
 
 async def test_health_and_reflection(service):
@@ -103,6 +141,26 @@ async def test_health_and_reflection(service):
         reply = await call.read()
         services = {s.name for s in reply.list_services_response.service}
     assert {"costmesh.classifier.v1.ClassifierService", "grpc.health.v1.Health"} <= services
+
+
+async def test_reflection_serves_the_protos_under_their_package_paths(service):
+    """grpcurl and other reflection clients find a service's file (protos/costmesh/<domain>/v1/)
+    and the files it imports, by symbol and by name."""
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter([
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="costmesh.router.v1.RouterService"),
+            reflection_pb2.ServerReflectionRequest(file_by_filename="costmesh/common/v1/common.proto"),
+        ]))
+        by_symbol, by_name = await call.read(), await call.read()
+    files = {f.name: f for f in map(descriptor_pb2.FileDescriptorProto.FromString,
+                                    by_symbol.file_descriptor_response.file_descriptor_proto)}
+    router = files["costmesh/router/v1/router.proto"]
+    assert router.package == "costmesh.router.v1" and list(router.dependency) == ["costmesh/common/v1/common.proto"]
+    methods = {m.name: (m.input_type, m.output_type) for m in router.service[0].method}
+    assert methods["StreamExecute"] == (".costmesh.router.v1.StreamExecuteRequest",
+                                        ".costmesh.router.v1.StreamExecuteResponse")
+    common = descriptor_pb2.FileDescriptorProto.FromString(by_name.file_descriptor_response.file_descriptor_proto[0])
+    assert common.package == "costmesh.common.v1" and "CostBreakdown" in {m.name for m in common.message_type}
 
 
 async def test_health_turns_not_serving_when_draining(service):

@@ -60,6 +60,7 @@ async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(c
     assert first.cost.total_usd > 0
     assert first.baseline_cost_usd >= first.cost.total_usd
     assert first.usage.input_tokens > 0 and first.usage.output_tokens > 0
+    assert_micro_usd(first)
 
     again = await client.complete(build_request("How do I reset my password on the router?", tenant="acme"))
     assert again.cached and again.cache_status == gw.CACHE_STATUS_EXACT_HIT
@@ -70,6 +71,7 @@ async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(c
     assert paraphrase.text == first.text
     assert paraphrase.cost.total_usd < first.cost.total_usd
     assert paraphrase.saving_usd == pytest.approx(first.baseline_cost_usd - paraphrase.cost.total_usd)
+    assert_micro_usd(paraphrase)
 
     other_tenant = await client.complete(build_request("How do I reset my password on the router?", tenant="globex"))
     assert not other_tenant.cached and other_tenant.cache_status == gw.CACHE_STATUS_MISS
@@ -142,6 +144,7 @@ async def test_streaming_yields_the_text_then_the_bill(client):
             final = event.final
     assert final is not None and "".join(deltas).strip()
     assert final.cost.total_usd > 0 and final.model
+    assert_micro_usd(final)
     again = await client.complete(build_request("Explain what a hash map is.", tenant="stream"))
     assert again.cached and again.text == "".join(deltas)
 
@@ -151,6 +154,23 @@ async def test_stats_count_what_happened(client):
     assert stats.requests >= 3
     assert stats.exact_hits >= 1 and stats.semantic_hits >= 1
     assert stats.baseline_cost_usd > stats.cost_usd > 0
+    assert stats.baseline_cost_micro_usd > stats.cost_micro_usd > 0
+    assert stats.saving_micro_usd == stats.baseline_cost_micro_usd - stats.cost_micro_usd
+    assert abs(stats.cost_micro_usd - stats.cost_usd * 1e6) <= 4 * stats.requests  # each answer's rounding at most
+
+
+def assert_micro_usd(response: gw.CompleteResponse) -> None:
+    """The integer micro-dollars beside the doubles: each amount rounded once, the sums exact."""
+    cost = response.cost
+    assert cost.input_micro_usd == round(cost.input_usd * 1e6) and cost.output_micro_usd == round(cost.output_usd * 1e6)
+    parts = (cost.input_micro_usd + cost.cache_read_micro_usd + cost.cache_write_micro_usd + cost.output_micro_usd
+             + cost.embedding_micro_usd)
+    assert cost.total_micro_usd == parts - cost.discount_micro_usd
+    assert abs(cost.total_micro_usd - cost.total_usd * 1e6) <= 4
+    assert response.baseline_cost_micro_usd == round(response.baseline_cost_usd * 1e6) > 0
+    assert response.saving_micro_usd == response.baseline_cost_micro_usd - cost.total_micro_usd
+    for layer in ("cache", "routing", "prompt_caching", "batch", "inference"):
+        assert getattr(response.savings, f"{layer}_micro_usd") == round(getattr(response.savings, f"{layer}_usd") * 1e6)
 
 
 async def test_with_redis_down_requests_are_answered_uncached(simulator, spans):

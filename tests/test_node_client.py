@@ -55,6 +55,7 @@ async def test_the_node_client_completes_a_request(mesh, node_client):
     assert reply["text"].strip() and reply["model"] in load_catalog().models
     assert reply["cache_status"] == "CACHE_STATUS_MISS" and reply["tier"].startswith("TIER_")
     assert reply["cost_usd"] > 0 and reply["baseline_cost_usd"] >= reply["cost_usd"]
+    assert_micro_usd(reply)
     code, again = await node(node_client, "--target", mesh.gateway, "--max-tokens", "200",
                              "What is the speed of light in vacuum?", api_key=key)
     assert code == 0 and again["cache_status"] == "CACHE_STATUS_EXACT_HIT" and again["text"] == reply["text"]
@@ -67,6 +68,14 @@ async def test_the_node_client_streams(mesh, node_client):
     assert code == 0, reply
     assert reply["deltas"] >= 2 and reply["text"].strip() and reply["model"] == "gpt-5-mini"
     assert reply["cost_usd"] > 0
+    assert_micro_usd(reply)
+
+
+def assert_micro_usd(reply: dict) -> None:
+    """The integer micro-dollar fields came through (int64 as numbers), beside the doubles."""
+    assert reply["cost_micro_usd"] > 0 and abs(reply["cost_micro_usd"] - reply["cost_usd"] * 1e6) <= 3.5
+    assert abs(reply["baseline_cost_micro_usd"] - reply["baseline_cost_usd"] * 1e6) <= 0.5
+    assert reply["saving_micro_usd"] == reply["baseline_cost_micro_usd"] - reply["cost_micro_usd"]
 
 
 async def test_the_node_client_without_a_valid_key_is_refused(mesh, node_client):

@@ -17,7 +17,7 @@ from costmesh.api.common.v1 import common_pb2
 from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
-from costmesh.convert import cost_from_pb, messages_to_pb, usage_from_pb
+from costmesh.convert import cost_from_pb, messages_to_pb, same_fields_as, usage_from_pb
 from costmesh.domain import Message, Part, Role
 from costmesh.pricing import cost_of
 from costmesh.rpc.server import start_service
@@ -69,7 +69,8 @@ def request(model: str, *messages: Message, max_tokens: int = 200) -> provider_p
 
 
 async def stream(mesh: Mesh, req: provider_pb2.GenerateRequest) -> tuple[str, provider_pb2.GenerateResponse]:
-    events = [e async for e in mesh.stub.StreamGenerate(req, timeout=20)]
+    streamed = same_fields_as(req, provider_pb2.StreamGenerateRequest)  # StreamGenerate's own message
+    events = [e async for e in mesh.stub.StreamGenerate(streamed, timeout=20)]
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[-1] == "final" and set(kinds[:-1]) == {"text_delta"}
     assert events[-1].final.text == ""

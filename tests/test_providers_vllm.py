@@ -168,7 +168,7 @@ def test_round_robin_picker_cycles_and_needs_replicas():
 from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc  # noqa: E402
 from costmesh.catalog.model import DEFAULT_CATALOG  # noqa: E402
 from costmesh.config import Env  # noqa: E402
-from costmesh.convert import messages_to_pb  # noqa: E402
+from costmesh.convert import messages_to_pb, same_fields_as  # noqa: E402
 from costmesh.rpc.server import start_service  # noqa: E402
 from costmesh.services.providers.service import SPEC  # noqa: E402
 
@@ -203,7 +203,8 @@ async def test_service_serves_self_hosted_model(vllm_only_service, replicas):
     assert (response.model, response.provider) == ("tiny-llama", "vllm")
     assert response.usage.cache_read_tokens == 32 and response.usage.input_tokens == 40
     assert response.cost.total_usd == pytest.approx(EXPECTED_COST, rel=1e-9)
-    events = [e async for e in vllm_only_service.StreamGenerate(request, timeout=10)]
+    streamed = same_fields_as(request, provider_pb2.StreamGenerateRequest)
+    events = [e async for e in vllm_only_service.StreamGenerate(streamed, timeout=10)]
     assert [e.WhichOneof("event") for e in events] == ["text_delta"] * 3 + ["final"]
     assert events[-1].final.cost.total_usd == pytest.approx(response.cost.total_usd, rel=1e-12)
     models = (await vllm_only_service.ListModels(provider_pb2.ListModelsRequest(), timeout=10)).models

@@ -15,7 +15,7 @@ from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
-from costmesh.convert import cost_to_pb, usage_to_pb
+from costmesh.convert import cost_to_pb, same_fields_as, usage_to_pb
 from costmesh.domain import Usage
 from costmesh.errors import ConfigError
 from costmesh.pricing import cost_of
@@ -109,7 +109,7 @@ def request(**kw) -> router_pb2.ExecuteRequest:
 
 async def stream(stub, req) -> tuple[list[str], router_pb2.ExecuteResponse]:
     deltas, finals = [], []
-    async for event in stub.StreamExecute(req, timeout=10):
+    async for event in stub.StreamExecute(same_fields_as(req, router_pb2.StreamExecuteRequest), timeout=10):
         if event.WhichOneof("event") == "text_delta":
             deltas.append(event.text_delta)
         else:
@@ -128,6 +128,9 @@ async def test_execute_round_trip(fake, stub):
     assert response.cost.total_usd == pytest.approx(cost_of(CATALOG.model("gpt-5-mini"), USAGE).total_usd)
     assert response.baseline_cost_usd > response.cost.total_usd > 0
     assert [a.outcome for a in response.attempts] == [router_pb2.ATTEMPT_OUTCOME_OK]
+    assert response.baseline_cost_micro_usd == round(response.baseline_cost_usd * 1e6) > 0
+    assert response.list_cost_micro_usd == round(response.list_cost_usd * 1e6) > 0
+    assert response.cost.total_micro_usd == response.attempts[0].cost.total_micro_usd > 0
 
 
 async def test_rate_limit_with_retry_info_is_retried(fake, stub):

@@ -10,7 +10,7 @@ const protoLoader = require('@grpc/proto-loader');
 const DEFAULT_PROTOS = process.env.COSTMESH_PROTOS || path.resolve(__dirname, '..', '..', 'protos');
 
 function loadGatewayService(protosDir = DEFAULT_PROTOS) {
-  const definition = protoLoader.loadSync('costmesh/api/gateway/v1/gateway.proto', {
+  const definition = protoLoader.loadSync('costmesh/gateway/v1/gateway.proto', {
     includeDirs: [protosDir],
     keepCase: true,
     longs: Number,
@@ -47,6 +47,10 @@ function summary(response, text) {
     cost_usd: response.cost ? response.cost.total_usd : 0,
     baseline_cost_usd: response.baseline_cost_usd,
     saving_usd: response.saving_usd,
+    // The same amounts as whole micro-dollars (int64; exact sums): for adding up bills.
+    cost_micro_usd: response.cost ? response.cost.total_micro_usd : 0,
+    baseline_cost_micro_usd: response.baseline_cost_micro_usd,
+    saving_micro_usd: response.saving_micro_usd,
   };
 }
 

@@ -44,10 +44,15 @@ def code_for(exc: BaseException) -> grpc.StatusCode:
 
 
 def to_status(exc: BaseException) -> grpc.Status:
-    """A rich status for `context.abort_with_status`, with RetryInfo for rate limits."""
+    """A rich status for `context.abort_with_status`: RetryInfo for rate limits, ErrorInfo for
+    a saturated service, BadRequest naming the field of an invalid request."""
     code = code_for(exc)
     message = str(exc) if isinstance(exc, errors.CostmeshError) else "internal error"
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    if isinstance(exc, errors.InvalidRequest):
+        violation = field_violation(message)
+        if violation is not None:
+            status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
     if isinstance(exc, errors.Overloaded):  # tells a saturated service from an upstream's 429
         status.details.add().Pack(error_details_pb2.ErrorInfo(reason=OVERLOADED, domain=DOMAIN))
     retry_after = getattr(exc, "retry_after_s", None)
@@ -57,6 +62,16 @@ def to_status(exc: BaseException) -> grpc.Status:
         )
         status.details.add().Pack(detail)
     return rpc_status.to_status(status)
+
+
+def field_violation(message: str) -> error_details_pb2.BadRequest.FieldViolation | None:
+    """The field an InvalidRequest names ("field: what is wrong", e.g. "messages[0].role: unknown
+    role 7"): the part before the first ":" and the rest. None when the message names no field
+    (no ":", or text with spaces before it)."""
+    field, colon, description = message.partition(":")
+    if not colon or not field or any(c.isspace() for c in field):
+        return None
+    return error_details_pb2.BadRequest.FieldViolation(field=field, description=description.strip())
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> errors.CostmeshError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.convert import with_micro_usd
 from costmesh.errors import InvalidRequest
 
 from .engine import BatchEngine
@@ -39,9 +40,11 @@ _ITEM_STATUS = {
     CANCELED: gw.BATCH_ITEM_STATUS_CANCELED,
     EXPIRED: gw.BATCH_ITEM_STATUS_EXPIRED,
 }
-_COST_FIELDS = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", "embedding_usd", "discount_usd",
-                "total_usd")
-_SAVING_FIELDS = ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd")
+_COST_PARTS = ("input", "cache_read", "cache_write", "output", "embedding", "discount", "total")
+_SAVING_LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
+# Each amount twice: the double, and the integer micro-dollars (summed exactly, never re-rounded).
+_COST_FIELDS = tuple(f"{part}_{unit}" for part in _COST_PARTS for unit in ("usd", "micro_usd"))
+_SAVING_FIELDS = tuple(f"{layer}_{unit}" for layer in _SAVING_LAYERS for unit in ("usd", "micro_usd"))
 
 
 DEFAULT_RESULTS, MAX_RESULTS = 1_000, 10_000
@@ -51,7 +54,10 @@ def batch_to_pb(
     job: Job, items: list[Item], include_results: bool = False, offset: int = 0, limit: int = 0
 ) -> gw.Batch:
     """The job with its counts and the cost of what has been answered so far (all of it), and one
-    page of results: `limit` (0: 1,000; at most 10,000) from `offset`, in submission order."""
+    page of results: `limit` (0: 1,000; at most 10,000) from `offset`, in submission order.
+
+    Each answer's micro-dollar fields are filled from its doubles (answers stored before they
+    existed included); the batch's are the exact sums of its answers'."""
     if offset < 0 or limit < 0:
         raise InvalidRequest("results_offset, results_limit: must be >= 0")
     limit = min(limit or DEFAULT_RESULTS, MAX_RESULTS)
@@ -67,17 +73,19 @@ def batch_to_pb(
     counts.total = len(items)
     for item in items:
         setattr(counts, item.status, getattr(counts, item.status) + 1)
-        response = gw.CompleteResponse.FromString(item.response) if item.response else None
+        response = with_micro_usd(gw.CompleteResponse.FromString(item.response)) if item.response else None
         if response is not None:
             counts.cache_hits += response.cached
             _add(out.cost, response.cost, _COST_FIELDS)
             _add(out.savings, response.savings, _SAVING_FIELDS)
             out.baseline_cost_usd += response.baseline_cost_usd
+            out.baseline_cost_micro_usd += response.baseline_cost_micro_usd
         if include_results and offset <= item.index < offset + limit:
             result = out.results.add(request_id=item.request_id, status=_ITEM_STATUS[item.status], error=item.error)
             if response is not None:
                 result.response.CopyFrom(response)
     out.saving_usd = out.baseline_cost_usd - out.cost.total_usd
+    out.saving_micro_usd = out.baseline_cost_micro_usd - out.cost.total_micro_usd
     if include_results and offset + limit < len(items):
         out.next_results_offset = offset + limit
     return out

@@ -14,7 +14,7 @@ from .engine import InferenceEngine, Prompt
 from .results import GenerateResult, TextDelta
 
 
-def _inputs(request: inference_pb2.GenerateRequest) -> tuple[Prompt, Sampling]:
+def _inputs(request: inference_pb2.GenerateRequest | inference_pb2.StreamGenerateRequest) -> tuple[Prompt, Sampling]:
     kind = request.WhichOneof("input")
     if kind == "prompt":
         prompt: Prompt = request.prompt
@@ -45,7 +45,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         result = await self._engine().complete(prompt, sampling, request.request_id or None)
         return _result_pb(result)
 
-    async def StreamGenerate(self, request: inference_pb2.GenerateRequest, context):
+    async def StreamGenerate(self, request: inference_pb2.StreamGenerateRequest, context):
         prompt, sampling = _inputs(request)
         events = self._engine().generate(prompt, sampling, request.request_id or None)
         async with aclosing(events):  # a cancelled call closes it, which aborts the engine request

@@ -69,7 +69,9 @@ def batch_result_to_pb(result: BatchResult) -> provider_pb2.BatchResult:
 MIN_TIMEOUT_S = 0.001
 
 
-def _call_args(request: provider_pb2.GenerateRequest, context: grpc.aio.ServicerContext) -> dict:
+def _call_args(
+    request: provider_pb2.GenerateRequest | provider_pb2.StreamGenerateRequest, context: grpc.aio.ServicerContext
+) -> dict:
     remaining = context.time_remaining()  # None when the caller set no deadline
     return {
         "model_id": request.model,
@@ -85,11 +87,11 @@ class ProviderServicer(provider_pb2_grpc.ProviderServiceServicer):
         self._registry = registry
         self._batches = batches or BatchRegistry(registry.catalog, {})
 
-    async def Generate(self, request, context):
+    async def Generate(self, request: provider_pb2.GenerateRequest, context):
         generation = await self._registry.generate(**_call_args(request, context))
         return generation_to_pb(generation)
 
-    async def StreamGenerate(self, request, context):
+    async def StreamGenerate(self, request: provider_pb2.StreamGenerateRequest, context):
         async for event in self._registry.stream(**_call_args(request, context)):
             if isinstance(event, Generation):
                 yield provider_pb2.StreamGenerateResponse(final=generation_to_pb(event))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -18,6 +19,7 @@ from costmesh.services.providers.prefix_routing.health import HealthMonitor
 from costmesh.services.providers.replica_picker import ReplicaPicker
 
 NAME = "vllm"
+Request = TypeVar("Request", inference_pb2.GenerateRequest, inference_pb2.StreamGenerateRequest)
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "abort"}
 
@@ -31,8 +33,11 @@ def usage_of(response: inference_pb2.GenerateResponse) -> Usage:
     )
 
 
-def build_request(messages: tuple[Message, ...], sampling: Sampling) -> inference_pb2.GenerateRequest:
-    return inference_pb2.GenerateRequest(
+def build_request(
+    messages: tuple[Message, ...], sampling: Sampling, message_type: type[Request] = inference_pb2.GenerateRequest
+) -> Request:
+    """The inference request of a call: Generate's, or StreamGenerate's (`message_type`)."""
+    return message_type(
         chat=inference_pb2.ChatInput(messages=convert.messages_to_pb(messages)),
         sampling=convert.sampling_to_pb(sampling),
         request_id=uuid.uuid4().hex,
@@ -121,7 +126,7 @@ class VLLMAdapter:
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         self._start_monitor()
-        request = build_request(messages, sampling)
+        request = build_request(messages, sampling, inference_pb2.StreamGenerateRequest)
         tried: frozenset[str] = frozenset()
         while True:
             replica = self._picker.pick(messages, tried)

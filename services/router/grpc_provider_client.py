@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 
@@ -13,9 +14,11 @@ from costmesh.rpc.status import from_rpc_error
 
 from .provider_client import ProviderCall
 
+Request = TypeVar("Request", provider_pb2.GenerateRequest, provider_pb2.StreamGenerateRequest)
 
-def _request(call: ProviderCall) -> provider_pb2.GenerateRequest:
-    return provider_pb2.GenerateRequest(
+
+def _request(call: ProviderCall, message_type: type[Request] = provider_pb2.GenerateRequest) -> Request:
+    return message_type(
         model=call.model,
         messages=messages_to_pb(call.messages),
         sampling=sampling_to_pb(call.sampling),
@@ -47,7 +50,7 @@ class GrpcProviderClient:
         return _generation(response)
 
     async def stream(self, call: ProviderCall, timeout_s: float) -> AsyncIterator[str | Generation]:
-        rpc = self._stub.StreamGenerate(_request(call), timeout=timeout_s)
+        rpc = self._stub.StreamGenerate(_request(call, provider_pb2.StreamGenerateRequest), timeout=timeout_s)
         try:
             async for event in rpc:
                 if event.WhichOneof("event") == "text_delta":

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.catalog import Tier
-from costmesh.convert import cost_to_pb, messages_from_pb, sampling_from_pb, usage_to_pb
+from costmesh.convert import cost_to_pb, messages_from_pb, sampling_from_pb, usage_to_pb, with_micro_usd
 from costmesh.errors import InvalidRequest
 
 from .cascade import Cascade
@@ -22,7 +22,9 @@ def _tier(value: int, field: str) -> Tier | None:
         raise InvalidRequest(f"{field}: unknown tier {value}") from None
 
 
-def route_request(request: router_pb2.ExecuteRequest, timeout_s: float | None) -> RouteRequest:
+def route_request(
+    request: router_pb2.ExecuteRequest | router_pb2.StreamExecuteRequest, timeout_s: float | None
+) -> RouteRequest:
     return RouteRequest(
         messages=messages_from_pb(request.messages),
         sampling=sampling_from_pb(request.sampling),
@@ -49,7 +51,7 @@ def _attempt_pb(attempt: Attempt) -> router_pb2.Attempt:
 
 
 def response_pb(result: RouteResult, *, text: bool = True) -> router_pb2.ExecuteResponse:
-    return router_pb2.ExecuteResponse(
+    return with_micro_usd(router_pb2.ExecuteResponse(
         text=result.text if text else "",
         model=result.model,
         provider=result.provider,
@@ -62,7 +64,7 @@ def response_pb(result: RouteResult, *, text: bool = True) -> router_pb2.Execute
         quality_score=result.quality_score,
         quality_passed=result.quality_passed,
         finish_reason=result.finish_reason,
-    )
+    ))
 
 
 def plan_request(request: router_pb2.PlanRequest) -> RouteRequest:
@@ -83,7 +85,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         return response_pb(result)
 
     async def StreamExecute(
-        self, request: router_pb2.ExecuteRequest, context
+        self, request: router_pb2.StreamExecuteRequest, context
     ) -> AsyncIterator[router_pb2.StreamExecuteResponse]:
         async for event in self._cascade.stream(route_request(request, context.time_remaining())):
             if isinstance(event, Delta):

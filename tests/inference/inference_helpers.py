@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from costmesh.api.inference.v1 import inference_pb2
+from costmesh.convert import same_fields_as
 
 BLOCK_SIZE = 32  # KV block size the test engine runs with (prefix-cache hits come in whole blocks)
 
@@ -27,3 +28,8 @@ def generate_request(prompt: str, max_tokens: int, temperature: float = 0.0) -> 
     request.sampling.max_tokens = max_tokens
     request.sampling.temperature = temperature
     return request
+
+
+def streamed(request: inference_pb2.GenerateRequest) -> inference_pb2.StreamGenerateRequest:
+    """The same request for StreamGenerate (its own message, the same fields)."""
+    return same_fields_as(request, inference_pb2.StreamGenerateRequest)

@@ -12,7 +12,7 @@ from costmesh.api.common.v1 import common_pb2
 from costmesh.api.inference.v1 import inference_pb2
 from costmesh.services.inference.service import FULL_NAME
 
-from inference_helpers import BLOCK_SIZE, generate_request, text_of_tokens
+from inference_helpers import BLOCK_SIZE, generate_request, streamed, text_of_tokens
 
 STATS = inference_pb2.GetStatsRequest()
 
@@ -49,7 +49,7 @@ async def test_stream_yields_text_deltas_in_order_then_a_final_event_with_usage(
     prompt = "write a short poem about the sea"  # shorter than a block: nothing cached, runs alike
     unary = await inference.stub.Generate(generate_request(prompt, max_tokens=12))
 
-    events = [event async for event in inference.stub.StreamGenerate(generate_request(prompt, max_tokens=12))]
+    events = [event async for event in inference.stub.StreamGenerate(streamed(generate_request(prompt, max_tokens=12)))]
 
     kinds = [event.WhichOneof("event") for event in events]
     assert kinds[-1] == "final"
@@ -65,7 +65,7 @@ async def test_stream_yields_text_deltas_in_order_then_a_final_event_with_usage(
 
 async def test_cancelling_a_stream_aborts_the_request_in_the_engine(inference):
     # 3,000 greedy tokens take tens of seconds here; only an abort ends the request sooner.
-    call = inference.stub.StreamGenerate(generate_request("tell me everything about whales", max_tokens=3000))
+    call = inference.stub.StreamGenerate(streamed(generate_request("tell me everything about whales", max_tokens=3000)))
     deltas = 0
     async for event in call:
         deltas += event.HasField("text_delta")
@@ -106,8 +106,8 @@ async def test_a_unary_call_past_its_deadline_aborts_its_engine_request(inferenc
 
 
 async def test_cancelling_one_stream_leaves_another_with_the_same_request_id_running(inference):
-    doomed = inference.stub.StreamGenerate(_with_id(generate_request("whales whales", max_tokens=3000), "same"))
-    survivor = inference.stub.StreamGenerate(_with_id(generate_request("dolphins dolphins", max_tokens=24), "same"))
+    doomed = inference.stub.StreamGenerate(streamed(_with_id(generate_request("whales whales", 3000), "same")))
+    survivor = inference.stub.StreamGenerate(streamed(_with_id(generate_request("dolphins dolphins", 24), "same")))
     async for event in doomed:
         if event.HasField("text_delta"):
             break
@@ -196,7 +196,7 @@ async def test_bad_input_is_invalid_argument_on_both_rpcs(inference, case):
     assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     with pytest.raises(grpc.aio.AioRpcError) as streamed:
-        async for _ in inference.stub.StreamGenerate(request):
+        async for _ in inference.stub.StreamGenerate(streamed(request)):
             pass
     assert streamed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (await inference.stub.GetStats(STATS)).running_requests == 0

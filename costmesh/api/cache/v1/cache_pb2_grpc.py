@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from costmesh.api.cache.v1 import cache_pb2 as costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2
+from costmesh.api.cache.v1 import cache_pb2 as costmesh_dot_cache_dot_v1_dot_cache__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in costmesh/api/cache/v1/cache_pb2_grpc.py depends on'
+        + ' but the generated code in costmesh/cache/v1/cache_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class CacheServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The semantic cache: answers already given, found by the exact request or by its meaning
+    (a vector search whose candidates a verifier checks), scoped per tenant.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,49 +38,55 @@ class CacheServiceStub:
         """
         self.Lookup = channel.unary_unary(
                 '/costmesh.cache.v1.CacheService/Lookup',
-                request_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.LookupRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.LookupResponse.FromString,
+                request_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.LookupRequest.SerializeToString,
+                response_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.LookupResponse.FromString,
                 _registered_method=True)
         self.Store = channel.unary_unary(
                 '/costmesh.cache.v1.CacheService/Store',
-                request_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.StoreRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.StoreResponse.FromString,
+                request_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.StoreRequest.SerializeToString,
+                response_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.StoreResponse.FromString,
                 _registered_method=True)
         self.Invalidate = channel.unary_unary(
                 '/costmesh.cache.v1.CacheService/Invalidate',
-                request_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.InvalidateRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.InvalidateResponse.FromString,
+                request_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.InvalidateRequest.SerializeToString,
+                response_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.InvalidateResponse.FromString,
                 _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/costmesh.cache.v1.CacheService/GetStats',
-                request_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.FromString,
+                request_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
 
 
 class CacheServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The semantic cache: answers already given, found by the exact request or by its meaning
+    (a vector search whose candidates a verifier checks), scoped per tenant.
+    """
 
     def Lookup(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Looks a conversation up: an exact or semantic hit, a miss, or why it was not looked up.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Store(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stores an answer, unless the cache's policy refuses it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Invalidate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes a tenant's entries: by tag, by id, by session, or all of them.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The cache's counters and its verifier's operating point.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -88,23 +96,23 @@ def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Lookup': grpc.unary_unary_rpc_method_handler(
                     servicer.Lookup,
-                    request_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.LookupRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.LookupResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.LookupRequest.FromString,
+                    response_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.LookupResponse.SerializeToString,
             ),
             'Store': grpc.unary_unary_rpc_method_handler(
                     servicer.Store,
-                    request_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.StoreRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.StoreResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.StoreRequest.FromString,
+                    response_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.StoreResponse.SerializeToString,
             ),
             'Invalidate': grpc.unary_unary_rpc_method_handler(
                     servicer.Invalidate,
-                    request_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.InvalidateRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.InvalidateResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.InvalidateRequest.FromString,
+                    response_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.InvalidateResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
-                    request_deserializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.FromString,
+                    response_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -115,7 +123,9 @@ def add_CacheServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CacheService:
-    """Missing associated documentation comment in .proto file."""
+    """The semantic cache: answers already given, found by the exact request or by its meaning
+    (a vector search whose candidates a verifier checks), scoped per tenant.
+    """
 
     @staticmethod
     def Lookup(request,
@@ -132,8 +142,8 @@ class CacheService:
             request,
             target,
             '/costmesh.cache.v1.CacheService/Lookup',
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.LookupRequest.SerializeToString,
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.LookupResponse.FromString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.LookupRequest.SerializeToString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.LookupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -159,8 +169,8 @@ class CacheService:
             request,
             target,
             '/costmesh.cache.v1.CacheService/Store',
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.StoreRequest.SerializeToString,
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.StoreResponse.FromString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.StoreRequest.SerializeToString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.StoreResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -186,8 +196,8 @@ class CacheService:
             request,
             target,
             '/costmesh.cache.v1.CacheService/Invalidate',
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.InvalidateRequest.SerializeToString,
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.InvalidateResponse.FromString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.InvalidateRequest.SerializeToString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.InvalidateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -213,8 +223,8 @@ class CacheService:
             request,
             target,
             '/costmesh.cache.v1.CacheService/GetStats',
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.SerializeToString,
-            costmesh_dot_api_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.FromString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.SerializeToString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from costmesh.api.classifier.v1 import classifier_pb2 as costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2
+from costmesh.api.classifier.v1 import classifier_pb2 as costmesh_dot_classifier_dot_v1_dot_classifier__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in costmesh/api/classifier/v1/classifier_pb2_grpc.py depends on'
+        + ' but the generated code in costmesh/classifier/v1/classifier_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ClassifierServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The classifier: the cheapest tier likely to answer a conversation well.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,16 +37,18 @@ class ClassifierServiceStub:
         """
         self.Classify = channel.unary_unary(
                 '/costmesh.classifier.v1.ClassifierService/Classify',
-                request_serializer=costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyResponse.FromString,
+                request_serializer=costmesh_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=costmesh_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyResponse.FromString,
                 _registered_method=True)
 
 
 class ClassifierServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The classifier: the cheapest tier likely to answer a conversation well.
+    """
 
     def Classify(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Classifies a conversation: its tier, its score and what fired.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -55,8 +58,8 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Classify': grpc.unary_unary_rpc_method_handler(
                     servicer.Classify,
-                    request_deserializer=costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyRequest.FromString,
+                    response_serializer=costmesh_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -67,7 +70,8 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ClassifierService:
-    """Missing associated documentation comment in .proto file."""
+    """The classifier: the cheapest tier likely to answer a conversation well.
+    """
 
     @staticmethod
     def Classify(request,
@@ -84,8 +88,8 @@ class ClassifierService:
             request,
             target,
             '/costmesh.classifier.v1.ClassifierService/Classify',
-            costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
-            costmesh_dot_api_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyResponse.FromString,
+            costmesh_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyRequest.SerializeToString,
+            costmesh_dot_classifier_dot_v1_dot_classifier__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

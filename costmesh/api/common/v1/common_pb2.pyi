@@ -88,7 +88,7 @@ class TokenUsage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., cache_write_1h_tokens: _Optional[int] = ...) -> None: ...
 
 class CostBreakdown(_message.Message):
-    __slots__ = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", "embedding_usd", "discount_usd", "total_usd")
+    __slots__ = ("input_usd", "cache_read_usd", "cache_write_usd", "output_usd", "embedding_usd", "discount_usd", "total_usd", "input_micro_usd", "cache_read_micro_usd", "cache_write_micro_usd", "output_micro_usd", "embedding_micro_usd", "discount_micro_usd", "total_micro_usd")
     INPUT_USD_FIELD_NUMBER: _ClassVar[int]
     CACHE_READ_USD_FIELD_NUMBER: _ClassVar[int]
     CACHE_WRITE_USD_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,13 @@ class CostBreakdown(_message.Message):
     EMBEDDING_USD_FIELD_NUMBER: _ClassVar[int]
     DISCOUNT_USD_FIELD_NUMBER: _ClassVar[int]
     TOTAL_USD_FIELD_NUMBER: _ClassVar[int]
+    INPUT_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     input_usd: float
     cache_read_usd: float
     cache_write_usd: float
@@ -103,18 +110,35 @@ class CostBreakdown(_message.Message):
     embedding_usd: float
     discount_usd: float
     total_usd: float
-    def __init__(self, input_usd: _Optional[float] = ..., cache_read_usd: _Optional[float] = ..., cache_write_usd: _Optional[float] = ..., output_usd: _Optional[float] = ..., embedding_usd: _Optional[float] = ..., discount_usd: _Optional[float] = ..., total_usd: _Optional[float] = ...) -> None: ...
+    input_micro_usd: int
+    cache_read_micro_usd: int
+    cache_write_micro_usd: int
+    output_micro_usd: int
+    embedding_micro_usd: int
+    discount_micro_usd: int
+    total_micro_usd: int
+    def __init__(self, input_usd: _Optional[float] = ..., cache_read_usd: _Optional[float] = ..., cache_write_usd: _Optional[float] = ..., output_usd: _Optional[float] = ..., embedding_usd: _Optional[float] = ..., discount_usd: _Optional[float] = ..., total_usd: _Optional[float] = ..., input_micro_usd: _Optional[int] = ..., cache_read_micro_usd: _Optional[int] = ..., cache_write_micro_usd: _Optional[int] = ..., output_micro_usd: _Optional[int] = ..., embedding_micro_usd: _Optional[int] = ..., discount_micro_usd: _Optional[int] = ..., total_micro_usd: _Optional[int] = ...) -> None: ...
 
 class LayerSavings(_message.Message):
-    __slots__ = ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd")
+    __slots__ = ("cache_usd", "routing_usd", "prompt_caching_usd", "batch_usd", "inference_usd", "cache_micro_usd", "routing_micro_usd", "prompt_caching_micro_usd", "batch_micro_usd", "inference_micro_usd")
     CACHE_USD_FIELD_NUMBER: _ClassVar[int]
     ROUTING_USD_FIELD_NUMBER: _ClassVar[int]
     PROMPT_CACHING_USD_FIELD_NUMBER: _ClassVar[int]
     BATCH_USD_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CACHING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    BATCH_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     cache_usd: float
     routing_usd: float
     prompt_caching_usd: float
     batch_usd: float
     inference_usd: float
-    def __init__(self, cache_usd: _Optional[float] = ..., routing_usd: _Optional[float] = ..., prompt_caching_usd: _Optional[float] = ..., batch_usd: _Optional[float] = ..., inference_usd: _Optional[float] = ...) -> None: ...
+    cache_micro_usd: int
+    routing_micro_usd: int
+    prompt_caching_micro_usd: int
+    batch_micro_usd: int
+    inference_micro_usd: int
+    def __init__(self, cache_usd: _Optional[float] = ..., routing_usd: _Optional[float] = ..., prompt_caching_usd: _Optional[float] = ..., batch_usd: _Optional[float] = ..., inference_usd: _Optional[float] = ..., cache_micro_usd: _Optional[int] = ..., routing_micro_usd: _Optional[int] = ..., prompt_caching_micro_usd: _Optional[int] = ..., batch_micro_usd: _Optional[int] = ..., inference_micro_usd: _Optional[int] = ...) -> None: ...

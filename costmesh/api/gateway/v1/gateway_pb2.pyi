@@ -90,7 +90,7 @@ class CompleteRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
-    __slots__ = ("request_id", "text", "model", "provider", "tier", "complexity_score", "cached", "cache_status", "cache_similarity", "usage", "cost", "baseline_cost_usd", "saving_usd", "savings", "attempts", "finish_reason", "classified_tier")
+    __slots__ = ("request_id", "text", "model", "provider", "tier", "complexity_score", "cached", "cache_status", "cache_similarity", "usage", "cost", "baseline_cost_usd", "saving_usd", "savings", "attempts", "finish_reason", "classified_tier", "baseline_cost_micro_usd", "saving_micro_usd")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,8 @@ class CompleteResponse(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIED_TIER_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     model: str
@@ -125,7 +127,9 @@ class CompleteResponse(_message.Message):
     attempts: int
     finish_reason: str
     classified_tier: _common_pb2.Tier
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., complexity_score: _Optional[float] = ..., cached: _Optional[bool] = ..., cache_status: _Optional[_Union[CacheStatus, str]] = ..., cache_similarity: _Optional[float] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., attempts: _Optional[int] = ..., finish_reason: _Optional[str] = ..., classified_tier: _Optional[_Union[_common_pb2.Tier, str]] = ...) -> None: ...
+    baseline_cost_micro_usd: int
+    saving_micro_usd: int
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., complexity_score: _Optional[float] = ..., cached: _Optional[bool] = ..., cache_status: _Optional[_Union[CacheStatus, str]] = ..., cache_similarity: _Optional[float] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., attempts: _Optional[int] = ..., finish_reason: _Optional[str] = ..., classified_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ...) -> None: ...
 
 class StreamCompleteRequest(_message.Message):
     __slots__ = ("request",)
@@ -146,7 +150,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy")
+    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy", "cost_micro_usd", "baseline_cost_micro_usd", "saving_micro_usd")
     class TierCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +175,9 @@ class GetStatsResponse(_message.Message):
     CACHE_STORES_PENDING_FIELD_NUMBER: _ClassVar[int]
     CACHE_STORES_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIER_BUSY_FIELD_NUMBER: _ClassVar[int]
+    COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     requests: int
     exact_hits: int
     semantic_hits: int
@@ -188,7 +195,10 @@ class GetStatsResponse(_message.Message):
     cache_stores_pending: int
     cache_stores: int
     classifier_busy: int
-    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ...) -> None: ...
+    cost_micro_usd: int
+    baseline_cost_micro_usd: int
+    saving_micro_usd: int
+    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ..., cost_micro_usd: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tenant_id", "requests")
@@ -229,7 +239,7 @@ class BatchCounts(_message.Message):
     def __init__(self, total: _Optional[int] = ..., pending: _Optional[int] = ..., succeeded: _Optional[int] = ..., errored: _Optional[int] = ..., canceled: _Optional[int] = ..., expired: _Optional[int] = ..., cache_hits: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "tenant_id", "status", "counts", "results", "cost", "baseline_cost_usd", "saving_usd", "savings", "provider_batch_ids", "created_at", "ended_at", "next_results_offset")
+    __slots__ = ("batch_id", "tenant_id", "status", "counts", "results", "cost", "baseline_cost_usd", "saving_usd", "savings", "provider_batch_ids", "created_at", "ended_at", "next_results_offset", "baseline_cost_micro_usd", "saving_micro_usd")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +253,8 @@ class Batch(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     NEXT_RESULTS_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    SAVING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     tenant_id: str
     status: BatchStatus
@@ -256,7 +268,9 @@ class Batch(_message.Message):
     created_at: float
     ended_at: float
     next_results_offset: int
-    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., counts: _Optional[_Union[BatchCounts, _Mapping]] = ..., results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., provider_batch_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., next_results_offset: _Optional[int] = ...) -> None: ...
+    baseline_cost_micro_usd: int
+    saving_micro_usd: int
+    def __init__(self, batch_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., status: _Optional[_Union[BatchStatus, str]] = ..., counts: _Optional[_Union[BatchCounts, _Mapping]] = ..., results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., provider_batch_ids: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., next_results_offset: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ...) -> None: ...
 
 class SubmitBatchResponse(_message.Message):
     __slots__ = ("batch",)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from costmesh.api.gateway.v1 import gateway_pb2 as costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2
+from costmesh.api.gateway.v1 import gateway_pb2 as costmesh_dot_gateway_dot_v1_dot_gateway__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in costmesh/api/gateway/v1/gateway_pb2_grpc.py depends on'
+        + ' but the generated code in costmesh/gateway/v1/gateway_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class GatewayServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The gateway: one chat completion through the semantic cache, complexity routing and the
+    providers, with its bill. Calls carry the tenant's API key as `authorization: Bearer <key>`.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,38 +38,43 @@ class GatewayServiceStub:
         """
         self.Complete = channel.unary_unary(
                 '/costmesh.gateway.v1.GatewayService/Complete',
-                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CompleteRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CompleteResponse.FromString,
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CompleteRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CompleteResponse.FromString,
                 _registered_method=True)
         self.StreamComplete = channel.unary_stream(
                 '/costmesh.gateway.v1.GatewayService/StreamComplete',
-                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.FromString,
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.FromString,
                 _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/costmesh.gateway.v1.GatewayService/GetStats',
-                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
 
 
 class GatewayServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The gateway: one chat completion through the semantic cache, complexity routing and the
+    providers, with its bill. Calls carry the tenant's API key as `authorization: Bearer <key>`.
+    """
 
     def Complete(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Answers a conversation in one response: text, model, cache status and the bill.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamComplete(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Answers a conversation as a stream of text deltas, then one final message with the bill.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The gateway's running totals since it started: requests, cache hits, cost and savings.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -77,18 +84,18 @@ def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Complete': grpc.unary_unary_rpc_method_handler(
                     servicer.Complete,
-                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CompleteRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CompleteResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CompleteRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CompleteResponse.SerializeToString,
             ),
             'StreamComplete': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamComplete,
-                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
-                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -99,7 +106,9 @@ def add_GatewayServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GatewayService:
-    """Missing associated documentation comment in .proto file."""
+    """The gateway: one chat completion through the semantic cache, complexity routing and the
+    providers, with its bill. Calls carry the tenant's API key as `authorization: Bearer <key>`.
+    """
 
     @staticmethod
     def Complete(request,
@@ -116,8 +125,8 @@ class GatewayService:
             request,
             target,
             '/costmesh.gateway.v1.GatewayService/Complete',
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CompleteRequest.SerializeToString,
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CompleteResponse.FromString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CompleteRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CompleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -143,8 +152,8 @@ class GatewayService:
             request,
             target,
             '/costmesh.gateway.v1.GatewayService/StreamComplete',
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.SerializeToString,
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.FromString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -170,8 +179,8 @@ class GatewayService:
             request,
             target,
             '/costmesh.gateway.v1.GatewayService/GetStats',
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -198,18 +207,18 @@ class BatchServiceStub:
         """
         self.SubmitBatch = channel.unary_unary(
                 '/costmesh.gateway.v1.BatchService/SubmitBatch',
-                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.FromString,
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.FromString,
                 _registered_method=True)
         self.GetBatch = channel.unary_unary(
                 '/costmesh.gateway.v1.BatchService/GetBatch',
-                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.FromString,
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.FromString,
                 _registered_method=True)
         self.CancelBatch = channel.unary_unary(
                 '/costmesh.gateway.v1.BatchService/CancelBatch',
-                request_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.FromString,
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.FromString,
                 _registered_method=True)
 
 
@@ -221,19 +230,23 @@ class BatchServiceServicer:
     """
 
     def SubmitBatch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Submits requests to be answered within the providers' batch window; cache hits are answered
+        at once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetBatch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Where a batch stands, with a page of its results when asked.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelBatch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Cancels a batch: requests not answered yet end canceled.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -243,18 +256,18 @@ def add_BatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SubmitBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitBatch,
-                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.SerializeToString,
             ),
             'GetBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBatch,
-                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.SerializeToString,
             ),
             'CancelBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelBatch,
-                    request_deserializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -286,8 +299,8 @@ class BatchService:
             request,
             target,
             '/costmesh.gateway.v1.BatchService/SubmitBatch',
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.SerializeToString,
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.FromString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -313,8 +326,8 @@ class BatchService:
             request,
             target,
             '/costmesh.gateway.v1.BatchService/GetBatch',
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.SerializeToString,
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.FromString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -340,8 +353,8 @@ class BatchService:
             request,
             target,
             '/costmesh.gateway.v1.BatchService/CancelBatch',
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.SerializeToString,
-            costmesh_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.FromString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.CancelBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

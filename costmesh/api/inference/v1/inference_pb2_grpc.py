@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from costmesh.api.inference.v1 import inference_pb2 as costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2
+from costmesh.api.inference.v1 import inference_pb2 as costmesh_dot_inference_dot_v1_dot_inference__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in costmesh/api/inference/v1/inference_pb2_grpc.py depends on'
+        + ' but the generated code in costmesh/inference/v1/inference_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class InferenceServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """One inference replica: a vLLM engine serving one model, its prefix cache reused across calls.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,38 +37,42 @@ class InferenceServiceStub:
         """
         self.Generate = channel.unary_unary(
                 '/costmesh.inference.v1.InferenceService/Generate',
-                request_serializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.FromString,
+                request_serializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.FromString,
                 _registered_method=True)
         self.StreamGenerate = channel.unary_stream(
                 '/costmesh.inference.v1.InferenceService/StreamGenerate',
-                request_serializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateResponse.FromString,
+                request_serializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateRequest.SerializeToString,
+                response_deserializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateResponse.FromString,
                 _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/costmesh.inference.v1.InferenceService/GetStats',
-                request_serializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GetStatsRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GetStatsResponse.FromString,
+                request_serializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
 
 
 class InferenceServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """One inference replica: a vLLM engine serving one model, its prefix cache reused across calls.
+    """
 
     def Generate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Generates an answer in one response.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamGenerate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Generates an answer as a stream of text deltas, then one final message with the token counts.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The engine's prefix cache, KV cache and queue, at the time of the call.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -77,18 +82,18 @@ def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Generate': grpc.unary_unary_rpc_method_handler(
                     servicer.Generate,
-                    request_deserializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
+                    response_serializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.SerializeToString,
             ),
             'StreamGenerate': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamGenerate,
-                    request_deserializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateRequest.FromString,
+                    response_serializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
-                    request_deserializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GetStatsRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GetStatsResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GetStatsRequest.FromString,
+                    response_serializer=costmesh_dot_inference_dot_v1_dot_inference__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -99,7 +104,8 @@ def add_InferenceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InferenceService:
-    """Missing associated documentation comment in .proto file."""
+    """One inference replica: a vLLM engine serving one model, its prefix cache reused across calls.
+    """
 
     @staticmethod
     def Generate(request,
@@ -116,8 +122,8 @@ class InferenceService:
             request,
             target,
             '/costmesh.inference.v1.InferenceService/Generate',
-            costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
-            costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.FromString,
+            costmesh_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
+            costmesh_dot_inference_dot_v1_dot_inference__pb2.GenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -143,8 +149,8 @@ class InferenceService:
             request,
             target,
             '/costmesh.inference.v1.InferenceService/StreamGenerate',
-            costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
-            costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateResponse.FromString,
+            costmesh_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateRequest.SerializeToString,
+            costmesh_dot_inference_dot_v1_dot_inference__pb2.StreamGenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -170,8 +176,8 @@ class InferenceService:
             request,
             target,
             '/costmesh.inference.v1.InferenceService/GetStats',
-            costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GetStatsRequest.SerializeToString,
-            costmesh_dot_api_dot_inference_dot_v1_dot_inference__pb2.GetStatsResponse.FromString,
+            costmesh_dot_inference_dot_v1_dot_inference__pb2.GetStatsRequest.SerializeToString,
+            costmesh_dot_inference_dot_v1_dot_inference__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

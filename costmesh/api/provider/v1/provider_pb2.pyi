@@ -33,6 +33,18 @@ class GenerateRequest(_message.Message):
     tenant_id: str
     def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
 
+class StreamGenerateRequest(_message.Message):
+    __slots__ = ("model", "messages", "sampling", "tenant_id")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
+    sampling: _common_pb2.SamplingParams
+    tenant_id: str
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+
 class GenerateResponse(_message.Message):
     __slots__ = ("text", "model", "provider", "usage", "cost", "finish_reason", "provider_request_id")
     TEXT_FIELD_NUMBER: _ClassVar[int]

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from costmesh.api.provider.v1 import provider_pb2 as costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2
+from costmesh.api.provider.v1 import provider_pb2 as costmesh_dot_provider_dot_v1_dot_provider__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in costmesh/api/provider/v1/provider_pb2_grpc.py depends on'
+        + ' but the generated code in costmesh/provider/v1/provider_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class ProviderServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The providers: one interface over every model of the catalog, each call priced from the usage
+    its provider reported.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,58 +38,63 @@ class ProviderServiceStub:
         """
         self.Generate = channel.unary_unary(
                 '/costmesh.provider.v1.ProviderService/Generate',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GenerateResponse.FromString,
                 _registered_method=True)
         self.StreamGenerate = channel.unary_stream(
                 '/costmesh.provider.v1.ProviderService/StreamGenerate',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/costmesh.provider.v1.ProviderService/ListModels',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.SubmitBatch = channel.unary_unary(
                 '/costmesh.provider.v1.ProviderService/SubmitBatch',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.FromString,
                 _registered_method=True)
         self.GetBatch = channel.unary_unary(
                 '/costmesh.provider.v1.ProviderService/GetBatch',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.FromString,
                 _registered_method=True)
         self.StreamBatchResults = channel.unary_stream(
                 '/costmesh.provider.v1.ProviderService/StreamBatchResults',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.FromString,
                 _registered_method=True)
         self.CancelBatch = channel.unary_unary(
                 '/costmesh.provider.v1.ProviderService/CancelBatch',
-                request_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.FromString,
+                request_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.FromString,
                 _registered_method=True)
 
 
 class ProviderServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The providers: one interface over every model of the catalog, each call priced from the usage
+    its provider reported.
+    """
 
     def Generate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Calls a model once: the answer, its usage and its cost.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamGenerate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Calls a model once, streamed: text deltas, then one final message with usage and cost.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The models this service can call, with their prices.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -130,38 +137,38 @@ def add_ProviderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Generate': grpc.unary_unary_rpc_method_handler(
                     servicer.Generate,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GenerateResponse.SerializeToString,
             ),
             'StreamGenerate': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamGenerate,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.SerializeToString,
             ),
             'SubmitBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitBatch,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.SerializeToString,
             ),
             'GetBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBatch,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.SerializeToString,
             ),
             'StreamBatchResults': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamBatchResults,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.SerializeToString,
             ),
             'CancelBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelBatch,
-                    request_deserializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.FromString,
+                    response_serializer=costmesh_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,7 +179,9 @@ def add_ProviderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProviderService:
-    """Missing associated documentation comment in .proto file."""
+    """The providers: one interface over every model of the catalog, each call priced from the usage
+    its provider reported.
+    """
 
     @staticmethod
     def Generate(request,
@@ -189,8 +198,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/Generate',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.GenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -216,8 +225,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/StreamGenerate',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GenerateRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamGenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -243,8 +252,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/ListModels',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.ListModelsRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -270,8 +279,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/SubmitBatch',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -297,8 +306,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/GetBatch',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.GetBatchRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.GetBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -324,8 +333,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/StreamBatchResults',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.StreamBatchResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -351,8 +360,8 @@ class ProviderService:
             request,
             target,
             '/costmesh.provider.v1.ProviderService/CancelBatch',
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.SerializeToString,
-            costmesh_dot_api_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.FromString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.CancelBatchRequest.SerializeToString,
+            costmesh_dot_provider_dot_v1_dot_provider__pb2.CancelBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

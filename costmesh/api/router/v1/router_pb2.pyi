@@ -37,6 +37,24 @@ class ExecuteRequest(_message.Message):
     tenant_id: str
     def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...
 
+class StreamExecuteRequest(_message.Message):
+    __slots__ = ("messages", "sampling", "tier", "score", "max_tier", "model", "tenant_id")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TIER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
+    sampling: _common_pb2.SamplingParams
+    tier: _common_pb2.Tier
+    score: float
+    max_tier: _common_pb2.Tier
+    model: str
+    tenant_id: str
+    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+
 class Attempt(_message.Message):
     __slots__ = ("model", "provider", "tier", "outcome", "quality_score", "detail", "cost", "latency_ms")
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -58,7 +76,7 @@ class Attempt(_message.Message):
     def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., quality_score: _Optional[float] = ..., detail: _Optional[str] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("text", "model", "provider", "tier", "usage", "cost", "baseline_cost_usd", "list_cost_usd", "attempts", "quality_score", "quality_passed", "finish_reason")
+    __slots__ = ("text", "model", "provider", "tier", "usage", "cost", "baseline_cost_usd", "list_cost_usd", "attempts", "quality_score", "quality_passed", "finish_reason", "baseline_cost_micro_usd", "list_cost_micro_usd")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +89,8 @@ class ExecuteResponse(_message.Message):
     QUALITY_SCORE_FIELD_NUMBER: _ClassVar[int]
     QUALITY_PASSED_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    LIST_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     text: str
     model: str
     provider: str
@@ -83,7 +103,9 @@ class ExecuteResponse(_message.Message):
     quality_score: float
     quality_passed: bool
     finish_reason: str
-    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., list_cost_usd: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., quality_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    baseline_cost_micro_usd: int
+    list_cost_micro_usd: int
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., list_cost_usd: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., quality_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., baseline_cost_micro_usd: _Optional[int] = ..., list_cost_micro_usd: _Optional[int] = ...) -> None: ...
 
 class StreamExecuteResponse(_message.Message):
     __slots__ = ("text_delta", "final")

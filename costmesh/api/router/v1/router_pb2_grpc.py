@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from costmesh.api.router.v1 import router_pb2 as costmesh_dot_api_dot_router_dot_v1_dot_router__pb2
+from costmesh.api.router.v1 import router_pb2 as costmesh_dot_router_dot_v1_dot_router__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in costmesh/api/router/v1/router_pb2_grpc.py depends on'
+        + ' but the generated code in costmesh/router/v1/router_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RouterServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The router: runs the cascade for a conversation the cache could not answer.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,32 +37,36 @@ class RouterServiceStub:
         """
         self.Execute = channel.unary_unary(
                 '/costmesh.router.v1.RouterService/Execute',
-                request_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteResponse.FromString,
+                request_serializer=costmesh_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=costmesh_dot_router_dot_v1_dot_router__pb2.ExecuteResponse.FromString,
                 _registered_method=True)
         self.StreamExecute = channel.unary_stream(
                 '/costmesh.router.v1.RouterService/StreamExecute',
-                request_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.FromString,
+                request_serializer=costmesh_dot_router_dot_v1_dot_router__pb2.StreamExecuteRequest.SerializeToString,
+                response_deserializer=costmesh_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.FromString,
                 _registered_method=True)
         self.Plan = channel.unary_unary(
                 '/costmesh.router.v1.RouterService/Plan',
-                request_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanRequest.SerializeToString,
-                response_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanResponse.FromString,
+                request_serializer=costmesh_dot_router_dot_v1_dot_router__pb2.PlanRequest.SerializeToString,
+                response_deserializer=costmesh_dot_router_dot_v1_dot_router__pb2.PlanResponse.FromString,
                 _registered_method=True)
 
 
 class RouterServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The router: runs the cascade for a conversation the cache could not answer.
+    """
 
     def Execute(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Answers a conversation: the cascade from the request's tier, the quality gate, upgrades and
+        fallbacks; the answer with every attempt and its bill.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamExecute(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Answers a conversation as a stream of text deltas, then one final message with the bill.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -79,18 +84,18 @@ def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Execute': grpc.unary_unary_rpc_method_handler(
                     servicer.Execute,
-                    request_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.FromString,
+                    response_serializer=costmesh_dot_router_dot_v1_dot_router__pb2.ExecuteResponse.SerializeToString,
             ),
             'StreamExecute': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamExecute,
-                    request_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_router_dot_v1_dot_router__pb2.StreamExecuteRequest.FromString,
+                    response_serializer=costmesh_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.SerializeToString,
             ),
             'Plan': grpc.unary_unary_rpc_method_handler(
                     servicer.Plan,
-                    request_deserializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanRequest.FromString,
-                    response_serializer=costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanResponse.SerializeToString,
+                    request_deserializer=costmesh_dot_router_dot_v1_dot_router__pb2.PlanRequest.FromString,
+                    response_serializer=costmesh_dot_router_dot_v1_dot_router__pb2.PlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -101,7 +106,8 @@ def add_RouterServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RouterService:
-    """Missing associated documentation comment in .proto file."""
+    """The router: runs the cascade for a conversation the cache could not answer.
+    """
 
     @staticmethod
     def Execute(request,
@@ -118,8 +124,8 @@ class RouterService:
             request,
             target,
             '/costmesh.router.v1.RouterService/Execute',
-            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
-            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteResponse.FromString,
+            costmesh_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
+            costmesh_dot_router_dot_v1_dot_router__pb2.ExecuteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -145,8 +151,8 @@ class RouterService:
             request,
             target,
             '/costmesh.router.v1.RouterService/StreamExecute',
-            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.ExecuteRequest.SerializeToString,
-            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.FromString,
+            costmesh_dot_router_dot_v1_dot_router__pb2.StreamExecuteRequest.SerializeToString,
+            costmesh_dot_router_dot_v1_dot_router__pb2.StreamExecuteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -172,8 +178,8 @@ class RouterService:
             request,
             target,
             '/costmesh.router.v1.RouterService/Plan',
-            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanRequest.SerializeToString,
-            costmesh_dot_api_dot_router_dot_v1_dot_router__pb2.PlanResponse.FromString,
+            costmesh_dot_router_dot_v1_dot_router__pb2.PlanRequest.SerializeToString,
+            costmesh_dot_router_dot_v1_dot_router__pb2.PlanResponse.FromString,
             options,
             channel_credentials,
             insecure,
