@@ -186,8 +186,9 @@ def _single_token_words(model_dir: str) -> list[str]:
     return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower() and len(w) >= 4)
 
 
-def _request(prompt: str, max_tokens: int) -> inference_pb2.GenerateRequest:
-    request = inference_pb2.GenerateRequest(prompt=prompt)
+def _request(prompt: str, max_tokens: int, stream: bool = False):
+    """A GenerateRequest, or for StreamGenerate its StreamGenerateRequest (the same fields)."""
+    request = (inference_pb2.StreamGenerateRequest if stream else inference_pb2.GenerateRequest)(prompt=prompt)
     request.sampling.max_tokens = max_tokens
     request.sampling.temperature = 0.0
     return request
@@ -196,7 +197,7 @@ def _request(prompt: str, max_tokens: int) -> inference_pb2.GenerateRequest:
 async def _ttft_s(replica: Replica, prompt: str, max_tokens: int) -> float:
     started = time.perf_counter()
     first = None
-    async for _ in replica.stub.StreamGenerate(_request(prompt, max_tokens), timeout=120):
+    async for _ in replica.stub.StreamGenerate(_request(prompt, max_tokens, stream=True), timeout=120):
         if first is None:
             first = time.perf_counter() - started
     assert first is not None
