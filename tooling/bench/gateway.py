@@ -13,7 +13,9 @@ short run of the same mesh with span export on: per hop and internal step, p50/p
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
+import time
 
 import anthropic
 import openai
@@ -159,7 +161,51 @@ def run(quick: bool = False) -> dict:
         spans = asyncio.run(_hop_spans(run_dir, prompts[needed:], n_hops))
     for phase, measured in spans.items():
         result["hops"][phase].update(measured)
+    result["floor"] = floor(prompts[:256 if quick else 1024], result["hops"])
     return result
+
+
+def _cpu_ms_per_text(encode, texts: list[str], batch: int = 32) -> float:
+    """CPU of the calling thread per text (ONNX Runtime with one thread runs on it), in batches."""
+    encode(texts[:batch])  # warm
+    started = time.thread_time()
+    for i in range(0, len(texts), batch):
+        encode(texts[i:i + batch])
+    return (time.thread_time() - started) * 1000 / len(texts)
+
+
+def floor(prompts: list[str], hop_cpu: dict) -> dict:
+    """What the routed path cannot go below on this machine: one request needs the prompt's
+    embedding once (the classifier's, or the cache's with its token vectors, which the classifier
+    then reuses), in batches of 32 on one thread; the other hops add their measured CPU. The bound
+    on requests/s is the machine's cores over that CPU per request."""
+    from costmesh.embeddings import Embedder
+
+    embedder = Embedder(threads=1, warmup=False, batching=False)
+    embed_ms = _cpu_ms_per_text(embedder.encode, prompts)
+    embed_full_ms = _cpu_ms_per_text(embedder.encode_full, prompts)
+    cores = os.cpu_count() or 1
+    out = {"cores": cores, "prompts": len(prompts), "backend": embedder.backend,
+           "embed_cpu_ms_per_prompt": embed_ms, "embed_full_cpu_ms_per_prompt": embed_full_ms}
+    for phase, models_ms, model_hops in (("bypassed", embed_ms, ("classifier",)),
+                                         ("miss", embed_full_ms, ("classifier", "cache"))):
+        cpu = hop_cpu.get(phase, {}).get("cpu_ms_per_request", {})
+        rest = sum(v for k, v in cpu.items() if k not in (*model_hops, "mesh_total"))
+        out[phase] = {"models_cpu_ms": models_ms, "other_hops_cpu_ms": rest,
+                      "bound_rps_models_only": cores * 1000 / models_ms,
+                      "bound_rps": cores * 1000 / (models_ms + rest)}
+    return out
+
+
+def floor_table(floor: dict) -> str:
+    lines = [f"floor ({floor['cores']} cores; one embedding per request, {floor['backend']}, batches of 32, "
+             f"{floor['prompts']} of these prompts)",
+             f"  {'':28}{'models ms':>10}{'rest ms':>10}{'bound/s':>10}{'models/s':>10}"]
+    for phase, label in (("bypassed", "routed, cache bypassed"), ("miss", "routed, all misses")):
+        f = floor[phase]
+        lines.append(f"  {label:<28}{f['models_cpu_ms']:>10.2f}{f['other_hops_cpu_ms']:>10.2f}"
+                     f"{f['bound_rps']:>10.1f}{f['bound_rps_models_only']:>10.1f}")
+    return "\n".join(lines)
 
 
 def table(result: dict) -> str:
@@ -176,5 +222,6 @@ def table(result: dict) -> str:
             f"  {'cache on, all misses':<28}{'':>10}{'':>10}{result['miss_added_p50_ms']:>10.2f}  (added p50 ms)",
             f"  {'req/s at c32, all misses':<28}{'':>10}{result['miss_rps_c32']:>10.1f}",
             *([hops.table(result["hops"])] if "hops" in result else []),
+            *([floor_table(result["floor"])] if "floor" in result else []),
         ]
     )
