@@ -21,11 +21,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 costmesh \
  && useradd --system --uid 10001 --gid costmesh --home-dir /home/costmesh --create-home costmesh
 
-# The runtime dependencies from pyproject.toml, as a requirements file: installing them before
-# the source is copied keeps that (slow) layer cached across code changes.
+# The runtime dependencies from pyproject.toml (the base and the `serve` extra: every service),
+# as a requirements file: installing them before the source is copied keeps that (slow) layer
+# cached across code changes.
 FROM python-base AS requirements
 COPY pyproject.toml /tmp/pyproject.toml
-RUN python -c "import tomllib; deps = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write(chr(10).join(deps) + chr(10))"
+RUN python -c "import tomllib; p = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']; deps = p['dependencies'] + p['optional-dependencies']['serve']; open('/tmp/requirements.txt', 'w').write(chr(10).join(deps) + chr(10))"
 
 # ---------------------------------------------------------------------------------------------
 FROM python-base AS app-builder

