@@ -77,16 +77,18 @@ async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: 
         direct_seq = await sequential(direct_call, n_seq)
         mesh_seq = await sequential(mesh(bypass=True), n_seq)
         direct_rps = await throughput(direct_call, n_conc, 32)
-        before = cpu.snapshot()
+        before, shed_before = cpu.snapshot(), _shed(await client.stats())
         mesh_rps = await throughput(mesh(bypass=True), n_conc, 32)
         bypassed_cpu, bypassed_context = cpu.per_request(before, n_conc)
+        bypassed_shed = _shed(await client.stats(), shed_before)
         # Cache on, every request a miss: prompts never asked before in this run.
         offset = n_seq + n_conc
         miss_seq = await sequential(mesh(bypass=False, offset=offset), n_seq)
-        before = cpu.snapshot()
+        before, shed_before = cpu.snapshot(), _shed(await client.stats())
         miss_rps = await throughput(mesh(bypass=False, offset=offset + n_seq), n_conc, 32)
         miss_cpu, miss_context = cpu.per_request(before, n_conc)
         stats = await client.stats()
+        miss_shed = _shed(stats, shed_before)
 
     direct_p50, direct_p99 = percentile_ms(direct_seq, 50), percentile_ms(direct_seq, 99)
     return {
@@ -104,6 +106,9 @@ async def _measure(gateway: str, simulator_url: str, prompts: list[str], n_seq: 
         "miss_added_p50_ms": percentile_ms(miss_seq, 50) - direct_p50,
         "miss_rps_c32": miss_rps,
         "cache_hits_during_miss_runs": stats.exact_hits + stats.semantic_hits,
+        # Work shed by admission control during the throughput phases (the classifier's busy
+        # answers take the fallback tier: the requests/s above count them).
+        "shed_c32": {"bypassed": bypassed_shed, "miss": miss_shed},
         "hops": {
             "bypassed": {"cpu_ms_per_request": bypassed_cpu, "cpu_context": bypassed_context},
             "miss": {"cpu_ms_per_request": miss_cpu, "cpu_context": miss_context},
@@ -165,6 +170,15 @@ def run(quick: bool = False) -> dict:
     return result
 
 
+SHED = ("classifier_busy", "cache_lookups_busy", "cache_lookups_timed_out")
+
+
+def _shed(stats, before: dict | None = None) -> dict:
+    """The gateway's counts of calls refused as busy or timed out (since `before`)."""
+    now = {name: getattr(stats, name) for name in SHED}
+    return {name: now[name] - (before or {}).get(name, 0) for name in SHED}
+
+
 def _cpu_ms_per_text(encode, texts: list[str], batch: int = 32) -> float:
     """CPU of the calling thread per text (ONNX Runtime with one thread runs on it), in batches."""
     encode(texts[:batch])  # warm
@@ -221,6 +235,8 @@ def table(result: dict) -> str:
             f"  {'req/s at c32':<28}{result['direct_rps_c32']:>10.1f}{result['rps_c32']:>10.1f}",
             f"  {'cache on, all misses':<28}{'':>10}{'':>10}{result['miss_added_p50_ms']:>10.2f}  (added p50 ms)",
             f"  {'req/s at c32, all misses':<28}{'':>10}{result['miss_rps_c32']:>10.1f}",
+            *([f"  shed at c32 (of {result['requests_concurrent']} each): bypassed {result['shed_c32']['bypassed']}, "
+               f"misses {result['shed_c32']['miss']}"] if "shed_c32" in result else []),
             *([hops.table(result["hops"])] if "hops" in result else []),
             *([floor_table(result["floor"])] if "floor" in result else []),
         ]
