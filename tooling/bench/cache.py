@@ -117,11 +117,15 @@ def _cross_encoder(env: Env):
     config = CacheConfig.from_env(env)
     if config.verifier != "learned":
         return None
+    from costmesh.embeddings import model_backend
+    from costmesh.model_files import torch_threads
     from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
-    from costmesh.verification.cross_encoder import CrossEncoder
+    from costmesh.verification.cross_encoder import load_cross_encoder
 
     artifact = VerifierArtifact.load(config.verifier_artifact or DEFAULT_ARTIFACT)
-    return CrossEncoder(artifact.cross_encoder) if artifact.cross_encoder is not None else None
+    if artifact.cross_encoder is None:
+        return None
+    return load_cross_encoder(artifact.cross_encoder, model_backend(env), torch_threads(env) or 1)
 
 
 def _msgs(text: str) -> list[common.Message]:
@@ -214,7 +218,8 @@ async def _memory(redis_url: str, entries: int) -> dict:
     class NoModel:  # stores carry their vectors: nothing is embedded
         model_id, dims = "all-MiniLM-L6-v2", 384
 
-    config = CacheConfig(index_prefix=f"costmesh-mem-{uuid.uuid4().hex[:8]}", redis_timeout_s=5.0)
+    config = CacheConfig(index_prefix=f"costmesh-mem-{uuid.uuid4().hex[:8]}", redis_timeout_s=5.0,
+                         max_inflight_stores=32)  # as many as the bench keeps in flight
     core = CacheCore(client=redis_client(redis_url, config), redis_url=redis_url, embedder=NoModel(),
                      verifier=CosineVerifier(0.9), config=config)
     await core.start()
