@@ -174,6 +174,9 @@ class Pipeline:
         if routing.model:
             return execute
         classified = await self._classify(request, plan.lookup)
+        if classified.embedding and not plan.lookup.embedding:  # the classifier embedded it: store with it
+            plan.lookup.embedding.extend(classified.embedding)
+            plan.lookup.embedding_model = classified.embedding_model
         execute.tier = max(classified.tier, routing.min_tier) if routing.min_tier else classified.tier
         if routing.max_tier:
             execute.tier = min(execute.tier, routing.max_tier)

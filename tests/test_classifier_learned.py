@@ -101,6 +101,9 @@ async def test_the_requests_embedding_is_used_else_the_classifier_embeds(artifac
     computed = await classifier.aclassify(user(MMLU_PROMPT))
     assert embedder.calls == 1 and classifier.embedded == 1
     assert computed.score == pytest.approx(given.score)
+    # What it computed goes back to the caller (who stores the answer with it); what came in does not.
+    assert given.embedding == () and given.embedding_model == ""
+    assert len(computed.embedding) == ENCODER.dims and computed.embedding_model == embedder.model_id
     short = await classifier.aclassify(user(MMLU_PROMPT), embedding=[0.5] * 12)  # another model's size
     assert embedder.calls == 2 and short.score == pytest.approx(given.score)
 

@@ -24,4 +24,6 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
             score=result.score,
             signals=list(result.signals),
             strategy=result.strategy,
+            embedding=list(result.embedding),
+            embedding_model=result.embedding_model,
         )

@@ -41,6 +41,10 @@ class Classification:
     score: float
     signals: tuple[str, ...]
     strategy: str
+    # The prompt's embedding when this classifier computed it (none came in), and its model: the
+    # caller reuses it instead of embedding the prompt again.
+    embedding: tuple[float, ...] = ()
+    embedding_model: str = ""
 
 
 class Strategy(Protocol):
@@ -134,6 +138,9 @@ class Classifier:
                     return self._finish(replace(result, signals=(*result.signals, "embedder_loading")))
                 embedding = await self._embedder.embed_one(last_user_text(messages))
                 self.embedded += 1
+                result = chosen.classify(messages, embedding)
+                return self._finish(replace(result, embedding=tuple(embedding),
+                                            embedding_model=self._embedder.model_id))
         return self._finish(chosen.classify(messages, embedding or None))
 
     def classify(

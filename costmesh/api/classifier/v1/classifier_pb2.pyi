@@ -18,13 +18,17 @@ class ClassifyRequest(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., embedding: _Optional[_Iterable[float]] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("tier", "score", "signals", "strategy")
+    __slots__ = ("tier", "score", "signals", "strategy", "embedding", "embedding_model")
     TIER_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     tier: _common_pb2.Tier
     score: float
     signals: _containers.RepeatedScalarFieldContainer[str]
     strategy: str
-    def __init__(self, tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., signals: _Optional[_Iterable[str]] = ..., strategy: _Optional[str] = ...) -> None: ...
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    embedding_model: str
+    def __init__(self, tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., signals: _Optional[_Iterable[str]] = ..., strategy: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
