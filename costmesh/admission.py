@@ -12,9 +12,8 @@ from contextlib import contextmanager
 
 from costmesh.errors import Overloaded
 
-# A call is refused when its expected latency is over this share of the time its caller has left
-# (the rest is the caller's own margin: the network, its other hops, the variance of the estimate).
-DEADLINE_SHARE = 0.5
+# A call is refused when the recent latency is over this share of the time its caller has left.
+DEADLINE_SHARE = 0.8
 
 
 class Admission:
@@ -28,26 +27,22 @@ class Admission:
         self.admitted = 0
         self.refused = 0
         self.latency_s = 0.0  # exponentially weighted latency of recent calls
-        self.load = 0.0  # exponentially weighted calls in flight (itself included) when the recent ones were admitted
         self._clock = clock
         self._smoothing = smoothing
 
     @contextmanager
     def slot(self, deadline_s: float | None = None) -> Iterator[None]:
         """Hold one of the `limit` slots for the body, or raise `Overloaded` when none is free or
-        when, with calls in flight, this one is expected to finish after DEADLINE_SHARE of the
-        time its caller has left (`deadline_s`, seconds). Asyncio code only (one event loop): the
-        counters need no lock."""
+        when, with calls in flight, recent calls took longer than the caller has left
+        (`deadline_s`, seconds). Asyncio code only (one event loop): the counters need no lock."""
         if self.in_flight >= self.limit:
             self.refused += 1
             raise Overloaded(f"{self.name} busy: {self.in_flight} calls in flight, at most {self.limit}")
-        expected = self.expected_latency_s()
-        if deadline_s is not None and self.in_flight and expected > DEADLINE_SHARE * deadline_s:
+        if deadline_s is not None and self.in_flight and self.latency_s > DEADLINE_SHARE * deadline_s:
             self.refused += 1
-            raise Overloaded(f"{self.name} busy: a call now would take about {expected:.2f} s, "
+            raise Overloaded(f"{self.name} busy: recent calls took {self.latency_s:.2f} s, "
                              f"the caller has {deadline_s:.2f} s left")
         self.in_flight += 1
-        load = self.in_flight  # what this call's latency will have been measured under
         self.admitted += 1
         started = self._clock()
         try:
@@ -56,12 +51,3 @@ class Admission:
             self.in_flight -= 1
             elapsed = self._clock() - started
             self.latency_s += self._smoothing * (elapsed - self.latency_s)
-            self.load += self._smoothing * (load - self.load)
-
-    def expected_latency_s(self) -> float:
-        """Little's law: recent calls took `latency_s` with `load` in the system, so the service
-        completes about load / latency calls a second; a call admitted now, with `in_flight`
-        ahead of it, takes about (in_flight + 1) / that rate."""
-        if self.load <= 0:
-            return self.latency_s
-        return self.latency_s * (self.in_flight + 1) / self.load
