@@ -161,3 +161,66 @@ def test_report_bad_input_names_the_field(args, field, recorded, tmp_path, capsy
     argv = ["report"] + [item for pair in base.items() for item in pair]
     assert main(argv) == 2
     assert field in capsys.readouterr().err
+
+
+def test_report_with_no_records_fails_and_says_where_it_looked(tmp_path, capsys, monkeypatch):
+    empty = tmp_path / "empty-records"
+    empty.mkdir()
+    monkeypatch.setenv("COSTMESH_RECORDS_DIR", str(empty))
+    out = tmp_path / "report"
+    assert main(["report", "--since", "24h", "--output", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "no cost records" in err and str(empty.resolve()) in err and "COSTMESH_RECORDS_DIR" in err
+    assert not (out / "report.txt").exists()
+
+
+def test_report_with_records_outside_the_period_fails_and_names_their_span(recorded, tmp_path, capsys):
+    assert main(["report", "--since", "2026-10-01", "--until", "2026-10-02", "--records-dir", str(recorded),
+                 "--output", str(tmp_path / "x")]) != 0
+    err = capsys.readouterr().err
+    assert "no cost records between 2026-10-01" in err and "2026-11-02 09:00:00 UTC" in err
+
+
+def test_report_since_alone_runs_up_to_now(recorded, tmp_path, monkeypatch):
+    # The records are from 2026-11-02/03; "now" is a day later, so --since alone must cover them.
+    monkeypatch.setattr("costmesh.tooling.report.command.time.time", lambda: DAY2 + 86400)
+    out = tmp_path / "report"
+    assert main(["report", "--since", "2026-11-02", "--records-dir", str(recorded), "--output", str(out)]) == 0
+    assert "requests                      7 (6 answered, 1 failed" in (out / "report.txt").read_text()
+
+
+def test_report_since_in_the_future_names_since(recorded, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("costmesh.tooling.report.command.time.time", lambda: DAY1)
+    assert main(["report", "--since", "2026-11-03", "--records-dir", str(recorded),
+                 "--output", str(tmp_path / "x")]) == 2
+    assert "--since" in capsys.readouterr().err
+
+
+def _chart_xlims(summary, tmp_path, monkeypatch) -> dict[str, tuple[datetime, datetime]]:
+    import matplotlib.dates as mdates
+
+    from costmesh.tooling.report import charts
+
+    figures = []
+    real_close = charts.plt.close
+    monkeypatch.setattr(charts.plt, "close", lambda fig: (figures.append(fig), real_close(fig)))
+    spans = {}
+    for name, draw in (("cost", charts.cost_over_time), ("hits", charts.hit_rate)):
+        draw(summary, tmp_path / f"{name}.png")
+        low, high = figures[-1].axes[0].get_xlim()
+        spans[name] = (mdates.num2date(low, UTC), mdates.num2date(high, UTC))
+    return spans
+
+
+def test_time_charts_span_the_records_period(recorded, tmp_path, monkeypatch):
+    since, until = DAY1 - 9 * 3600, DAY2 + 15 * 3600
+    summary = summarize(read_records(recorded), since, until)
+    for low, high in _chart_xlims(summary, tmp_path, monkeypatch).values():
+        assert since <= low.timestamp() <= DAY1 and DAY2 + 600 < high.timestamp() <= until
+
+
+def test_time_charts_of_an_empty_period_span_the_period_not_the_epoch(tmp_path, monkeypatch):
+    since, until = DAY1, DAY2
+    summary = summarize([], since, until)
+    for low, high in _chart_xlims(summary, tmp_path, monkeypatch).values():
+        assert (low.timestamp(), high.timestamp()) == pytest.approx((since, until))

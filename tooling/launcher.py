@@ -44,6 +44,7 @@ class Process:
     popen: subprocess.Popen
     address: str
     log_path: Path
+    metrics_port: int | None = None  # its Prometheus endpoint, when metrics are on
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen.poll() is None:
@@ -100,8 +101,10 @@ def start_mesh(
     *,
     use_simulator: bool | None = None,
     startup_timeout_s: float = 300.0,
+    gateway_port: int | None = None,
 ) -> Mesh:
-    """Start everything and return once every service reports SERVING."""
+    """Start everything and return once every service reports SERVING. Each service gets a free
+    loopback port, except the gateway when `gateway_port` pins it."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
@@ -139,7 +142,7 @@ def start_mesh(
 
         addresses: dict[str, str] = {}
         for name, module, peers in SERVICES:
-            port = free_port()
+            port = gateway_port if name == "gateway" and gateway_port else free_port()
             addresses[name] = f"127.0.0.1:{port}"
             service_env = {**env, "COSTMESH_HOST": "127.0.0.1", "COSTMESH_PORT": str(port)}
             for peer in peers:
@@ -150,6 +153,8 @@ def start_mesh(
             if workers:
                 service_env["COSTMESH_WORKERS"] = workers
             mesh.processes[name] = _spawn(name, module, service_env, run_dir, addresses[name])
+            if env.get("COSTMESH_METRICS_PORT"):
+                mesh.processes[name].metrics_port = int(service_env["COSTMESH_METRICS_PORT"])
         for process in mesh.processes.values():
             if process.name != "simulator":
                 _wait_healthy(process, startup_timeout_s)

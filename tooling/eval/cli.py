@@ -10,7 +10,7 @@ import importlib
 LAYERS: dict[str, tuple[str, str]] = {
     "cache": ("costmesh.tooling.eval.cache", "cache precision/recall/false hits on a pairs file, vs cosine baselines"),
     "router": ("costmesh.tooling.eval.router",
-               "router metrics on a routing book (premium share at 95%, APGR, cascade)"),
+               "router metrics on a routing book (premium share at 95%%, APGR, cascade)"),
 }
 
 

@@ -61,10 +61,14 @@ def _times(summary: Summary):
 
 
 def _time_axis(ax, summary: Summary) -> None:
+    # The span of the records, else the requested period; never matplotlib's default (the Unix epoch).
     if summary.buckets:
         start = datetime.fromtimestamp(summary.buckets[0].start, UTC)
         end = datetime.fromtimestamp(summary.buckets[-1].start + summary.bucket_s, UTC)
-        ax.set_xlim(start, end)
+    else:
+        start = datetime.fromtimestamp(summary.since, UTC)
+        end = datetime.fromtimestamp(max(summary.until, summary.since + 1), UTC)
+    ax.set_xlim(start, end)
     if summary.bucket_s < 60:
         fmt = "%H:%M:%S"
     elif summary.bucket_s < 86400:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from costmesh.cost_records import read_records
+from costmesh.cost_records import FILE_GLOB, read_records
 from costmesh.errors import InvalidRequest
 from costmesh.tooling.report import charts, html
 from costmesh.tooling.report.summary import Summary, format_table, summarize
@@ -53,13 +53,18 @@ class Report:
     charts: list[Path]
 
 
-def write_report(records_dir: str | os.PathLike, output_dir: str | os.PathLike, since: float, until: float) -> Report:
+def write_report(records_dir: str | os.PathLike, output_dir: str | os.PathLike, since: float, until: float,
+                 *, source: str = "--records-dir") -> Report:
+    """`source` says where `records_dir` came from, for the message when there is nothing to report."""
     if until <= since:
-        raise InvalidRequest("--until: must be after --since")
+        raise InvalidRequest(f"--until: must be after --since ({_when(until)} is not after {_when(since)})")
     records_dir = Path(records_dir)
     if not records_dir.is_dir():
-        raise InvalidRequest(f"--records-dir: {records_dir} is not a directory")
+        raise InvalidRequest(f"--records-dir: {records_dir} ({source}) is not a directory; the gateway writes "
+                             "cost records where COSTMESH_RECORDS_DIR points (`costmesh serve --records-dir`)")
     summary = summarize(read_records(records_dir, since, until), since, until)
+    if summary.requests == 0:
+        raise NoRecords(_no_records_message(records_dir, source, since, until))
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     table = format_table(summary)
@@ -70,9 +75,31 @@ def write_report(records_dir: str | os.PathLike, output_dir: str | os.PathLike, 
     return Report(summary, table, text_path, html_path, drawn)
 
 
+class NoRecords(InvalidRequest):
+    """The period has no cost records: an all-zero report would say nothing."""
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _no_records_message(records_dir: Path, source: str, since: float, until: float) -> str:
+    where = f"{records_dir.resolve()} (from {source})"
+    files = sorted(records_dir.rglob(FILE_GLOB))
+    if not files:
+        return (f"no cost records in {where}: no {FILE_GLOB} files there. The gateway writes them only "
+                "where COSTMESH_RECORDS_DIR points (`costmesh serve` and `make demo` set it); "
+                "pass --records-dir or set COSTMESH_RECORDS_DIR")
+    stamps = [r.ts for r in read_records(records_dir)]
+    if not stamps:
+        return f"no cost records in {where}: {len(files)} record file(s), none with a readable record"
+    return (f"no cost records between {_when(since)} and {_when(until)} in {where}; its {len(stamps)} "
+            f"record(s) run from {_when(min(stamps))} to {_when(max(stamps))}: widen --since/--until")
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--since", default="7d", help="start of the period (default 7d: a week ago)")
-    parser.add_argument("--until", default="now", help="end of the period, exclusive (default now)")
+    parser.add_argument("--until", default=None, help="end of the period, exclusive (default now)")
     parser.add_argument("--records-dir", default=None,
                         help="where the gateway writes cost records "
                              f"(default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
@@ -83,9 +110,20 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     now = time.time()
     since = parse_time(args.since, "--since", now)
-    until = parse_time(args.until, "--until", now)
-    records_dir = args.records_dir or os.environ.get("COSTMESH_RECORDS_DIR") or DEFAULT_RECORDS_DIR
-    report = write_report(records_dir, args.output, since, until)
+    if args.until is None:  # only --since given: up to now
+        if since >= now:
+            raise InvalidRequest(f"--since: {args.since!r} is {_when(since)}, not before now ({_when(now)}); "
+                                 "times are UTC unless they say otherwise")
+        until = now
+    else:
+        until = parse_time(args.until, "--until", now)
+    if args.records_dir:
+        records_dir, source = args.records_dir, "--records-dir"
+    elif os.environ.get("COSTMESH_RECORDS_DIR"):
+        records_dir, source = os.environ["COSTMESH_RECORDS_DIR"], "$COSTMESH_RECORDS_DIR"
+    else:
+        records_dir, source = DEFAULT_RECORDS_DIR, "the default: neither --records-dir nor $COSTMESH_RECORDS_DIR set"
+    report = write_report(records_dir, args.output, since, until, source=source)
     print(report.table)
     print(f"\nwrote {report.html_path} ({', '.join(p.name for p in report.charts)})")
     return 0
