@@ -2,6 +2,8 @@
 and its retry rules against a scripted gateway that fails on purpose."""
 
 import asyncio
+import json
+import time
 
 import grpc
 import pytest
@@ -149,9 +151,104 @@ async def serve(servicer, port: int = 0):
 
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff_s=0.01, max_backoff_s=0.02)
+GATEWAY = "costmesh.gateway.v1.GatewayService"
+
+
+def test_the_retry_policy_becomes_grpc_service_config():
+    """Reads retry on UNAVAILABLE; completions only when opted in; max_attempts=1: no retryPolicy, no waiting."""
+    policy = RetryPolicy(max_attempts=4, initial_backoff_s=0.25, max_backoff_s=3, multiplier=1.5)
+    assert policy.service_config() == {"methodConfig": [{
+        "name": [{"service": GATEWAY, "method": "GetStats"}],
+        "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.25s", "maxBackoff": "3s", "backoffMultiplier": 1.5,
+                        "retryableStatusCodes": ["UNAVAILABLE"]},
+    }]}
+    options = dict(policy.channel_options())
+    assert options["grpc.enable_retries"] == 1 and json.loads(options["grpc.service_config"]) == policy.service_config()
+    assert policy.wait_for_ready
+
+    opted_in = RetryPolicy(max_attempts=9, retry_sent_completions=True).service_config()["methodConfig"]
+    completions = next(c for c in opted_in if {"service": GATEWAY, "method": "Complete"} in c["name"])
+    assert {"service": GATEWAY, "method": "StreamComplete"} in completions["name"]
+    assert completions["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
+    assert completions["retryPolicy"]["maxAttempts"] == 5  # gRPC's cap
+    assert completions["retryPolicy"]["initialBackoff"] == "0.1s"
+
+    assert RetryPolicy(max_attempts=1).service_config() == {} and not RetryPolicy(max_attempts=1).wait_for_ready
+
+
+class AbortingGateway(gateway_pb2_grpc.GatewayServiceServicer):
+    """Answers UNAVAILABLE (context.abort, after reading the request) to the first `failures` calls of each method."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.calls: dict[str, int] = {}
+
+    async def _count(self, name: str, context) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self.calls[name] <= self.failures:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "went away mid-call")
+
+    async def Complete(self, request, context):
+        await self._count("Complete", context)
+        return gw.CompleteResponse(request_id=request.request_id, text="ok", model="gpt-5-nano")
+
+    async def StreamComplete(self, request, context):
+        await self._count("StreamComplete", context)
+        yield gw.StreamCompleteResponse(text_delta="o")
+        yield gw.StreamCompleteResponse(final=gw.CompleteResponse(model="gpt-5-nano"))
+
+    async def GetStats(self, request, context):
+        await self._count("GetStats", context)
+        return gw.GetStatsResponse(requests=5)
+
+
+async def test_grpc_does_not_resend_a_completion_that_reached_the_server_unless_opted_in():
+    fake = AbortingGateway(failures=1)
+    server, port = await serve_plain(fake)
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}", api_key="k", retry=FAST) as client:
+            with pytest.raises(Unavailable):
+                await client.complete("hello")
+            assert fake.calls["Complete"] == 1
+            with pytest.raises(Unavailable):
+                [e async for e in client.stream("hello")]
+            assert fake.calls["StreamComplete"] == 1
+            fake.failures = 3  # reads: retried by gRPC on UNAVAILABLE
+            assert (await client.stats()).requests == 5 and fake.calls["GetStats"] == 4
+        fake.calls.clear()
+        fake.failures = 1
+        opted_in = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, retry_sent_completions=True)
+        async with AsyncClient(f"127.0.0.1:{port}", api_key="k", retry=opted_in) as client:
+            reply = await client.complete("hello", request_id="same-id")
+            assert reply.text == "ok" and reply.request_id == "same-id" and fake.calls["Complete"] == 2
+            events = [e async for e in client.stream("hello")]
+            assert isinstance(events[-1], Completion) and fake.calls["StreamComplete"] == 2
+
+        def sync_side():
+            fake.calls.clear()
+            with Client(f"127.0.0.1:{port}", api_key="k", retry=FAST) as client:
+                with pytest.raises(Unavailable):
+                    client.complete("hello")
+                assert client.stats().requests == 5
+            with Client(f"127.0.0.1:{port}", api_key="k", retry=opted_in) as client:
+                assert client.complete("hello").text == "ok"
+            return dict(fake.calls)
+
+        assert await asyncio.to_thread(sync_side) == {"Complete": 2, "GetStats": 2}
+    finally:
+        await server.stop(0)
+
+
+async def serve_plain(servicer, port: int = 0):
+    server = grpc.aio.server()
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return server, bound
 
 
 async def test_a_completion_that_reached_the_gateway_is_not_sent_twice():
+    """The same through the gateway's own error mapping (a costmesh error raised, abort_with_status)."""
     fake = ScriptedGateway(DomainUnavailable("router went away mid-call"), failures=1)
     server, port = await serve(fake)
     try:
@@ -180,7 +277,7 @@ async def test_a_completion_that_reached_the_gateway_is_not_sent_twice():
         await server.stop(0)
 
 
-async def test_opting_in_resends_a_completion_and_honours_retry_after():
+async def test_opting_in_resends_a_rate_limited_completion():
     fake = ScriptedGateway(RateLimited("upstream said 429", 0.05), failures=2)
     server, port = await serve(fake)
     try:
@@ -197,23 +294,49 @@ async def test_opting_in_resends_a_completion_and_honours_retry_after():
         await server.stop(0)
 
 
-async def test_a_completion_that_never_left_is_retried_until_the_gateway_is_up():
+async def test_a_call_made_before_the_gateway_is_up_waits_for_it_within_its_deadline():
     port = free_port()
-    fake = ScriptedGateway(DomainUnavailable("unused"), failures=0)
-    patient = RetryPolicy(max_attempts=40, initial_backoff_s=0.1, max_backoff_s=0.3)
-    async with AsyncClient(f"127.0.0.1:{port}", api_key="k", retry=patient, timeout_s=30) as client:
+    fake = AbortingGateway(failures=0)
+    async with AsyncClient(f"127.0.0.1:{port}", api_key="k", retry=FAST, timeout_s=10) as client:
         call = asyncio.create_task(client.complete("hello"))
-        await asyncio.sleep(0.5)  # the first attempts find nothing listening
-        assert not call.done()
-        server, _ = await serve(fake, port)
+        read = asyncio.create_task(client.stats())
+        await asyncio.sleep(0.5)  # nothing listening yet: the calls wait for the connection (wait_for_ready)
+        assert not call.done() and not read.done()
+        server, _ = await serve_plain(fake, port)
         try:
-            reply = await asyncio.wait_for(call, 30)
+            reply = await asyncio.wait_for(call, 10)
+            stats = await asyncio.wait_for(read, 10)
         finally:
             await server.stop(0)
-    assert reply.text == "ok" and fake.calls["Complete"] == 1
+    assert reply.text == "ok" and stats.requests == 5 and fake.calls == {"Complete": 1, "GetStats": 1}
+
+    sync_port, sync_fake = free_port(), AbortingGateway(failures=0)
+
+    def sync_call():
+        with Client(f"127.0.0.1:{sync_port}", api_key="k", retry=FAST, timeout_s=10) as client:
+            return client.complete("hello")
+
+    call = asyncio.create_task(asyncio.to_thread(sync_call))
+    await asyncio.sleep(0.5)
+    assert not call.done()
+    server, _ = await serve_plain(sync_fake, sync_port)
+    try:
+        assert (await asyncio.wait_for(call, 10)).text == "ok" and sync_fake.calls == {"Complete": 1}
+    finally:
+        await server.stop(0)
+
+
+async def test_a_call_waiting_for_a_gateway_that_never_comes_ends_at_its_deadline():
+    async with AsyncClient(f"127.0.0.1:{free_port()}", api_key="k", retry=FAST) as client:
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout):
+            await client.complete("hello", timeout_s=0.5)
+        assert 0.4 < time.monotonic() - started < 3
 
 
 async def test_without_retries_a_closed_port_fails_at_once():
     async with AsyncClient(f"127.0.0.1:{free_port()}", api_key="k", retry=RetryPolicy(max_attempts=1)) as client:
+        started = time.monotonic()
         with pytest.raises(Unavailable):
             await client.complete("hello")
+        assert time.monotonic() - started < 5

@@ -1,22 +1,33 @@
-"""When a failed call may be sent again, and how long to wait first.
+"""When a failed call may be sent again: gRPC's own retries, configured per method.
 
-A completion costs money and may already have run when its call fails, so by default it is
-retried only when the request provably never reached the gateway (the connection could not
-be made). Reads (`stats`) are idempotent and are retried on any UNAVAILABLE. Callers who
-accept paying twice can opt in with `retry_sent_completions=True`, which also retries
-UNAVAILABLE after sending and RESOURCE_EXHAUSTED (after the server's retry-after hint).
+The client does not retry in a loop of its own. A `RetryPolicy` becomes the channel's service
+config (`grpc.service_config`, a `methodConfig` per gateway method), and gRPC core retries:
+
+- a call that never left the client (no connection could be made, or the server refused the
+  stream before reading it) is retried transparently by gRPC, whatever the method;
+- every call waits for the connection (`wait_for_ready`) within its deadline instead of failing
+  while the channel is still connecting, unless `max_attempts=1` (then it fails at once);
+- reads (`GetStats`) are idempotent and retried on `UNAVAILABLE`;
+- a completion (`Complete`, `StreamComplete`) costs money and may already have run when its call
+  fails, so once sent it is not retried, unless `retry_sent_completions=True`: then it is also
+  retried on `UNAVAILABLE` and `RESOURCE_EXHAUSTED` (the retry-after gRPC honours is the server's
+  `grpc-retry-pushback-ms` trailer; otherwise the policy's backoff). A stream is never retried
+  once a response has arrived (gRPC commits the call at its first message).
+
+The deadline (`timeout_s`) covers every attempt. gRPC caps `max_attempts` at 5.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from typing import Any
 
-import grpc
-
-# What gRPC reports when no connection to the server could be made: nothing was sent.
-_NOT_CONNECTED = ("failed to connect", "connection refused", "dns resolution failed",
-                  "name resolution failure", "no address", "connections to all backends failing")
+SERVICE = "costmesh.gateway.v1.GatewayService"
+COMPLETIONS = ("Complete", "StreamComplete")
+READS = ("GetStats",)
+MAX_ATTEMPTS_CAP = 5  # gRPC core's own limit on retryPolicy.maxAttempts
 
 
 @dataclass(frozen=True)
@@ -27,37 +38,60 @@ class RetryPolicy:
     multiplier: float = 2.0
     retry_sent_completions: bool = False  # opt in: a completion may run (and be billed) more than once
 
+    @property
+    def wait_for_ready(self) -> bool:
+        """Whether a call waits (within its deadline) for a connection: unless retries are off."""
+        return self.max_attempts > 1
+
     def backoff_s(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Full-jitter exponential backoff before attempt `attempt + 1` (attempt counts from 1)."""
+        """Full-jitter exponential backoff before attempt `attempt + 1` (attempt counts from 1), as gRPC's."""
         cap = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
         return (rng or random).uniform(0, cap)
 
+    def _retry_policy(self, codes: list[str]) -> dict[str, Any]:
+        return {
+            "maxAttempts": min(self.max_attempts, MAX_ATTEMPTS_CAP),
+            "initialBackoff": _duration(self.initial_backoff_s),
+            "maxBackoff": _duration(max(self.max_backoff_s, self.initial_backoff_s)),
+            "backoffMultiplier": self.multiplier,
+            "retryableStatusCodes": codes,
+        }
+
+    def method_config(self) -> list[dict[str, Any]]:
+        """The `methodConfig` entries: reads retried on UNAVAILABLE; completions only when opted in."""
+        if self.max_attempts <= 1:
+            return []  # gRPC still retries transparently what never left the client
+        reads: dict[str, Any] = {"name": [{"service": SERVICE, "method": m} for m in READS],
+                                 "retryPolicy": self._retry_policy(["UNAVAILABLE"])}
+        if not self.retry_sent_completions:
+            return [reads]
+        completions = {"name": [{"service": SERVICE, "method": m} for m in COMPLETIONS],
+                       "retryPolicy": self._retry_policy(["UNAVAILABLE", "RESOURCE_EXHAUSTED"])}
+        return [reads, completions]
+
+    def service_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        method_config = self.method_config()
+        if method_config:
+            config["methodConfig"] = method_config
+        return config
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        """gRPC channel options carrying this policy: retries on, the service config, and the
+        policy's backoff for reconnecting (so a call waiting for the gateway sees it come up soon)."""
+        initial_ms = max(1, int(self.initial_backoff_s * 1000))
+        return [
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", json.dumps(self.service_config())),
+            ("grpc.service_config_disable_resolution", 1),  # no DNS TXT record replaces it
+            ("grpc.initial_reconnect_backoff_ms", initial_ms),
+            ("grpc.max_reconnect_backoff_ms", max(initial_ms, int(self.max_backoff_s * 1000))),
+        ]
+
+
+def _duration(seconds: float) -> str:
+    """A protobuf JSON Duration ("0.1s"); gRPC wants it over zero."""
+    return f"{max(seconds, 0.001):.9f}".rstrip("0").rstrip(".") + "s"
+
 
 NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-def never_sent(error: grpc.RpcError) -> bool:
-    """True when the call failed before the request could reach the server."""
-    if error.code() != grpc.StatusCode.UNAVAILABLE:
-        return False
-    if any(key == "grpc-status-details-bin" for key, _ in (error.trailing_metadata() or ())):
-        return False  # the gateway itself answered UNAVAILABLE
-    details = (error.details() or "").lower()
-    return any(marker in details for marker in _NOT_CONNECTED)
-
-
-def may_retry(error: grpc.RpcError, *, idempotent: bool, policy: RetryPolicy) -> bool:
-    code = error.code()
-    if never_sent(error):
-        return True
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return idempotent or policy.retry_sent_completions
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return policy.retry_sent_completions
-    return False
-
-
-def delay_s(error: grpc.RpcError, attempt: int, policy: RetryPolicy, retry_after_s: float | None) -> float:
-    if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after_s is not None:
-        return retry_after_s
-    return policy.backoff_s(attempt)
