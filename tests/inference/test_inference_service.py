@@ -195,8 +195,8 @@ async def test_bad_input_is_invalid_argument_on_both_rpcs(inference, case):
         await inference.stub.Generate(request)
     assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-    with pytest.raises(grpc.aio.AioRpcError) as streamed:
+    with pytest.raises(grpc.aio.AioRpcError) as streamed_error:
         async for _ in inference.stub.StreamGenerate(streamed(request)):
             pass
-    assert streamed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert streamed_error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (await inference.stub.GetStats(STATS)).running_requests == 0
