@@ -161,6 +161,17 @@ class RunningService:
             self.runtime.metrics.shutdown()
 
 
+def cap_blas_threads(env: Env) -> None:
+    """COSTMESH_BLAS_THREADS (default 1): numpy's BLAS threads in this process. OpenBLAS starts one
+    thread per core and they spin after each call: in the classifier that tripled the CPU of a
+    request (the nearest-neighbour products are small), and the mesh's processes share the cores."""
+    threads = env.int("COSTMESH_BLAS_THREADS", 1)
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 async def start_service(
     spec: ServiceSpec,
     env: Env | None = None,
@@ -178,6 +189,7 @@ async def start_service(
     (or `COSTMESH_METRICS_PORT`; 0 picks a free port; neither: no endpoint).
     """
     env = env or Env()
+    cap_blas_threads(env)
     tracer_provider = tracer_provider or build_tracer_provider(spec.name, env)
     log = configure_logging(spec.name, env.str("COSTMESH_LOG_LEVEL", "info"))
     metrics = build_metrics(spec.name, env, meter_provider=meter_provider, port=metrics_port)
