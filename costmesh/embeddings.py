@@ -16,32 +16,25 @@ from __future__ import annotations
 from typing import Any
 
 from costmesh.batching import MicroBatcher
-from costmesh.errors import ConfigError
 from costmesh.length_chunks import text_chunks
-from costmesh.model_files import DEFAULT_MODEL_ID, default_model_path, load_sentence_transformer, set_torch_threads
+from costmesh.model_files import (
+    DEFAULT_BACKEND,
+    DEFAULT_MODEL_ID,
+    cap_threads,
+    checked_backend,
+    default_model_path,
+    load_sentence_transformer,
+)
 from costmesh.onnx_models import OnnxSentenceModel
 from costmesh.verification.encoder import encode_full
-
-DEFAULT_BACKEND = "onnx"
-BACKENDS = ("onnx", "torch")
 
 
 def load_sentence_model(path: str, backend: str = DEFAULT_BACKEND, threads: int = 0) -> Any:
     """MiniLM on `backend`: "onnx" (ONNX Runtime, exported once and cached; the default) or
     "torch" (sentence-transformers). Both give the same vectors (cosine >= 0.99999)."""
-    if backend == "onnx":
+    if checked_backend(backend) == "onnx":
         return OnnxSentenceModel(path, threads=threads or 1)
-    if backend == "torch":
-        return load_sentence_transformer(path)
-    raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: {list(BACKENDS)}")
-
-
-def model_backend(env: Any) -> str:
-    """COSTMESH_MODEL_BACKEND: where the local models run ("onnx" by default, or "torch")."""
-    backend = env.str("COSTMESH_MODEL_BACKEND", DEFAULT_BACKEND)
-    if backend not in BACKENDS:
-        raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: {list(BACKENDS)}")
-    return backend
+    return load_sentence_transformer(path)
 
 
 class Embedder:
@@ -71,14 +64,14 @@ class Embedder:
         self.threads = threads  # 0: the backend's default (one per core)
         self.backend = backend
         if threads > 0:
-            set_torch_threads(threads)
+            cap_threads(backend, threads)
         self._model = model if model is not None else load_sentence_model(model_path or default_model_path(), backend,
                                                                            threads)
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dims: int = int(getter())
         self._batcher: MicroBatcher[tuple[str, bool], Any] = MicroBatcher(
             self._encode_items, window_ms=window_ms, max_batch=self.max_batch, batching=batching,
-            name="embedder", initializer=lambda: set_torch_threads(threads))
+            name="embedder", initializer=lambda: cap_threads(backend, threads))
         self.batches = 0  # batches run (each one or more forward passes), for tests and metrics
         self.texts_embedded = 0
         if warmup:  # the first forward passes are slow (kernel set-up): pay for them at start

@@ -1,13 +1,30 @@
 """Where the local models come from and how they run: the packaged MiniLM, the hub switched off,
-torch's thread cap. Shared by the embedder, the verifier's cross-encoder and training."""
+the backend (ONNX Runtime or torch) and its thread cap. Shared by the embedder, the verifier's
+cross-encoder and training."""
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
 DEFAULT_TORCH_THREADS = 1
+DEFAULT_BACKEND = "onnx"
+BACKENDS = ("onnx", "torch")
+
+
+def checked_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        from costmesh.errors import ConfigError
+
+        raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: {list(BACKENDS)}")
+    return backend
+
+
+def model_backend(env: Any) -> str:
+    """COSTMESH_MODEL_BACKEND: where the local models run ("onnx" by default, or "torch")."""
+    return checked_backend(env.str("COSTMESH_MODEL_BACKEND", DEFAULT_BACKEND))
 
 
 def default_model_path() -> str:
@@ -26,6 +43,14 @@ def torch_threads(env: Any) -> int:
     if threads < 0:
         raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
     return threads
+
+
+def cap_threads(backend: str, threads: int) -> None:
+    """Cap torch's threads (process-wide) for the torch backend, or when torch is loaded anyway;
+    an ONNX Runtime session takes its own count when it is built, so for it torch is never
+    imported just to be capped."""
+    if backend == "torch" or "torch" in sys.modules:
+        set_torch_threads(threads)
 
 
 def set_torch_threads(threads: int) -> None:

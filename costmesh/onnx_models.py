@@ -66,10 +66,10 @@ def cached_export(name: str, build: Callable[[], tuple[Any, tuple, list[str]]]) 
     os.close(fd)
     import torch
 
-    module, example, outputs = build()
-    axes = {n: {0: "batch", 1: "seq"} for n in INPUTS}
-    axes.update({n: {0: "batch", 1: "seq"} if n == "token_embeddings" else {0: "batch"} for n in outputs})
     try:
+        module, example, outputs = build()
+        axes = {n: {0: "batch", 1: "seq"} for n in INPUTS}
+        axes.update({n: {0: "batch", 1: "seq"} if n == "token_embeddings" else {0: "batch"} for n in outputs})
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on Python branches: the inputs are padded
             torch.onnx.export(module.eval(), example, tmp, input_names=list(INPUTS), output_names=outputs,

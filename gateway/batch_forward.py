@@ -16,7 +16,7 @@ from costmesh.errors import InvalidRequest, Unavailable
 from costmesh.gateway.auth import Authenticator
 from costmesh.gateway.validation import Limits, validate
 from costmesh.rpc.server import Runtime, Servicer
-from costmesh.rpc.status import from_rpc_error
+from costmesh.rpc.status import call_unary
 
 FULL_NAME = gw.DESCRIPTOR.services_by_name["BatchService"].full_name
 
@@ -59,10 +59,7 @@ class BatchForwarder(gateway_pb2_grpc.BatchServiceServicer):
     async def _forward(self, method: str, request, context):
         if self._stub is None:
             raise Unavailable("batches are not configured on this gateway: set COSTMESH_BATCHES_ADDR")
-        try:
-            return await getattr(self._stub, method)(request, timeout=context.time_remaining())
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        return await call_unary(getattr(self._stub, method), request, context.time_remaining())
 
     async def SubmitBatch(self, request: gw.SubmitBatchRequest, context) -> gw.SubmitBatchResponse:
         self._tenant(request, context)

@@ -11,7 +11,7 @@ from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.convert import same_fields_as
-from costmesh.rpc.status import from_rpc_error
+from costmesh.rpc.status import call_unary, from_rpc_error
 
 Channels = grpc.aio.Channel | Sequence[grpc.aio.Channel]
 
@@ -41,18 +41,18 @@ class MeshClients:
         self._router = _Rotation(router_pb2_grpc.RouterServiceStub, router)
 
     async def lookup(self, request: cache_pb2.LookupRequest, timeout: float) -> cache_pb2.LookupResponse:
-        return await _call(self._cache.next().Lookup, request, timeout)
+        return await call_unary(self._cache.next().Lookup, request, timeout)
 
     async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse:
-        return await _call(self._stores.next().Store, request, timeout)
+        return await call_unary(self._stores.next().Store, request, timeout)
 
     async def classify(
         self, request: classifier_pb2.ClassifyRequest, timeout: float
     ) -> classifier_pb2.ClassifyResponse:
-        return await _call(self._classifier.next().Classify, request, timeout)
+        return await call_unary(self._classifier.next().Classify, request, timeout)
 
     async def execute(self, request: router_pb2.ExecuteRequest, timeout: float | None) -> router_pb2.ExecuteResponse:
-        return await _call(self._router.next().Execute, request, timeout)
+        return await call_unary(self._router.next().Execute, request, timeout)
 
     async def stream_execute(
         self, request: router_pb2.ExecuteRequest, timeout: float | None
@@ -67,10 +67,3 @@ class MeshClients:
             raise from_rpc_error(exc) from None
         finally:
             call.cancel()
-
-
-async def _call(method, request, timeout):
-    try:
-        return await method(request, timeout=timeout)
-    except grpc.aio.AioRpcError as exc:
-        raise from_rpc_error(exc) from None

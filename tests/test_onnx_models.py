@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from costmesh.config import Env
-from costmesh.embeddings import Embedder, load_sentence_model, model_backend
+from costmesh.embeddings import Embedder, load_sentence_model
 from costmesh.errors import ConfigError
-from costmesh.model_files import default_model_path
+from costmesh.model_files import default_model_path, model_backend
 from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
 from costmesh.verification.cross_encoder import CrossEncoder, OnnxCrossEncoder, load_cross_encoder
 

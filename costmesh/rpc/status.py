@@ -74,6 +74,14 @@ def field_violation(message: str) -> error_details_pb2.BadRequest.FieldViolation
     return error_details_pb2.BadRequest.FieldViolation(field=field, description=description.strip())
 
 
+async def call_unary(method, request, timeout: float | None):
+    """`method(request)` on another costmesh service; its failure raised as the domain error."""
+    try:
+        return await method(request, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+
+
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> errors.CostmeshError:
     """The domain error a failed call to another costmesh service stands for."""
     error_type = CODE_TABLE.get(exc.code(), errors.UpstreamError)

@@ -182,11 +182,11 @@ def _cross_graph(adapter: Adapter, model_dir: Path) -> tuple[Any, tuple, list[st
 
 def load_cross_encoder(adapter: Adapter, backend: str = "onnx", threads: int = 1) -> Any:
     """The cross-encoder of `adapter` on `backend` ("onnx", the default, or "torch")."""
-    if backend == "onnx":
+    from costmesh.model_files import checked_backend
+
+    if checked_backend(backend) == "onnx":
         return OnnxCrossEncoder(adapter, threads=threads)
-    if backend == "torch":
-        return CrossEncoder(adapter)
-    raise ConfigError(f"COSTMESH_MODEL_BACKEND: unknown backend {backend!r}; known: ['onnx', 'torch']")
+    return CrossEncoder(adapter)
 
 
 def export(model: Any, head: Any, rank: int, alpha: float, max_length: int) -> Adapter:

@@ -15,7 +15,7 @@ from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.domain import Generation
-from costmesh.rpc.status import from_rpc_error
+from costmesh.rpc.status import call_unary, from_rpc_error
 
 from .jobs import CANCELED, ERRORED, EXPIRED, SUCCEEDED
 from .records import BatchResult
@@ -37,18 +37,18 @@ class MeshClients:
         self._router = router_pb2_grpc.RouterServiceStub(router)
 
     async def lookup(self, request: cache_pb2.LookupRequest, timeout: float) -> cache_pb2.LookupResponse:
-        return await _call(self._cache.Lookup, request, timeout)
+        return await call_unary(self._cache.Lookup, request, timeout)
 
     async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse:
-        return await _call(self._cache.Store, request, timeout)
+        return await call_unary(self._cache.Store, request, timeout)
 
     async def classify(
         self, request: classifier_pb2.ClassifyRequest, timeout: float
     ) -> classifier_pb2.ClassifyResponse:
-        return await _call(self._classifier.Classify, request, timeout)
+        return await call_unary(self._classifier.Classify, request, timeout)
 
     async def plan(self, request: router_pb2.PlanRequest, timeout: float) -> router_pb2.PlanResponse:
-        return await _call(self._router.Plan, request, timeout)
+        return await call_unary(self._router.Plan, request, timeout)
 
 
 class ProviderBatchClient:
@@ -60,23 +60,23 @@ class ProviderBatchClient:
 
     async def providers(self) -> frozenset[str]:
         """The providers whose batch API the providers service can reach."""
-        models = await _call(self._stub.ListModels, provider_pb2.ListModelsRequest(), self._timeout_s)
+        models = await call_unary(self._stub.ListModels, provider_pb2.ListModelsRequest(), self._timeout_s)
         return frozenset(m.provider for m in models.models if m.batch_api)
 
     async def check(self, requests: list[provider_pb2.BatchRequestItem]) -> None:
         """Refused (InvalidRequest) when the provider payload would break its documented limits."""
-        await _call(self._stub.SubmitBatch,
+        await call_unary(self._stub.SubmitBatch,
                     provider_pb2.SubmitBatchRequest(requests=requests, validate_only=True), self._timeout_s)
 
     async def submit(self, requests: list[provider_pb2.BatchRequestItem], label: str) -> tuple[str, str]:
         """(provider, the provider's batch id)."""
-        reply = await _call(self._stub.SubmitBatch,
+        reply = await call_unary(self._stub.SubmitBatch,
                             provider_pb2.SubmitBatchRequest(requests=requests, label=label), self._timeout_s)
         return reply.provider, reply.batch_id
 
     async def ended(self, provider: str, batch_id: str) -> bool:
         request = provider_pb2.GetBatchRequest(provider=provider, batch_id=batch_id)
-        return (await _call(self._stub.GetBatch, request, self._timeout_s)).ended
+        return (await call_unary(self._stub.GetBatch, request, self._timeout_s)).ended
 
     async def results(self, provider: str, batch_id: str, models: Mapping[str, str]) -> list[BatchResult]:
         request = provider_pb2.StreamBatchResultsRequest(provider=provider, batch_id=batch_id, models=dict(models))
@@ -91,7 +91,7 @@ class ProviderBatchClient:
 
     async def cancel(self, provider: str, batch_id: str) -> None:
         request = provider_pb2.CancelBatchRequest(provider=provider, batch_id=batch_id)
-        await _call(self._stub.CancelBatch, request, self._timeout_s)
+        await call_unary(self._stub.CancelBatch, request, self._timeout_s)
 
 
 def _result(result: provider_pb2.BatchResult) -> BatchResult:
@@ -108,10 +108,3 @@ def _result(result: provider_pb2.BatchResult) -> BatchResult:
             provider_request_id=response.provider_request_id,
         )
     return BatchResult(result.custom_id, _STATUS.get(result.status, ERRORED), generation, result.error)
-
-
-async def _call(method, request, timeout):
-    try:
-        return await method(request, timeout=timeout)
-    except grpc.aio.AioRpcError as exc:
-        raise from_rpc_error(exc) from None

@@ -21,9 +21,9 @@ from redis.backoff import NoBackoff
 from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.catalog import load_catalog
 from costmesh.config import Env
-from costmesh.embeddings import Embedder, model_backend
+from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
-from costmesh.model_files import torch_threads
+from costmesh.model_files import model_backend, torch_threads
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .config import CacheConfig

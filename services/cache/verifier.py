@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from costmesh.batching import MicroBatcher
-from costmesh.model_files import set_torch_threads
+from costmesh.model_files import DEFAULT_BACKEND, cap_threads
 from costmesh.verification.lexical import (
     OPPOSITES,
     dates,
@@ -192,14 +192,14 @@ class LearnedVerifier:
         self.cross: MicroBatcher[tuple[str, str], float] | None = None
         if getattr(artifact, "cross_encoder", None) is not None:
             threads = getattr(embedder, "threads", 0)  # COSTMESH_TORCH_THREADS, COSTMESH_EMBED_BATCHING
+            backend = getattr(embedder, "backend", DEFAULT_BACKEND)
             if cross_encoder is None:
                 from costmesh.verification.cross_encoder import load_cross_encoder
 
-                cross_encoder = load_cross_encoder(artifact.cross_encoder, getattr(embedder, "backend", "onnx"),
-                                                   threads or 1)
+                cross_encoder = load_cross_encoder(artifact.cross_encoder, backend, threads or 1)
             self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
                                       batching=getattr(embedder, "batching", True),
-                                      initializer=lambda: set_torch_threads(threads))
+                                      initializer=lambda: cap_threads(backend, threads))
             self.name = "learned-v1+cross-encoder"
         self.max_false_hit_rate = max_false_hit_rate
         self.point = artifact.operating_point(max_false_hit_rate)

@@ -12,9 +12,8 @@ such requests are answered by `rules`, with the signal "embedder_loading").
 from __future__ import annotations
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-from costmesh.embeddings import model_backend
 from costmesh.errors import ConfigError
-from costmesh.model_files import torch_threads
+from costmesh.model_files import model_backend, torch_threads
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.scorer import ArtifactSource
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec

@@ -117,8 +117,7 @@ def _cross_encoder(env: Env):
     config = CacheConfig.from_env(env)
     if config.verifier != "learned":
         return None
-    from costmesh.embeddings import model_backend
-    from costmesh.model_files import torch_threads
+    from costmesh.model_files import model_backend, torch_threads
     from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
     from costmesh.verification.cross_encoder import load_cross_encoder
 

@@ -199,7 +199,11 @@ def floor(prompts: list[str], hop_cpu: dict) -> dict:
     embed_ms = _cpu_ms_per_text(embedder.encode, prompts)
     embed_full_ms = _cpu_ms_per_text(embedder.encode_full, prompts)
     cores = os.cpu_count() or 1
-    out = {"cores": cores, "prompts": len(prompts), "backend": embedder.backend,
+    tokenizer = embedder._model.tokenizer
+    lengths = [len(ids) for ids in tokenizer(prompts, truncation=True, max_length=embedder._model.max_seq_length)[
+        "input_ids"]]
+    out = {"cores": cores, "prompts": len(prompts), "prompt_tokens_mean": sum(lengths) / len(lengths),
+           "backend": embedder.backend,
            "embed_cpu_ms_per_prompt": embed_ms, "embed_full_cpu_ms_per_prompt": embed_full_ms}
     for phase, models_ms, model_hops in (("bypassed", embed_ms, ("classifier",)),
                                          ("miss", embed_full_ms, ("classifier", "cache"))):
@@ -213,7 +217,7 @@ def floor(prompts: list[str], hop_cpu: dict) -> dict:
 
 def floor_table(floor: dict) -> str:
     lines = [f"floor ({floor['cores']} cores; one embedding per request, {floor['backend']}, batches of 32, "
-             f"{floor['prompts']} of these prompts)",
+             f"{floor['prompts']} of these prompts, {floor.get('prompt_tokens_mean', 0):.0f} tokens on average)",
              f"  {'':28}{'models ms':>10}{'rest ms':>10}{'bound/s':>10}{'models/s':>10}"]
     for phase, label in (("bypassed", "routed, cache bypassed"), ("miss", "routed, all misses")):
         f = floor[phase]
