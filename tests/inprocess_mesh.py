@@ -40,6 +40,13 @@ class InProcessMesh:
     def service(self, name: str) -> RunningService:
         return self.services[name]
 
+    async def stores_settled(self) -> None:
+        """Wait until the gateway has sent every cache store it queued (stores happen after the
+        answer): a test that asks the same question again then reads what the first answer stored."""
+        gateway = next(item.servicer for item in self.services["gateway"].mounted.servicers
+                       if hasattr(item.servicer, "_pipeline"))
+        await gateway._pipeline.stores.drain()
+
     async def stop(self) -> None:
         for name in reversed(list(self.services)):
             await self.services[name].stop(0.5)

@@ -48,6 +48,7 @@ async def mesh(redis_url):
 async def test_async_complete_returns_typed_costs_and_a_repeat_hits_the_cache(mesh):
     async with AsyncClient(mesh.gateway, api_key=mesh.api_key("client-a")) as client:
         first = await client.complete("What is the capital of Australia?", system="One sentence.", max_tokens=100)
+        await mesh.stores_settled()
         again = await client.complete(CompletionRequest(prompt="What is the capital of Australia?",
                                                         system="One sentence.", max_tokens=100))
         stats = await client.stats()

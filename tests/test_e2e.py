@@ -22,6 +22,10 @@ def mesh(tmp_path_factory):
 async def test_requests_flow_through_every_process(mesh):
     async with GatewayClient(mesh.gateway, api_key=mesh.api_key) as client:
         first = await client.complete(build_request("What does HTTP status 404 mean?", tenant="e2e"))
+        for _ in range(200):  # the answer is stored after it is sent: wait until the gateway sent its store
+            if (await client.stats()).cache_stores >= 1:
+                break
+            await asyncio.sleep(0.05)
         repeat = await client.complete(build_request("What does HTTP status 404 mean?", tenant="e2e"))
         paraphrase = await client.complete(build_request("What is the meaning of HTTP status 404?", tenant="e2e"))
         others = await asyncio.gather(

@@ -64,6 +64,7 @@ async def test_the_openai_sdk_completes_with_costmesh_extras_in_headers_and_body
     assert float(raw.headers["x-costmesh-cost-usd"]) == pytest.approx(extras["cost_usd"], rel=1e-6, abs=1e-9)
     assert raw.headers["x-costmesh-request-id"] == extras["request_id"] == reply.id.removeprefix("chatcmpl-")
 
+    await mesh.stores_settled()
     again = await client.chat.completions.with_raw_response.create(
         model="auto", max_tokens=200,
         messages=[{"role": "system", "content": "Answer briefly."},

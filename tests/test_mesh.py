@@ -51,7 +51,7 @@ async def client(mesh):
         yield client
 
 
-async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(client):
+async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(client, mesh):
     first = await client.complete(build_request("How do I reset my password on the router?", tenant="acme"))
     assert first.text and not first.cached
     assert first.cache_status == gw.CACHE_STATUS_MISS
@@ -62,6 +62,7 @@ async def test_answer_comes_from_the_provider_then_a_paraphrase_hits_the_cache(c
     assert first.usage.input_tokens > 0 and first.usage.output_tokens > 0
     assert_micro_usd(first)
 
+    await mesh.stores_settled()
     again = await client.complete(build_request("How do I reset my password on the router?", tenant="acme"))
     assert again.cached and again.cache_status == gw.CACHE_STATUS_EXACT_HIT
     assert again.text == first.text
@@ -134,7 +135,7 @@ async def test_bad_input_is_invalid_argument(client, mutate, field):
     assert error.value.details().startswith(field)
 
 
-async def test_streaming_yields_the_text_then_the_bill(client):
+async def test_streaming_yields_the_text_then_the_bill(client, mesh):
     request = gw.StreamCompleteRequest(request=build_request("Explain what a hash map is.", tenant="stream"))
     deltas, final = [], None
     async for event in client.stub.StreamComplete(request, timeout=60):
@@ -145,6 +146,7 @@ async def test_streaming_yields_the_text_then_the_bill(client):
     assert final is not None and "".join(deltas).strip()
     assert final.cost.total_usd > 0 and final.model
     assert_micro_usd(final)
+    await mesh.stores_settled()
     again = await client.complete(build_request("Explain what a hash map is.", tenant="stream"))
     assert again.cached and again.text == "".join(deltas)
 

@@ -56,6 +56,7 @@ async def test_the_node_client_completes_a_request(mesh, node_client):
     assert reply["cache_status"] == "CACHE_STATUS_MISS" and reply["tier"].startswith("TIER_")
     assert reply["cost_usd"] > 0 and reply["baseline_cost_usd"] >= reply["cost_usd"]
     assert_micro_usd(reply)
+    await mesh.stores_settled()
     code, again = await node(node_client, "--target", mesh.gateway, "--max-tokens", "200",
                              "What is the speed of light in vacuum?", api_key=key)
     assert code == 0 and again["cache_status"] == "CACHE_STATUS_EXACT_HIT" and again["text"] == reply["text"]
