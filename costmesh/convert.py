@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -9,8 +10,18 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as PbMessage
 
 from costmesh.api.common.v1 import common_pb2 as pb
-from costmesh.domain import Cost, Image, Message, Part, Role, Sampling, Usage
+from costmesh.domain import Cost, Image, Message, Part, Role, Sampling, ToolCall, Usage
 from costmesh.errors import InvalidRequest
+from costmesh.output_spec import (
+    ChoiceMode,
+    FormatType,
+    OutputSpec,
+    ResponseFormat,
+    Tool,
+    ToolChoice,
+    check_tools,
+    parse_schema,
+)
 from costmesh.pricing import micro_usd
 
 M = TypeVar("M", bound=PbMessage)
@@ -29,7 +40,7 @@ def message_from_pb(message: pb.Message, index: int = 0) -> Message:
         elif kind == "image":
             img = part.image
             parts.append(Part(image=Image(img.media_type, img.data, img.url), cache_breakpoint=part.cache_breakpoint))
-    return Message(role, tuple(parts))
+    return Message(role, tuple(parts), tool_calls_from_pb(message.tool_calls), message.tool_call_id, message.is_error)
 
 
 def messages_from_pb(messages: Iterable[pb.Message]) -> tuple[Message, ...]:
@@ -45,11 +56,81 @@ def message_to_pb(message: Message) -> pb.Message:
                             cache_breakpoint=part.cache_breakpoint)
         else:
             out.content.add(text=part.text or "", cache_breakpoint=part.cache_breakpoint)
+    out.tool_calls.extend(tool_calls_to_pb(message.tool_calls))
+    out.tool_call_id = message.tool_call_id
+    out.is_error = message.is_error
     return out
 
 
 def messages_to_pb(messages: Iterable[Message]) -> list[pb.Message]:
     return [message_to_pb(m) for m in messages]
+
+
+def tool_calls_from_pb(calls: Iterable[pb.ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(c.id, c.name, c.arguments_json) for c in calls)
+
+
+def tool_calls_to_pb(calls: Iterable[ToolCall]) -> list[pb.ToolCall]:
+    return [pb.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments) for c in calls]
+
+
+_CHOICE_MODES = {
+    pb.TOOL_CHOICE_MODE_UNSPECIFIED: ChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_AUTO: ChoiceMode.AUTO,
+    pb.TOOL_CHOICE_MODE_NONE: ChoiceMode.NONE,
+    pb.TOOL_CHOICE_MODE_REQUIRED: ChoiceMode.REQUIRED,
+    pb.TOOL_CHOICE_MODE_TOOL: ChoiceMode.TOOL,
+}
+_FORMAT_TYPES = {
+    pb.RESPONSE_FORMAT_TYPE_UNSPECIFIED: FormatType.TEXT,
+    pb.RESPONSE_FORMAT_TYPE_TEXT: FormatType.TEXT,
+    pb.RESPONSE_FORMAT_TYPE_JSON_OBJECT: FormatType.JSON_OBJECT,
+    pb.RESPONSE_FORMAT_TYPE_JSON_SCHEMA: FormatType.JSON_SCHEMA,
+}
+
+
+def output_spec_from_pb(tools: pb.ToolConfig, response_format: pb.ResponseFormat) -> OutputSpec:
+    """The request's tools and format, checked (`InvalidRequest` names the field, e.g.
+    `tools.tools[1].parameters_json`)."""
+    parsed = []
+    for i, tool in enumerate(tools.tools):
+        parameters = (parse_schema(tool.parameters_json, f"tools.tools[{i}].parameters_json")
+                      if tool.parameters_json else {"type": "object", "properties": {}})
+        parsed.append(Tool(tool.name, tool.description, parameters, tool.strict, tool.cache_breakpoint))
+    mode = _CHOICE_MODES.get(tools.choice.mode)
+    if mode is None:
+        raise InvalidRequest(f"tools.choice.mode: unknown mode {tools.choice.mode}")
+    kind = _FORMAT_TYPES.get(response_format.type)
+    if kind is None:
+        raise InvalidRequest(f"response_format.type: unknown type {response_format.type}")
+    schema = (parse_schema(response_format.schema_json, "response_format.schema_json")
+              if response_format.schema_json else None)
+    spec = OutputSpec(
+        tools=tuple(parsed),
+        choice=ToolChoice(mode, tools.choice.name),
+        parallel_tool_calls=tools.parallel_tool_calls if tools.HasField("parallel_tool_calls") else None,
+        response_format=ResponseFormat(kind, response_format.name, schema, response_format.strict),
+    )
+    check_tools(spec, "tools.tools")
+    return spec
+
+
+def output_spec_to_pb(spec: OutputSpec) -> tuple[pb.ToolConfig, pb.ResponseFormat]:
+    modes = {mode: value for value, mode in reversed(_CHOICE_MODES.items())}
+    types = {kind: value for value, kind in reversed(_FORMAT_TYPES.items())}
+    config = pb.ToolConfig(
+        tools=[pb.Tool(name=t.name, description=t.description, strict=t.strict, cache_breakpoint=t.cache_breakpoint,
+                       parameters_json=json.dumps(t.parameters, separators=(",", ":")))
+               for t in spec.tools],
+        choice=pb.ToolChoice(mode=modes[spec.choice.mode], name=spec.choice.name),
+    )
+    if spec.parallel_tool_calls is not None:
+        config.parallel_tool_calls = spec.parallel_tool_calls
+    fmt = spec.response_format
+    response_format = pb.ResponseFormat(type=types[fmt.type], name=fmt.name, strict=fmt.strict)
+    if fmt.schema is not None:
+        response_format.schema_json = json.dumps(fmt.schema, separators=(",", ":"))
+    return config, response_format
 
 
 def sampling_from_pb(sampling: pb.SamplingParams, default_max_tokens: int = 1024) -> Sampling:

@@ -12,6 +12,7 @@ class Role(enum.IntEnum):
     SYSTEM = 1
     USER = 2
     ASSISTANT = 3
+    TOOL = 4
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,24 @@ class Part:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for. `arguments` is the JSON text as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
 class Message:
+    """One message. An assistant message may carry `tool_calls` (and no text); a TOOL message
+    answers the call `tool_call_id` names, its parts being the result."""
+
     role: Role
     parts: tuple[Part, ...]
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    is_error: bool = False
 
     @property
     def text(self) -> str:
@@ -106,6 +122,7 @@ class Generation:
     cost: Cost = field(default_factory=Cost)
     finish_reason: str = "stop"
     provider_request_id: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def system_prompt(messages: tuple[Message, ...] | list[Message]) -> str:

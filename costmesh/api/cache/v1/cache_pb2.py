@@ -25,33 +25,33 @@ _sym_db = _symbol_database.Default()
 from costmesh.api.common.v1 import common_pb2 as costmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ostmesh/cache/v1/cache.proto\x12\x11\x63ostmesh.cache.v1\x1a\x1f\x63ostmesh/common/v1/common.proto\"\\\n\x05Scope\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0esession_scoped\x18\x03 \x01(\x08\x12\x14\n\x0cmodel_policy\x18\x04 \x01(\t\"\x9d\x01\n\rLookupRequest\x12\'\n\x05scope\x18\x01 \x01(\x0b\x32\x18.costmesh.cache.v1.Scope\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x03 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\"\x8f\x02\n\x0eLookupResponse\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.costmesh.cache.v1.HitKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12-\n\x05usage\x18\x06 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x11\n\tembedding\x18\x08 \x03(\x02\x12\x17\n\x0f\x65mbedding_model\x18\t \x01(\t\x12\x1a\n\x12\x65mbedding_cost_usd\x18\n \x01(\x01\"\x81\x03\n\x0cStoreRequest\x12\'\n\x05scope\x18\x01 \x01(\x0b\x32\x18.costmesh.cache.v1.Scope\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x03 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12-\n\x05usage\x18\x06 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0bttl_seconds\x18\t \x01(\x05\x12\x11\n\tembedding\x18\n \x03(\x02\x12\x15\n\rfinish_reason\x18\x0b \x01(\t\x12\x16\n\x0equality_passed\x18\x0c \x01(\x08\x12\x17\n\x0f\x65mbedding_model\x18\r \x01(\t\"A\n\rStoreResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"g\n\x11InvalidateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\x12\x12\n\nsession_id\x18\x05 \x01(\t\"%\n\x12InvalidateResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\"\x11\n\x0fGetStatsRequest\"\x84\x05\n\x10GetStatsResponse\x12\x0f\n\x07lookups\x18\x01 \x01(\x03\x12\x12\n\nexact_hits\x18\x02 \x01(\x03\x12\x15\n\rsemantic_hits\x18\x03 \x01(\x03\x12\x0e\n\x06misses\x18\x04 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x05 \x01(\x03\x12\x0e\n\x06stores\x18\x06 \x01(\x03\x12\x16\n\x0estores_refused\x18\x07 \x01(\x03\x12\x16\n\x0estores_dropped\x18\x08 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\t \x01(\x03\x12\x10\n\x08hit_rate\x18\n \x01(\x01\x12\x1a\n\x12\x61vg_hit_similarity\x18\x0b \x01(\x01\x12\x1b\n\x13verifier_rejections\x18\x0c \x01(\x03\x12\x11\n\tevictions\x18\r \x01(\x03\x12\x17\n\x0f\x62ytes_per_entry\x18\x0e \x01(\x01\x12\x17\n\x0f\x65mbedding_model\x18\x0f \x01(\t\x12\x12\n\nindex_name\x18\x10 \x01(\t\x12\x10\n\x08verifier\x18\x11 \x01(\t\x12\x1a\n\x12max_false_hit_rate\x18\x12 \x01(\x01\x12\x1a\n\x12verifier_threshold\x18\x13 \x01(\x01\x12!\n\x19\x63\x61librated_false_hit_rate\x18\x14 \x01(\x01\x12\x1c\n\x14\x63\x61librated_precision\x18\x15 \x01(\x01\x12\x19\n\x11\x63\x61librated_recall\x18\x16 \x01(\x01\x12\x1e\n\x16\x63\x61librated_trap_recall\x18\x17 \x01(\x01\x12\x17\n\x0fredis_available\x18\x18 \x01(\x08\x12\x15\n\rnot_cacheable\x18\x19 \x01(\x03\x12\x14\n\x0clookups_busy\x18\x1a \x01(\x03\x12\x13\n\x0bstores_busy\x18\x1b \x01(\x03*\x97\x01\n\x07HitKind\x12\x18\n\x14HIT_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rHIT_KIND_MISS\x10\x01\x12\x12\n\x0eHIT_KIND_EXACT\x10\x02\x12\x15\n\x11HIT_KIND_SEMANTIC\x10\x03\x12\x1a\n\x16HIT_KIND_NOT_CACHEABLE\x10\x04\x12\x18\n\x14HIT_KIND_UNAVAILABLE\x10\x05\x32\xd9\x02\n\x0c\x43\x61\x63heService\x12M\n\x06Lookup\x12 .costmesh.cache.v1.LookupRequest\x1a!.costmesh.cache.v1.LookupResponse\x12J\n\x05Store\x12\x1f.costmesh.cache.v1.StoreRequest\x1a .costmesh.cache.v1.StoreResponse\x12Y\n\nInvalidate\x12$.costmesh.cache.v1.InvalidateRequest\x1a%.costmesh.cache.v1.InvalidateResponse\x12S\n\x08GetStats\x12\".costmesh.cache.v1.GetStatsRequest\x1a#.costmesh.cache.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ostmesh/cache/v1/cache.proto\x12\x11\x63ostmesh.cache.v1\x1a\x1f\x63ostmesh/common/v1/common.proto\"\x90\x01\n\x05Scope\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0esession_scoped\x18\x03 \x01(\x08\x12\x14\n\x0cmodel_policy\x18\x04 \x01(\t\x12\x13\n\x0boutput_spec\x18\x05 \x01(\t\x12\x1d\n\x15semantic_tool_answers\x18\x06 \x01(\x08\"\x9d\x01\n\rLookupRequest\x12\'\n\x05scope\x18\x01 \x01(\x0b\x32\x18.costmesh.cache.v1.Scope\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x03 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\"\xc1\x02\n\x0eLookupResponse\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.costmesh.cache.v1.HitKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12-\n\x05usage\x18\x06 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x11\n\tembedding\x18\x08 \x03(\x02\x12\x17\n\x0f\x65mbedding_model\x18\t \x01(\t\x12\x1a\n\x12\x65mbedding_cost_usd\x18\n \x01(\x01\x12\x30\n\ntool_calls\x18\x0b \x03(\x0b\x32\x1c.costmesh.common.v1.ToolCall\"\xb3\x03\n\x0cStoreRequest\x12\'\n\x05scope\x18\x01 \x01(\x0b\x32\x18.costmesh.cache.v1.Scope\x12-\n\x08messages\x18\x02 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x03 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12-\n\x05usage\x18\x06 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x13\n\x0bttl_seconds\x18\t \x01(\x05\x12\x11\n\tembedding\x18\n \x03(\x02\x12\x15\n\rfinish_reason\x18\x0b \x01(\t\x12\x16\n\x0equality_passed\x18\x0c \x01(\x08\x12\x17\n\x0f\x65mbedding_model\x18\r \x01(\t\x12\x30\n\ntool_calls\x18\x0e \x03(\x0b\x32\x1c.costmesh.common.v1.ToolCall\"A\n\rStoreResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"g\n\x11InvalidateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\x12\x12\n\nsession_id\x18\x05 \x01(\t\"%\n\x12InvalidateResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\"\x11\n\x0fGetStatsRequest\"\x84\x05\n\x10GetStatsResponse\x12\x0f\n\x07lookups\x18\x01 \x01(\x03\x12\x12\n\nexact_hits\x18\x02 \x01(\x03\x12\x15\n\rsemantic_hits\x18\x03 \x01(\x03\x12\x0e\n\x06misses\x18\x04 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x05 \x01(\x03\x12\x0e\n\x06stores\x18\x06 \x01(\x03\x12\x16\n\x0estores_refused\x18\x07 \x01(\x03\x12\x16\n\x0estores_dropped\x18\x08 \x01(\x03\x12\x0f\n\x07\x65ntries\x18\t \x01(\x03\x12\x10\n\x08hit_rate\x18\n \x01(\x01\x12\x1a\n\x12\x61vg_hit_similarity\x18\x0b \x01(\x01\x12\x1b\n\x13verifier_rejections\x18\x0c \x01(\x03\x12\x11\n\tevictions\x18\r \x01(\x03\x12\x17\n\x0f\x62ytes_per_entry\x18\x0e \x01(\x01\x12\x17\n\x0f\x65mbedding_model\x18\x0f \x01(\t\x12\x12\n\nindex_name\x18\x10 \x01(\t\x12\x10\n\x08verifier\x18\x11 \x01(\t\x12\x1a\n\x12max_false_hit_rate\x18\x12 \x01(\x01\x12\x1a\n\x12verifier_threshold\x18\x13 \x01(\x01\x12!\n\x19\x63\x61librated_false_hit_rate\x18\x14 \x01(\x01\x12\x1c\n\x14\x63\x61librated_precision\x18\x15 \x01(\x01\x12\x19\n\x11\x63\x61librated_recall\x18\x16 \x01(\x01\x12\x1e\n\x16\x63\x61librated_trap_recall\x18\x17 \x01(\x01\x12\x17\n\x0fredis_available\x18\x18 \x01(\x08\x12\x15\n\rnot_cacheable\x18\x19 \x01(\x03\x12\x14\n\x0clookups_busy\x18\x1a \x01(\x03\x12\x13\n\x0bstores_busy\x18\x1b \x01(\x03*\x97\x01\n\x07HitKind\x12\x18\n\x14HIT_KIND_UNSPECIFIED\x10\x00\x12\x11\n\rHIT_KIND_MISS\x10\x01\x12\x12\n\x0eHIT_KIND_EXACT\x10\x02\x12\x15\n\x11HIT_KIND_SEMANTIC\x10\x03\x12\x1a\n\x16HIT_KIND_NOT_CACHEABLE\x10\x04\x12\x18\n\x14HIT_KIND_UNAVAILABLE\x10\x05\x32\xd9\x02\n\x0c\x43\x61\x63heService\x12M\n\x06Lookup\x12 .costmesh.cache.v1.LookupRequest\x1a!.costmesh.cache.v1.LookupResponse\x12J\n\x05Store\x12\x1f.costmesh.cache.v1.StoreRequest\x1a .costmesh.cache.v1.StoreResponse\x12Y\n\nInvalidate\x12$.costmesh.cache.v1.InvalidateRequest\x1a%.costmesh.cache.v1.InvalidateResponse\x12S\n\x08GetStats\x12\".costmesh.cache.v1.GetStatsRequest\x1a#.costmesh.cache.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.api.cache.v1.cache_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HITKIND']._serialized_start=1879
-  _globals['_HITKIND']._serialized_end=2030
-  _globals['_SCOPE']._serialized_start=85
-  _globals['_SCOPE']._serialized_end=177
-  _globals['_LOOKUPREQUEST']._serialized_start=180
-  _globals['_LOOKUPREQUEST']._serialized_end=337
-  _globals['_LOOKUPRESPONSE']._serialized_start=340
-  _globals['_LOOKUPRESPONSE']._serialized_end=611
-  _globals['_STOREREQUEST']._serialized_start=614
-  _globals['_STOREREQUEST']._serialized_end=999
-  _globals['_STORERESPONSE']._serialized_start=1001
-  _globals['_STORERESPONSE']._serialized_end=1066
-  _globals['_INVALIDATEREQUEST']._serialized_start=1068
-  _globals['_INVALIDATEREQUEST']._serialized_end=1171
-  _globals['_INVALIDATERESPONSE']._serialized_start=1173
-  _globals['_INVALIDATERESPONSE']._serialized_end=1210
-  _globals['_GETSTATSREQUEST']._serialized_start=1212
-  _globals['_GETSTATSREQUEST']._serialized_end=1229
-  _globals['_GETSTATSRESPONSE']._serialized_start=1232
-  _globals['_GETSTATSRESPONSE']._serialized_end=1876
-  _globals['_CACHESERVICE']._serialized_start=2033
-  _globals['_CACHESERVICE']._serialized_end=2378
+  _globals['_HITKIND']._serialized_start=2032
+  _globals['_HITKIND']._serialized_end=2183
+  _globals['_SCOPE']._serialized_start=86
+  _globals['_SCOPE']._serialized_end=230
+  _globals['_LOOKUPREQUEST']._serialized_start=233
+  _globals['_LOOKUPREQUEST']._serialized_end=390
+  _globals['_LOOKUPRESPONSE']._serialized_start=393
+  _globals['_LOOKUPRESPONSE']._serialized_end=714
+  _globals['_STOREREQUEST']._serialized_start=717
+  _globals['_STOREREQUEST']._serialized_end=1152
+  _globals['_STORERESPONSE']._serialized_start=1154
+  _globals['_STORERESPONSE']._serialized_end=1219
+  _globals['_INVALIDATEREQUEST']._serialized_start=1221
+  _globals['_INVALIDATEREQUEST']._serialized_end=1324
+  _globals['_INVALIDATERESPONSE']._serialized_start=1326
+  _globals['_INVALIDATERESPONSE']._serialized_end=1363
+  _globals['_GETSTATSREQUEST']._serialized_start=1365
+  _globals['_GETSTATSREQUEST']._serialized_end=1382
+  _globals['_GETSTATSRESPONSE']._serialized_start=1385
+  _globals['_GETSTATSRESPONSE']._serialized_end=2029
+  _globals['_CACHESERVICE']._serialized_start=2186
+  _globals['_CACHESERVICE']._serialized_end=2531
 # @@protoc_insertion_point(module_scope)

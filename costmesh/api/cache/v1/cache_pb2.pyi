@@ -24,16 +24,20 @@ HIT_KIND_NOT_CACHEABLE: HitKind
 HIT_KIND_UNAVAILABLE: HitKind
 
 class Scope(_message.Message):
-    __slots__ = ("tenant_id", "session_id", "session_scoped", "model_policy")
+    __slots__ = ("tenant_id", "session_id", "session_scoped", "model_policy", "output_spec", "semantic_tool_answers")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_SCOPED_FIELD_NUMBER: _ClassVar[int]
     MODEL_POLICY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SPEC_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_TOOL_ANSWERS_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     session_id: str
     session_scoped: bool
     model_policy: str
-    def __init__(self, tenant_id: _Optional[str] = ..., session_id: _Optional[str] = ..., session_scoped: _Optional[bool] = ..., model_policy: _Optional[str] = ...) -> None: ...
+    output_spec: str
+    semantic_tool_answers: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., session_id: _Optional[str] = ..., session_scoped: _Optional[bool] = ..., model_policy: _Optional[str] = ..., output_spec: _Optional[str] = ..., semantic_tool_answers: _Optional[bool] = ...) -> None: ...
 
 class LookupRequest(_message.Message):
     __slots__ = ("scope", "messages", "sampling")
@@ -46,7 +50,7 @@ class LookupRequest(_message.Message):
     def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
 
 class LookupResponse(_message.Message):
-    __slots__ = ("kind", "text", "entry_id", "similarity", "model", "usage", "baseline_cost_usd", "embedding", "embedding_model", "embedding_cost_usd")
+    __slots__ = ("kind", "text", "entry_id", "similarity", "model", "usage", "baseline_cost_usd", "embedding", "embedding_model", "embedding_cost_usd", "tool_calls")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +61,7 @@ class LookupResponse(_message.Message):
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     kind: HitKind
     text: str
     entry_id: str
@@ -67,10 +72,11 @@ class LookupResponse(_message.Message):
     embedding: _containers.RepeatedScalarFieldContainer[float]
     embedding_model: str
     embedding_cost_usd: float
-    def __init__(self, kind: _Optional[_Union[HitKind, str]] = ..., text: _Optional[str] = ..., entry_id: _Optional[str] = ..., similarity: _Optional[float] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ..., embedding_cost_usd: _Optional[float] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]
+    def __init__(self, kind: _Optional[_Union[HitKind, str]] = ..., text: _Optional[str] = ..., entry_id: _Optional[str] = ..., similarity: _Optional[float] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ..., embedding_cost_usd: _Optional[float] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
 
 class StoreRequest(_message.Message):
-    __slots__ = ("scope", "messages", "sampling", "text", "model", "usage", "baseline_cost_usd", "tags", "ttl_seconds", "embedding", "finish_reason", "quality_passed", "embedding_model")
+    __slots__ = ("scope", "messages", "sampling", "text", "model", "usage", "baseline_cost_usd", "tags", "ttl_seconds", "embedding", "finish_reason", "quality_passed", "embedding_model", "tool_calls")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +90,7 @@ class StoreRequest(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     QUALITY_PASSED_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     scope: Scope
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
@@ -97,7 +104,8 @@ class StoreRequest(_message.Message):
     finish_reason: str
     quality_passed: bool
     embedding_model: str
-    def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ..., finish_reason: _Optional[str] = ..., quality_passed: _Optional[bool] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]
+    def __init__(self, scope: _Optional[_Union[Scope, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., tags: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[_Iterable[float]] = ..., finish_reason: _Optional[str] = ..., quality_passed: _Optional[bool] = ..., embedding_model: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
 
 class StoreResponse(_message.Message):
     __slots__ = ("stored", "entry_id", "reason")

@@ -50,16 +50,18 @@ BATCH_ITEM_STATUS_CANCELED: BatchItemStatus
 BATCH_ITEM_STATUS_EXPIRED: BatchItemStatus
 
 class CachePolicy(_message.Message):
-    __slots__ = ("bypass", "ttl_seconds", "tags", "session_scoped")
+    __slots__ = ("bypass", "ttl_seconds", "tags", "session_scoped", "semantic_tool_answers")
     BYPASS_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     SESSION_SCOPED_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_TOOL_ANSWERS_FIELD_NUMBER: _ClassVar[int]
     bypass: bool
     ttl_seconds: int
     tags: _containers.RepeatedScalarFieldContainer[str]
     session_scoped: bool
-    def __init__(self, bypass: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., session_scoped: _Optional[bool] = ...) -> None: ...
+    semantic_tool_answers: bool
+    def __init__(self, bypass: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., session_scoped: _Optional[bool] = ..., semantic_tool_answers: _Optional[bool] = ...) -> None: ...
 
 class RoutingPolicy(_message.Message):
     __slots__ = ("min_tier", "max_tier", "model")
@@ -72,7 +74,7 @@ class RoutingPolicy(_message.Message):
     def __init__(self, min_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class CompleteRequest(_message.Message):
-    __slots__ = ("tenant_id", "messages", "sampling", "cache", "routing", "request_id", "session_id")
+    __slots__ = ("tenant_id", "messages", "sampling", "cache", "routing", "request_id", "session_id", "tools", "response_format")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +82,8 @@ class CompleteRequest(_message.Message):
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
@@ -87,10 +91,12 @@ class CompleteRequest(_message.Message):
     routing: RoutingPolicy
     request_id: str
     session_id: str
-    def __init__(self, tenant_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    tools: _common_pb2.ToolConfig
+    response_format: _common_pb2.ResponseFormat
+    def __init__(self, tenant_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., cache: _Optional[_Union[CachePolicy, _Mapping]] = ..., routing: _Optional[_Union[RoutingPolicy, _Mapping]] = ..., request_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tools: _Optional[_Union[_common_pb2.ToolConfig, _Mapping]] = ..., response_format: _Optional[_Union[_common_pb2.ResponseFormat, _Mapping]] = ...) -> None: ...
 
 class CompleteResponse(_message.Message):
-    __slots__ = ("request_id", "text", "model", "provider", "tier", "complexity_score", "cached", "cache_status", "cache_similarity", "usage", "cost", "baseline_cost_usd", "saving_usd", "savings", "attempts", "finish_reason", "classified_tier", "baseline_cost_micro_usd", "saving_micro_usd")
+    __slots__ = ("request_id", "text", "model", "provider", "tier", "complexity_score", "cached", "cache_status", "cache_similarity", "usage", "cost", "baseline_cost_usd", "saving_usd", "savings", "attempts", "finish_reason", "classified_tier", "baseline_cost_micro_usd", "saving_micro_usd", "tool_calls")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +116,7 @@ class CompleteResponse(_message.Message):
     CLASSIFIED_TIER_FIELD_NUMBER: _ClassVar[int]
     BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     SAVING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     model: str
@@ -129,7 +136,8 @@ class CompleteResponse(_message.Message):
     classified_tier: _common_pb2.Tier
     baseline_cost_micro_usd: int
     saving_micro_usd: int
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., complexity_score: _Optional[float] = ..., cached: _Optional[bool] = ..., cache_status: _Optional[_Union[CacheStatus, str]] = ..., cache_similarity: _Optional[float] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., attempts: _Optional[int] = ..., finish_reason: _Optional[str] = ..., classified_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., complexity_score: _Optional[float] = ..., cached: _Optional[bool] = ..., cache_status: _Optional[_Union[CacheStatus, str]] = ..., cache_similarity: _Optional[float] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., attempts: _Optional[int] = ..., finish_reason: _Optional[str] = ..., classified_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
 
 class StreamCompleteRequest(_message.Message):
     __slots__ = ("request",)
@@ -138,12 +146,14 @@ class StreamCompleteRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[CompleteRequest, _Mapping]] = ...) -> None: ...
 
 class StreamCompleteResponse(_message.Message):
-    __slots__ = ("text_delta", "final")
+    __slots__ = ("text_delta", "final", "tool_call_delta")
     TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_DELTA_FIELD_NUMBER: _ClassVar[int]
     text_delta: str
     final: CompleteResponse
-    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[CompleteResponse, _Mapping]] = ...) -> None: ...
+    tool_call_delta: _common_pb2.ToolCallDelta
+    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[CompleteResponse, _Mapping]] = ..., tool_call_delta: _Optional[_Union[_common_pb2.ToolCallDelta, _Mapping]] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()

@@ -22,31 +22,39 @@ BATCH_RESULT_STATUS_CANCELED: BatchResultStatus
 BATCH_RESULT_STATUS_EXPIRED: BatchResultStatus
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "messages", "sampling", "tenant_id")
+    __slots__ = ("model", "messages", "sampling", "tenant_id", "tools", "response_format")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
     tenant_id: str
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+    tools: _common_pb2.ToolConfig
+    response_format: _common_pb2.ResponseFormat
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[_common_pb2.ToolConfig, _Mapping]] = ..., response_format: _Optional[_Union[_common_pb2.ResponseFormat, _Mapping]] = ...) -> None: ...
 
 class StreamGenerateRequest(_message.Message):
-    __slots__ = ("model", "messages", "sampling", "tenant_id")
+    __slots__ = ("model", "messages", "sampling", "tenant_id", "tools", "response_format")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
     tenant_id: str
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+    tools: _common_pb2.ToolConfig
+    response_format: _common_pb2.ResponseFormat
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[_common_pb2.ToolConfig, _Mapping]] = ..., response_format: _Optional[_Union[_common_pb2.ResponseFormat, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("text", "model", "provider", "usage", "cost", "finish_reason", "provider_request_id")
+    __slots__ = ("text", "model", "provider", "usage", "cost", "finish_reason", "provider_request_id", "tool_calls")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +62,7 @@ class GenerateResponse(_message.Message):
     COST_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     text: str
     model: str
     provider: str
@@ -61,22 +70,25 @@ class GenerateResponse(_message.Message):
     cost: _common_pb2.CostBreakdown
     finish_reason: str
     provider_request_id: str
-    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., finish_reason: _Optional[str] = ..., provider_request_id: _Optional[str] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., finish_reason: _Optional[str] = ..., provider_request_id: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
 
 class StreamGenerateResponse(_message.Message):
-    __slots__ = ("text_delta", "final")
+    __slots__ = ("text_delta", "final", "tool_call_delta")
     TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_DELTA_FIELD_NUMBER: _ClassVar[int]
     text_delta: str
     final: GenerateResponse
-    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[GenerateResponse, _Mapping]] = ...) -> None: ...
+    tool_call_delta: _common_pb2.ToolCallDelta
+    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[GenerateResponse, _Mapping]] = ..., tool_call_delta: _Optional[_Union[_common_pb2.ToolCallDelta, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "provider", "tier", "input_usd_per_mtok", "output_usd_per_mtok", "context_window", "batch_api")
+    __slots__ = ("id", "provider", "tier", "input_usd_per_mtok", "output_usd_per_mtok", "context_window", "batch_api", "tools", "images", "json_schema")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +96,9 @@ class ModelInfo(_message.Message):
     OUTPUT_USD_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     BATCH_API_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     tier: _common_pb2.Tier
@@ -91,7 +106,10 @@ class ModelInfo(_message.Message):
     output_usd_per_mtok: float
     context_window: int
     batch_api: bool
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ..., context_window: _Optional[int] = ..., batch_api: _Optional[bool] = ...) -> None: ...
+    tools: bool
+    images: bool
+    json_schema: bool
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ..., context_window: _Optional[int] = ..., batch_api: _Optional[bool] = ..., tools: _Optional[bool] = ..., images: _Optional[bool] = ..., json_schema: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
@@ -100,18 +118,22 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class BatchRequestItem(_message.Message):
-    __slots__ = ("custom_id", "model", "messages", "sampling", "tenant_id")
+    __slots__ = ("custom_id", "model", "messages", "sampling", "tenant_id", "tools", "response_format")
     CUSTOM_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     custom_id: str
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
     tenant_id: str
-    def __init__(self, custom_id: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+    tools: _common_pb2.ToolConfig
+    response_format: _common_pb2.ResponseFormat
+    def __init__(self, custom_id: _Optional[str] = ..., model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[_common_pb2.ToolConfig, _Mapping]] = ..., response_format: _Optional[_Union[_common_pb2.ResponseFormat, _Mapping]] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("requests", "label", "validate_only")

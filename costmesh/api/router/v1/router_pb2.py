@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from costmesh.api.common.v1 import common_pb2 as costmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ostmesh/router/v1/router.proto\x12\x12\x63ostmesh.router.v1\x1a\x1f\x63ostmesh/common/v1/common.proto\"\xfa\x01\n\x0e\x45xecuteRequest\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x02 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05score\x18\x04 \x01(\x01\x12*\n\x08max_tier\x18\x05 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\ttenant_id\x18\x07 \x01(\t\"\x80\x02\n\x14StreamExecuteRequest\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x02 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05score\x18\x04 \x01(\x01\x12*\n\x08max_tier\x18\x05 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\ttenant_id\x18\x07 \x01(\t\"\xf3\x01\n\x07\x41ttempt\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\x33\n\x07outcome\x18\x04 \x01(\x0e\x32\".costmesh.router.v1.AttemptOutcome\x12\x15\n\rquality_score\x18\x05 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12/\n\x04\x63ost\x18\x07 \x01(\x0b\x32!.costmesh.common.v1.CostBreakdown\x12\x12\n\nlatency_ms\x18\x08 \x01(\x01\"\xad\x03\n\x0f\x45xecuteResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12&\n\x04tier\x18\x04 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12/\n\x04\x63ost\x18\x06 \x01(\x0b\x32!.costmesh.common.v1.CostBreakdown\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x15\n\rlist_cost_usd\x18\x08 \x01(\x01\x12-\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x1b.costmesh.router.v1.Attempt\x12\x15\n\rquality_score\x18\n \x01(\x01\x12\x16\n\x0equality_passed\x18\x0b \x01(\x08\x12\x15\n\rfinish_reason\x18\x0c \x01(\t\x12\x1f\n\x17\x62\x61seline_cost_micro_usd\x18\r \x01(\x03\x12\x1b\n\x13list_cost_micro_usd\x18\x0e \x01(\x03\"l\n\x15StreamExecuteResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x34\n\x05\x66inal\x18\x02 \x01(\x0b\x32#.costmesh.router.v1.ExecuteResponseH\x00\x42\x07\n\x05\x65vent\"\x83\x01\n\x0bPlanRequest\x12&\n\x04tier\x18\x01 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12*\n\x08max_tier\x18\x02 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tproviders\x18\x04 \x03(\t\"W\n\x0cPlanResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier*\x85\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41TTEMPT_OUTCOME_OK\x10\x01\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_GATE_FAILED\x10\x02\x12\x19\n\x15\x41TTEMPT_OUTCOME_ERROR\x10\x03\x32\x96\x02\n\rRouterService\x12R\n\x07\x45xecute\x12\".costmesh.router.v1.ExecuteRequest\x1a#.costmesh.router.v1.ExecuteResponse\x12\x66\n\rStreamExecute\x12(.costmesh.router.v1.StreamExecuteRequest\x1a).costmesh.router.v1.StreamExecuteResponse0\x01\x12I\n\x04Plan\x12\x1f.costmesh.router.v1.PlanRequest\x1a .costmesh.router.v1.PlanResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ostmesh/router/v1/router.proto\x12\x12\x63ostmesh.router.v1\x1a\x1f\x63ostmesh/common/v1/common.proto\"\xe6\x02\n\x0e\x45xecuteRequest\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x02 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05score\x18\x04 \x01(\x01\x12*\n\x08max_tier\x18\x05 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\ttenant_id\x18\x07 \x01(\t\x12-\n\x05tools\x18\x08 \x01(\x0b\x32\x1e.costmesh.common.v1.ToolConfig\x12;\n\x0fresponse_format\x18\t \x01(\x0b\x32\".costmesh.common.v1.ResponseFormat\"\xec\x02\n\x14StreamExecuteRequest\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x34\n\x08sampling\x18\x02 \x01(\x0b\x32\".costmesh.common.v1.SamplingParams\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05score\x18\x04 \x01(\x01\x12*\n\x08max_tier\x18\x05 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\ttenant_id\x18\x07 \x01(\t\x12-\n\x05tools\x18\x08 \x01(\x0b\x32\x1e.costmesh.common.v1.ToolConfig\x12;\n\x0fresponse_format\x18\t \x01(\x0b\x32\".costmesh.common.v1.ResponseFormat\"\xf3\x01\n\x07\x41ttempt\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\x33\n\x07outcome\x18\x04 \x01(\x0e\x32\".costmesh.router.v1.AttemptOutcome\x12\x15\n\rquality_score\x18\x05 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12/\n\x04\x63ost\x18\x07 \x01(\x0b\x32!.costmesh.common.v1.CostBreakdown\x12\x12\n\nlatency_ms\x18\x08 \x01(\x01\"\xdf\x03\n\x0f\x45xecuteResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12&\n\x04tier\x18\x04 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12-\n\x05usage\x18\x05 \x01(\x0b\x32\x1e.costmesh.common.v1.TokenUsage\x12/\n\x04\x63ost\x18\x06 \x01(\x0b\x32!.costmesh.common.v1.CostBreakdown\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x15\n\rlist_cost_usd\x18\x08 \x01(\x01\x12-\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x1b.costmesh.router.v1.Attempt\x12\x15\n\rquality_score\x18\n \x01(\x01\x12\x16\n\x0equality_passed\x18\x0b \x01(\x08\x12\x15\n\rfinish_reason\x18\x0c \x01(\t\x12\x1f\n\x17\x62\x61seline_cost_micro_usd\x18\r \x01(\x03\x12\x1b\n\x13list_cost_micro_usd\x18\x0e \x01(\x03\x12\x30\n\ntool_calls\x18\x0f \x03(\x0b\x32\x1c.costmesh.common.v1.ToolCall\"\xaa\x01\n\x15StreamExecuteResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x34\n\x05\x66inal\x18\x02 \x01(\x0b\x32#.costmesh.router.v1.ExecuteResponseH\x00\x12<\n\x0ftool_call_delta\x18\x03 \x01(\x0b\x32!.costmesh.common.v1.ToolCallDeltaH\x00\x42\x07\n\x05\x65vent\"\x83\x01\n\x0bPlanRequest\x12&\n\x04tier\x18\x01 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12*\n\x08max_tier\x18\x02 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tproviders\x18\x04 \x03(\t\"W\n\x0cPlanResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12&\n\x04tier\x18\x03 \x01(\x0e\x32\x18.costmesh.common.v1.Tier*\x85\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41TTEMPT_OUTCOME_OK\x10\x01\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_GATE_FAILED\x10\x02\x12\x19\n\x15\x41TTEMPT_OUTCOME_ERROR\x10\x03\x32\x96\x02\n\rRouterService\x12R\n\x07\x45xecute\x12\".costmesh.router.v1.ExecuteRequest\x1a#.costmesh.router.v1.ExecuteResponse\x12\x66\n\rStreamExecute\x12(.costmesh.router.v1.StreamExecuteRequest\x1a).costmesh.router.v1.StreamExecuteResponse0\x01\x12I\n\x04Plan\x12\x1f.costmesh.router.v1.PlanRequest\x1a .costmesh.router.v1.PlanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.api.router.v1.router_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ATTEMPTOUTCOME']._serialized_start=1612
-  _globals['_ATTEMPTOUTCOME']._serialized_end=1745
+  _globals['_ATTEMPTOUTCOME']._serialized_start=1941
+  _globals['_ATTEMPTOUTCOME']._serialized_end=2074
   _globals['_EXECUTEREQUEST']._serialized_start=89
-  _globals['_EXECUTEREQUEST']._serialized_end=339
-  _globals['_STREAMEXECUTEREQUEST']._serialized_start=342
-  _globals['_STREAMEXECUTEREQUEST']._serialized_end=598
-  _globals['_ATTEMPT']._serialized_start=601
-  _globals['_ATTEMPT']._serialized_end=844
-  _globals['_EXECUTERESPONSE']._serialized_start=847
-  _globals['_EXECUTERESPONSE']._serialized_end=1276
-  _globals['_STREAMEXECUTERESPONSE']._serialized_start=1278
-  _globals['_STREAMEXECUTERESPONSE']._serialized_end=1386
-  _globals['_PLANREQUEST']._serialized_start=1389
-  _globals['_PLANREQUEST']._serialized_end=1520
-  _globals['_PLANRESPONSE']._serialized_start=1522
-  _globals['_PLANRESPONSE']._serialized_end=1609
-  _globals['_ROUTERSERVICE']._serialized_start=1748
-  _globals['_ROUTERSERVICE']._serialized_end=2026
+  _globals['_EXECUTEREQUEST']._serialized_end=447
+  _globals['_STREAMEXECUTEREQUEST']._serialized_start=450
+  _globals['_STREAMEXECUTEREQUEST']._serialized_end=814
+  _globals['_ATTEMPT']._serialized_start=817
+  _globals['_ATTEMPT']._serialized_end=1060
+  _globals['_EXECUTERESPONSE']._serialized_start=1063
+  _globals['_EXECUTERESPONSE']._serialized_end=1542
+  _globals['_STREAMEXECUTERESPONSE']._serialized_start=1545
+  _globals['_STREAMEXECUTERESPONSE']._serialized_end=1715
+  _globals['_PLANREQUEST']._serialized_start=1718
+  _globals['_PLANREQUEST']._serialized_end=1849
+  _globals['_PLANRESPONSE']._serialized_start=1851
+  _globals['_PLANRESPONSE']._serialized_end=1938
+  _globals['_ROUTERSERVICE']._serialized_start=2077
+  _globals['_ROUTERSERVICE']._serialized_end=2355
 # @@protoc_insertion_point(module_scope)

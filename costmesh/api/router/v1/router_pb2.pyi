@@ -20,7 +20,7 @@ ATTEMPT_OUTCOME_GATE_FAILED: AttemptOutcome
 ATTEMPT_OUTCOME_ERROR: AttemptOutcome
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("messages", "sampling", "tier", "score", "max_tier", "model", "tenant_id")
+    __slots__ = ("messages", "sampling", "tier", "score", "max_tier", "model", "tenant_id", "tools", "response_format")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class ExecuteRequest(_message.Message):
     MAX_TIER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
     tier: _common_pb2.Tier
@@ -35,10 +37,12 @@ class ExecuteRequest(_message.Message):
     max_tier: _common_pb2.Tier
     model: str
     tenant_id: str
-    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+    tools: _common_pb2.ToolConfig
+    response_format: _common_pb2.ResponseFormat
+    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[_common_pb2.ToolConfig, _Mapping]] = ..., response_format: _Optional[_Union[_common_pb2.ResponseFormat, _Mapping]] = ...) -> None: ...
 
 class StreamExecuteRequest(_message.Message):
-    __slots__ = ("messages", "sampling", "tier", "score", "max_tier", "model", "tenant_id")
+    __slots__ = ("messages", "sampling", "tier", "score", "max_tier", "model", "tenant_id", "tools", "response_format")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +50,8 @@ class StreamExecuteRequest(_message.Message):
     MAX_TIER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]
     sampling: _common_pb2.SamplingParams
     tier: _common_pb2.Tier
@@ -53,7 +59,9 @@ class StreamExecuteRequest(_message.Message):
     max_tier: _common_pb2.Tier
     model: str
     tenant_id: str
-    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+    tools: _common_pb2.ToolConfig
+    response_format: _common_pb2.ResponseFormat
+    def __init__(self, messages: _Optional[_Iterable[_Union[_common_pb2.Message, _Mapping]]] = ..., sampling: _Optional[_Union[_common_pb2.SamplingParams, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., score: _Optional[float] = ..., max_tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., model: _Optional[str] = ..., tenant_id: _Optional[str] = ..., tools: _Optional[_Union[_common_pb2.ToolConfig, _Mapping]] = ..., response_format: _Optional[_Union[_common_pb2.ResponseFormat, _Mapping]] = ...) -> None: ...
 
 class Attempt(_message.Message):
     __slots__ = ("model", "provider", "tier", "outcome", "quality_score", "detail", "cost", "latency_ms")
@@ -76,7 +84,7 @@ class Attempt(_message.Message):
     def __init__(self, model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., quality_score: _Optional[float] = ..., detail: _Optional[str] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("text", "model", "provider", "tier", "usage", "cost", "baseline_cost_usd", "list_cost_usd", "attempts", "quality_score", "quality_passed", "finish_reason", "baseline_cost_micro_usd", "list_cost_micro_usd")
+    __slots__ = ("text", "model", "provider", "tier", "usage", "cost", "baseline_cost_usd", "list_cost_usd", "attempts", "quality_score", "quality_passed", "finish_reason", "baseline_cost_micro_usd", "list_cost_micro_usd", "tool_calls")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +99,7 @@ class ExecuteResponse(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     LIST_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     text: str
     model: str
     provider: str
@@ -105,15 +114,18 @@ class ExecuteResponse(_message.Message):
     finish_reason: str
     baseline_cost_micro_usd: int
     list_cost_micro_usd: int
-    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., list_cost_usd: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., quality_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., baseline_cost_micro_usd: _Optional[int] = ..., list_cost_micro_usd: _Optional[int] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., usage: _Optional[_Union[_common_pb2.TokenUsage, _Mapping]] = ..., cost: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., baseline_cost_usd: _Optional[float] = ..., list_cost_usd: _Optional[float] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., quality_score: _Optional[float] = ..., quality_passed: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., baseline_cost_micro_usd: _Optional[int] = ..., list_cost_micro_usd: _Optional[int] = ..., tool_calls: _Optional[_Iterable[_Union[_common_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
 
 class StreamExecuteResponse(_message.Message):
-    __slots__ = ("text_delta", "final")
+    __slots__ = ("text_delta", "final", "tool_call_delta")
     TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_DELTA_FIELD_NUMBER: _ClassVar[int]
     text_delta: str
     final: ExecuteResponse
-    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[ExecuteResponse, _Mapping]] = ...) -> None: ...
+    tool_call_delta: _common_pb2.ToolCallDelta
+    def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[ExecuteResponse, _Mapping]] = ..., tool_call_delta: _Optional[_Union[_common_pb2.ToolCallDelta, _Mapping]] = ...) -> None: ...
 
 class PlanRequest(_message.Message):
     __slots__ = ("tier", "max_tier", "model", "providers")
