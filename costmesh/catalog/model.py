@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from costmesh.errors import ConfigError
+from costmesh.output_spec import Capability
 
 DEFAULT_CATALOG = Path(__file__).with_name("models.toml")
 
@@ -42,6 +43,10 @@ class ModelSpec:
     min_cacheable_tokens: int = 1024
     replay: str = "strong"
     tier: Tier = Tier.COMPLEX  # the cheapest tier listing this model; set by the loader
+    capabilities: frozenset[Capability] = frozenset()  # tools, images, json_schema: what it can serve
+
+    def supports(self, needs: frozenset[Capability]) -> bool:
+        return needs <= self.capabilities
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,12 @@ def load_catalog(path: str | os.PathLike | None = None) -> Catalog:
     models: dict[str, ModelSpec] = {}
     for model_id, spec in raw.get("models", {}).items():
         try:
-            models[model_id] = ModelSpec(id=model_id, tier=cheapest_tier.get(model_id, Tier.COMPLEX), **spec)
+            capabilities = frozenset(Capability(c) for c in spec.pop("capabilities", []))
+            models[model_id] = ModelSpec(id=model_id, tier=cheapest_tier.get(model_id, Tier.COMPLEX),
+                                         capabilities=capabilities, **spec)
+        except ValueError as exc:
+            raise ConfigError(f"catalog {path}: model {model_id!r}: capabilities: {exc}; "
+                              f"expected some of {[c.value for c in Capability]}") from exc
         except TypeError as exc:
             raise ConfigError(f"catalog {path}: model {model_id!r}: {exc}") from exc
     unknown = sorted({m for t in tiers.values() for m in t.models} - models.keys())
