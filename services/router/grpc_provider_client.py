@@ -8,7 +8,14 @@ from typing import TypeVar
 import grpc
 
 from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
-from costmesh.convert import cost_from_pb, messages_to_pb, sampling_to_pb, usage_from_pb
+from costmesh.convert import (
+    cost_from_pb,
+    messages_to_pb,
+    output_spec_to_pb,
+    sampling_to_pb,
+    tool_calls_from_pb,
+    usage_from_pb,
+)
 from costmesh.domain import Generation
 from costmesh.rpc.status import from_rpc_error
 
@@ -18,12 +25,16 @@ Request = TypeVar("Request", provider_pb2.GenerateRequest, provider_pb2.StreamGe
 
 
 def _request(call: ProviderCall, message_type: type[Request] = provider_pb2.GenerateRequest) -> Request:
-    return message_type(
+    request = message_type(
         model=call.model,
         messages=messages_to_pb(call.messages),
         sampling=sampling_to_pb(call.sampling),
         tenant_id=call.tenant_id,
     )
+    tools, response_format = output_spec_to_pb(call.output)  # a plain spec writes nothing
+    request.tools.CopyFrom(tools)
+    request.response_format.CopyFrom(response_format)
+    return request
 
 
 def _generation(response: provider_pb2.GenerateResponse, text: str | None = None) -> Generation:
@@ -35,6 +46,7 @@ def _generation(response: provider_pb2.GenerateResponse, text: str | None = None
         cost=cost_from_pb(response.cost),
         finish_reason=response.finish_reason or "stop",
         provider_request_id=response.provider_request_id,
+        tool_calls=tool_calls_from_pb(response.tool_calls),
     )
 
 

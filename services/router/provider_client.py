@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from costmesh.domain import Generation, Message, Sampling
+from costmesh.output_spec import OutputSpec
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class ProviderCall:
     messages: tuple[Message, ...]
     sampling: Sampling
     tenant_id: str = ""
+    output: OutputSpec = OutputSpec()  # the tools offered and the answer's format
 
 
 class ProviderClient(Protocol):
@@ -23,5 +25,6 @@ class ProviderClient(Protocol):
     async def generate(self, call: ProviderCall, timeout_s: float) -> Generation: ...
 
     def stream(self, call: ProviderCall, timeout_s: float) -> AsyncIterator[str | Generation]:
-        """Text deltas, then one `Generation` (text empty) with usage, cost and finish reason."""
+        """Text deltas, then one `Generation` (text empty) with usage, cost, finish reason and the
+        answer's complete tool calls."""
         ...
