@@ -5,6 +5,8 @@ One definition, so an answer stored by either path is found by the other."""
 
 from __future__ import annotations
 
+import hashlib
+
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
@@ -21,7 +23,23 @@ def cache_scope(request: gw.CompleteRequest) -> cache_pb2.Scope:
         session_id=request.session_id,
         session_scoped=request.cache.session_scoped,
         model_policy=request.routing.model or _tier_policy(request.routing),
+        output_spec=output_spec_digest(request),
+        semantic_tool_answers=request.cache.semantic_tool_answers,
     )
+
+
+def output_spec_digest(request: gw.CompleteRequest) -> str:
+    """A digest of the request's tools, tool choice and response format ("" when it has none):
+    an answer is shared only between requests that offer the same tools and ask the same format.
+    It hashes the messages' deterministic encoding, so two requests whose schemas differ only in
+    JSON formatting get different digests (a miss, never a wrong hit); the HTTP APIs send schemas
+    re-serialised, so their callers always agree."""
+    tools, fmt = request.tools, request.response_format
+    if not tools.ByteSize() and not fmt.ByteSize():
+        return ""
+    digest = hashlib.sha256(tools.SerializeToString(deterministic=True))
+    digest.update(b"\x00" + fmt.SerializeToString(deterministic=True))
+    return digest.hexdigest()[:32]
 
 
 def _tier_policy(routing: gw.RoutingPolicy) -> str:
@@ -48,5 +66,6 @@ def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.Comple
         baseline_cost_usd=lookup.baseline_cost_usd,
         saving_usd=saving,
         savings=common.LayerSavings(cache_usd=saving),
-        finish_reason="stop",
+        finish_reason="tool_use" if lookup.tool_calls else "stop",
+        tool_calls=lookup.tool_calls,
     )

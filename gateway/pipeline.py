@@ -95,7 +95,10 @@ class Pipeline:
     ) -> AsyncIterator[gw.StreamCompleteResponse]:
         plan = await self._begin(request)
         if isinstance(plan, gw.CompleteResponse):
-            yield gw.StreamCompleteResponse(text_delta=plan.text)
+            if plan.text:
+                yield gw.StreamCompleteResponse(text_delta=plan.text)
+            for delta in tool_call_deltas(plan):
+                yield delta
             plan.text = ""
             yield gw.StreamCompleteResponse(final=plan)
             return
@@ -118,6 +121,8 @@ class Pipeline:
             raise error
         final.text = "".join(chunks)
         response = await self._finish(plan, execute, final)
+        for delta in tool_call_deltas(response):
+            yield delta
         response.text = ""
         yield gw.StreamCompleteResponse(final=response)
 
@@ -170,6 +175,8 @@ class Pipeline:
             max_tier=routing.max_tier,
             model=routing.model,
             tenant_id=request.tenant_id,
+            tools=request.tools,
+            response_format=request.response_format,
         )
         if routing.model:
             return execute
@@ -232,6 +239,7 @@ class Pipeline:
             savings=savings,
             attempts=len(result.attempts),
             finish_reason=result.finish_reason,
+            tool_calls=result.tool_calls,
         )
         if plan.store:
             self._store(plan, result)
@@ -254,6 +262,7 @@ class Pipeline:
             embedding_model=plan.lookup.embedding_model,
             finish_reason=result.finish_reason,
             quality_passed=result.quality_passed,
+            tool_calls=result.tool_calls,
         )
         self.stores.submit(store)  # after the answer: a full queue drops and counts it
 
@@ -281,3 +290,12 @@ class Pipeline:
             baseline_usd=round(response.baseline_cost_usd, 8),
         )
 
+
+def tool_call_deltas(response: gw.CompleteResponse) -> list[gw.StreamCompleteResponse]:
+    """The answer's tool calls as stream events, one whole call each (the router hands the
+    gateway complete calls: a call is only served once the gate has checked its arguments)."""
+    return [
+        gw.StreamCompleteResponse(tool_call_delta=common.ToolCallDelta(
+            index=i, id=call.id, name=call.name, arguments_delta=call.arguments_json))
+        for i, call in enumerate(response.tool_calls)
+    ]

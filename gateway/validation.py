@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.config import Env
+from costmesh.convert import messages_from_pb, output_spec_from_pb
 from costmesh.errors import InvalidRequest
 from costmesh.observability.log_context import MAX_REQUEST_ID_CHARS, REQUEST_ID_CHARS
+from costmesh.output_spec import check_conversation
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -61,6 +63,7 @@ class Limits:
 def validate(request: gw.CompleteRequest, limits: Limits) -> None:
     _validate_ids(request, limits)
     _validate_messages(request, limits)
+    _validate_tools(request, limits)
     _validate_sampling(request, limits)
     _validate_routing(request.routing, limits)
     _validate_cache(request, limits)
@@ -88,9 +91,12 @@ def _validate_messages(request: gw.CompleteRequest, limits: Limits) -> None:
     total = 0
     for i, message in enumerate(request.messages):
         if message.role not in common.Role.values() or message.role == common.ROLE_UNSPECIFIED:
-            raise InvalidRequest(f"messages[{i}].role: unknown role {message.role}; use SYSTEM, USER or ASSISTANT")
-        if not message.content:
+            raise InvalidRequest(f"messages[{i}].role: unknown role {message.role}; "
+                                 "use SYSTEM, USER, ASSISTANT or TOOL")
+        if not message.content and not message.tool_calls and message.role != common.ROLE_TOOL:
             raise InvalidRequest(f"messages[{i}].content: empty")
+        for call in message.tool_calls:
+            total += len(call.arguments_json.encode()) + len(call.name) + len(call.id)
         if len(message.content) > limits.max_parts_per_message:
             raise InvalidRequest(f"messages[{i}].content: {len(message.content)} parts, "
                                  f"at most {limits.max_parts_per_message} allowed")
@@ -107,11 +113,24 @@ def _validate_messages(request: gw.CompleteRequest, limits: Limits) -> None:
     users = [m for m in request.messages if m.role == common.ROLE_USER]
     if not users:
         raise InvalidRequest("messages: at least one USER message is required")
-    if request.messages[-1].role != common.ROLE_USER:
-        raise InvalidRequest("messages: the last message must be a USER message")
+    if request.messages[-1].role not in (common.ROLE_USER, common.ROLE_TOOL):
+        raise InvalidRequest("messages: the last message must be a USER message or a TOOL result")
+    if request.messages[-1].role == common.ROLE_TOOL:
+        return
     last_text = "".join(p.text for p in request.messages[-1].content if p.WhichOneof("kind") == "text")
     if not last_text.strip() and not any(p.WhichOneof("kind") == "image" for p in request.messages[-1].content):
         raise InvalidRequest(f"messages[{len(request.messages) - 1}].content: the prompt is empty")
+
+
+def _validate_tools(request: gw.CompleteRequest, limits: Limits) -> None:
+    """Tools and format well-formed (schemas checked against their metaschema), tool results
+    answering earlier calls, and the tools' definitions within the prompt's size."""
+    size = sum(len(t.parameters_json.encode()) + len(t.description.encode()) for t in request.tools.tools)
+    size += len(request.response_format.schema_json.encode())
+    if size > limits.max_prompt_bytes:
+        raise InvalidRequest(f"tools: definitions are over {limits.max_prompt_bytes} bytes, the most allowed")
+    output_spec_from_pb(request.tools, request.response_format)
+    check_conversation(messages_from_pb(request.messages))
 
 
 def _image_bytes(image: common.Image, where: str, limits: Limits) -> int:

@@ -141,6 +141,8 @@ class CacheCore:
         if unavailable or vector is None:
             return self._finish(span, self._result(HitKind.UNAVAILABLE if unavailable else HitKind.MISS,
                                                    query, vector), "")
+        if query.exact_only:  # a tool-result conversation: only an exact repeat is served
+            return self._finish(span, self._result(HitKind.MISS, query, vector), "")
         try:
             with self._tracer.start_as_current_span("cache.search"):
                 candidates = await self._redis(lambda: self.semantic.search(
@@ -149,6 +151,8 @@ class CacheCore:
             self._error("lookup", exc)
             return self._finish(span, self._result(HitKind.UNAVAILABLE, query, vector), "")
 
+        if not query.semantic_tool_answers:  # answers that call tools: served to an exact repeat only
+            candidates = [c for c in candidates if not c.answer.exact_only]
         verdict_label = ""
         if candidates:
             with self._tracer.start_as_current_span("cache.verify") as verify_span:
@@ -250,13 +254,14 @@ class CacheCore:
 
     async def _store(self, request: StoreRequest, query: ScopedQuery) -> StoreResult:
         reason = self.policy.store_refusal(request.sampling, request.text, request.finish_reason,
-                                           request.quality_passed, query.tenant_id)
+                                           request.quality_passed, query.tenant_id, len(request.tool_calls))
         if reason:
             self.counters.stores_refused += 1
             return StoreResult(False, "", reason)
         tags = tuple(sorted({t.strip() for t in request.tags if t.strip()}))
         answer = CachedAnswer(request.text, request.model, request.usage, request.baseline_cost_usd,
-                              query.tenant_id, tags, request.finish_reason)
+                              query.tenant_id, tags, request.finish_reason, request.tool_calls,
+                              exact_only=bool(request.tool_calls) or query.exact_only)
         # The caller's vector (the lookup's) is reused only if it is this cache's model's: during a
         # rolling change of model another one's vectors may have the same length.
         reusable = len(request.embedding) == self.embedder.dims and request.embedding_model == self.embedder.model_id

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from costmesh.domain import Sampling
 
-# Natural ends of a generation. "length"/"max_tokens" (truncated), "tool_calls", "content_filter"
-# and a missing reason are not stored.
+# Natural ends of a generation. "length"/"max_tokens" (truncated), "content_filter" and a missing
+# reason are not stored; "tool_use" only when the answer carries its tool calls.
 COMPLETE_FINISH_REASONS = frozenset({"stop", "end_turn", "stop_sequence"})
+TOOL_USE = "tool_use"
 
 _REFUSAL = re.compile(
     r"^\s*(?:i['’]m sorry|sorry|i apologi[sz]e|unfortunately)?[,.!\s]*(?:but\s+)?"
@@ -52,11 +53,15 @@ class CachePolicy:
         return ""
 
     def store_refusal(self, sampling: Sampling, text: str, finish_reason: str, quality_passed: bool,
-                      tenant_id: str = "") -> str:
-        """Why an answer must not be stored, or "" when it may be."""
+                      tenant_id: str = "", tool_calls: int = 0) -> str:
+        """Why an answer must not be stored, or "" when it may be. `tool_calls`: how many calls it makes."""
         reason = self.lookup_refusal(sampling, tenant_id)
         if reason:
             return f"not cacheable: {reason}"
+        if tool_calls:
+            if finish_reason != TOOL_USE:
+                return f"finish_reason {finish_reason or '(missing)'!r} with tool calls is not a complete answer"
+            return "" if quality_passed else "quality gate not passed"
         if not text.strip():
             return "empty answer"
         if finish_reason not in COMPLETE_FINISH_REASONS:

@@ -6,7 +6,7 @@ import enum
 import json
 from dataclasses import asdict, dataclass, field
 
-from costmesh.domain import Message, Sampling, Usage
+from costmesh.domain import Message, Sampling, ToolCall, Usage
 
 from .scope import Scope
 
@@ -32,6 +32,10 @@ class CachedAnswer:
     tenant_id: str = ""
     tags: tuple[str, ...] = ()
     finish_reason: str = "stop"
+    tool_calls: tuple[ToolCall, ...] = ()
+    # Served from the exact tier only (it calls tools, or answers a tool-result conversation),
+    # unless the request opts in (`Scope.semantic_tool_answers`).
+    exact_only: bool = False
 
     def metadata(self) -> dict:
         """What `from_metadata` needs to rebuild this answer; defaults and zero counts left out
@@ -43,9 +47,11 @@ class CachedAnswer:
             "tenant_id": self.tenant_id,
             "tags": list(self.tags),
             "finish_reason": self.finish_reason,
+            "tool_calls": [[c.id, c.name, c.arguments] for c in self.tool_calls],
+            "exact_only": self.exact_only,
         }
         defaults = {"model": "", "usage": {}, "baseline_cost_usd": 0.0, "tenant_id": "", "tags": [],
-                    "finish_reason": "stop"}
+                    "finish_reason": "stop", "tool_calls": [], "exact_only": False}
         return {k: v for k, v in out.items() if v != defaults[k]}
 
     @classmethod
@@ -62,6 +68,8 @@ class CachedAnswer:
             tenant_id=metadata.get("tenant_id", ""),
             tags=tuple(metadata.get("tags", ())),
             finish_reason=metadata.get("finish_reason", "stop"),
+            tool_calls=tuple(ToolCall(*map(str, call)) for call in metadata.get("tool_calls", ())),
+            exact_only=bool(metadata.get("exact_only", False)),
         )
 
 
@@ -98,6 +106,7 @@ class StoreRequest:
     finish_reason: str = ""
     quality_passed: bool = False
     embedding_model: str = ""  # the model `embedding` came from: reused only when it is the cache's
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)

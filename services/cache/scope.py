@@ -1,8 +1,9 @@
 """What a cached answer may be shared across, and the keys derived from it.
 
 An answer is reused only when tenant, system prompt, the conversation around the last user
-message, model policy and sampling parameters are all equal (and the session id when the
-request is session-scoped). They are hashed into one scope key. The query is the text of the
+message (tool calls and tool results included), model policy, the tools and response format
+offered (`output_spec`, a digest) and sampling parameters are all equal (and the session id
+when the request is session-scoped). They are hashed into one scope key. The query is the text of the
 last user message; the exact tier keys on the scope key plus the normalised query.
 """
 
@@ -27,6 +28,8 @@ class Scope:
     session_id: str = ""
     session_scoped: bool = False
     model_policy: str = ""
+    output_spec: str = ""  # digest of the tools, tool choice and response format ("": none)
+    semantic_tool_answers: bool = False  # tool-calling answers and tool-result conversations: semantic tier too
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class ScopedQuery:
     query: str      # the last user message, as sent
     normalised: str
     session_id: str = ""  # set when the request is session-scoped (for invalidation by session)
+    # The conversation carries tool calls or results, and the tenant did not opt in: exact tier only.
+    exact_only: bool = False
+    semantic_tool_answers: bool = False
 
     @property
     def entry_id(self) -> str:
@@ -64,7 +70,11 @@ def _message_fingerprint(message: Message) -> list:
             parts.append({"image": [part.image.media_type, part.image.url, digest]})
         else:
             parts.append({"text": part.text or ""})
-    return [int(message.role), parts]
+    fingerprint = [int(message.role), parts]
+    if message.tool_calls or message.tool_call_id or message.is_error:  # only then: old keys stay as they were
+        fingerprint.append({"calls": [[c.id, c.name, c.arguments] for c in message.tool_calls],
+                            "answers": message.tool_call_id, "error": message.is_error})
+    return fingerprint
 
 
 def _sampling_fingerprint(sampling: Sampling) -> dict:
@@ -106,8 +116,13 @@ def scope_query(scope: Scope, messages: tuple[Message, ...] | list[Message], sam
         "query_images": query_images,
         "sampling": _sampling_fingerprint(sampling),
     }
+    if scope.output_spec:  # only then: keys of requests without tools stay as they were
+        material["output_spec"] = scope.output_spec
     blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     scope_key = hashlib.sha256(blob.encode()).hexdigest()[:32]
     query = query_message.text
+    tooled = any(m.tool_calls or m.role == Role.TOOL for m in messages)
     return ScopedQuery(scope.tenant_id, scope_key, query, normalise_query(query),
-                       scope.session_id if scope.session_scoped else "")
+                       scope.session_id if scope.session_scoped else "",
+                       exact_only=tooled and not scope.semantic_tool_answers,
+                       semantic_tool_answers=scope.semantic_tool_answers)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
-from costmesh.convert import messages_from_pb, sampling_from_pb, usage_from_pb, usage_to_pb
+from costmesh.convert import (
+    messages_from_pb,
+    sampling_from_pb,
+    tool_calls_from_pb,
+    tool_calls_to_pb,
+    usage_from_pb,
+    usage_to_pb,
+)
 
 from .core import CacheCore
 from .records import InvalidateRequest, LookupRequest, StoreRequest
@@ -11,7 +18,8 @@ from .scope import Scope
 
 
 def _scope(scope: cache_pb2.Scope) -> Scope:
-    return Scope(scope.tenant_id, scope.session_id, scope.session_scoped, scope.model_policy)
+    return Scope(scope.tenant_id, scope.session_id, scope.session_scoped, scope.model_policy,
+                 scope.output_spec, scope.semantic_tool_answers)
 
 
 class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
@@ -35,6 +43,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             response.model = result.answer.model
             response.usage.CopyFrom(usage_to_pb(result.answer.usage))
             response.baseline_cost_usd = result.answer.baseline_cost_usd
+            response.tool_calls.extend(tool_calls_to_pb(result.answer.tool_calls))
         return response
 
     async def Store(self, request: cache_pb2.StoreRequest, context) -> cache_pb2.StoreResponse:
@@ -52,6 +61,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             finish_reason=request.finish_reason,
             quality_passed=request.quality_passed,
             embedding_model=request.embedding_model,
+            tool_calls=tool_calls_from_pb(request.tool_calls),
         ))
         return cache_pb2.StoreResponse(stored=result.stored, entry_id=result.entry_id, reason=result.reason)
 

@@ -58,4 +58,5 @@ def bill(
         quality_passed=verdict.passed,
         finish_reason=answer.finish_reason,
         upgrades=upgrades,
+        tool_calls=answer.tool_calls,
     )

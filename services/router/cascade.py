@@ -36,6 +36,8 @@ from costmesh.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from costmesh.output_spec import required_capabilities
+from costmesh.routing.output_checks import output_problems
 
 from .accounting import answered_attempt, bill
 from .gate import QualityGate, Verdict
@@ -117,12 +119,24 @@ class Cascade:
             yield event
 
     def plan(self, request: RouteRequest) -> list[tuple[Tier, tuple[ModelSpec, ...]]]:
+        """The tiers to try, cheapest first, each with its models that can serve the request
+        (tools, images, JSON schema: `ModelSpec.capabilities`)."""
+        needs = required_capabilities(request.output, request.messages)
         if request.model:
             spec = self._catalog.model(request.model)
+            if not spec.supports(needs):
+                missing = ", ".join(sorted(needs - spec.capabilities))
+                raise InvalidRequest(f"model: {spec.id!r} cannot serve this request (it lacks {missing})")
             return [(spec.tier, (spec,))]
         cap = request.max_tier or Tier.COMPLEX
         start = min(request.tier or DEFAULT_TIER, cap)
-        return [(tier, self._catalog.tier_models(tier)) for tier in Tier if start <= tier <= cap]
+        plan = [(tier, tuple(m for m in self._catalog.tier_models(tier) if m.supports(needs)))
+                for tier in Tier if start <= tier <= cap]
+        plan = [(tier, models) for tier, models in plan if models]
+        if not plan:
+            raise InvalidRequest(f"no model from tier {start.name.lower()} up to {cap.name.lower()} can serve "
+                                 f"this request (it needs {', '.join(sorted(needs))})")
+        return plan
 
     def first(self, request: RouteRequest, providers: Collection[str] = ()) -> tuple[Tier, ModelSpec]:
         """The first model the plan would call, of `providers` when given (e.g. those with a batch API)."""
@@ -190,10 +204,21 @@ class Cascade:
     async def _check(self, request: RouteRequest, spec: ModelSpec, tier: Tier, reply: _Reply) -> Verdict:
         attributes = {"gen_ai.request.model": spec.id, "costmesh.tier": tier.name.lower()}
         with self._tracer.start_as_current_span("router.gate", attributes=attributes) as span:
-            verdict = await self._gate.check(request.messages, reply.answer, score=request.score, tier=tier)
+            verdict = await self._verdict(request, reply.answer, tier)
             span.set_attribute("costmesh.gate.passed", verdict.passed)
             span.set_attribute("costmesh.quality_score", verdict.score)
             return verdict
+
+    async def _verdict(self, request: RouteRequest, answer: Generation, tier: Tier) -> Verdict:
+        """The answer's shape first (tool calls, JSON: `output_checks`), a hard failure when wrong;
+        then the quality gate on prose. An answer whose shape was checked (tool calls, JSON) is
+        not prose, so the gate is not asked."""
+        problems = output_problems(answer, request.output)
+        if problems:
+            return Verdict(passed=False, score=0.0, reasons=tuple(problems))
+        if answer.tool_calls or request.output.response_format.is_json:
+            return Verdict(passed=True, score=1.0)
+        return await self._gate.check(request.messages, answer, score=request.score, tier=tier)
 
     @staticmethod
     def _attempt(answered: _Answered, outcome: Outcome) -> Attempt:
@@ -251,7 +276,7 @@ class Cascade:
     async def _call(self, run: _Run, spec: ModelSpec, tier: Tier, direct: bool) -> AsyncIterator[Delta | _Reply]:
         """One model, with its retries. Yields deltas (when `direct`) then its answer; nothing if it gave up."""
         request = run.request
-        call = ProviderCall(spec.id, request.messages, request.sampling, request.tenant_id)
+        call = ProviderCall(spec.id, request.messages, request.sampling, request.tenant_id, output=request.output)
         rate_retries = transient_retries = 0
         while True:
             timeout = self._timeout(run, tier)

@@ -6,7 +6,8 @@ import enum
 from dataclasses import dataclass, field
 
 from costmesh.catalog import Tier
-from costmesh.domain import Cost, Message, Sampling, Usage
+from costmesh.domain import Cost, Message, Sampling, ToolCall, Usage
+from costmesh.output_spec import OutputSpec
 
 
 class Outcome(enum.IntEnum):
@@ -27,6 +28,7 @@ class RouteRequest:
     tenant_id: str = ""
     score: float = 0.0
     timeout_s: float | None = None  # what is left of the caller's deadline
+    output: OutputSpec = OutputSpec()  # the tools offered and the format asked for
 
 
 @dataclass
@@ -58,6 +60,7 @@ class RouteResult:
     quality_passed: bool
     finish_reason: str
     upgrades: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)

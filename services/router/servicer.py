@@ -6,7 +6,15 @@ from collections.abc import AsyncIterator
 
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.catalog import Tier
-from costmesh.convert import cost_to_pb, messages_from_pb, sampling_from_pb, usage_to_pb, with_micro_usd
+from costmesh.convert import (
+    cost_to_pb,
+    messages_from_pb,
+    output_spec_from_pb,
+    sampling_from_pb,
+    tool_calls_to_pb,
+    usage_to_pb,
+    with_micro_usd,
+)
 from costmesh.errors import InvalidRequest
 
 from .cascade import Cascade
@@ -34,6 +42,7 @@ def route_request(
         tenant_id=request.tenant_id,
         score=request.score,
         timeout_s=timeout_s,
+        output=output_spec_from_pb(request.tools, request.response_format),
     )
 
 
@@ -64,6 +73,7 @@ def response_pb(result: RouteResult, *, text: bool = True) -> router_pb2.Execute
         quality_score=result.quality_score,
         quality_passed=result.quality_passed,
         finish_reason=result.finish_reason,
+        tool_calls=tool_calls_to_pb(result.tool_calls),
     ))
 
 
