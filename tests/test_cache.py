@@ -511,3 +511,68 @@ async def test_embedding_cost_comes_from_the_catalog(redis_url, embedder, tenant
         assert reply.embedding_cost_usd == pytest.approx(count_tokens("What are your opening hours?") * 0.02 / 1e6)
     finally:
         await cache.stop()
+
+
+# -- tools (issue 18): scoped by the tools offered; tool-calling answers served to exact repeats only --
+
+WEATHER_CALL = common.ToolCall(id="call_1", name="get_weather", arguments_json='{"city": "Paris"}')
+
+
+def tool_lookup(tenant: str, question: str, *, spec: str = "tools-a", opt_in: bool = False,
+                results: bool = False) -> pb.LookupRequest:
+    ask = lookup(tenant, question)
+    ask.scope.output_spec = spec
+    ask.scope.semantic_tool_answers = opt_in
+    if results:  # the conversation goes on after a tool call: the model called, the tool answered
+        ask.messages.append(common.Message(role=common.ROLE_ASSISTANT, tool_calls=[WEATHER_CALL]))
+        ask.messages.append(common.Message(role=common.ROLE_TOOL, tool_call_id="call_1",
+                                           content=[common.ContentPart(text="18 C, sunny")]))
+    return ask
+
+
+def tool_store(ask: pb.LookupRequest, *, text: str = "", calls=(WEATHER_CALL,)) -> pb.StoreRequest:
+    return pb.StoreRequest(
+        scope=ask.scope, messages=ask.messages, sampling=ask.sampling, text=text, model="gpt-5-mini",
+        usage=common.TokenUsage(input_tokens=40, output_tokens=12), baseline_cost_usd=0.0021,
+        finish_reason="tool_use" if calls else "stop", quality_passed=True, tool_calls=list(calls),
+    )
+
+
+async def test_an_answer_calling_tools_is_served_to_an_exact_repeat_only(cache, tenant):
+    question = "What is the weather in Paris right now?"
+    stored = await cache.Store(tool_store(tool_lookup(tenant, question)))
+    assert stored.stored, stored.reason
+    hit = await cache.Lookup(tool_lookup(tenant, "what is the weather in paris right now"))
+    assert hit.kind == pb.HIT_KIND_EXACT
+    calls = [(c.id, c.name, c.arguments_json) for c in hit.tool_calls]
+    assert calls == [("call_1", "get_weather", '{"city": "Paris"}')]
+    paraphrase = await cache.Lookup(tool_lookup(tenant, "What's the weather like in Paris at the moment?"))
+    assert paraphrase.kind == pb.HIT_KIND_MISS
+    opted_in = await cache.Lookup(tool_lookup(tenant, "What's the weather like in Paris at the moment?", opt_in=True))
+    assert opted_in.kind == pb.HIT_KIND_SEMANTIC and opted_in.tool_calls[0].name == "get_weather"
+
+
+async def test_other_tools_or_no_tools_never_share_an_answer(cache, tenant):
+    question = "What is the weather in Paris right now?"
+    await cache.Store(tool_store(tool_lookup(tenant, question, spec="tools-a")))
+    assert (await cache.Lookup(tool_lookup(tenant, question, spec="tools-b"))).kind == pb.HIT_KIND_MISS
+    assert (await cache.Lookup(lookup(tenant, question))).kind == pb.HIT_KIND_MISS
+
+
+async def test_a_conversation_with_tool_results_is_served_from_the_exact_tier_only(cache, tenant):
+    question = "What is the weather in Paris right now?"
+    ask = tool_lookup(tenant, question, results=True)
+    stored = await cache.Store(tool_store(ask, text="It is 18 C and sunny in Paris.", calls=()))
+    assert stored.stored, stored.reason
+    assert (await cache.Lookup(tool_lookup(tenant, question, results=True))).kind == pb.HIT_KIND_EXACT
+    paraphrase = tool_lookup(tenant, "What's the weather like in Paris at the moment?", results=True)
+    assert (await cache.Lookup(paraphrase)).kind == pb.HIT_KIND_MISS
+    paraphrase.scope.semantic_tool_answers = True
+    assert (await cache.Lookup(paraphrase)).kind == pb.HIT_KIND_SEMANTIC
+
+
+async def test_a_tool_call_answer_cut_short_is_not_stored(cache, tenant):
+    request = tool_store(tool_lookup(tenant, "What is the weather in Paris right now?"))
+    request.finish_reason = "length"
+    stored = await cache.Store(request)
+    assert not stored.stored and "finish_reason" in stored.reason
