@@ -18,6 +18,7 @@ from costmesh.catalog import Catalog
 from costmesh.domain import Generation, Usage
 from costmesh.observability.generation_span import record_on_span
 from costmesh.pricing import list_cost_of
+from costmesh.routing.output_checks import output_problems
 
 from .jobs import Item
 
@@ -56,6 +57,7 @@ def answered(catalog: Catalog, item: Item, generation: Generation) -> gw.Complet
         savings=savings,
         attempts=1,
         finish_reason=generation.finish_reason,
+        tool_calls=convert.tool_calls_to_pb(generation.tool_calls),
     )
 
 
@@ -77,7 +79,10 @@ def trace_answer(
 def store_request(
     req: gw.CompleteRequest, generation: Generation, response: gw.CompleteResponse
 ) -> cache_pb2.StoreRequest:
-    """The cache entry for an answer: in the scope the interactive path looks it up in."""
+    """The cache entry for an answer: in the scope the interactive path looks it up in. No gate
+    read a batch answer, so one whose shape is wrong (a tool call off its schema, JSON that does
+    not validate: `output_checks`) is marked as not passed, and the cache refuses it."""
+    spec = convert.output_spec_from_pb(req.tools, req.response_format)
     return cache_pb2.StoreRequest(
         scope=cache_scope(req),
         messages=req.messages,
@@ -89,5 +94,6 @@ def store_request(
         tags=req.cache.tags,
         ttl_seconds=req.cache.ttl_seconds,
         finish_reason=generation.finish_reason,
-        quality_passed=True,
+        quality_passed=not output_problems(generation, spec),
+        tool_calls=convert.tool_calls_to_pb(generation.tool_calls),
     )

@@ -296,7 +296,7 @@ class BatchEngine:
     def _batch_item(item: Item, req: gw.CompleteRequest) -> provider_pb2.BatchRequestItem:
         return provider_pb2.BatchRequestItem(
             custom_id=item.custom_id, model=item.model, messages=req.messages, sampling=req.sampling,
-            tenant_id=req.tenant_id,
+            tenant_id=req.tenant_id, tools=req.tools, response_format=req.response_format,
         )
 
     # -- get / cancel -------------------------------------------------------------------------
