@@ -35,8 +35,8 @@ def output_spec_digest(request: gw.CompleteRequest) -> str:
     JSON formatting get different digests (a miss, never a wrong hit); the HTTP APIs send schemas
     re-serialised, so their callers always agree."""
     tools, fmt = request.tools, request.response_format
-    if not tools.ByteSize() and not fmt.ByteSize():
-        return ""
+    if not tools.tools and fmt.type in (common.RESPONSE_FORMAT_TYPE_UNSPECIFIED, common.RESPONSE_FORMAT_TYPE_TEXT):
+        return ""  # free text, no tools: a tool choice without tools changes nothing
     digest = hashlib.sha256(tools.SerializeToString(deterministic=True))
     digest.update(b"\x00" + fmt.SerializeToString(deterministic=True))
     return digest.hexdigest()[:32]

@@ -11,7 +11,7 @@ Failures raise the costmesh errors (`costmesh.errors`): `Unauthenticated`, `Inva
 
 from costmesh.catalog import Tier
 from costmesh.client.aio import AsyncClient
-from costmesh.client.request import ChatMessage, CompletionRequest
+from costmesh.client.request import ChatMessage, CompletionRequest, ToolCall, ToolSpec
 from costmesh.client.retry import NO_RETRY, RetryPolicy
 from costmesh.client.sync import Client
 from costmesh.client.types import (
@@ -35,6 +35,8 @@ from costmesh.errors import (
 )
 
 __all__ = [
+    "ToolCall",
+    "ToolSpec",
     "AsyncClient", "CacheStatus", "ChatMessage", "Client", "Completion", "CompletionRequest", "CostBreakdown",
     "CostmeshError", "InvalidRequest", "NO_RETRY", "RateLimited", "RetryPolicy", "Savings", "Stats", "StreamEvent",
     "TextDelta", "Tier", "Unauthenticated", "Unavailable", "UpstreamError", "UpstreamTimeout", "Usage",

@@ -51,10 +51,11 @@ class AsyncClient:
         chunks: list[str] = []
         try:
             async for event in call:
-                if event.WhichOneof("event") == "text_delta":
+                kind = event.WhichOneof("event")
+                if kind == "text_delta":
                     chunks.append(event.text_delta)
                     yield TextDelta(event.text_delta)
-                else:
+                elif kind == "final":  # it carries the tool calls too: their deltas are not needed here
                     yield Completion.from_pb(event.final, text="".join(chunks))
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None

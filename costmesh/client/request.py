@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
 from costmesh.errors import InvalidRequest
 
-Role = Literal["system", "user", "assistant"]
-_ROLES = {"system": common.ROLE_SYSTEM, "user": common.ROLE_USER, "assistant": common.ROLE_ASSISTANT}
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = {"system": common.ROLE_SYSTEM, "user": common.ROLE_USER, "assistant": common.ROLE_ASSISTANT,
+          "tool": common.ROLE_TOOL}
+_CHOICES = {"auto": common.TOOL_CHOICE_MODE_AUTO, "none": common.TOOL_CHOICE_MODE_NONE,
+            "required": common.TOOL_CHOICE_MODE_REQUIRED}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for; `arguments` is its JSON text."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call; `parameters` is a JSON Schema of an object."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True)
 class ChatMessage:
+    """`tool_calls` on an assistant message; a "tool" message is the result of the call `tool_call_id`."""
+
     role: Role
-    content: str
+    content: str = ""
+    tool_calls: Sequence[ToolCall] = ()
+    tool_call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,12 @@ class CompletionRequest:
     session_id: str = ""
     session_scoped: bool = False      # share cached answers only within session_id
     request_id: str = ""              # generated when empty; kept across retries
+    tools: Sequence[ToolSpec] = ()
+    tool_choice: str = "auto"         # auto | none | required | the name of a tool that must be called
+    parallel_tool_calls: bool | None = None
+    json_schema: Mapping[str, Any] | None = None  # answer JSON that validates against it
+    json_object: bool = False         # answer a JSON object (any shape)
+    semantic_tool_answers: bool = False  # let the semantic tier serve tool-calling answers too
 
     def to_pb(self) -> gw.CompleteRequest:
         messages = []
@@ -51,7 +84,12 @@ class CompletionRequest:
         for m in self.messages:
             if m.role not in _ROLES:
                 raise InvalidRequest(f"messages: unknown role {m.role!r}; use system, user or assistant")
-            messages.append(common.Message(role=_ROLES[m.role], content=[common.ContentPart(text=m.content)]))
+            message = common.Message(role=_ROLES[m.role], tool_call_id=m.tool_call_id,
+                                     tool_calls=[common.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments)
+                                                 for c in m.tool_calls])
+            if m.content or not m.tool_calls:
+                message.content.add(text=m.content)
+            messages.append(message)
         if self.prompt:
             messages.append(common.Message(role=common.ROLE_USER, content=[common.ContentPart(text=self.prompt)]))
         sampling = common.SamplingParams(max_tokens=self.max_tokens, stop=list(self.stop))
@@ -65,12 +103,38 @@ class CompletionRequest:
             messages=messages,
             sampling=sampling,
             cache=gw.CachePolicy(bypass=self.cache_bypass, ttl_seconds=self.cache_ttl_s, tags=list(self.cache_tags),
-                                 session_scoped=self.session_scoped),
+                                 session_scoped=self.session_scoped, semantic_tool_answers=self.semantic_tool_answers),
             routing=gw.RoutingPolicy(model=self.model, min_tier=int(self.min_tier or 0),
                                      max_tier=int(self.max_tier or 0)),
             request_id=self.request_id or uuid.uuid4().hex,
             session_id=self.session_id,
+            tools=self._tools_pb(),
+            response_format=self._format_pb(),
         )
+
+    def _tools_pb(self) -> common.ToolConfig:
+        if not self.tools:
+            return common.ToolConfig()
+        config = common.ToolConfig(tools=[
+            common.Tool(name=t.name, description=t.description, strict=t.strict,
+                        parameters_json=json.dumps(t.parameters) if t.parameters is not None else "")
+            for t in self.tools
+        ])
+        if self.tool_choice in _CHOICES:
+            config.choice.mode = _CHOICES[self.tool_choice]
+        else:
+            config.choice.mode, config.choice.name = common.TOOL_CHOICE_MODE_TOOL, self.tool_choice
+        if self.parallel_tool_calls is not None:
+            config.parallel_tool_calls = self.parallel_tool_calls
+        return config
+
+    def _format_pb(self) -> common.ResponseFormat:
+        if self.json_schema is not None:
+            return common.ResponseFormat(type=common.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name="answer",
+                                         schema_json=json.dumps(self.json_schema), strict=True)
+        if self.json_object:
+            return common.ResponseFormat(type=common.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+        return common.ResponseFormat()
 
 
 def as_request(prompt_or_request: str | CompletionRequest, **options) -> CompletionRequest:

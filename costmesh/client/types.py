@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
+from costmesh.client.request import ToolCall
 
 
 class CacheStatus(enum.Enum):
@@ -96,6 +97,7 @@ class Completion:
     savings: Savings
     attempts: int
     finish_reason: str
+    tool_calls: tuple[ToolCall, ...] = ()  # the tools the answer calls (finish_reason "tool_use")
 
     @classmethod
     def from_pb(cls, r: gw.CompleteResponse, text: str | None = None) -> "Completion":
@@ -106,6 +108,7 @@ class Completion:
             usage=Usage.from_pb(r.usage), cost=CostBreakdown.from_pb(r.cost), baseline_cost_usd=r.baseline_cost_usd,
             saving_usd=r.saving_usd, savings=Savings.from_pb(r.savings), attempts=r.attempts,
             finish_reason=r.finish_reason,
+            tool_calls=tuple(ToolCall(c.id, c.name, c.arguments_json) for c in r.tool_calls),
         )
 
 
