@@ -16,6 +16,7 @@ SECTIONS = {
     "capacity": "costmesh.tooling.bench.capacity",
     "inference": "costmesh.tooling.bench.inference",
     "load": "costmesh.tooling.bench.load",
+    "agents": "costmesh.tooling.bench.agents",
 }
 
 
