@@ -9,15 +9,16 @@ from typing import Any
 from aiohttp import web
 
 from costmesh.services.simulator import openai_cache
-from costmesh.services.simulator.answers import answer_for
 from costmesh.services.simulator.errors import ApiError, openai_response
 from costmesh.services.simulator.gate import OPENAI_NO_KEY, api_key, inject_fault, json_body
+from costmesh.services.simulator.model_reply import openai_call_id, reply_to
+from costmesh.services.simulator.openai_prompt_tokens import prompt_tokens as encode_prompt
 from costmesh.services.simulator.openai_request import ChatRequest, parse_chat_request
 from costmesh.services.simulator.sse import open_stream, send
 from costmesh.services.simulator.state import STATE_KEY, SimState
-from costmesh.services.simulator.text import Completion, finish, stream_chunks
+from costmesh.services.simulator.text import Completion, finish_reply, json_pieces, stream_chunks
 
-FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 FINGERPRINT = "fp_costmesh_sim"
 RETENTION_24H_S = 24 * 3600.0
 
@@ -30,7 +31,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
         model = body.get("model") if isinstance(body.get("model"), str) else None
         state.stats.request("openai.chat_completions", model)
-        parsed = parse_chat_request(body)
+        parsed = parse_chat_request(body, state.schemas)
         spec = state.openai_model(parsed.model)
         await inject_fault(request, state, spec)
         completion, usage = answer(state, key, parsed)
@@ -48,7 +49,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 def answer(state: SimState, key: str, parsed: ChatRequest) -> tuple[Completion, dict[str, Any]]:
     """The answer to a parsed request and its usage, prompt caching applied (shared with the batch API)."""
     spec = state.openai_model(parsed.model)
-    tokens = state.counter.encode_messages(parsed.messages, tools=parsed.tools)
+    tokens = encode_prompt(state.counter, parsed.messages, parsed.tools, parsed.output_schema, parsed.images)
     prompt_tokens = len(tokens)
     if prompt_tokens > spec.context_window:
         raise ApiError(
@@ -62,7 +63,8 @@ def answer(state: SimState, key: str, parsed: ChatRequest) -> tuple[Completion, 
     namespace = f"{key}\x00{spec.id}\x00{parsed.prompt_cache_key}"
     cached = openai_cache.apply_cache(state.openai_cache, namespace, tokens, ttl)
     limit = parsed.max_tokens if parsed.max_tokens is not None else max(spec.context_window - prompt_tokens, 1)
-    completion = finish(answer_for(state.books, spec, parsed.prompt_text), state.counter, limit, parsed.stop)
+    reply = reply_to(parsed.turn, spec, state.books, openai_call_id)
+    completion = finish_reply(reply, state.counter, limit, parsed.stop, objects_only=False)
     state.stats.usage(spec.id, prompt_tokens - cached, completion.output_tokens, cached, 0)  # writes are free
     return completion, _usage(prompt_tokens, cached, completion.output_tokens)
 
@@ -100,7 +102,7 @@ def _completion(completion_id: str, model: str, completion: Completion, usage: d
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": completion.text, "refusal": None, "annotations": []},
+                "message": _message(completion),
                 "logprobs": None,
                 "finish_reason": FINISH_REASONS[completion.stop_reason],
             }
@@ -109,6 +111,21 @@ def _completion(completion_id: str, model: str, completion: Completion, usage: d
         "service_tier": "default",
         "system_fingerprint": FINGERPRINT,
     }
+
+
+def _message(completion: Completion) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": completion.text if completion.text or not completion.tool_calls else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if completion.tool_calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in completion.tool_calls
+        ]
+    return message
 
 
 async def _stream(
@@ -138,10 +155,22 @@ async def _stream(
 
     try:
         await state.pacer.first_token()
-        await send(response, chunk({"role": "assistant", "content": "", "refusal": None}, None))
+        opening: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+        if completion.tool_calls and not completion.text:
+            opening["content"] = None  # OpenAI opens with the first call's head in the same delta
+        else:
+            await send(response, chunk(opening, None))
+            opening = {}
         for piece in stream_chunks(completion.text):
             await state.pacer.tokens(state.counter.count(piece))
             await send(response, chunk({"content": piece}, None))
+        for index, call in enumerate(completion.tool_calls):
+            head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+            await send(response, chunk({**opening, "tool_calls": [head]}, None))
+            opening = {}
+            for piece in json_pieces(call.arguments):
+                await state.pacer.tokens(state.counter.count(piece))
+                await send(response, chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None))
         await send(response, chunk({}, FINISH_REASONS[completion.stop_reason]))
         if parsed.include_usage:
             final = {**chunk({}, None), "choices": [], "usage": usage}

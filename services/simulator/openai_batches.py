@@ -197,7 +197,7 @@ def _run(state: SimState, key: str, body: dict[str, Any]) -> tuple[str, dict[str
     try:
         if body.get("stream"):
             raise invalid("Streaming is not supported in the Batch API.", "stream")
-        parsed = parse_chat_request(body)
+        parsed = parse_chat_request(body, state.schemas)
         completion, usage = answer(state, key, parsed)
         response = completion_body(f"chatcmpl-{uuid.uuid4().hex[:29]}", parsed.model, completion, usage)
         response["service_tier"] = "batch"

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from costmesh.services.simulator.errors import invalid
+from costmesh.services.simulator.model_turn import Turn
+from costmesh.services.simulator.openai_messages import ImagePart, check_messages
+from costmesh.services.simulator.openai_tools import parse_response_format, parse_tool_choice, parse_tools
+from costmesh.services.simulator.schema_checks import SchemaChecker
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_STOP = 4
 
 
@@ -24,9 +27,12 @@ class ChatRequest:
     prompt_cache_key: str
     retention_24h: bool
     prompt_text: str  # the last user message's text
+    turn: Turn  # what the model is asked: tools, tool choice, output format, tool results
+    images: Mapping[tuple[int, int], ImagePart]  # by (message index, content part index)
+    output_schema: Mapping[str, Any] | None  # response_format's schema (part of the prompt)
 
 
-def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
+def parse_chat_request(body: Mapping[str, Any], checker: SchemaChecker) -> ChatRequest:
     """Validate a /v1/chat/completions body; raises ApiError(400)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -42,9 +48,7 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
             "messages",
             "empty_array",
         )
-    prompt_text = ""
-    for i, message in enumerate(messages):
-        prompt_text = _check_message(i, message) or prompt_text
+    checked = check_messages(messages)
     max_tokens = _max_tokens(body)
     temperature = body.get("temperature")
     if temperature is not None:
@@ -60,9 +64,9 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
     options = body.get("stream_options")
     if options is not None and not stream:
         raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
-    tools = body.get("tools") or []
-    if not isinstance(tools, list):
-        raise invalid("Invalid type for 'tools': expected an array.", "tools", "invalid_type")
+    specs = parse_tools(body, checker)
+    choice, callable_tools = parse_tool_choice(body, specs)
+    output = parse_response_format(body, checker, checked.mentions_json)
     key = body.get("prompt_cache_key")
     if key is not None and not isinstance(key, str):
         raise invalid("Invalid type for 'prompt_cache_key': expected a string.", "prompt_cache_key", "invalid_type")
@@ -76,66 +80,18 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
     return ChatRequest(
         model=model,
         messages=tuple(messages),
-        tools=tuple(tools),
+        tools=tuple(body.get("tools") or ()),
         max_tokens=max_tokens,
         stream=stream,
         include_usage=bool(isinstance(options, Mapping) and options.get("include_usage")),
         stop=_stop(body.get("stop")),
         prompt_cache_key=key or "",
         retention_24h=retention == "24h",
-        prompt_text=prompt_text,
+        prompt_text=checked.prompt_text,
+        turn=Turn(checked.prompt_text, callable_tools, choice, output, checked.results),
+        images=checked.images,
+        output_schema=output.schema,
     )
-
-
-def _check_message(i: int, message: Any) -> str | None:
-    if not isinstance(message, Mapping):
-        raise invalid(f"Invalid type for 'messages[{i}]': expected an object.", f"messages[{i}]", "invalid_type")
-    role = message.get("role")
-    if role is None:
-        raise invalid(
-            f"Missing required parameter: 'messages[{i}].role'.", f"messages[{i}].role", "missing_required_parameter"
-        )
-    if role not in ROLES:
-        raise invalid(
-            f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', "
-            "and 'developer'.",
-            f"messages[{i}].role",
-            "invalid_value",
-        )
-    content = message.get("content")
-    if content is None:
-        if role == "assistant" and (message.get("tool_calls") or message.get("function_call")):
-            return None
-        raise invalid(
-            f"Missing required parameter: 'messages[{i}].content'.",
-            f"messages[{i}].content",
-            "missing_required_parameter",
-        )
-    if isinstance(content, str):
-        return content if role == "user" else None
-    if not isinstance(content, list):
-        raise invalid(
-            f"Invalid type for 'messages[{i}].content': expected one of a string or array of objects.",
-            f"messages[{i}].content",
-            "invalid_type",
-        )
-    texts = []
-    for j, part in enumerate(content):
-        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-            raise invalid(
-                f"Missing required parameter: 'messages[{i}].content[{j}].type'.",
-                f"messages[{i}].content[{j}].type",
-                "missing_required_parameter",
-            )
-        if part["type"] == "text":
-            if not isinstance(part.get("text"), str):
-                raise invalid(
-                    f"Missing required parameter: 'messages[{i}].content[{j}].text'.",
-                    f"messages[{i}].content[{j}].text",
-                    "missing_required_parameter",
-                )
-            texts.append(part["text"])
-    return "\n".join(texts) if role == "user" and texts else None
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int | None:

@@ -16,6 +16,7 @@ from costmesh.services.simulator.errors import ApiError
 from costmesh.services.simulator.faults import Faults
 from costmesh.services.simulator.latency import Pacer
 from costmesh.services.simulator.prefix_cache import PrefixCache, SimClock
+from costmesh.services.simulator.schema_checks import SchemaChecker
 from costmesh.services.simulator.stats import Stats
 from costmesh.tokens import TokenCounter, get_counter
 
@@ -33,6 +34,7 @@ class SimState:
     openai_cache: PrefixCache
     batches: BatchStore
     stats: Stats = field(default_factory=Stats)
+    schemas: SchemaChecker = field(default_factory=SchemaChecker)
     log: Any = field(default_factory=lambda: structlog.get_logger(service="simulator"))
 
     @classmethod

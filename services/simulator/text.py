@@ -1,4 +1,4 @@
-"""Answer text: deterministic generated answers, stop sequences, max_tokens, stream chunks.
+"""Answer text: deterministic generated answers, stop sequences, max_tokens (tool calls included), stream chunks.
 
 Everything here reads the prompt in linear time: no pattern can backtrack over the rest of
 the text from each position (a 1 MB prompt without a sentence end used to take minutes).
@@ -12,12 +12,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from costmesh.services.simulator.model_turn import Reply, ToolCall
 from costmesh.tokens import TokenCounter
 
 # A multiple-choice line, "A. text" or "(B) text": anchored at line starts, and no part of it can
 # match a newline or retry a run of blanks, so each line is read once.
 _CHOICE = re.compile(r"^[^\S\n]*\(?([A-J])[.)][^\S\n]+(\S(?:[^\n]*\S)?)", re.MULTILINE)
 _WORD = re.compile(r"\S+")
+_JSON_PIECE = re.compile(r"\w+|\s+|[^\w\s]+")
+TOOL_CALL_OVERHEAD = 3  # tokens a call costs besides its name and arguments
 _OPENERS = (
     'Here is a short answer to "{topic}".',
     'You asked: "{topic}". Let\'s go through it.',
@@ -43,12 +46,13 @@ _CLOSERS = (
 
 @dataclass(frozen=True)
 class Completion:
-    """A finished answer: its text, why it stopped, and its output tokens."""
+    """A finished answer: its text, its tool calls, why it stopped, and its output tokens."""
 
     text: str
-    stop_reason: str  # "end_turn" | "max_tokens" | "stop_sequence"
+    stop_reason: str  # "end_turn" | "max_tokens" | "stop_sequence" | "tool_use"
     stop_sequence: str | None
     output_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def generated_answer(prompt: str, model: str, side: str) -> str:
@@ -94,6 +98,33 @@ def finish(text: str, counter: TokenCounter, max_tokens: int, stop_sequences: Se
         return Completion(truncated, "max_tokens", None, counter.count(truncated))
     reason = "stop_sequence" if matched is not None else "end_turn"
     return Completion(candidate, reason, matched, counter.count(candidate))
+
+
+def finish_reply(
+    reply: Reply, counter: TokenCounter, max_tokens: int, stop_sequences: Sequence[str] = (), *, objects_only: bool
+) -> Completion:
+    """`finish` for a reply that may call tools: calls that do not fit in `max_tokens` are cut (OpenAI:
+    the arguments text truncated; Anthropic, `objects_only`: the input left empty) and stop it there."""
+    done = finish(reply.text, counter, max_tokens, stop_sequences)
+    if not reply.tool_calls or done.stop_reason != "end_turn":
+        return done
+    used, calls = done.output_tokens, []
+    for call in reply.tool_calls:
+        cost = counter.count(call.name) + counter.count(call.arguments) + TOOL_CALL_OVERHEAD
+        if used + cost <= max_tokens:
+            calls.append(call)
+            used += cost
+            continue
+        room = max(max_tokens - used - counter.count(call.name) - TOOL_CALL_OVERHEAD, 0)
+        cut = "{}" if objects_only else counter.truncate(call.arguments, room)
+        calls.append(ToolCall(call.id, call.name, cut))
+        return Completion(done.text, "max_tokens", None, max_tokens, tuple(calls))
+    return Completion(done.text, "tool_use", None, used, tuple(calls))
+
+
+def json_pieces(text: str) -> list[str]:
+    """`text` (tool arguments) split into token-sized pieces that join back to exactly `text`."""
+    return _JSON_PIECE.findall(text)
 
 
 def stream_chunks(text: str) -> list[str]:

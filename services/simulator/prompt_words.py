@@ -1,0 +1,194 @@
+"""What the simulated model reads out of a prompt: key words, numbers, names, an arithmetic expression.
+
+Every function here makes one pass over the text with patterns that cannot backtrack (each
+token pattern starts with a character class the others cannot continue), so a prompt of
+megabytes costs linear time; every result is capped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_KEYWORDS = 8
+MAX_NUMBERS = 16
+MAX_NAMES = 4
+MAX_EXPRESSION_CHARS = 200
+STOPWORDS = frozenset(
+    """
+    a an and are as at be been but by can could did do does for from had has have he her his how i if in into
+    is it its let me my of on or our she should so than that the their them then there these they this to
+    use using was we were what when where which who whom why will with would you your please tell give find
+    get show much many about some any all just also make may might must need want like answer question
+    """.split()
+)
+# One token per match: a number (commas as thousands separators), a word, an operator, a paren,
+# blanks, or any other single character. No alternative can extend another, so no backtracking.
+_TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|[A-Za-z][A-Za-z0-9_']*|[-+*/×÷^]|[()]|\s+|.", re.DOTALL)
+_WORD_OPERATORS = {"plus": "+", "minus": "-", "times": "*", "x": "*", "multiplied": "*", "divided": "/"}
+_SYMBOL_OPERATORS = {"+": "+", "-": "-", "*": "*", "/": "/", "×": "*", "÷": "/", "^": "**"}
+_OPERATOR_PARTS = frozenset(_SYMBOL_OPERATORS.values())
+_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+
+
+@dataclass(frozen=True)
+class PromptFacts:
+    """The parts of a prompt a model would copy into tool arguments or JSON fields."""
+
+    keywords: tuple[str, ...]  # content words in order, lower case, no repeats
+    numbers: tuple[float, ...]
+    names: tuple[str, ...]  # capitalised words not opening a sentence (places, people)
+    expression: str | None  # the longest arithmetic expression, in Python operators
+    date: str | None  # the first YYYY-MM-DD date
+
+    @property
+    def query(self) -> str:
+        """The prompt's key words as a search query."""
+        return " ".join(self.keywords[:6]) or "general information"
+
+
+def read_prompt(text: str) -> PromptFacts:
+    """Key words, numbers, names and the arithmetic expression of `text`, in one pass."""
+    keywords: list[str] = []
+    seen: set[str] = set()
+    numbers: list[float] = []
+    names: list[str] = []
+    expression = _Expressions()
+    sentence_start = True
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        expression.feed(token)
+        first = token[0]
+        if first.isdigit():
+            if len(numbers) < MAX_NUMBERS:
+                numbers.append(float(token.replace(",", "")))
+            sentence_start = False
+        elif first.isalpha():
+            lower = token.lower()
+            if len(keywords) < MAX_KEYWORDS and len(lower) > 2 and lower not in STOPWORDS and lower not in seen:
+                seen.add(lower)
+                keywords.append(lower)
+            if first.isupper() and not sentence_start and len(names) < MAX_NAMES and token not in names:
+                names.append(token)
+            sentence_start = False
+        elif first in ".!?\n":
+            sentence_start = True
+    date = _DATE.search(text)
+    return PromptFacts(
+        keywords=tuple(keywords),
+        numbers=tuple(numbers),
+        names=tuple(names),
+        expression=expression.best(),
+        date=date.group() if date else None,
+    )
+
+
+def stems(text: str, limit: int = 256) -> frozenset[str]:
+    """The content words of `text` cut to five letters (a crude stemmer: calculate ~ calculator)."""
+    out: set[str] = set()
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if not token[0].isalpha():
+            continue
+        for part in _split_identifier(token):
+            if len(part) > 2 and part not in STOPWORDS:
+                out.add(part[:5])
+        if len(out) >= limit:
+            break
+    return frozenset(out)
+
+
+def _split_identifier(token: str) -> list[str]:
+    """`get_weather`, `getWeather`, `get-weather` -> ["get", "weather"] (lower case)."""
+    parts, current = [], []
+    for char in token:
+        if char in "_-'" or (char.isupper() and current and current[-1].islower()):
+            if current:
+                parts.append("".join(current).lower())
+            current = [] if char in "_-'" else [char]
+        else:
+            current.append(char)
+    if current:
+        parts.append("".join(current).lower())
+    return parts
+
+
+class _Expressions:
+    """Finds, token by token, the run `number (operator number)+` with the most operators.
+
+    Parentheses are kept when they balance within the run and dropped otherwise; "plus",
+    "times", "x", "multiplied by", "divided by" count as operators.
+    """
+
+    def __init__(self) -> None:
+        self._best: tuple[int, str] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._parts: list[str] = []
+        self._operators = 0
+        self._expect_number = True
+        self._pending_operator: str | None = None
+        self._depth = 0
+        self._balanced = True
+        self._chars = 0
+
+    def feed(self, token: str) -> None:
+        if token.isspace():
+            return
+        lower = token.lower()
+        if token[0].isdigit():
+            if not self._expect_number:
+                self._close()
+            if self._pending_operator is not None:
+                self._parts.append(self._pending_operator)
+                self._operators += 1
+                self._pending_operator = None
+            self._add(token.replace(",", ""))
+            self._expect_number = False
+        elif lower == "by" and self._pending_operator is not None:
+            return  # "multiplied by", "divided by"
+        elif (token in _SYMBOL_OPERATORS or lower in _WORD_OPERATORS) and not self._expect_number:
+            self._pending_operator = _SYMBOL_OPERATORS.get(token) or _WORD_OPERATORS[lower]
+            self._expect_number = True
+        elif token == "(" and self._expect_number:
+            if self._pending_operator is not None:
+                self._parts.append(self._pending_operator)
+                self._operators += 1
+                self._pending_operator = None
+            self._depth += 1
+            self._add("(")
+        elif token == ")" and not self._expect_number and self._depth > 0:
+            self._depth -= 1
+            self._add(")")
+        else:
+            self._close()
+
+    def _add(self, part: str) -> None:
+        self._parts.append(part)
+        self._chars += len(part) + 1
+        if self._chars > MAX_EXPRESSION_CHARS:
+            self._close()
+
+    def _close(self) -> None:
+        parts = self._parts
+        if self._depth or any(p in "()" for p in parts):
+            parts = _balanced(parts)
+        while parts and (parts[-1] in _OPERATOR_PARTS or parts[-1] == "("):
+            parts = parts[:-1]
+        operators = sum(1 for p in parts if p in _OPERATOR_PARTS)
+        if operators and (self._best is None or operators > self._best[0]):
+            self._best = (operators, " ".join(parts))
+        self._reset()
+
+    def best(self) -> str | None:
+        self._close()
+        return self._best[1] if self._best else None
+
+
+def _balanced(parts: list[str]) -> list[str]:
+    """`parts` with their parentheses if those pair up, else without any."""
+    depth = 0
+    for part in parts:
+        depth += 1 if part == "(" else -1 if part == ")" else 0
+    return parts if depth == 0 else [p for p in parts if p not in "()"]
