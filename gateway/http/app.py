@@ -1,19 +1,22 @@
-"""The OpenAI-compatible HTTP API: `/v1/chat/completions` (JSON or server-sent events) and
-`/v1/models`, on the same pipeline as the gRPC API.
+"""The HTTP APIs: OpenAI's `/v1/chat/completions` and Anthropic's `/v1/messages` (JSON or
+server-sent events) and `/v1/models`, on the same pipeline as the gRPC API.
 
-Each request is authenticated from its `Authorization: Bearer <key>` header, runs inside one
-SERVER span (so the pipeline's attributes and the downstream gRPC hops join its trace), and
-ends in one access-log line. A caller's W3C `traceparent` (and `tracestate`, `baggage`) is
-continued through OpenTelemetry's global propagator, as the gRPC server interceptors do: the
-span is a child of the caller's. (`opentelemetry-instrumentation-aiohttp-server` would do the
-same, but no release of it matches the pinned opentelemetry-sdk's semantic conventions.)
+Each request is authenticated from its API key (`Authorization: Bearer <key>`, or `x-api-key`
+as the Anthropic SDK sends it), runs inside one SERVER span (so the pipeline's attributes and
+the downstream gRPC hops join its trace), and ends in one access-log line. A caller's W3C
+`traceparent` (and `tracestate`, `baggage`) is continued through OpenTelemetry's global
+propagator, as the gRPC server interceptors do: the span is a child of the caller's.
+(`opentelemetry-instrumentation-aiohttp-server` would do the same, but no release of it
+matches the pinned opentelemetry-sdk's semantic conventions.) Errors come in the caller's
+API's shape: Anthropic's on `/v1/messages` and on any request with an `anthropic-version`
+header, OpenAI's elsewhere.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -23,16 +26,27 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Catalog
-from costmesh.errors import CostmeshError, InvalidRequest, NotFound
+from costmesh.errors import CostmeshError, InvalidRequest, NotFound, Unauthenticated
 from costmesh.gateway.auth import Authenticator
+from costmesh.gateway.http import anthropic_format, anthropic_replies, sse
 from costmesh.gateway.http import openai_format as fmt
-from costmesh.gateway.http.errors import error_body, http_error
+from costmesh.gateway.http.anthropic_stream import MessageEvents
+from costmesh.gateway.http.errors import (
+    ANTHROPIC_HTTP_TYPES,
+    anthropic_error,
+    anthropic_error_body,
+    error_body,
+    http_error,
+)
+from costmesh.gateway.http.json_body import parse_json
+from costmesh.gateway.http.openai_stream import ChunkStream
 from costmesh.gateway.pipeline import Pipeline
 from costmesh.observability.error_fields import error_fields
 
 log = structlog.get_logger()
 DEV_TENANT_HEADER = "x-costmesh-tenant"  # only read when authentication is off (dev mode)
 MAX_TIMEOUT_S = 3600.0  # x-costmesh-timeout-s
+RENAME = "costmesh.rename"  # request key: names the Anthropic parameter in the pipeline's errors
 
 
 class HttpApi:
@@ -47,6 +61,7 @@ class HttpApi:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_body_bytes, middlewares=[self._middleware])
         app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/v1/models", self.list_models)
         app.router.add_get("/v1/models/{model}", self.get_model)
         return app
@@ -65,9 +80,14 @@ class HttpApi:
             try:
                 response = await handler(request)
             except web.HTTPException as exc:  # 404, 405, 413 from aiohttp itself
-                response = _json(exc.status, error_body(exc.reason, "invalid_request_error", None, _slug(exc.reason)))
-            except Exception as exc:  # noqa: BLE001 - every error becomes an OpenAI error body
-                response = _error_response(exc)
+                if _anthropic(request):
+                    kind = ANTHROPIC_HTTP_TYPES.get(exc.status, "invalid_request_error")
+                    body = anthropic_error_body(exc.reason, kind)
+                else:
+                    body = error_body(exc.reason, "invalid_request_error", None, _slug(exc.reason))
+                response = web.json_response(body, status=exc.status)
+            except Exception as exc:  # noqa: BLE001 - every error becomes an error body of the caller's API
+                response = _error_response(request, exc)
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
@@ -77,123 +97,132 @@ class HttpApi:
 
     def _tenant(self, request: web.Request) -> str:
         claimed = "" if self._auth.enabled else request.headers.get(DEV_TENANT_HEADER, "dev")
-        return self._auth.authenticate(request.headers.get("Authorization"), claimed).tenant
+        authorization = request.headers.get("Authorization")
+        api_key = request.headers.get("x-api-key")
+        if not authorization and api_key:
+            authorization = f"Bearer {api_key}"
+        if not authorization and self._auth.enabled and _anthropic(request):
+            raise Unauthenticated("missing API key: send `x-api-key: <key>` or `authorization: Bearer <key>`")
+        return self._auth.authenticate(authorization, claimed).tenant
 
-    # -- handlers ------------------------------------------------------------------------
+    # -- models --------------------------------------------------------------------------
 
     async def list_models(self, request: web.Request) -> web.Response:
         self._tenant(request)
-        return web.json_response({"object": "list", "data": [self._model(m) for m in self._model_ids()]})
+        models = [self._model(request, m) for m in self._model_ids()]
+        if _anthropic(request):
+            return web.json_response({"data": models, "has_more": False, "first_id": models[0]["id"],
+                                      "last_id": models[-1]["id"]})
+        return web.json_response({"object": "list", "data": models})
 
     async def get_model(self, request: web.Request) -> web.Response:
         self._tenant(request)
         model = request.match_info["model"]
         if model not in self._model_ids():
             raise NotFound(f"model: {model!r} is not served here")
-        return web.json_response(self._model(model))
+        return web.json_response(self._model(request, model))
 
     def _model_ids(self) -> list[str]:
         return [fmt.AUTO_MODEL, *self._catalog.models]
 
-    def _model(self, model: str) -> dict[str, Any]:
+    def _model(self, request: web.Request, model: str) -> dict[str, Any]:
+        if _anthropic(request):
+            return {"type": "model", "id": model, "display_name": model, "created_at": "1970-01-01T00:00:00Z"}
         owner = "costmesh" if model == fmt.AUTO_MODEL else self._catalog.models[model].provider
         return {"id": model, "object": "model", "created": 0, "owned_by": owner}
 
+    # -- completions ---------------------------------------------------------------------
+
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         tenant = self._tenant(request)
-        body = _json_body(await request.read())
-        chat = fmt.parse_chat_request(body, self._catalog)
-        chat.request.tenant_id = tenant
-        chat.request.request_id = chat.request.request_id or uuid.uuid4().hex
+        chat = fmt.parse_chat_request(parse_json(await request.read()), self._catalog)
+        request_id = _prepare(chat.request, tenant, chat.model)
         deadline = _deadline(request)
-        span = trace.get_current_span()
-        span.set_attribute("gen_ai.request.model", chat.model)
         if chat.stream:
-            return await self._stream(request, chat, deadline)
+            chunks = ChunkStream(chat, request_id)
+            return await self._stream(
+                request, chat.request, deadline, headers={"x-costmesh-request-id": request_id},
+                encode=lambda event: b"".join(sse.data_line(c) for c in chunks.chunks(event)),
+                error=lambda exc: sse.data_line(http_error(exc)[1]),
+                trailer=sse.OPENAI_DONE,
+            )
         response = await self._pipeline.complete(chat.request, deadline)
         return web.json_response(fmt.completion_body(chat, response), headers=fmt.extra_headers(response))
 
-    async def _stream(self, request: web.Request, chat: fmt.ChatRequest, deadline: float | None) -> web.StreamResponse:
-        events = aiter(self._pipeline.stream(chat.request, deadline))
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        tenant = self._tenant(request)
+        parsed = anthropic_format.parse_messages_request(parse_json(await request.read()), self._catalog)
+        request[RENAME] = parsed.rename
+        request_id = _prepare(parsed.request, tenant, parsed.model)
+        deadline = _deadline(request)
+        headers = {"x-costmesh-request-id": request_id, "request-id": request_id}
+        if parsed.stream:
+            events = MessageEvents(parsed.model, request_id)
+            return await self._stream(
+                request, parsed.request, deadline, headers=headers,
+                encode=lambda event: b"".join(sse.named_event(n, d) for n, d in events.events(event)),
+                error=lambda exc: sse.named_event("error", anthropic_error(exc, parsed.rename)[1]),
+                trailer=b"",
+            )
+        response = await self._pipeline.complete(parsed.request, deadline)
+        return web.json_response(anthropic_replies.message_body(parsed.model, response),
+                                 headers={**fmt.extra_headers(response), "request-id": request_id})
+
+    async def _stream(self, request: web.Request, complete: gw.CompleteRequest, deadline: float | None, *,
+                      headers: dict[str, str], encode: Callable[[gw.StreamCompleteResponse], bytes],
+                      error: Callable[[BaseException], bytes], trailer: bytes) -> web.StreamResponse:
+        """Streams the pipeline's events, each `encode`d. Errors before the first event get
+        their own HTTP status (the middleware); after it, they travel as one last `error` event."""
+        events: AsyncIterator[gw.StreamCompleteResponse] = aiter(self._pipeline.stream(complete, deadline))
         try:
-            # The first event comes after validation and the cache lookup: errors up to here
-            # still get their own HTTP status.
-            first = await anext(events)
-            request_id = chat.request.request_id
-            created = int(time.time())
-            response = web.StreamResponse(status=200, headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-cache",
-                "x-costmesh-request-id": request_id,
-            })
-            event: gw.StreamCompleteResponse | None = first
+            # The first event comes after validation and the cache lookup.
+            event: gw.StreamCompleteResponse | None = await anext(events)
+            response = sse.event_stream(headers)
             try:
                 await response.prepare(request)
-                await _send(response, fmt.chunk(request_id, chat.model, created, {"role": "assistant", "content": ""}))
                 try:
                     while event is not None:
-                        if event.WhichOneof("event") == "text_delta":
-                            if event.text_delta:
-                                await _send(response, fmt.chunk(request_id, chat.model, created,
-                                                                {"content": event.text_delta}))
-                        else:
-                            await self._send_final(response, chat, event.final, created)
+                        data = encode(event)
+                        if data:
+                            await response.write(data)
                         event = await anext(events, None)
                 except ConnectionError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - after the headers, errors travel as an SSE event
-                    status, body, _ = http_error(exc)
-                    if status >= 500 and not isinstance(exc, CostmeshError):
+                    if not isinstance(exc, CostmeshError):
                         log.error("stream failed", **error_fields(exc))
-                    await _send(response, body)
-                await response.write(b"data: [DONE]\n\n")
+                    await response.write(error(exc))
+                if trailer:
+                    await response.write(trailer)
                 await response.write_eof()
             except ConnectionError:  # the client went away (before the headers too): one line, no traceback
-                log.info("stream client disconnected", request_id=request_id)
+                log.info("stream client disconnected", request_id=complete.request_id)
             return response
         finally:
             await events.aclose()
 
-    async def _send_final(self, response: web.StreamResponse, chat: fmt.ChatRequest,
-                          final: gw.CompleteResponse, created: int) -> None:
-        last = fmt.chunk(final.request_id, final.model or chat.model, created, {}, fmt.finish_reason(final))
-        last["costmesh"] = fmt.extras(final)
-        await _send(response, last)
-        if chat.include_usage:
-            usage_chunk = fmt.chunk(final.request_id, final.model or chat.model, created, {})
-            usage_chunk["choices"] = []
-            usage_chunk["usage"] = fmt.usage(final)
-            await _send(response, usage_chunk)
+
+def _anthropic(request: web.Request) -> bool:
+    """Whether the caller speaks Anthropic's API (its errors and model list take that shape)."""
+    return request.path.startswith("/v1/messages") or "anthropic-version" in request.headers
 
 
-async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
-    await response.write(f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
+def _prepare(complete: gw.CompleteRequest, tenant: str, model: str) -> str:
+    complete.tenant_id = tenant
+    complete.request_id = complete.request_id or uuid.uuid4().hex
+    trace.get_current_span().set_attribute("gen_ai.request.model", model)
+    return complete.request_id
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers)
-
-
-def _json_body(raw: bytes) -> Any:
-    """The body as JSON; too deep a nesting, a huge number or NaN is a 400 like any bad JSON."""
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise InvalidRequest(f"body: JSON nested deeper than {fmt.MAX_JSON_DEPTH} levels") from None
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4,300 digits
-        raise InvalidRequest("body: not valid JSON") from None
-
-
-def _no_constant(name: str) -> None:
-    raise InvalidRequest(f"body: {name} is not valid JSON")
-
-
-def _error_response(exc: BaseException) -> web.Response:
-    status, body, headers = http_error(exc)
+def _error_response(request: web.Request, exc: BaseException) -> web.Response:
+    if _anthropic(request):
+        status, body, headers = anthropic_error(exc, request.get(RENAME))
+    else:
+        status, body, headers = http_error(exc)
     if not isinstance(exc, CostmeshError):
         log.error("unhandled error", **error_fields(exc))
     trace.get_current_span().set_attribute("costmesh.error", type(exc).__name__)
-    return _json(status, body, headers)
+    return web.json_response(body, status=status, headers=headers)
 
 
 def _deadline(request: web.Request) -> float | None:
