@@ -19,6 +19,16 @@ class Unauthenticated(CostmeshError):
     """No valid credentials."""
 
 
+class ServiceUnauthenticated(Unauthenticated):
+    """A call inside the mesh without a valid service token: none, forged, expired, or issued for
+    another service (`costmesh.rpc.mesh_auth`)."""
+
+
+class PermissionDenied(CostmeshError):
+    """Valid credentials that do not allow this call, e.g. a request naming another tenant than
+    the one its service token was issued for."""
+
+
 class NotFound(CostmeshError):
     """A named thing (model, batch, entry) does not exist."""
 

@@ -65,4 +65,4 @@ async def mount(runtime: Runtime) -> Mounted:
     return Mounted([servicer, batch], close=cleanup.aclose)
 
 
-SPEC = ServiceSpec("gateway", 50051, mount)
+SPEC = ServiceSpec("gateway", 50051, mount, public=True)  # callers bring API keys, not service tokens

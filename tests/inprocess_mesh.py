@@ -23,6 +23,7 @@ class InProcessMesh:
     keys_file: Path | None = None
     http_url: str | None = None  # the gateway's OpenAI-compatible API (ends in /v1)
     scratch: Path | None = None  # a temporary folder of the mesh's own, removed by stop()
+    secret_file: Path | None = None  # the mesh secret its services sign their calls with
     _keys: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -61,6 +62,7 @@ async def start_inprocess_mesh(
 ) -> InProcessMesh:
     from costmesh.gateway.auth import KeyStore
     from costmesh.gateway.service import SPEC as GATEWAY
+    from costmesh.rpc.mesh_secret import ensure_secret
     from costmesh.services.batches.service import SPEC as BATCHES
     from costmesh.services.cache.service import SPEC as CACHE
     from costmesh.services.classifier.service import SPEC as CLASSIFIER
@@ -69,7 +71,9 @@ async def start_inprocess_mesh(
     from costmesh.tooling.launcher import free_port
 
     scratch = Path(tempfile.mkdtemp(prefix="costmesh-mesh-"))
+    secret_file = ensure_secret(scratch / "mesh-secret")
     env = {
+        "COSTMESH_MESH_SECRET_FILE": str(secret_file),
         "REDIS_URL": redis_url,
         "COSTMESH_SIMULATOR_URL": simulator_url,
         "COSTMESH_LOG_LEVEL": "warning",
@@ -77,7 +81,7 @@ async def start_inprocess_mesh(
         "COSTMESH_HTTP_PORT": str(free_port()),
         **(extra_env or {}),
     }
-    mesh = InProcessMesh(keys_file=Path(env["COSTMESH_API_KEYS_FILE"]), scratch=scratch)
+    mesh = InProcessMesh(keys_file=Path(env["COSTMESH_API_KEYS_FILE"]), scratch=scratch, secret_file=secret_file)
     KeyStore(mesh.keys_file).ensure_file()
     if env["COSTMESH_HTTP_PORT"] != "0":
         mesh.http_url = f"http://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"

@@ -169,7 +169,8 @@ async def test_the_cache_service_refuses_past_its_limit_with_overloaded(redis_ur
     once as RESOURCE_EXHAUSTED with the OVERLOADED reason, which clients read as Overloaded."""
     from costmesh.services.cache.service import SPEC as CACHE
 
-    env = Env({"REDIS_URL": redis_url, "COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS": "1", "COSTMESH_LOG_LEVEL": "warning",
+    env = Env({"COSTMESH_MESH_AUTH": "off",
+               "REDIS_URL": redis_url, "COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS": "1", "COSTMESH_LOG_LEVEL": "warning",
                "COSTMESH_CACHE_INDEX_PREFIX": f"admission-{tmp_path.name}"})
     service = await start_service(CACHE, env, port=0)
     try:

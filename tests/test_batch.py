@@ -52,6 +52,7 @@ async def mesh(redis_url, simulator):
         "REDIS_URL": redis_url,
         "COSTMESH_LOG_LEVEL": "warning",
         "COSTMESH_API_KEYS_FILE": str(mesh.keys_file),
+        "COSTMESH_MESH_SECRET_FILE": str(mesh.secret_file),
         "COSTMESH_CACHE_ADDR": mesh.service("cache").address,
         "COSTMESH_CLASSIFIER_ADDR": mesh.service("classifier").address,
         "COSTMESH_ROUTER_ADDR": mesh.service("router").address,

@@ -59,7 +59,7 @@ async def test_receiver_groups_the_spans_of_a_real_routed_call(monkeypatch):
         # The exporter reads its endpoint from the process environment, as in a service.
         for name, value in hops.exporter_env(receiver.endpoint).items():
             monkeypatch.setenv(name, value)
-        env = Env({**os.environ, "COSTMESH_PROVIDERS_ADDR": f"127.0.0.1:{providers_port}",
+        env = Env({**os.environ, "COSTMESH_MESH_AUTH": "off", "COSTMESH_PROVIDERS_ADDR": f"127.0.0.1:{providers_port}",
                    "COSTMESH_ROUTER_GATE": "heuristic", "COSTMESH_LOG_LEVEL": "warning"})
         tracer_provider = build_tracer_provider("router", env)
         router = await start_service(ROUTER, env, tracer_provider=tracer_provider, port=0)

@@ -52,7 +52,7 @@ async def mount(runtime):
 
 @pytest.fixture
 async def service():
-    running = await start_service(ServiceSpec("test", 0, mount), Env({}), port=0)
+    running = await start_service(ServiceSpec("test", 0, mount), Env({"COSTMESH_MESH_AUTH": "off"}), port=0)
     yield running
     await running.stop(0)
 
@@ -173,7 +173,7 @@ async def test_health_turns_not_serving_when_draining(service):
 
 def test_a_service_process_stops_cleanly_on_sigterm():
     port = free_port()
-    env = {**os.environ, "COSTMESH_PORT": str(port), "COSTMESH_HOST": "127.0.0.1"}
+    env = {**os.environ, "COSTMESH_PORT": str(port), "COSTMESH_HOST": "127.0.0.1", "COSTMESH_MESH_AUTH": "off"}
     process = subprocess.Popen([sys.executable, "-m", "costmesh.services.classifier"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -41,7 +41,8 @@ class Cache:
     @classmethod
     async def start(cls, redis_url: str, embedder: Embedder, tracer_provider=None, **env: str) -> "Cache":
         spec = ServiceSpec("cache", 0, make_mount(embedder))
-        service = await start_service(spec, Env({"REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "warning", **env}),
+        service = await start_service(spec, Env({"COSTMESH_MESH_AUTH": "off",
+                                                 "REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "warning", **env}),
                                       tracer_provider=tracer_provider, port=0)
         return cls(service, grpc.aio.insecure_channel(service.address))
 

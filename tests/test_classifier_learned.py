@@ -146,7 +146,8 @@ async def test_service_defaults_to_learned_and_reloads_a_changed_artifact(artifa
     path = tmp_path / "served.npz"
     path.write_bytes(artifact_path.read_bytes())
     with_threshold(path, 0.999)
-    env = Env({"COSTMESH_ROUTER_ARTIFACT": str(path), "COSTMESH_ROUTER_ARTIFACT_CHECK_S": "0"})
+    env = Env({"COSTMESH_MESH_AUTH": "off",
+               "COSTMESH_ROUTER_ARTIFACT": str(path), "COSTMESH_ROUTER_ARTIFACT_CHECK_S": "0"})
     service = await start_service(SPEC, env, port=0)
     try:
         async with grpc.aio.insecure_channel(service.address) as channel:
@@ -177,11 +178,12 @@ async def test_service_refuses_an_artifact_for_an_unknown_embedding_model(artifa
     artifact.meta["embedding"]["model"] = "some-other-model"
     path = artifact.save(tmp_path / "other.npz")
     with pytest.raises(ConfigError, match="some-other-model"):
-        await start_service(SPEC, Env({"COSTMESH_ROUTER_ARTIFACT": str(path)}), port=0)
+        await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off", "COSTMESH_ROUTER_ARTIFACT": str(path)}), port=0)
 
 
 async def test_service_without_an_artifact_serves_rules(tmp_path):
-    service = await start_service(SPEC, Env({"COSTMESH_ROUTER_ARTIFACT": str(tmp_path / "none.npz")}), port=0)
+    env = Env({"COSTMESH_MESH_AUTH": "off", "COSTMESH_ROUTER_ARTIFACT": str(tmp_path / "none.npz")})
+    service = await start_service(SPEC, env, port=0)
     try:
         async with grpc.aio.insecure_channel(service.address) as channel:
             stub = classifier_pb2_grpc.ClassifierServiceStub(channel)

@@ -19,7 +19,8 @@ def message(text: str, role: int = common_pb2.ROLE_USER) -> common_pb2.Message:
 
 @pytest.fixture(scope="module")
 async def stub():
-    service = await start_service(SPEC, Env({"COSTMESH_CLASSIFIER_STRATEGY": "rules"}), port=0)
+    service = await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off",
+                                             "COSTMESH_CLASSIFIER_STRATEGY": "rules"}), port=0)
     channel = grpc.aio.insecure_channel(service.address)
     yield classifier_pb2_grpc.ClassifierServiceStub(channel)
     await channel.close()
@@ -64,4 +65,4 @@ async def test_unknown_strategy_is_invalid_argument(stub):
 
 async def test_unknown_default_strategy_fails_at_start():
     with pytest.raises(ConfigError):
-        await start_service(SPEC, Env({"COSTMESH_CLASSIFIER_STRATEGY": "oracle"}), port=0)
+        await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off", "COSTMESH_CLASSIFIER_STRATEGY": "oracle"}), port=0)

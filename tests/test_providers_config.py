@@ -45,7 +45,7 @@ def test_no_upstream_fails_at_start_saying_what_to_set():
 
 async def test_service_refuses_to_start_without_upstream():
     with pytest.raises(errors.ConfigError, match="no upstream configured"):
-        await start_service(SPEC, Env({}), port=0)
+        await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off"}), port=0)
 
 
 class Recorder:

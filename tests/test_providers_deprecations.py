@@ -22,7 +22,7 @@ def test_only_the_listed_models_are_deprecated():
 
 async def test_the_start_log_warns_of_each_served_deprecated_model(monkeypatch, capsys):
     monkeypatch.setattr(providers_service, "sdk_deprecations", lambda: TABLE)
-    service = await start_service(providers_service.SPEC, Env({"COSTMESH_SIMULATOR_URL": "http://127.0.0.1:9"}),
+    service = await start_service(providers_service.SPEC, Env({"COSTMESH_MESH_AUTH": "off", "COSTMESH_SIMULATOR_URL": "http://127.0.0.1:9"}),
                                   port=0)
     await service.stop(0)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]

@@ -50,7 +50,8 @@ async def mesh():
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    service = await start_service(SPEC, Env({"COSTMESH_SIMULATOR_URL": sim.url}), tracer_provider=tracer_provider,
+    service = await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off",
+                                             "COSTMESH_SIMULATOR_URL": sim.url}), tracer_provider=tracer_provider,
                                   port=0)
     channel = grpc.aio.insecure_channel(service.address)
     yield Mesh(sim, service, channel, spans)

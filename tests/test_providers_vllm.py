@@ -186,7 +186,8 @@ context_window = 2048
 async def vllm_only_service(replicas, tmp_path_factory):
     catalog = tmp_path_factory.mktemp("catalog") / "models.toml"
     catalog.write_text(DEFAULT_CATALOG.read_text() + TINY_TOML)
-    env = Env({"COSTMESH_INFERENCE_ADDRS": ",".join(f.address for f in replicas), "COSTMESH_CATALOG": str(catalog)})
+    env = Env({"COSTMESH_MESH_AUTH": "off",
+               "COSTMESH_INFERENCE_ADDRS": ",".join(f.address for f in replicas), "COSTMESH_CATALOG": str(catalog)})
     service = await start_service(SPEC, env, port=0)
     channel = grpc.aio.insecure_channel(service.address)
     yield provider_pb2_grpc.ProviderServiceStub(channel)

@@ -52,7 +52,7 @@ class Replica:
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-        service = await start_service(spec, Env({"COSTMESH_LOG_LEVEL": "warning", **env}),
+        service = await start_service(spec, Env({"COSTMESH_MESH_AUTH": "off", "COSTMESH_LOG_LEVEL": "warning", **env}),
                                       tracer_provider=provider, port=0)
         return cls(service, exporter)
 
@@ -251,7 +251,8 @@ async def test_the_gateway_spreads_its_calls_over_the_replicas(redis_url, caches
     keys = scratch / "api-keys.json"
     KeyStore(keys).ensure_file()
     api_key, _ = KeyStore(keys).create("replicas", "tests")
-    env = {"REDIS_URL": redis_url, "COSTMESH_SIMULATOR_URL": simulator.url, "COSTMESH_LOG_LEVEL": "warning",
+    env = {"COSTMESH_MESH_AUTH": "off",
+           "REDIS_URL": redis_url, "COSTMESH_SIMULATOR_URL": simulator.url, "COSTMESH_LOG_LEVEL": "warning",
            "COSTMESH_API_KEYS_FILE": str(keys), "COSTMESH_HTTP_PORT": "0"}
     started: list[RunningService] = []
     try:

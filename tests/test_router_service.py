@@ -77,7 +77,8 @@ async def mesh():
     provider_pb2_grpc.add_ProviderServiceServicer_to_server(fake, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    env = Env({"COSTMESH_PROVIDERS_ADDR": f"127.0.0.1:{port}", "COSTMESH_ROUTER_BACKOFF_BASE_S": "0.01"})
+    env = Env({"COSTMESH_MESH_AUTH": "off",
+               "COSTMESH_PROVIDERS_ADDR": f"127.0.0.1:{port}", "COSTMESH_ROUTER_BACKOFF_BASE_S": "0.01"})
     router = await start_service(SPEC, env, port=0)
     channel = grpc.aio.insecure_channel(router.address)
     yield fake, router_pb2_grpc.RouterServiceStub(channel)
@@ -200,7 +201,7 @@ async def test_invalid_requests(fake, stub):
 
 async def test_providers_address_is_required():
     with pytest.raises(ConfigError, match="COSTMESH_PROVIDERS_ADDR"):
-        await start_service(SPEC, Env({}), port=0)
+        await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off"}), port=0)
 
 
 async def plan(stub, **kw) -> router_pb2.PlanResponse:

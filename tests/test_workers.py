@@ -74,7 +74,8 @@ def test_worker_settings():
 
 def test_two_workers_share_one_port_and_a_dead_one_comes_back(tmp_path):
     port, metrics = free_port(), free_port()
-    env = {**os.environ, "COSTMESH_PORT": str(port), "COSTMESH_WORKERS": "2", "COSTMESH_METRICS_PORT": str(metrics),
+    env = {**os.environ, "COSTMESH_MESH_AUTH": "off",
+           "COSTMESH_PORT": str(port), "COSTMESH_WORKERS": "2", "COSTMESH_METRICS_PORT": str(metrics),
            "COSTMESH_CLASSIFIER_STRATEGY": "rules", "COSTMESH_LOG_LEVEL": "warning"}
     log = open(tmp_path / "classifier.log", "wb")  # noqa: SIM115
     parent = subprocess.Popen([sys.executable, "-m", "costmesh.services.classifier"], env=env, stdout=log,
@@ -107,7 +108,8 @@ def test_two_workers_share_one_port_and_a_dead_one_comes_back(tmp_path):
 
 
 def test_workers_need_a_fixed_port(tmp_path):
-    env = {**os.environ, "COSTMESH_PORT": "0", "COSTMESH_WORKERS": "2", "COSTMESH_CLASSIFIER_STRATEGY": "rules",
+    env = {**os.environ, "COSTMESH_MESH_AUTH": "off",
+           "COSTMESH_PORT": "0", "COSTMESH_WORKERS": "2", "COSTMESH_CLASSIFIER_STRATEGY": "rules",
            "COSTMESH_LOG_LEVEL": "warning"}
     result = subprocess.run([sys.executable, "-m", "costmesh.services.classifier"], env=env, capture_output=True,
                             text=True, timeout=120)

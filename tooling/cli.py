@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-router": ("costmesh.tooling.routing.train_cli",
                      "train the learned router on routing books, calibrate, save"),
     "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
+    "mesh-secret": ("costmesh.tooling.mesh_secret_cli",
+                    "make the secret the services sign their calls with; print a service token"),
     "report": ("costmesh.tooling.report.command",
                "savings by layer over a period of cost records: table, HTML page, PNG charts"),
 }

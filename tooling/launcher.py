@@ -3,6 +3,11 @@
 Embedded Redis (unless REDIS_URL is given), the simulator (unless real provider keys are
 configured and no simulator is wanted), then cache, classifier, providers, router, batches, gateway,
 each on a free loopback port, each waited for through the standard gRPC health service.
+
+Service credentials: the mesh secret every service signs its calls with is made in the run
+directory (`mesh-secret`, mode 0600) unless COSTMESH_MESH_SECRET_FILE names one. Supervision:
+a process that dies is started again on its port (after 0.5 s, doubling up to 30 s while it
+keeps dying), and its callers reconnect within a second (`costmesh.rpc.channels`).
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +27,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from costmesh.errors import ConfigError, Unavailable
+from costmesh.rpc.mesh_secret import ensure_secret
 
 SERVICES = (
     # name, module, peers it needs
@@ -45,6 +53,18 @@ class Process:
     address: str
     log_path: Path
     metrics_port: int | None = None  # its Prometheus endpoint, when metrics are on
+    module: str = ""  # what `python -m` runs, and with which environment: a restart runs it again
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    restarts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    def respawn(self) -> None:
+        """Start the same command again, logging to the same file (on the same port)."""
+        with open(self.log_path, "ab") as log_file:
+            log_file.write(f"--- {self.name} restarted by the launcher (restart {self.restarts + 1}) ---\n".encode())
+        self.popen = _spawn(self.name, self.module, self.env, self.log_path.parent, self.address).popen
+        self.restarts += 1
+        self.started_at = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen.poll() is None:
@@ -54,6 +74,69 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+
+
+def _report(line: str) -> None:
+    print(f"costmesh: {line}", file=sys.stderr, flush=True)
+
+
+class Supervisor:
+    """Starts a process of the mesh again when it dies: after `base_delay_s`, doubling with each
+    death up to `max_delay_s`; a process that has run `stable_s` since its restart starts over
+    at `base_delay_s`. A thread of its own, so `costmesh serve` can sleep in `signal.pause()`."""
+
+    def __init__(self, processes: dict[str, Process], report: Callable[[str], None] = _report, *,
+                 poll_s: float = 0.2, base_delay_s: float = 0.5, max_delay_s: float = 30.0, stable_s: float = 60.0):
+        self._processes = processes
+        self._report = report
+        self._poll_s = poll_s
+        self._base_delay_s = base_delay_s
+        self._max_delay_s = max_delay_s
+        self._stable_s = stable_s
+        self._deaths: dict[str, int] = {}  # deaths in a row, for the backoff
+        self._due: dict[str, float] = {}  # name -> when it is started again
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="costmesh-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """No restart after this returns (the mesh is about to stop its processes)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            for process in list(self._processes.values()):
+                if self._stop.is_set():
+                    return
+                try:
+                    self._check(process)
+                except OSError as exc:  # could not start it again: try later
+                    self._report(f"{process.name}: restart failed ({exc}); trying again")
+                    self._due[process.name] = time.monotonic() + self._max_delay_s
+
+    def _check(self, process: Process) -> None:
+        now = time.monotonic()
+        code = process.popen.poll()
+        if code is None:
+            if self._deaths.get(process.name) and now - process.started_at >= self._stable_s:
+                self._deaths[process.name] = 0
+            return
+        due = self._due.get(process.name)
+        if due is None:
+            deaths = self._deaths.get(process.name, 0)
+            delay = min(self._max_delay_s, self._base_delay_s * 2 ** deaths)
+            self._deaths[process.name] = deaths + 1
+            self._due[process.name] = now + delay
+            self._report(f"{process.name} exited with code {code}; starting it again in {delay:.1f} s "
+                         f"(log: {process.log_path})")
+        elif now >= due:
+            del self._due[process.name]
+            process.respawn()
+            self._report(f"{process.name} started again (pid {process.popen.pid}, restart {process.restarts})")
 
 
 @dataclass
@@ -67,6 +150,7 @@ class Mesh:
     simulator_url: str | None = None
     http_url: str | None = None  # the gateway's OpenAI-compatible API, e.g. http://127.0.0.1:PORT/v1
     _keys: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
 
     @property
     def gateway(self) -> str:
@@ -81,6 +165,9 @@ class Mesh:
         return self._keys[tenant]
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         for name in reversed(list(self.processes)):
             self.processes[name].stop()
         self.processes.clear()
@@ -102,9 +189,11 @@ def start_mesh(
     use_simulator: bool | None = None,
     startup_timeout_s: float = 300.0,
     gateway_port: int | None = None,
+    supervise: bool = True,
 ) -> Mesh:
     """Start everything and return once every service reports SERVING. Each service gets a free
-    loopback port, except the gateway when `gateway_port` pins it."""
+    loopback port, except the gateway when `gateway_port` pins it. `supervise`: start a process
+    that dies again (`Supervisor`) until the mesh stops."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
@@ -135,6 +224,9 @@ def start_mesh(
         from costmesh.gateway.auth import KeyStore
 
         KeyStore(env["COSTMESH_API_KEYS_FILE"]).ensure_file()
+        # Service credentials are on too: the services sign their calls with this secret.
+        env.setdefault("COSTMESH_MESH_SECRET_FILE", str(run_dir / "mesh-secret"))
+        ensure_secret(env["COSTMESH_MESH_SECRET_FILE"])
         if not env.get("COSTMESH_HTTP_PORT"):
             env["COSTMESH_HTTP_PORT"] = str(free_port())
         if env["COSTMESH_HTTP_PORT"] != "0":
@@ -158,6 +250,9 @@ def start_mesh(
         for process in mesh.processes.values():
             if process.name != "simulator":
                 _wait_healthy(process, startup_timeout_s)
+        if supervise:
+            mesh.supervisor = Supervisor(mesh.processes)
+            mesh.supervisor.start()
     except BaseException:
         mesh.stop()
         raise
@@ -169,7 +264,7 @@ def _spawn(name: str, module: str, env: dict[str, str], run_dir: Path, address: 
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
     popen = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log_file, stderr=subprocess.STDOUT)
     log_file.close()
-    return Process(name, popen, address, log_path)
+    return Process(name, popen, address, log_path, module=module, env=env)
 
 
 def _check_alive(process: Process) -> None:

@@ -8,6 +8,8 @@ call), OpenTelemetry metrics (per-hop latency and the facts on each hop's span, 
 the service records through `runtime.meter`) with a Prometheus endpoint on
 `COSTMESH_METRICS_PORT`, SIGTERM -> drain -> stop, channels to peers that round-robin over
 every replica (`Runtime.channel`) and a maximum connection age on the server (`server_options`).
+Service credentials (`mesh_auth`): every channel to a peer sends a service token, and every
+service but a public one (the gateway) refuses a call without a valid one (`UNAUTHENTICATED`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from costmesh.observability.span_status import SpanStatusInterceptor
 from costmesh.observability.tracing import build_tracer_provider
 from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
+from costmesh.rpc.mesh_auth import MeshAuth
 from costmesh.rpc.workers import Workers, worker_count, worker_index
 
 # Servers close each connection after this age (+-10% jitter, gRPC's own), letting calls in
@@ -88,6 +91,7 @@ class Runtime:
     tracer_provider: TracerProvider
     log: Any
     metrics: Metrics | None = None
+    mesh_auth: MeshAuth = field(default_factory=lambda: MeshAuth(None))
     _health: health.aio.HealthServicer | None = None
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
     _full_names: list[str] = field(default_factory=list)
@@ -98,10 +102,12 @@ class Runtime:
         Round-robin over every replica `address` resolves to (`peer_channel`): `dns:///cache:50052`.
         `own_connections`: connections of this channel's own, never shared with another channel to
         the same address (several such channels reach several workers of one replica).
+        Each call carries a service token for the service it calls (`mesh_auth`).
         """
         channel = peer_channel(
             address,
-            interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider), *client_interceptors()],
+            interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider), *client_interceptors(),
+                          *self.mesh_auth.client_interceptors()],
             own_connections=own_connections,
         )
         self._channels.append(channel)
@@ -124,9 +130,13 @@ class Runtime:
 
 @dataclass
 class ServiceSpec:
+    """`public`: callers outside the mesh call it (the gateway, which checks their API keys
+    itself); every other service refuses a call without a service token."""
+
     name: str
     default_port: int
     mount: Callable[[Runtime], Awaitable[Mounted]]
+    public: bool = False
 
 
 @dataclass
@@ -192,18 +202,20 @@ async def start_service(
     cap_blas_threads(env)
     tracer_provider = tracer_provider or build_tracer_provider(spec.name, env)
     log = configure_logging(spec.name, env.str("COSTMESH_LOG_LEVEL", "info"))
+    mesh_auth = MeshAuth.from_env(env, spec.name)  # fails at start without the mesh secret
     metrics = build_metrics(spec.name, env, meter_provider=meter_provider, port=metrics_port)
-    runtime = Runtime(spec.name, env, tracer_provider, log, metrics)
+    runtime = Runtime(spec.name, env, tracer_provider, log, metrics, mesh_auth)
 
-    server = grpc.aio.server(
-        interceptors=[
-            aio_server_interceptor(tracer_provider=tracer_provider),
-            SpanStatusInterceptor(),
-            LogContextInterceptor(),
-            CallInterceptor(),
-        ],
-        options=server_options(env),
-    )
+    interceptors = [
+        aio_server_interceptor(tracer_provider=tracer_provider),
+        SpanStatusInterceptor(),
+        LogContextInterceptor(),
+        CallInterceptor(),
+    ]
+    token_check = None if spec.public else mesh_auth.server_interceptor()
+    if token_check is not None:
+        interceptors.append(token_check)  # innermost: CallInterceptor logs and maps its refusals
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(env))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     runtime._health = health_servicer

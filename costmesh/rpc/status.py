@@ -11,11 +11,15 @@ from costmesh import errors
 
 DOMAIN = "costmesh"
 OVERLOADED = "OVERLOADED"  # google.rpc.ErrorInfo reason of errors.Overloaded (RESOURCE_EXHAUSTED)
+# google.rpc.ErrorInfo reason of errors.ServiceUnauthenticated (UNAUTHENTICATED): a mesh peer refused
+# the caller's service token, which its caller reads as this mesh's fault (Unavailable), not its own key's.
+SERVICE_TOKEN = "SERVICE_TOKEN"
 
 # Domain error -> gRPC status code. Order matters: first match wins (subclasses first).
 ERROR_TABLE: tuple[tuple[type[errors.CostmeshError], grpc.StatusCode], ...] = (
     (errors.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.UpstreamTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
@@ -28,6 +32,7 @@ ERROR_TABLE: tuple[tuple[type[errors.CostmeshError], grpc.StatusCode], ...] = (
 CODE_TABLE: dict[grpc.StatusCode, type[errors.CostmeshError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidRequest,
     grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
     grpc.StatusCode.RESOURCE_EXHAUSTED: errors.RateLimited,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.UpstreamTimeout,
@@ -55,6 +60,8 @@ def to_status(exc: BaseException) -> grpc.Status:
             status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
     if isinstance(exc, errors.Overloaded):  # tells a saturated service from an upstream's 429
         status.details.add().Pack(error_details_pb2.ErrorInfo(reason=OVERLOADED, domain=DOMAIN))
+    if isinstance(exc, errors.ServiceUnauthenticated):
+        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=SERVICE_TOKEN, domain=DOMAIN))
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         detail = error_details_pb2.RetryInfo(
@@ -86,6 +93,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> errors.CostmeshError:
     """The domain error a failed call to another costmesh service stands for."""
     error_type = CODE_TABLE.get(exc.code(), errors.UpstreamError)
     message = exc.details() or exc.code().name
+    if error_type is errors.Unauthenticated and _reason(exc) == SERVICE_TOKEN:
+        return errors.Unavailable(f"a mesh peer refused this service's credentials: {message}")
     if error_type is errors.RateLimited:
         if _reason(exc) == OVERLOADED:
             return errors.Overloaded(message, _retry_after(exc))

@@ -60,6 +60,7 @@ async def inference(tiny_model_dir) -> InferenceHarness:
     from costmesh.services.inference.service import FULL_NAME, SPEC
 
     env = Env({
+        "COSTMESH_MESH_AUTH": "off",
         "COSTMESH_VLLM_MODEL": tiny_model_dir,
         "COSTMESH_VLLM_ARGS": json.dumps(ENGINE_ARGS),
         "COSTMESH_LOG_LEVEL": "warning",

@@ -141,8 +141,9 @@ async def _throughput(redis_url: str, n: int) -> dict:
     unbatched = Embedder(model=batched._model, batching=False, warmup=False, threads=threads)
     prefix = f"costmesh-bench-{uuid.uuid4().hex[:8]}"
     settings = {k: v for k, v in os.environ.items() if k.startswith("COSTMESH_CACHE_")}  # e.g. the verifier artifact
+    # COSTMESH_MESH_AUTH=off: private instances on loopback ports, called by this bench alone
     env = Env({**settings, "REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "error", "COSTMESH_CACHE_INDEX_PREFIX": prefix,
-               "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000"})
+               "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000", "COSTMESH_MESH_AUTH": "off"})
     pairs = _paraphrases(64)
     scope = pb.Scope(tenant_id="bench", model_policy="auto")
     embedders = {"batched": batched, "unbatched": unbatched}

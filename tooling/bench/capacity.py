@@ -24,6 +24,8 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.api.router.v1 import router_pb2, router_pb2_grpc
 from costmesh.catalog import Tier, load_catalog
+from costmesh.config import Env
+from costmesh.rpc.mesh_auth import mesh_client_interceptors
 from costmesh.tooling.bench.timing import throughput
 from costmesh.tooling.datasets import data_dir, load_book
 from costmesh.tooling.launcher import start_mesh
@@ -54,9 +56,10 @@ async def _measure(mesh, n: int, entries: int) -> dict:
     result: dict = {"concurrency": CONCURRENCY, "requests": n, "cpus": os.cpu_count(),
                     "load_average_1m_at_start": round(os.getloadavg()[0], 2)}
     address = {name: p.address for name, p in mesh.processes.items()}
+    credentials = mesh_client_interceptors(Env(mesh.env), "bench")  # service tokens, as the mesh's own calls
     misses: dict[int, cache_pb2.LookupResponse] = {}  # each carries the prompt's embedding and its model
 
-    async with grpc.aio.insecure_channel(address["cache"]) as ch:
+    async with grpc.aio.insecure_channel(address["cache"], interceptors=credentials) as ch:
         stub = cache_pb2_grpc.CacheServiceStub(ch)
         scope = cache_pb2.Scope(tenant_id="capacity", model_policy="auto")
 
@@ -98,7 +101,7 @@ async def _measure(mesh, n: int, entries: int) -> dict:
 
         result["cache_lookup_hit_rps"] = round(await throughput(lookup_hit, n, CONCURRENCY), 1)
 
-    async with grpc.aio.insecure_channel(address["classifier"]) as ch:
+    async with grpc.aio.insecure_channel(address["classifier"], interceptors=credentials) as ch:
         stub = classifier_pb2_grpc.ClassifierServiceStub(ch)
 
         async def classify(i: int) -> None:
@@ -110,7 +113,7 @@ async def _measure(mesh, n: int, entries: int) -> dict:
         await throughput(classify, CONCURRENCY, CONCURRENCY)
         result["classifier_rps"] = round(await throughput(classify, n, CONCURRENCY), 1)
 
-    async with grpc.aio.insecure_channel(address["providers"]) as ch:
+    async with grpc.aio.insecure_channel(address["providers"], interceptors=credentials) as ch:
         stub = provider_pb2_grpc.ProviderServiceStub(ch)
 
         async def generate(i: int) -> None:
@@ -120,7 +123,7 @@ async def _measure(mesh, n: int, entries: int) -> dict:
         await throughput(generate, CONCURRENCY, CONCURRENCY)
         result["providers_rps"] = round(await throughput(generate, n, CONCURRENCY), 1)
 
-    async with grpc.aio.insecure_channel(address["router"]) as ch:
+    async with grpc.aio.insecure_channel(address["router"], interceptors=credentials) as ch:
         stub = router_pb2_grpc.RouterServiceStub(ch)
 
         async def execute(i: int) -> None:

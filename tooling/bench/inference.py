@@ -113,6 +113,7 @@ class Replica:
             "COSTMESH_VLLM_ARGS": json.dumps(args),
             "COSTMESH_LOG_LEVEL": os.environ.get("COSTMESH_BENCH_REPLICA_LOG_LEVEL", "warning"),
             "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            "COSTMESH_MESH_AUTH": "off",  # a private replica on a loopback port, called by this bench alone
         }
         with open(self.log_path, "wb") as log:
             self.popen = subprocess.Popen(

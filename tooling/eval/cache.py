@@ -104,8 +104,10 @@ async def evaluate(pairs: list[Pair], redis_url: str, *, concurrency: int = 8, e
     from costmesh.services.cache.service import build_embedder, make_mount
 
     run_id = uuid.uuid4().hex[:10]
+    # COSTMESH_MESH_AUTH=off: private instances on loopback ports, called by this evaluation alone
     base = {**os.environ, **(env or {}), "REDIS_URL": redis_url, "COSTMESH_LOG_LEVEL": "error",
-            "COSTMESH_CACHE_INDEX_PREFIX": f"costmesh-eval-{run_id}", "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000"}
+            "COSTMESH_CACHE_INDEX_PREFIX": f"costmesh-eval-{run_id}", "COSTMESH_CACHE_REDIS_TIMEOUT_MS": "5000",
+            "COSTMESH_MESH_AUTH": "off"}
     base.pop("COSTMESH_METRICS_PORT", None)
     own_embedder = embedder is None
     if own_embedder:
