@@ -26,6 +26,7 @@ class Row:
 HTTP_TABLE: tuple[Row, ...] = (
     Row(errors.InvalidRequest, 400, "invalid_request_error", None, "invalid_request_error"),
     Row(errors.Unauthenticated, 401, "invalid_request_error", "invalid_api_key", "authentication_error"),
+    Row(errors.PermissionDenied, 403, "invalid_request_error", "permission_denied", "permission_error"),
     Row(errors.NotFound, 404, "invalid_request_error", "not_found", "not_found_error"),
     Row(errors.Overloaded, 429, "rate_limit_error", "rate_limit_exceeded", "overloaded_error", 529),
     Row(errors.RateLimited, 429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
