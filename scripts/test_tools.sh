@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond Python, in one place: promtool (Debian's prometheus) and
-# docker-compose for the deploy tests, Node.js with the example client's packages, and buf
-# (npm, @bufbuild/buf) for make lint. Installs what is missing when it can (apt-get as root,
-# npm from the lock files); otherwise stops before any test with the one command that would.
+# docker-compose for the deploy tests, Node.js with the example client's packages, buf
+# (npm, @bufbuild/buf) for make lint, and Debian's chromium for the dashboard's browser test.
+# Installs what is missing when it can (apt-get as root, npm from the lock files); otherwise
+# stops before any test with the one command that would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v promtool >/dev/null 2>&1 || missing_debs+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing_debs+=(docker-compose)
 command -v node >/dev/null 2>&1 || missing_debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing_debs+=(npm)
+command -v chromium >/dev/null 2>&1 || missing_debs+=(chromium)
 
 if ((${#missing_debs[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
