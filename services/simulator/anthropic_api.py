@@ -8,14 +8,15 @@ from typing import Any
 from aiohttp import web
 
 from costmesh.services.simulator import anthropic_cache
-from costmesh.services.simulator.answers import answer_for
 from costmesh.services.simulator.anthropic_cache import CacheUsage
 from costmesh.services.simulator.anthropic_request import MessagesRequest, parse_messages_request
 from costmesh.services.simulator.errors import ApiError, anthropic_response
 from costmesh.services.simulator.gate import ANTHROPIC_NO_KEY, api_key, inject_fault, json_body
+from costmesh.services.simulator.model_reply import anthropic_call_id, reply_to
+from costmesh.services.simulator.model_turn import ToolCall
 from costmesh.services.simulator.sse import open_stream, send
 from costmesh.services.simulator.state import STATE_KEY, SimState
-from costmesh.services.simulator.text import Completion, finish, stream_chunks
+from costmesh.services.simulator.text import Completion, finish_reply, json_pieces, stream_chunks
 
 
 async def create_message(request: web.Request) -> web.StreamResponse:
@@ -26,7 +27,7 @@ async def create_message(request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
         model = body.get("model") if isinstance(body.get("model"), str) else None
         state.stats.request("anthropic.messages", model)
-        parsed = parse_messages_request(body, state.counter)
+        parsed = parse_messages_request(body, state.counter, state.schemas)
         spec = state.anthropic_model(parsed.model)
         await inject_fault(request, state, spec)
         usage, completion = answer(state, key, parsed)
@@ -52,8 +53,8 @@ def answer(state: SimState, key: str, parsed: MessagesRequest) -> tuple[CacheUsa
     usage = anthropic_cache.apply_cache(
         state.anthropic_cache, f"{key}\x00{spec.id}", parsed.blocks, parsed.input_tokens, spec.min_cacheable_tokens
     )
-    text = answer_for(state.books, spec, parsed.prompt_text)
-    completion = finish(text, state.counter, parsed.max_tokens, parsed.stop_sequences)
+    reply = reply_to(parsed.turn, spec, state.books, anthropic_call_id, objects_only=True, preamble=True)
+    completion = finish_reply(reply, state.counter, parsed.max_tokens, parsed.stop_sequences, objects_only=True)
     state.stats.usage(
         spec.id,
         usage.input_tokens,
@@ -74,7 +75,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     try:
         api_key(request, state, ANTHROPIC_NO_KEY)
         body = await json_body(request)
-        parsed = parse_messages_request(body, state.counter, count_only=True)
+        parsed = parse_messages_request(body, state.counter, state.schemas, count_only=True)
         state.stats.request("anthropic.count_tokens", None)
         state.anthropic_model(parsed.model)
         return web.json_response({"input_tokens": parsed.input_tokens})
@@ -88,11 +89,21 @@ def _message(message_id: str, model: str, completion: Completion, usage: CacheUs
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": completion.text}],
+        "content": _content(completion),
         "stop_reason": completion.stop_reason,
         "stop_sequence": completion.stop_sequence,
         "usage": {**usage.as_dict(), "output_tokens": completion.output_tokens, "service_tier": "standard"},
     }
+
+
+def _content(completion: Completion) -> list[dict[str, Any]]:
+    """Text (when there is some, or nothing else), then one tool_use block per call."""
+    blocks: list[dict[str, Any]] = []
+    if completion.text or not completion.tool_calls:
+        blocks.append({"type": "text", "text": completion.text})
+    for call in completion.tool_calls:
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.input()})
+    return blocks
 
 
 async def _stream(
@@ -116,15 +127,23 @@ async def _stream(
     }
     try:
         await send(response, {"type": "message_start", "message": start}, "message_start")
-        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-        await send(response, block, "content_block_start")
+        index = 0
+        text_block = bool(completion.text) or not completion.tool_calls
+        if text_block:
+            block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            await send(response, block, "content_block_start")
         await send(response, {"type": "ping"}, "ping")
         await state.pacer.first_token()
-        for piece in stream_chunks(completion.text):
-            await state.pacer.tokens(state.counter.count(piece))
-            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-            await send(response, delta, "content_block_delta")
-        await send(response, {"type": "content_block_stop", "index": 0}, "content_block_stop")
+        if text_block:
+            for piece in stream_chunks(completion.text):
+                await state.pacer.tokens(state.counter.count(piece))
+                delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+                await send(response, delta, "content_block_delta")
+            await send(response, {"type": "content_block_stop", "index": 0}, "content_block_stop")
+            index = 1
+        for call in completion.tool_calls:
+            await _stream_tool_use(response, state, index, call)
+            index += 1
         final_usage = {
             "input_tokens": usage.input_tokens,
             "cache_creation_input_tokens": usage.cache_creation_input_tokens,
@@ -138,3 +157,18 @@ async def _stream(
     except (ConnectionResetError, ConnectionError):
         state.log.debug("client went away mid-stream", model=parsed.model)
     return response
+
+
+async def _stream_tool_use(response: web.StreamResponse, state: SimState, index: int, call: ToolCall) -> None:
+    """A tool_use block as Anthropic streams it: empty input at the start, then the input's JSON in pieces."""
+    start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+    await send(response, {"type": "content_block_start", "index": index, "content_block": start}, "content_block_start")
+    for piece in ["", *json_pieces(call.arguments)]:
+        await state.pacer.tokens(state.counter.count(piece))
+        delta = {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": piece},
+        }
+        await send(response, delta, "content_block_delta")
+    await send(response, {"type": "content_block_stop", "index": index}, "content_block_stop")

@@ -117,7 +117,7 @@ def _run(state: SimState, key: str, params: dict[str, Any]) -> tuple[str, dict[s
     try:
         if params.get("stream"):
             raise invalid("stream: streaming is not supported in Message Batches")
-        parsed = parse_messages_request(params, state.counter)
+        parsed = parse_messages_request(params, state.counter, state.schemas)
         usage, completion = answer(state, key, parsed)
         message = message_body(f"msg_{uuid.uuid4().hex[:24]}", parsed.model, completion, usage)
         message["usage"]["service_tier"] = "batch"

@@ -13,8 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from costmesh.services.simulator.anthropic_content import ToolPairing, block_tokens
+from costmesh.services.simulator.anthropic_tools import parse_output_format, parse_tool_choice, parse_tools
 from costmesh.services.simulator.errors import invalid
-from costmesh.tokens import REPLY_PRIMING, TokenCounter, block_texts, tool_text
+from costmesh.services.simulator.model_turn import Turn
+from costmesh.services.simulator.schema_checks import SchemaChecker
+from costmesh.tokens import REPLY_PRIMING, TokenCounter, tool_text
 
 MAX_BREAKPOINTS = 4
 TTLS = {"5m": 300.0, "1h": 3600.0}
@@ -37,10 +41,11 @@ class MessagesRequest:
     blocks: tuple[PromptBlock, ...]
     input_tokens: int  # all of them, cached or not
     prompt_text: str  # the last user message's text, what answers are looked up by
+    turn: Turn  # what the model is asked: tools, tool choice, output format, tool results
 
 
 def parse_messages_request(
-    body: Mapping[str, Any], counter: TokenCounter, *, count_only: bool = False
+    body: Mapping[str, Any], counter: TokenCounter, checker: SchemaChecker, *, count_only: bool = False
 ) -> MessagesRequest:
     """Validate a /v1/messages (or count_tokens) body and lay its prompt out; raises ApiError(400)."""
     model = body.get("model")
@@ -69,15 +74,23 @@ def parse_messages_request(
     if not isinstance(stream, bool):
         raise invalid("stream: Input should be a valid boolean")
 
+    tools = parse_tools(body.get("tools"), checker)
+    choice = parse_tool_choice(body.get("tool_choice"), tools, bool(body.get("tools")))
+    output = parse_output_format(body, checker)
     layout = _Layout()
     for i, tool in enumerate(body.get("tools") or []):
-        if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+        if not isinstance(tool.get("name"), str):
             raise invalid(f"tools.{i}.name: Field required")
         layout.add("tools", None, tool, counter.count(tool_text(tool)), _ttl(tool, f"tools.{i}"))
     _add_system(layout, body.get("system"), counter)
     prompt_text = ""
+    pairing = ToolPairing()
     for i, message in enumerate(messages):
-        prompt_text = _add_message(layout, i, message, len(messages), counter) or prompt_text
+        prompt_text = _add_message(layout, pairing, i, message, len(messages), counter) or prompt_text
+    pairing.check_tools_defined(bool(body.get("tools")))
+    schema_tokens = 0
+    if output.schema is not None:  # structured outputs put the schema in the prompt
+        schema_tokens = counter.count(json.dumps(output.schema, sort_keys=True, separators=(",", ":")))
     if body.get("cache_control") is not None:
         layout.mark_last(_ttl(body, "cache_control") or "5m")
     layout.check_breakpoints()
@@ -87,8 +100,9 @@ def parse_messages_request(
         stream=stream,
         stop_sequences=tuple(stop_sequences),
         blocks=tuple(layout.blocks),
-        input_tokens=layout.total + REPLY_PRIMING,
+        input_tokens=layout.total + REPLY_PRIMING + schema_tokens,
         prompt_text=prompt_text,
+        turn=Turn(prompt_text, tools, choice, output, pairing.results),
     )
 
 
@@ -121,7 +135,9 @@ def _add_system(layout: _Layout, system: Any, counter: TokenCounter) -> None:
         layout.add("system", "system", block, tokens, _ttl(block, f"system.{j}"), opens=j == 0)
 
 
-def _add_message(layout: _Layout, i: int, message: Any, total: int, counter: TokenCounter) -> str | None:
+def _add_message(
+    layout: _Layout, pairing: ToolPairing, i: int, message: Any, total: int, counter: TokenCounter
+) -> str | None:
     """Add one message's blocks; returns its text when it is a user message."""
     if not isinstance(message, Mapping):
         raise invalid(f"messages.{i}: Input should be a valid dictionary")
@@ -140,6 +156,7 @@ def _add_message(layout: _Layout, i: int, message: Any, total: int, counter: Tok
                 "except for the optional final assistant message"
             )
         layout.add("messages", role, content, overhead + counter.count(content), None, opens=True)
+        pairing.add(i, role, [])
         return content if role == "user" else None
     if not isinstance(content, list):
         raise invalid(f"messages.{i}.content: Input should be a valid string or a list of content blocks")
@@ -150,6 +167,7 @@ def _add_message(layout: _Layout, i: int, message: Any, total: int, counter: Tok
                 "except for the optional final assistant message"
             )
         layout.add("messages", role, "", overhead, None, opens=True)
+        pairing.add(i, role, [])
         return None
     texts = []
     for j, block in enumerate(content):
@@ -161,8 +179,9 @@ def _add_message(layout: _Layout, i: int, message: Any, total: int, counter: Tok
             if not block["text"]:
                 raise invalid("messages: text content blocks must be non-empty")
             texts.append(block["text"])
-        tokens = sum(counter.count(t) for t in block_texts([block])) + (overhead if j == 0 else 0)
+        tokens = block_tokens(counter, block, f"messages.{i}.content.{j}", role) + (overhead if j == 0 else 0)
         layout.add("messages", role, block, tokens, _ttl(block, f"messages.{i}.content.{j}"), opens=j == 0)
+    pairing.add(i, role, content)
     return "\n".join(texts) if role == "user" else None
 
 
