@@ -227,5 +227,5 @@ class _Frozen:
     def __init__(self, marks):
         self.marks = marks
 
-    def place(self, model, messages, tenant_id=""):
+    def place(self, model, messages, tenant_id="", tools=()):
         return self.marks

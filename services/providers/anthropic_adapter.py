@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anthropic
 
 from costmesh.catalog import ModelSpec
-from costmesh.domain import Generation, Message, Part, Role, Sampling, Usage
+from costmesh.domain import Generation, Message, Sampling, ToolCall, Usage
 from costmesh.errors import InvalidRequest
+from costmesh.output_spec import ChoiceMode, OutputSpec, Tool
 from costmesh.pricing import anthropic_usage
+from costmesh.services.providers import anthropic_structured_output as structured_output
+from costmesh.services.providers.anthropic_content import TOOLS, Block, offered_tools, prompt, tool_param
 from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.services.providers.cache_breakpoints import (
     TTL_5M,
     AutoBreakpoints,
+    Breakpoint,
     BreakpointPolicy,
     ClientBreakpoints,
 )
@@ -34,6 +38,7 @@ STOP_REASONS = {
 }
 
 EPHEMERAL = {"type": "ephemeral"}
+PLAIN = OutputSpec()
 
 __all__ = ["AnthropicAdapter", "AutoBreakpoints", "ClientBreakpoints", "build_request", "usage_of"]
 
@@ -67,25 +72,34 @@ def usage_of(usage: Any) -> Usage:
     return anthropic_usage(usage)
 
 
-def _block(part: Part, ttl: str | None) -> dict[str, Any]:
-    if part.image is not None:
-        image = part.image
-        if image.data:
-            source = {
-                "type": "base64",
-                "media_type": image.media_type or "image/png",
-                "data": base64.b64encode(image.data).decode("ascii"),
-            }
-        elif image.url:
-            source = {"type": "url", "url": image.url}
-        else:
-            raise InvalidRequest("messages: an image part needs data or url")
-        block: dict[str, Any] = {"type": "image", "source": source}
-    else:
-        block = {"type": "text", "text": part.text or ""}
-    if ttl:
-        block["cache_control"] = dict(EPHEMERAL) if ttl == TTL_5M else {**EPHEMERAL, "ttl": ttl}
-    return block
+def _cache_control(ttl: str) -> dict[str, str]:
+    return dict(EPHEMERAL) if ttl == TTL_5M else {**EPHEMERAL, "ttl": ttl}
+
+
+def _marked(block: Block, marks: Mapping[Breakpoint, str]) -> dict[str, Any]:
+    ttl = marks.get(block.key)
+    return {**block.body, "cache_control": _cache_control(ttl)} if ttl else dict(block.body)
+
+
+def tool_choice(output: OutputSpec, tools: tuple[Tool, ...]) -> dict[str, Any] | None:
+    """Anthropic's tool_choice, None for its default (auto, parallel calls allowed)."""
+    if not tools:
+        return None
+    if not output.tools:  # definitions only for the conversation's own calls: no new call
+        return {"type": "none"}
+    mode = output.choice.mode
+    if mode == ChoiceMode.NONE:
+        return {"type": "none"}
+    choice: dict[str, Any] = (
+        {"type": "any"} if mode == ChoiceMode.REQUIRED
+        else {"type": "tool", "name": output.choice.name} if mode == ChoiceMode.TOOL
+        else {"type": "auto"}
+    )
+    if output.parallel_tool_calls is False:
+        choice["disable_parallel_tool_use"] = True
+    elif mode == ChoiceMode.AUTO:
+        return None
+    return choice
 
 
 def build_request(
@@ -94,24 +108,34 @@ def build_request(
     sampling: Sampling,
     policy: BreakpointPolicy,
     tenant_id: str = "",
+    output: OutputSpec = PLAIN,
+    *,
+    prefill: bool = True,
 ) -> dict[str, Any]:
-    """Keyword arguments for `messages.create` (or a batch request's `params`): blocks with
-    the policy's cache breakpoints, sampling."""
-    marks = policy.place(model, messages, tenant_id)
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for m, message in enumerate(messages):
-        blocks = [_block(part, marks.get((m, p))) for p, part in enumerate(message.parts)]
-        if message.role == Role.SYSTEM:
-            if any(b["type"] != "text" for b in blocks):
-                raise InvalidRequest(f"messages[{m}]: a system message takes text parts only")
-            system.extend(blocks)
-        else:
-            role = "user" if message.role == Role.USER else "assistant"
-            turns.append({"role": role, "content": blocks})
+    """Keyword arguments for `messages.create` (or a batch request's `params`, `prefill` False):
+    tools, system and turns as blocks (`anthropic_content`) with the policy's cache breakpoints,
+    the tool choice, the output format (`anthropic_structured_output`), sampling."""
+    tools = offered_tools(output, messages)
+    marks = policy.place(model, messages, tenant_id, tools)
+    system_blocks, turns = prompt(messages)
     if not turns:
         raise InvalidRequest("messages: at least one user or assistant message is required")
-    kwargs: dict[str, Any] = {"model": model.id, "max_tokens": sampling.max_tokens, "messages": turns}
+    kwargs: dict[str, Any] = {
+        "model": model.id,
+        "max_tokens": sampling.max_tokens,
+        "messages": [{"role": t.role, "content": [_marked(b, marks) for b in t.blocks]} for t in turns],
+    }
+    if tools:
+        params = [tool_param(tool) for tool in tools]
+        for t, param in enumerate(params):
+            if (TOOLS, t) in marks:
+                param["cache_control"] = _cache_control(marks[(TOOLS, t)])
+        kwargs["tools"] = params
+        choice = tool_choice(output, tools)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+    system = [_marked(b, marks) for b in system_blocks]
+    structured_output.apply(kwargs, system, output, structured_output.prefill(output, messages) if prefill else "")
     if system:
         kwargs["system"] = system
     if sampling.stop:
@@ -124,6 +148,26 @@ def build_request(
     if extra:
         kwargs["extra_body"] = extra
     return kwargs
+
+
+def answer_of(content: Any) -> tuple[str, tuple[ToolCall, ...]]:
+    """A Message's content blocks (SDK objects or dicts) -> its text and its tool calls."""
+    texts, calls = [], []
+    for block in content:
+        kind = _field(block, "type")
+        if kind == "text":
+            texts.append(_field(block, "text"))
+        elif kind == "tool_use":
+            calls.append(ToolCall(_field(block, "id"), _field(block, "name"), _arguments(_field(block, "input"))))
+    return "".join(texts), tuple(calls)
+
+
+def _arguments(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _field(block: Any, name: str) -> Any:
+    return block.get(name) if isinstance(block, Mapping) else getattr(block, name)
 
 
 class AnthropicAdapter:
@@ -146,8 +190,8 @@ class AnthropicAdapter:
         client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
         return cls(client, breakpoints)
 
-    def _kwargs(self, model, messages, sampling, tenant_id, timeout_s) -> dict[str, Any]:
-        kwargs = build_request(model, messages, sampling, self.breakpoints, tenant_id)
+    def _kwargs(self, model, messages, sampling, tenant_id, output, timeout_s) -> dict[str, Any]:
+        kwargs = build_request(model, messages, sampling, self.breakpoints, tenant_id, output)
         if timeout_s is not None:
             kwargs["timeout"] = timeout_s
         return kwargs
@@ -159,20 +203,22 @@ class AnthropicAdapter:
         sampling: Sampling,
         tenant_id: str,
         *,
+        output: OutputSpec = PLAIN,
         timeout_s: float | None = None,
     ) -> Generation:
-        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, output, timeout_s)
         try:
             response = await self.client.messages.create(**kwargs)
         except anthropic.AnthropicError as exc:
             raise map_sdk_error(exc, anthropic, NAME, model.id) from exc
-        text = "".join(block.text for block in response.content if block.type == "text")
+        text, tool_calls = answer_of(response.content)
         return priced(
             model,
-            text=text,
+            text=structured_output.with_prefill(structured_output.prefill(output, messages), text),
             usage=usage_of(response.usage),
             finish_reason=finish_reason(response.stop_reason),
             request_id=response.id,
+            tool_calls=tool_calls,
         )
 
     async def stream(
@@ -182,9 +228,12 @@ class AnthropicAdapter:
         sampling: Sampling,
         tenant_id: str,
         *,
+        output: OutputSpec = PLAIN,
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, output, timeout_s)
+        text = structured_output.PrefilledStream(structured_output.prefill(output, messages))
+        calls = ToolCallAssembler()
         usage = Usage()
         request_id, stop_reason = "", None
         try:
@@ -194,18 +243,57 @@ class AnthropicAdapter:
                     if event.type == "message_start":
                         request_id = event.message.id
                         usage = usage_of(event.message.usage)
+                    elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+                        calls.start(event.index, event.content_block)
                     elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        if event.delta.text:
-                            yield event.delta.text
+                        delta = text.feed(event.delta.text)
+                        if delta:
+                            yield delta
+                    elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                        calls.extend(event.index, event.delta.partial_json)
                     elif event.type == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
                         usage = _merge_delta(usage, event.usage)
         except anthropic.AnthropicError as exc:
             raise map_sdk_error(exc, anthropic, NAME, model.id) from exc
-        yield priced(model, text="", usage=usage, finish_reason=finish_reason(stop_reason), request_id=request_id)
+        rest = text.flush()
+        if rest:
+            yield rest
+        yield priced(model, text="", usage=usage, finish_reason=finish_reason(stop_reason), request_id=request_id,
+                     tool_calls=calls.calls())
 
     async def close(self) -> None:
         await self.client.close()
+
+
+class ToolCallAssembler:
+    """A stream's tool_use blocks: each opened by `content_block_start` (id, name, and an input
+    that is `{}` when streamed) and filled by `input_json_delta` pieces, per block index."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[str, str, Any]] = {}
+        self._pieces: dict[int, list[str]] = {}
+
+    def start(self, index: int, block: Any) -> None:
+        self._calls[index] = (block.id, block.name, getattr(block, "input", None))
+        self._pieces[index] = []
+
+    def extend(self, index: int, partial_json: str) -> None:
+        if index in self._pieces and partial_json:
+            self._pieces[index].append(partial_json)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        out = []
+        for index in sorted(self._calls):
+            call_id, name, start_input = self._calls[index]
+            streamed = "".join(self._pieces[index])
+            try:  # written as a non-streamed answer's input is, when it parses
+                value = json.loads(streamed) if streamed else (start_input or {})
+            except (ValueError, RecursionError):
+                out.append(ToolCall(call_id, name, streamed))
+                continue
+            out.append(ToolCall(call_id, name, _arguments(value)))
+        return tuple(out)
 
 
 def _merge_delta(start: Usage, delta: Any) -> Usage:

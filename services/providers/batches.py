@@ -25,7 +25,9 @@ import openai
 from costmesh.batch_limits import COMPLETION_WINDOW
 from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Sampling
+from costmesh.output_spec import OutputSpec
 from costmesh.services.providers import anthropic_adapter, openai_adapter
+from costmesh.services.providers.anthropic_content import offered_tools
 from costmesh.services.providers.base import priced
 from costmesh.services.providers.cache_breakpoints import (
     TTL_1H,
@@ -48,6 +50,7 @@ class BatchCall:
     messages: tuple[Message, ...]
     sampling: Sampling
     tenant_id: str
+    output: OutputSpec = OutputSpec()  # the tools offered and the answer's format
 
 
 @dataclass
@@ -93,7 +96,7 @@ class _Fixed:
     def __init__(self, marks: dict):
         self._marks = marks
 
-    def place(self, model, messages, tenant_id=""):
+    def place(self, model, messages, tenant_id="", tools=()):
         return self._marks
 
 
@@ -105,8 +108,9 @@ def batch_breakpoints(policy: BreakpointPolicy, calls: list[BatchCall]) -> list[
     """
     placed, uses = [], Counter()
     for call in calls:
-        marks = policy.place(call.model, call.messages, call.tenant_id)
-        order = {slot.at: (i, slot.digest) for i, slot in enumerate(layout(call.messages))} if marks else {}
+        tools = offered_tools(call.output, call.messages)
+        marks = policy.place(call.model, call.messages, call.tenant_id, tools)
+        order = {slot.at: (i, slot.digest) for i, slot in enumerate(layout(call.messages, tools))} if marks else {}
         keys = {at: (call.model.id, order[at][1]) for at in marks}
         uses.update(keys.values())
         placed.append((marks, keys, order))
@@ -130,7 +134,7 @@ class AnthropicBatches:
         requests = []
         for call, marks in zip(calls, batch_breakpoints(self._breakpoints, calls)):
             kwargs = anthropic_adapter.build_request(
-                call.model, call.messages, call.sampling, _Fixed(marks), call.tenant_id
+                call.model, call.messages, call.sampling, _Fixed(marks), call.tenant_id, call.output, prefill=False
             )
             params = {**{k: v for k, v in kwargs.items() if k != "extra_body"}, **kwargs.get("extra_body", {})}
             requests.append({"custom_id": call.custom_id, "params": params})
@@ -161,7 +165,7 @@ class AnthropicBatches:
                 result = line.result
                 if result.type == "succeeded":
                     message = result.message
-                    text = "".join(b.text for b in message.content if b.type == "text")
+                    text, tool_calls = anthropic_adapter.answer_of(message.content)
                     generation = priced(
                         models[line.custom_id],
                         text=text,
@@ -169,6 +173,7 @@ class AnthropicBatches:
                         finish_reason=anthropic_adapter.finish_reason(message.stop_reason),
                         request_id=message.id,
                         batch_discount=self._discount,
+                        tool_calls=tool_calls,
                     )
                     out.append(BatchResult(line.custom_id, SUCCEEDED, generation))
                 elif result.type == "errored":
@@ -198,7 +203,7 @@ class OpenAIBatches:
     def payload(self, calls: list[BatchCall]) -> Payload:
         lines = []
         for call in calls:
-            body = openai_adapter.build_request(call.model, call.messages, call.sampling, call.tenant_id)
+            body = openai_adapter.build_request(call.model, call.messages, call.sampling, call.tenant_id, call.output)
             line = {"custom_id": call.custom_id, "method": "POST", "url": OPENAI_ENDPOINT, "body": body}
             lines.append(json.dumps(line, separators=(",", ":")))
         content = ("\n".join(lines) + "\n").encode()
@@ -270,6 +275,7 @@ class OpenAIBatches:
             finish_reason="refusal" if refusal else openai_adapter.finish_reason(choice.get("finish_reason")),
             request_id=body.get("id", ""),
             batch_discount=self._discount,
+            tool_calls=openai_adapter.tool_calls_of(message),
         )
         return BatchResult(custom_id, SUCCEEDED, generation)
 

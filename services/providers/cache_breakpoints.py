@@ -1,12 +1,15 @@
 """Where Anthropic prompt-cache breakpoints go, and with which TTL.
 
 `AutoBreakpoints` marks the end of the stable parts of a prompt, in the order Anthropic
-caches it (system, then the messages): the system prompt, long shared context (a long part
-followed by more of the prompt, e.g. a RAG document before the question) and the
-conversation so far (the end of the message before the last one). At most 4 in all, the
-client's own breakpoints first, and only where the prefix reaches the model's minimum
-cacheable length (`ModelSpec.min_cacheable_tokens`): a shorter prefix is never cached, so a
-mark there would buy nothing.
+caches it (tool definitions, system, then the messages): the system prompt (or the last tool
+definition when there is no system prompt), long shared context (a long block followed by
+more of the prompt, e.g. a RAG document before the question, or a long tool result) and the
+conversation so far (the end of the turn before the last one; a run of tool results is one
+turn). At most 4 in all, the client's own breakpoints first (`Part.cache_breakpoint`,
+`Tool.cache_breakpoint`), and only where the prefix reaches the model's minimum cacheable
+length (`ModelSpec.min_cacheable_tokens`): a shorter prefix is never cached, so a mark there
+would buy nothing. Blocks are counted as `costmesh.tokens` counts them (a tool definition or
+any non-text block, images and tool calls included, as its compact JSON).
 
 The TTL is chosen by expected reuse, from a record of recently seen prefixes per tenant
 (`ReuseTracker`) and the model's multipliers: with r reuses expected in the next hour, g
@@ -17,7 +20,6 @@ precede 5m ones, as the API requires.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import json
@@ -28,38 +30,48 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from costmesh.catalog import ModelSpec
-from costmesh.domain import Message, Part, Role
-from costmesh.tokens import get_counter
+from costmesh.domain import Message
+from costmesh.output_spec import Tool
+from costmesh.services.providers.anthropic_content import TOOLS, prompt, tool_param
+from costmesh.tokens import block_text, get_counter, tool_text
 
 MAX_BREAKPOINTS = 4  # Anthropic rejects a request with more cache_control blocks
 TTL_5M, TTL_1H = "5m", "1h"
 TTL_SECONDS = {TTL_5M: 300.0, TTL_1H: 3600.0}
 LONG_CONTEXT_TOKENS = 1024  # a part at least this long, followed by more prompt, is shared context
 
-# (message index, part index) of a part that gets `cache_control` after it.
+# The block that gets `cache_control` after it: (message index, block index in the message as
+# sent), or (TOOLS, tool index) for a tool definition (see `anthropic_content`).
 Breakpoint = tuple[int, int]
 
 
 class BreakpointPolicy(Protocol):
-    def place(self, model: ModelSpec, messages: tuple[Message, ...], tenant_id: str = "") -> Mapping[Breakpoint, str]:
-        """The parts to mark with `cache_control: {"type": "ephemeral", "ttl": <value>}`."""
+    def place(
+        self, model: ModelSpec, messages: tuple[Message, ...], tenant_id: str = "", tools: tuple[Tool, ...] = ()
+    ) -> Mapping[Breakpoint, str]:
+        """The blocks to mark with `cache_control: {"type": "ephemeral", "ttl": <value>}`; `tools`
+        are the definitions sent (they come first in the cached prefix)."""
         ...
 
 
 class ClientBreakpoints:
-    """Only the breakpoints the client placed (`Part.cache_breakpoint`), the last four at most, 5m TTL.
+    """Only the breakpoints the client placed, the last four at most, 5m TTL.
 
     The last ones are kept because a later breakpoint covers a longer prefix.
     """
 
-    def place(self, model: ModelSpec, messages: tuple[Message, ...], tenant_id: str = "") -> dict[Breakpoint, str]:
-        return {bp: TTL_5M for bp in client_marks(messages)}
+    def place(
+        self, model: ModelSpec, messages: tuple[Message, ...], tenant_id: str = "", tools: tuple[Tool, ...] = ()
+    ) -> dict[Breakpoint, str]:
+        return {bp: TTL_5M for bp in client_marks(messages, tools)}
 
 
-def client_marks(messages: tuple[Message, ...]) -> list[Breakpoint]:
-    marked = [
-        (m, p) for m, message in enumerate(messages) for p, part in enumerate(message.parts) if part.cache_breakpoint
-    ]
+def client_marks(messages: tuple[Message, ...], tools: tuple[Tool, ...] = ()) -> list[Breakpoint]:
+    """The client's own breakpoints in prompt order (tools, system, messages), the last four."""
+    system, turns = prompt(messages)
+    marked = [(TOOLS, t) for t, tool in enumerate(tools) if tool.cache_breakpoint]
+    marked += [b.key for b in system if b.client_mark]
+    marked += [b.key for turn in turns for b in turn.blocks if b.client_mark]
     return marked[-MAX_BREAKPOINTS:]
 
 
@@ -127,10 +139,11 @@ def ordered(ttls: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class _Slot:
     at: Breakpoint
-    role: Role
+    section: str  # "tools" | "system" | "messages"
+    turn: int  # the turn's index among the messages' turns (-1 for tools and system)
     tokens: int
-    end: int  # prompt tokens up to and including this part
-    digest: str  # of the prefix ending with this part
+    end: int  # prompt tokens up to and including this block
+    digest: str  # of the prefix ending with this block
 
 
 @functools.lru_cache(maxsize=128)
@@ -138,39 +151,24 @@ def _count(text: str) -> int:
     return get_counter().count(text)
 
 
-def _part_tokens(part: Part) -> int:
-    if part.image is None:
-        return _count(part.text or "")
-    image = part.image  # counted the way the block is sent: compact JSON of the image block
-    source = (
-        {"data": base64.b64encode(image.data).decode("ascii"), "media_type": image.media_type, "type": "base64"}
-        if image.data
-        else {"type": "url", "url": image.url}
-    )
-    return _count(json.dumps({"source": source, "type": "image"}, sort_keys=True, separators=(",", ":")))
-
-
-def layout(messages: tuple[Message, ...]) -> list[_Slot]:
-    """Every part in the order Anthropic caches the prompt (system first), with running token totals."""
+def layout(messages: tuple[Message, ...], tools: tuple[Tool, ...] = ()) -> list[_Slot]:
+    """Every block in the order Anthropic caches the prompt (tools, system, turns), with running
+    token totals: each message's overhead once, where its first block opens it."""
     counter = get_counter()
-    order = [(m, msg) for m, msg in enumerate(messages) if msg.role == Role.SYSTEM]
-    order += [(m, msg) for m, msg in enumerate(messages) if msg.role != Role.SYSTEM]
+    system, turns = prompt(messages)
+    sections = [("tools", -1, [((TOOLS, t), tool_text(tool_param(tool))) for t, tool in enumerate(tools)], None)]
+    sections.append(("system", -1, [(b.key, block_text(b.body)) for b in system], "system"))
+    sections += [("messages", i, [(b.key, block_text(b.body)) for b in turn.blocks], turn.role)
+                 for i, turn in enumerate(turns)]
     slots: list[_Slot] = []
-    total, system_opened = 0, False
-    digest = hashlib.sha256(b"costmesh-prefix-v1")
-    for m, message in order:
-        for p, part in enumerate(message.parts):
-            overhead = 0
-            if message.role == Role.SYSTEM:
-                if not system_opened:
-                    overhead, system_opened = counter.message_overhead("system"), True
-            elif p == 0:
-                overhead = counter.message_overhead("user" if message.role == Role.USER else "assistant")
-            tokens = overhead + _part_tokens(part)
+    total = 0
+    digest = hashlib.sha256(b"costmesh-prefix-v2")
+    for section, turn, blocks, role in sections:
+        for j, (at, text) in enumerate(blocks):
+            tokens = _count(text) + (counter.message_overhead(role) if role and j == 0 else 0)
             total += tokens
-            digest.update(f"\x00{int(message.role)}:{p}:".encode())
-            digest.update((part.text or "").encode() if part.image is None else repr(part.image).encode())
-            slots.append(_Slot((m, p), message.role, tokens, total, digest.hexdigest()))
+            digest.update(json.dumps([section, turn, j, text], separators=(",", ":")).encode())
+            slots.append(_Slot(at, section, turn, tokens, total, digest.hexdigest()))
     return slots
 
 
@@ -180,10 +178,12 @@ class AutoBreakpoints:
     def __init__(self, tracker: ReuseTracker | None = None):
         self.tracker = tracker if tracker is not None else ReuseTracker()
 
-    def place(self, model: ModelSpec, messages: tuple[Message, ...], tenant_id: str = "") -> dict[Breakpoint, str]:
-        slots = layout(messages)
+    def place(
+        self, model: ModelSpec, messages: tuple[Message, ...], tenant_id: str = "", tools: tuple[Tool, ...] = ()
+    ) -> dict[Breakpoint, str]:
+        slots = layout(messages, tools)
         by_at = {slot.at: slot for slot in slots}
-        client = client_marks(messages)
+        client = client_marks(messages, tools)
         auto = [s for s in self.candidates(slots) if s.end >= model.min_cacheable_tokens and s.at not in client]
         room = MAX_BREAKPOINTS - len(client)
         if len(auto) > room:
@@ -194,19 +194,19 @@ class AutoBreakpoints:
 
     @staticmethod
     def candidates(slots: list[_Slot]) -> list[_Slot]:
-        """Ends of the stable parts, in prompt order: system prompt, long shared context, conversation so far."""
+        """Ends of the stable parts, in prompt order: tool definitions and system prompt, long
+        shared context, conversation so far."""
         if not slots:
             return []
         out: dict[Breakpoint, _Slot] = {}
-        system = [s for s in slots if s.role == Role.SYSTEM]
-        if system:
-            out[system[-1].at] = system[-1]
-        for slot in slots[:-1]:
-            if slot.role != Role.SYSTEM and slot.tokens >= LONG_CONTEXT_TOKENS:
+        head = [s for s in slots if s.section == "system"] or [s for s in slots if s.section == "tools"]
+        if head:  # the system prompt's end covers the tools before it
+            out[head[-1].at] = head[-1]
+        turns = [s for s in slots if s.section == "messages"]
+        for slot in turns[:-1]:
+            if slot.tokens >= LONG_CONTEXT_TOKENS:
                 out[slot.at] = slot
-        turns = [s for s in slots if s.role != Role.SYSTEM]
-        last_message = turns[-1].at[0] if turns else None
-        history = [s for s in turns if s.at[0] != last_message]
+        history = [s for s in turns if s.turn != turns[-1].turn] if turns else []
         if history:
             out[history[-1].at] = history[-1]
         return sorted(out.values(), key=lambda s: s.end)

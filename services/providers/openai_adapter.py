@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import openai
 
 from costmesh.catalog import ModelSpec
-from costmesh.domain import Generation, Message, Role, Sampling, Usage, system_prompt
+from costmesh.domain import Generation, Message, Role, Sampling, ToolCall, Usage, system_prompt
 from costmesh.errors import InvalidRequest, UpstreamError
+from costmesh.output_spec import ChoiceMode, FormatType, OutputSpec, Tool
 from costmesh.pricing import openai_usage
 from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.services.providers.sdk_errors import map_sdk_error
@@ -26,7 +27,10 @@ FINISH_REASONS = {
     "function_call": "tool_use",
 }
 
-ROLES = {Role.SYSTEM: "system", Role.USER: "user", Role.ASSISTANT: "assistant"}
+ROLES = {Role.SYSTEM: "system", Role.USER: "user", Role.ASSISTANT: "assistant", Role.TOOL: "tool"}
+MAX_CALL_ID_CHARS = 40  # OpenAI refuses a longer tool call id
+TOOL_ERROR_PREFIX = "Error: "  # a failed tool's result (OpenAI has no is_error)
+PLAIN = OutputSpec()
 
 
 def finish_reason(reason: str | None) -> str:
@@ -40,23 +44,35 @@ def usage_of(usage: Any) -> Usage:
     return openai_usage(usage)
 
 
-def prompt_cache_key(tenant_id: str, messages: tuple[Message, ...]) -> str | None:
-    """A key for the stable prefix (tenant + system prompt): requests sharing it land on the same cache.
+def prompt_cache_key(tenant_id: str, messages: tuple[Message, ...], output: OutputSpec = PLAIN) -> str | None:
+    """A key for the stable prefix (tenant + tool definitions and format + system prompt):
+    requests sharing it land on the same cache. The tools are part of OpenAI's cached prefix
+    (they come before the messages), so requests offering other tools share nothing.
 
-    None when there is neither: OpenAI's default routing (by the prompt's first tokens) is as good then.
+    None when there is none of these: OpenAI's default routing (by the prompt's first tokens) is
+    as good then.
     """
     system = system_prompt(messages)
-    if not tenant_id and not system:
+    tools = output.digest()
+    if not tenant_id and not system and not tools:
         return None
-    digest = hashlib.sha256(f"{tenant_id}\x00{system}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{tenant_id}\x00{system}\x00{tools}".encode()).hexdigest()
     return f"cm-{digest[:40]}"
 
 
-def _content(message: Message) -> str | list[dict[str, Any]]:
+def call_id(value: str) -> str:
+    """A tool call id as OpenAI takes it (at most 40 characters); a longer one maps to a stable
+    digest, the same for the call and its result."""
+    if len(value) <= MAX_CALL_ID_CHARS:
+        return value
+    return "call_" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _content(message: Message, m: int) -> str | list[dict[str, Any]]:
     if all(part.image is None for part in message.parts):
         return message.text
     if message.role != Role.USER:
-        raise InvalidRequest("messages: OpenAI takes images in user messages only")
+        raise InvalidRequest(f"messages[{m}].content: OpenAI takes images in user messages only")
     content: list[dict[str, Any]] = []
     for part in message.parts:
         if part.image is None:
@@ -68,20 +84,82 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
         elif image.url:
             url = image.url
         else:
-            raise InvalidRequest("messages: an image part needs data or url")
+            raise InvalidRequest(f"messages[{m}]: an image part needs data or url")
         content.append({"type": "image_url", "image_url": {"url": url}})
     return content
 
 
+def message_param(message: Message, m: int) -> dict[str, Any]:
+    """One domain message as a Chat Completions message."""
+    if message.role == Role.TOOL:
+        text = _content(message, m)
+        return {"role": "tool", "tool_call_id": call_id(message.tool_call_id),
+                "content": f"{TOOL_ERROR_PREFIX}{text}" if message.is_error else text}
+    out: dict[str, Any] = {"role": ROLES[message.role], "content": _content(message, m)}
+    if message.tool_calls:
+        out["content"] = out["content"] or None  # an assistant turn that only calls tools
+        out["tool_calls"] = [
+            {"id": call_id(c.id), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out
+
+
+def tool_param(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = dict(tool.parameters)
+    function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def tool_choice(output: OutputSpec) -> str | dict[str, Any] | None:
+    """Chat Completions' tool_choice; None for its default ("auto")."""
+    mode = output.choice.mode
+    if mode == ChoiceMode.NONE:
+        return "none"
+    if mode == ChoiceMode.REQUIRED:
+        return "required"
+    if mode == ChoiceMode.TOOL:
+        return {"type": "function", "function": {"name": output.choice.name}}
+    return None
+
+
+def response_format(output: OutputSpec) -> dict[str, Any] | None:
+    """OpenAI's native JSON mode or Structured Outputs; None for free text."""
+    fmt = output.response_format
+    if fmt.type == FormatType.JSON_OBJECT:
+        return {"type": "json_object"}
+    if fmt.type == FormatType.JSON_SCHEMA and fmt.schema is not None:
+        return {"type": "json_schema",
+                "json_schema": {"name": fmt.name or "response", "schema": dict(fmt.schema), "strict": fmt.strict}}
+    return None
+
+
 def build_request(
-    model: ModelSpec, messages: tuple[Message, ...], sampling: Sampling, tenant_id: str = ""
+    model: ModelSpec,
+    messages: tuple[Message, ...],
+    sampling: Sampling,
+    tenant_id: str = "",
+    output: OutputSpec = PLAIN,
 ) -> dict[str, Any]:
     """Keyword arguments for `chat.completions.create` (or a batch line's `body`)."""
     kwargs: dict[str, Any] = {
         "model": model.id,
-        "messages": [{"role": ROLES[m.role], "content": _content(m)} for m in messages],
+        "messages": [message_param(m, i) for i, m in enumerate(messages)],
         "max_completion_tokens": sampling.max_tokens,
     }
+    if output.tools:
+        kwargs["tools"] = [tool_param(tool) for tool in output.tools]
+        choice = tool_choice(output)
+        if choice is not None:
+            kwargs["tool_choice"] = choice
+        if output.parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = output.parallel_tool_calls
+    fmt = response_format(output)
+    if fmt is not None:
+        kwargs["response_format"] = fmt
     if sampling.temperature is not None:
         kwargs["temperature"] = sampling.temperature
     if sampling.top_p is not None:
@@ -90,10 +168,46 @@ def build_request(
         kwargs["stop"] = list(sampling.stop)
     if sampling.seed is not None:
         kwargs["seed"] = sampling.seed
-    key = prompt_cache_key(tenant_id, messages)
+    key = prompt_cache_key(tenant_id, messages, output)
     if key:
         kwargs["prompt_cache_key"] = key
     return kwargs
+
+
+def tool_calls_of(message: Any) -> tuple[ToolCall, ...]:
+    """An answer's function calls (from an SDK message or a batch line's dict), in order."""
+    calls = (message.get("tool_calls") if isinstance(message, Mapping) else getattr(message, "tool_calls", None))
+    out = []
+    for call in calls or ():
+        if _field(call, "type") != "function":  # custom tools are not offered
+            continue
+        function = _field(call, "function")
+        out.append(ToolCall(_field(call, "id"), _field(function, "name"), _field(function, "arguments") or ""))
+    return tuple(out)
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+
+
+class ToolCallAssembler:
+    """A stream's `delta.tool_calls` pieces, per call index: the first carries the id and name,
+    the following ones more of the arguments."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
+
+    def add(self, pieces: Any) -> None:
+        for piece in pieces or ():
+            call = self._calls.setdefault(piece.index, ["", "", ""])
+            call[0] = piece.id or call[0]
+            function = piece.function
+            if function is not None:
+                call[1] = function.name or call[1]
+                call[2] += function.arguments or ""
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(*self._calls[i]) for i in sorted(self._calls))
 
 
 class OpenAIAdapter:
@@ -109,8 +223,8 @@ class OpenAIAdapter:
         return cls(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s))
 
     @staticmethod
-    def _kwargs(model, messages, sampling, tenant_id, timeout_s) -> dict[str, Any]:
-        kwargs = build_request(model, messages, sampling, tenant_id)
+    def _kwargs(model, messages, sampling, tenant_id, output, timeout_s) -> dict[str, Any]:
+        kwargs = build_request(model, messages, sampling, tenant_id, output)
         if timeout_s is not None:
             kwargs["timeout"] = timeout_s
         return kwargs
@@ -122,9 +236,10 @@ class OpenAIAdapter:
         sampling: Sampling,
         tenant_id: str,
         *,
+        output: OutputSpec = PLAIN,
         timeout_s: float | None = None,
     ) -> Generation:
-        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, output, timeout_s)
         try:
             response = await self.client.chat.completions.create(**kwargs)
         except openai.OpenAIError as exc:
@@ -139,6 +254,7 @@ class OpenAIAdapter:
             usage=usage_of(response.usage),
             finish_reason="refusal" if refusal else finish_reason(choice.finish_reason),
             request_id=response.id,
+            tool_calls=tool_calls_of(choice.message),
         )
 
     async def stream(
@@ -148,10 +264,12 @@ class OpenAIAdapter:
         sampling: Sampling,
         tenant_id: str,
         *,
+        output: OutputSpec = PLAIN,
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        kwargs = self._kwargs(model, messages, sampling, tenant_id, timeout_s)
+        kwargs = self._kwargs(model, messages, sampling, tenant_id, output, timeout_s)
         usage, request_id, reason, refused = Usage(), "", None, False
+        calls = ToolCallAssembler()
         try:
             chunks = await self.client.chat.completions.create(
                 stream=True, stream_options={"include_usage": True}, **kwargs
@@ -162,16 +280,20 @@ class OpenAIAdapter:
                     if chunk.usage is not None:
                         usage = usage_of(chunk.usage)
                     for choice in chunk.choices[:1]:
-                        refusal = getattr(choice.delta, "refusal", None)
+                        delta = choice.delta
+                        refusal = getattr(delta, "refusal", None)
                         refused = refused or bool(refusal)
-                        text = choice.delta.content or refusal if choice.delta else None
+                        text = delta.content or refusal if delta else None
                         if text:
                             yield text
+                        if delta is not None:
+                            calls.add(delta.tool_calls)
                         reason = choice.finish_reason or reason
         except openai.OpenAIError as exc:
             raise map_sdk_error(exc, openai, NAME, model.id) from exc
         final_reason = "refusal" if refused else finish_reason(reason)
-        yield priced(model, text="", usage=usage, finish_reason=final_reason, request_id=request_id)
+        yield priced(model, text="", usage=usage, finish_reason=final_reason, request_id=request_id,
+                     tool_calls=calls.calls())
 
     async def close(self) -> None:
         await self.client.close()

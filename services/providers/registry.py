@@ -9,6 +9,7 @@ from opentelemetry import trace
 from costmesh.catalog import Catalog, ModelSpec
 from costmesh.domain import Generation, Message, Sampling, Usage
 from costmesh.errors import InvalidRequest, Unavailable
+from costmesh.output_spec import OutputSpec, check_conversation
 from costmesh.pricing import list_cost_of
 from costmesh.services.providers.base import ProviderAdapter, StreamEvent
 
@@ -53,10 +54,11 @@ class AdapterRegistry:
         sampling: Sampling,
         tenant_id: str = "",
         *,
+        output: OutputSpec = OutputSpec(),
         timeout_s: float | None = None,
     ) -> Generation:
         spec, adapter = self._checked(model_id, messages, sampling)
-        generation = await adapter.generate(spec, messages, sampling, tenant_id, timeout_s=timeout_s)
+        generation = await adapter.generate(spec, messages, sampling, tenant_id, output=output, timeout_s=timeout_s)
         self._record_baseline(generation)
         return generation
 
@@ -67,10 +69,11 @@ class AdapterRegistry:
         sampling: Sampling,
         tenant_id: str = "",
         *,
+        output: OutputSpec = OutputSpec(),
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         spec, adapter = self._checked(model_id, messages, sampling)
-        async for event in adapter.stream(spec, messages, sampling, tenant_id, timeout_s=timeout_s):
+        async for event in adapter.stream(spec, messages, sampling, tenant_id, output=output, timeout_s=timeout_s):
             if isinstance(event, Generation):
                 self._record_baseline(event)
             yield event
@@ -94,11 +97,13 @@ class AdapterRegistry:
 
 
 def validate(messages: tuple[Message, ...], sampling: Sampling) -> None:
-    """What every provider needs: some messages, each with content, and a positive token budget."""
+    """What every provider needs: some messages, each with content (an assistant message may
+    only call tools), tool results that answer earlier calls, and a positive token budget."""
     if not messages:
         raise InvalidRequest("messages: at least one message is required")
     for index, message in enumerate(messages):
-        if not message.parts:
+        if not message.parts and not message.tool_calls:
             raise InvalidRequest(f"messages[{index}].content: at least one part is required")
+    check_conversation(messages)
     if sampling.max_tokens <= 0:
         raise InvalidRequest("sampling.max_tokens: must be positive")

@@ -8,6 +8,7 @@ from costmesh import convert, errors
 from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation
+from costmesh.output_spec import Capability
 from costmesh.services.providers.batch_registry import BatchRegistry
 from costmesh.services.providers.batches import CANCELED, ERRORED, EXPIRED, SUCCEEDED, BatchCall, BatchResult
 from costmesh.services.providers.registry import AdapterRegistry
@@ -30,6 +31,7 @@ def generation_to_pb(generation: Generation) -> provider_pb2.GenerateResponse:
         cost=convert.cost_to_pb(generation.cost),
         finish_reason=generation.finish_reason,
         provider_request_id=generation.provider_request_id,
+        tool_calls=convert.tool_calls_to_pb(generation.tool_calls),
     )
 
 
@@ -42,6 +44,9 @@ def model_to_pb(spec: ModelSpec, batch_api: bool = False) -> provider_pb2.ModelI
         output_usd_per_mtok=spec.output,
         context_window=spec.context_window,
         batch_api=batch_api,
+        tools=Capability.TOOLS in spec.capabilities,
+        images=Capability.IMAGES in spec.capabilities,
+        json_schema=Capability.JSON_SCHEMA in spec.capabilities,
     )
 
 
@@ -53,6 +58,7 @@ def batch_call(item: provider_pb2.BatchRequestItem, registry: AdapterRegistry, i
             messages=convert.messages_from_pb(item.messages),
             sampling=convert.sampling_from_pb(item.sampling),
             tenant_id=item.tenant_id,
+            output=convert.output_spec_from_pb(item.tools, item.response_format),
         )
     except errors.InvalidRequest as exc:
         raise errors.InvalidRequest(f"requests[{index}].{exc}") from None
@@ -78,6 +84,7 @@ def _call_args(
         "messages": convert.messages_from_pb(request.messages),
         "sampling": convert.sampling_from_pb(request.sampling),
         "tenant_id": request.tenant_id,
+        "output": convert.output_spec_from_pb(request.tools, request.response_format),
         "timeout_s": None if remaining is None else max(remaining, MIN_TIMEOUT_S),  # the caller's deadline
     }
 

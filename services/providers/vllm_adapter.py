@@ -12,7 +12,8 @@ from costmesh import convert
 from costmesh.api.inference.v1 import inference_pb2, inference_pb2_grpc
 from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Sampling, Usage
-from costmesh.errors import CostmeshError, RateLimited, UpstreamError
+from costmesh.errors import CostmeshError, InvalidRequest, RateLimited, UpstreamError
+from costmesh.output_spec import OutputSpec
 from costmesh.rpc.status import from_rpc_error
 from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.services.providers.prefix_routing.health import HealthMonitor
@@ -22,6 +23,23 @@ NAME = "vllm"
 Request = TypeVar("Request", inference_pb2.GenerateRequest, inference_pb2.StreamGenerateRequest)
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "abort"}
+PLAIN = OutputSpec()
+
+
+def check_servable(messages: tuple[Message, ...], output: OutputSpec, model: ModelSpec) -> None:
+    """Self-hosted models here answer in free text only: no tools (offered, called or answered)
+    and no JSON output. The catalog lists no such capability for them, so the router does not
+    send such requests here; a caller that does gets `InvalidRequest` naming the field."""
+    where = f"{NAME} ({model.id})"
+    if output.tools:
+        raise InvalidRequest(f"tools: {where} cannot call tools")
+    if output.response_format.is_json:
+        raise InvalidRequest(f"response_format: {where} has no JSON output ({output.response_format.type.value})")
+    for i, message in enumerate(messages):
+        if message.tool_calls:
+            raise InvalidRequest(f"messages[{i}].tool_calls: {where} cannot call tools")
+        if message.tool_call_id:
+            raise InvalidRequest(f"messages[{i}].tool_call_id: {where} takes no tool results")
 
 
 def usage_of(response: inference_pb2.GenerateResponse) -> Usage:
@@ -97,8 +115,10 @@ class VLLMAdapter:
         sampling: Sampling,
         tenant_id: str,
         *,
+        output: OutputSpec = PLAIN,
         timeout_s: float | None = None,
     ) -> Generation:
+        check_servable(messages, output, model)
         self._start_monitor()
         request = build_request(messages, sampling)
         tried: frozenset[str] = frozenset()
@@ -123,8 +143,10 @@ class VLLMAdapter:
         sampling: Sampling,
         tenant_id: str,
         *,
+        output: OutputSpec = PLAIN,
         timeout_s: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
+        check_servable(messages, output, model)
         self._start_monitor()
         request = build_request(messages, sampling, inference_pb2.StreamGenerateRequest)
         tried: frozenset[str] = frozenset()
