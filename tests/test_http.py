@@ -263,18 +263,19 @@ async def test_an_http_callers_traceparent_is_continued(mesh, exporter):
     assert root.parent is None and format(root.context.trace_id, "032x") != trace_id
 
 
-async def test_an_upstream_that_keeps_failing_is_an_openai_style_503(mesh, simulator):
+async def test_an_upstream_that_keeps_answering_429_is_an_openai_style_429_with_retry_after(mesh, simulator):
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{simulator.url}/_sim/faults",
                                 json={"model": "gpt-5-nano", "status": 429, "count": 100, "retry_after": 0}) as r:
             assert r.status == 200
         try:
-            with pytest.raises(openai.InternalServerError) as error:
-                await sdk(mesh, "http-503").chat.completions.create(
+            with pytest.raises(openai.RateLimitError) as error:
+                await sdk(mesh, "http-429").chat.completions.create(
                     model="gpt-5-nano", max_tokens=50, messages=[{"role": "user", "content": "Say hi."}],
                     extra_body={"costmesh": {"cache": {"bypass": True}}})
-            assert error.value.status_code == 503
-            assert error.value.body["code"] == "service_unavailable" and "rate limited" in error.value.message
+            assert error.value.status_code == 429
+            assert error.value.response.headers["retry-after"] == "1"
+            assert error.value.body["code"] == "rate_limit_exceeded" and "rate limited" in error.value.message
         finally:
             async with session.post(f"{simulator.url}/_sim/reset") as r:
                 assert r.status == 200

@@ -10,7 +10,9 @@ Per model (`_call`): 429 -> wait (full-jitter backoff, at least retry-after) and
 InvalidRequest -> raised, never retried; any other costmesh error -> the next model.
 All models of a tier failed -> the next tier. A gate failure -> the next tier; on the last
 tier the answer is served with quality_passed=false. Nothing left -> UpstreamError, or the
-last gate-failed answer if there is one.
+last gate-failed answer if there is one. 429s are bounded per request (`RetryPolicy`: at most
+`max_rate_limited` of them, `rate_limit_wait_s` of waiting): past that, or when every failure
+was a 429, the request answers RateLimited with the shortest retry-after an upstream gave.
 
 Spans (inside the RPC's server span): `router.attempt` per provider call, retries included
 (model, tier, attempt index, outcome), and `router.gate` around each quality-gate check.
@@ -54,6 +56,13 @@ class _OutOfTime(Exception):
     """The caller's deadline is spent: no further attempt can be made."""
 
 
+class _RateLimitSpent(Exception):
+    """The request's 429 budget is spent (`RetryPolicy.max_rate_limited`): it answers RateLimited."""
+
+
+MIN_RETRY_AFTER_S = 1.0  # the wait a RateLimited answer asks for when the upstreams asked for less
+
+
 @dataclass
 class _Reply:
     answer: Generation
@@ -78,6 +87,10 @@ class _Run:
     upgrades: int = 0  # moves up a tier
     gate_upgrades: int = 0  # of which the gate asked for
     calls: int = 0  # provider calls made, retries included (the `router.attempt` spans' index)
+    rate_limited: int = 0  # attempts answered 429
+    rate_limit_waited_s: float = 0.0  # slept after them
+    rate_limit_spent: bool = False
+    retry_after_s: float | None = None  # the shortest wait an upstream asked for
 
 
 class Cascade:
@@ -191,7 +204,7 @@ class Cascade:
                     run.attempts.append(self._attempt(answered, Outcome.GATE_FAILED))
                     rejected = answered
                     break  # the gate failed it: up a tier
-        except _OutOfTime:
+        except (_OutOfTime, _RateLimitSpent):
             pass
         if rejected is not None:
             if streaming and rejected.reply.answer.text:
@@ -252,6 +265,10 @@ class Cascade:
         out_of_time = run.deadline is not None and self._clock.now() >= run.deadline
         if out_of_time:
             return UpstreamTimeout(f"deadline exceeded after {len(run.attempts)} attempts ({tried})")
+        failed = sum(a.outcome == Outcome.ERROR for a in run.attempts)
+        if run.rate_limit_spent or (run.rate_limited and run.rate_limited == failed):
+            retry_after = max(MIN_RETRY_AFTER_S, run.retry_after_s or 0.0)
+            return RateLimited(f"rate limited upstream after {len(run.attempts)} attempts ({tried})", retry_after)
         return UpstreamError(f"every model failed after {len(run.attempts)} attempts ({tried})")
 
     def _timeout(self, run: _Run, tier: Tier) -> float:
@@ -263,6 +280,15 @@ class Cascade:
                 raise _OutOfTime
             timeout = min(timeout, left)
         return timeout
+
+    def _rate_limited(self, run: _Run, error: RateLimited) -> None:
+        run.rate_limited += 1
+        if error.retry_after_s is not None:
+            hints = [error.retry_after_s] if run.retry_after_s is None else [run.retry_after_s, error.retry_after_s]
+            run.retry_after_s = min(hints)
+        if run.rate_limited >= self._retry.max_rate_limited:
+            run.rate_limit_spent = True
+            raise _RateLimitSpent
 
     async def _wait(self, run: _Run, delay: float) -> bool:
         """Sleep `delay` if it fits the policy and the caller's deadline; False: don't retry."""
@@ -336,8 +362,12 @@ class Cascade:
                 raise UpstreamError(f"{spec.id}: stream broke after partial output: {error}") from error
             if run.deadline is not None and self._clock.now() >= run.deadline:
                 raise _OutOfTime
+            if isinstance(error, RateLimited):
+                self._rate_limited(run, error)  # raises _RateLimitSpent once the request's budget is spent
             if isinstance(error, RateLimited) and rate_retries < self._retry.max_retries:
-                if await self._wait(run, self._backoff.delay(rate_retries, error.retry_after_s)):
+                delay = self._backoff.delay(rate_retries, error.retry_after_s)
+                if run.rate_limit_waited_s + delay <= self._retry.rate_limit_wait_s and await self._wait(run, delay):
+                    run.rate_limit_waited_s += delay
                     rate_retries += 1
                     continue
             elif isinstance(error, UpstreamError | Unavailable) and transient_retries < self._retry.transient_retries:

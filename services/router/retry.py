@@ -30,12 +30,19 @@ class RetryPolicy:
     Waits are full-jitter exponential: uniform(0, min(max_delay_s, base_delay_s * 2**n)), and
     at least the upstream's retry-after. A retry-after longer than `max_delay_s` is not waited
     for: the cascade moves on to the next model instead.
+
+    Per request, 429s are bounded: after `max_rate_limited` attempts answered 429, or once the
+    waits after 429s would pass `rate_limit_wait_s` in all, the request stops there and answers
+    RateLimited (RESOURCE_EXHAUSTED with RetryInfo; HTTP 429 with retry-after), as it does when
+    every model it tried said 429.
     """
 
     max_retries: int = 2
     transient_retries: int = 1
     base_delay_s: float = 0.2
     max_delay_s: float = 5.0
+    max_rate_limited: int = 4
+    rate_limit_wait_s: float = 4.0
 
 
 class Backoff:

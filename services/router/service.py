@@ -2,7 +2,9 @@
 
 Env: COSTMESH_PROVIDERS_ADDR (required), COSTMESH_ROUTER_MAX_RETRIES (2, after a 429),
 COSTMESH_ROUTER_TRANSIENT_RETRIES (1, after a 5xx/unreachable), COSTMESH_ROUTER_BACKOFF_BASE_S
-(0.2), COSTMESH_ROUTER_BACKOFF_MAX_S (5.0), COSTMESH_ROUTER_GATE ("learned": the
+(0.2), COSTMESH_ROUTER_BACKOFF_MAX_S (5.0), COSTMESH_ROUTER_MAX_RATE_LIMITED (4: 429s one request may
+meet before it answers RESOURCE_EXHAUSTED), COSTMESH_ROUTER_RATE_LIMIT_WAIT_S (4.0: its waits after
+them, in all), COSTMESH_ROUTER_GATE ("learned": the
 heuristics plus the router artifact's answer gate; "heuristic": the seed's alone),
 COSTMESH_ROUTER_GATE_THRESHOLD (0.5, of the heuristics), COSTMESH_ROUTER_ARTIFACT (the trained
 router, default the packaged one), COSTMESH_ROUTER_GATE_MAX_TIER ("simple": the highest tier whose
@@ -37,6 +39,8 @@ async def mount(runtime: Runtime) -> Mounted:
         transient_retries=env.int("COSTMESH_ROUTER_TRANSIENT_RETRIES", 1),
         base_delay_s=env.float("COSTMESH_ROUTER_BACKOFF_BASE_S", 0.2),
         max_delay_s=env.float("COSTMESH_ROUTER_BACKOFF_MAX_S", 5.0),
+        max_rate_limited=env.int("COSTMESH_ROUTER_MAX_RATE_LIMITED", 4),
+        rate_limit_wait_s=env.float("COSTMESH_ROUTER_RATE_LIMIT_WAIT_S", 4.0),
     )
     gate_name = env.optional("COSTMESH_ROUTER_GATE")
     if gate_name is None:  # the learned gate when an artifact is there to read
