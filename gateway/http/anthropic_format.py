@@ -368,7 +368,7 @@ _FIELDS: tuple[_Rule, ...] = (
     (re.compile(r"tools\.tools\[(\d+)\]\.(name|description|strict)"), lambda m: f"tools.{m[1]}.{m[2]}"),
     (re.compile(r"tools\.tools\[(\d+)\]"), lambda m: f"tools.{m[1]}"),
     (re.compile(r"tools(?:\.tools)?"), lambda m: "tools"),
-    (re.compile(r"(?:tools\.choice|tool_choice)(?:\..+)?"), lambda m: "tool_choice"),
+    (re.compile(r"tools\.choice(?:\..+)?|tool_choice"), lambda m: "tool_choice"),
     (re.compile(r"tools\.parallel_tool_calls"), lambda m: "tool_choice.disable_parallel_tool_use"),
     (re.compile(r"response_format\.schema(?:_json)?"), lambda m: "output_config.format.schema"),
     (re.compile(r"response_format(?:\..+)?"), lambda m: "output_config.format"),

@@ -31,7 +31,7 @@ PIPELINE_FIELDS: tuple[_Rule, ...] = (
     (re.compile(r"tools\.tools\[(\d+)\]\.(name|description|strict)"), lambda m: f"tools[{m[1]}].function.{m[2]}"),
     (re.compile(r"tools\.tools\[(\d+)\]"), lambda m: f"tools[{m[1]}]"),
     (re.compile(r"tools(?:\.tools)?"), lambda m: "tools"),
-    (re.compile(r"(?:tools\.choice|tool_choice)(?:\..+)?"), lambda m: "tool_choice"),
+    (re.compile(r"tools\.choice(?:\..+)?|tool_choice"), lambda m: "tool_choice"),
     (re.compile(r"tools\.parallel_tool_calls"), lambda m: "parallel_tool_calls"),
     (re.compile(r"response_format\.schema(?:_json)?"), lambda m: "response_format.json_schema.schema"),
     (re.compile(r"response_format\.(name|strict)"), lambda m: f"response_format.json_schema.{m[1]}"),
@@ -106,6 +106,8 @@ def response_format(raw: Any) -> common.ResponseFormat | None:
     if not isinstance(kind, str) or kind not in FORMATS:
         raise InvalidRequest(f"response_format.type: {short(kind)} is not supported; "
                              "use text, json_object or json_schema")
+    if kind == "text":  # as if unset
+        return None
     out = common.ResponseFormat(type=FORMATS[kind])
     if kind == "json_schema":
         spec = mapping(get(raw, "json_schema", "response_format"), "response_format.json_schema")
