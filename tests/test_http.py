@@ -125,7 +125,9 @@ async def test_models_come_from_the_catalog(mesh):
         ({"temperature": 5}, "temperature"),
         ({"top_p": 0}, "top_p"),
         ({"n": 2}, "n"),
-        ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0].role"),
+        ({"messages": [{"role": "function", "content": "x", "name": "f"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "x", "tool_call_id": "1"}]},
+         "messages[1].tool_call_id"),
         ({"messages": [{"role": "user", "content": ""}]}, "messages[0].content"),
         ({"messages": [{"role": "user", "content": [{"type": "audio", "x": 1}]}]}, "messages[0].content[0].type"),
         ({"messages": []}, "messages"),
@@ -133,7 +135,10 @@ async def test_models_come_from_the_catalog(mesh):
         ({"extra_body": {"costmesh": {"cache": {"ttl_seconds": -1}}}}, "costmesh.cache.ttl_seconds"),
         ({"extra_body": {"costmesh": {"routing": {"min_tier": "huge"}}}}, "costmesh.routing.min_tier"),
         ({"extra_body": {"frobnicate": 1}}, "frobnicate"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "f",
+                                                      "parameters": {"type": "object", "properties": 3}}}]},
+         "tools[0].function.parameters"),
+        ({"functions": [{"name": "f", "parameters": {}}]}, "functions"),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_parameter(mesh, kwargs, param):
