@@ -7,6 +7,11 @@ home (docker-compose runs it without persistence, as a cache should be) and SQLi
 badly when several gateway replicas share a volume. Each writer (one per gateway process)
 has its own file per UTC day, `costs-YYYY-MM-DD-<host>-<pid>.jsonl`, so replicas never
 interleave lines; the reader merges every file in the directory.
+
+Each record names the API key the request came with by its id (`key_id`, the `<key id>` part of
+`cm_<key id>_<secret>`), never by the key itself: the gateway binds it (`bind_key_id`) when it
+authenticates the call, for the context that serves it, and the recorder reads it back. Records
+written before there was a key id, or with authentication off, have `key_id` "".
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +33,19 @@ from costmesh.errors import CostmeshError
 
 LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
 FILE_GLOB = "costs-*.jsonl"
+MAX_KEY_ID_CHARS = 64
+# The id of the API key of the call being served (per asyncio task, like the log context's request).
+_KEY_ID: ContextVar[str] = ContextVar("costmesh_key_id", default="")
+
+
+def bind_key_id(key_id: str) -> None:
+    """The id of the API key (never the key) that authenticated the call served in this context;
+    "" when authentication is off. The call's task sets it before the pipeline runs."""
+    _KEY_ID.set(key_id[:MAX_KEY_ID_CHARS])
+
+
+def bound_key_id() -> str:
+    return _KEY_ID.get()
 
 
 @dataclass
@@ -53,6 +72,7 @@ class CostRecord:
     savings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0.0))
     error: str = ""
     session_id: str = ""
+    key_id: str = ""  # the API key's id (never the key); "" with authentication off
 
     @property
     def answered(self) -> bool:
@@ -72,13 +92,15 @@ def _tier(value: int) -> str:
     return common.Tier.Name(value).removeprefix("TIER_").lower() if value else ""
 
 
-def record_of_answer(request: gw.CompleteRequest, response: gw.CompleteResponse, ts: float) -> CostRecord:
+def record_of_answer(request: gw.CompleteRequest, response: gw.CompleteResponse, ts: float,
+                     key_id: str = "") -> CostRecord:
     usage = response.usage
     return CostRecord(
         ts=ts,
         request_id=response.request_id,
         tenant_id=request.tenant_id,
         session_id=request.session_id,
+        key_id=key_id,
         outcome="answered",
         cache=gw.CacheStatus.Name(response.cache_status).removeprefix("CACHE_STATUS_").lower(),
         provider=response.provider,
@@ -99,13 +121,15 @@ def record_of_answer(request: gw.CompleteRequest, response: gw.CompleteResponse,
     )
 
 
-def record_of_error(request: gw.CompleteRequest, error: CostmeshError, ts: float) -> CostRecord:
+def record_of_error(request: gw.CompleteRequest, error: CostmeshError, ts: float,
+                    key_id: str = "") -> CostRecord:
     """A failed request: no answer, so nothing billed to it at the gateway and no baseline."""
     return CostRecord(
         ts=ts,
         request_id=request.request_id,
         tenant_id=request.tenant_id,
         session_id=request.session_id,
+        key_id=key_id,
         outcome=type(error).__name__,
         error=str(error)[:500],
     )
@@ -125,10 +149,10 @@ class CostRecorder:
         self._fd: int | None = None
 
     def on_answer(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None:
-        self.write(record_of_answer(request, response, self._clock()))
+        self.write(record_of_answer(request, response, self._clock(), bound_key_id()))
 
     def on_error(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
-        self.write(record_of_error(request, error, self._clock()))
+        self.write(record_of_error(request, error, self._clock(), bound_key_id()))
 
     def write(self, record: CostRecord) -> None:
         line = (json.dumps(asdict(record), separators=(",", ":")) + "\n").encode()

@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 
 from costmesh.config import Env
+from costmesh.cost_records import bind_key_id
 from costmesh.errors import ConfigError, InvalidRequest, NotFound, Unauthenticated
 
 log = structlog.get_logger()
@@ -169,7 +170,9 @@ class Authenticator:
         return self.store is not None
 
     def authenticate(self, authorization: str | None, claimed_tenant: str = "") -> Principal:
-        """`claimed_tenant` is the tenant a request body names: it must be empty or the key's own."""
+        """`claimed_tenant` is the tenant a request body names: it must be empty or the key's own.
+        The key's id (never the key) is bound for the call's cost record (`bind_key_id`)."""
+        bind_key_id("")
         if self.store is None:
             if not claimed_tenant.strip():
                 raise InvalidRequest("tenant_id: required (authentication is off, so the request names its tenant)")
@@ -180,6 +183,7 @@ class Authenticator:
             raise Unauthenticated("the API key is unknown or revoked")
         if claimed_tenant and claimed_tenant != record.tenant:
             raise InvalidRequest("tenant_id: does not match the API key's tenant; leave it empty, the key decides")
+        bind_key_id(record.key_id)
         return Principal(record.tenant, record.key_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from costmesh.cost_records import LAYERS  # noqa: E402
+from costmesh.tooling.report.breakdown import DIMENSION_TITLES, Breakdown, all_rows  # noqa: E402
 from costmesh.tooling.report.summary import LAYER_TITLES, Summary  # noqa: E402
 
 SAVE_COLOR, LOSS_COLOR, TOTAL_COLOR, PAID_COLOR = "#2e9d5b", "#c8453b", "#7a8594", "#2f6db5"
@@ -152,6 +154,36 @@ def hit_rate(summary: Summary, path: Path) -> Path:
     return path
 
 
+def spend_by(result: Breakdown, path: Path) -> Path:
+    """One bar per group: what it cost, then what it saved, together its baseline."""
+    groups = all_rows(result)[::-1]  # biggest at the top
+    names = [g.name if len(g.name) <= 28 else g.name[:27] + "…" for g in groups]
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.42 * max(len(groups), 1)), dpi=110)
+    cost = [g.cost_usd for g in groups]
+    saving = [max(g.saving_usd, 0.0) for g in groups]
+    ax.barh(names, cost, color=PAID_COLOR, label="cost")
+    ax.barh(names, saving, left=cost, color=SAVE_COLOR, label="saved (baseline - cost)")
+    widest = max([c + s for c, s in zip(cost, saving)] or [0.0])
+    for i, group in enumerate(groups):
+        ax.annotate(f"{_usd(group.cost_usd)} paid, {group.saving_ratio:.0%} saved, {group.requests} req",
+                    (cost[i] + saving[i], i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlim(0, max(widest, 1e-9) * 1.55)
+    ax.set_xlabel("USD")
+    title = DIMENSION_TITLES[result.dimension]
+    shown = f" (top {len(result.groups)} of {result.total_groups})" if result.others else ""
+    ax.set_title(f"Spend by {title}{shown}", pad=22)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def spend_chart_name(dimension: str) -> str:
+    return f"spend-by-{dimension}.png"
+
+
 CHARTS = {
     "savings-waterfall.png": waterfall,
     "cost-per-request.png": cost_over_time,
@@ -160,5 +192,6 @@ CHARTS = {
 }
 
 
-def draw_all(summary: Summary, directory: Path) -> list[Path]:
-    return [draw(summary, directory / name) for name, draw in CHARTS.items()]
+def draw_all(summary: Summary, directory: Path, breakdowns: Sequence[Breakdown] = ()) -> list[Path]:
+    drawn = [draw(summary, directory / name) for name, draw in CHARTS.items()]
+    return drawn + [spend_by(result, directory / spend_chart_name(result.dimension)) for result in breakdowns]

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from costmesh.cost_records import FILE_GLOB, read_records
 from costmesh.errors import InvalidRequest
 from costmesh.tooling.report import charts, html
+from costmesh.tooling.report.breakdown import (
+    DEFAULT_LIMIT,
+    DIMENSIONS,
+    MAX_LIMIT,
+    Breakdown,
+    breakdown,
+    format_breakdown,
+)
 from costmesh.tooling.report.summary import Summary, format_table, summarize
 
 DEFAULT_RECORDS_DIR = "out/costmesh-records"
@@ -51,11 +61,13 @@ class Report:
     text_path: Path
     html_path: Path
     charts: list[Path]
+    breakdowns: list[Breakdown] = field(default_factory=list)
 
 
 def write_report(records_dir: str | os.PathLike, output_dir: str | os.PathLike, since: float, until: float,
-                 *, source: str = "--records-dir") -> Report:
-    """`source` says where `records_dir` came from, for the message when there is nothing to report."""
+                 *, source: str = "--records-dir", by: Sequence[str] = (), limit: int = DEFAULT_LIMIT) -> Report:
+    """`source` says where `records_dir` came from, for the message when there is nothing to report;
+    `by`: the spend breakdowns to add (tenant, key, model), each its table and chart."""
     if until <= since:
         raise InvalidRequest(f"--until: must be after --since ({_when(until)} is not after {_when(since)})")
     records_dir = Path(records_dir)
@@ -65,14 +77,16 @@ def write_report(records_dir: str | os.PathLike, output_dir: str | os.PathLike, 
     summary = summarize(read_records(records_dir, since, until), since, until)
     if summary.requests == 0:
         raise NoRecords(_no_records_message(records_dir, source, since, until))
+    breakdowns = [breakdown(read_records(records_dir, since, until), dimension, since, until, limit)
+                   for dimension in by]
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    table = format_table(summary)
+    table = "\n\n".join([format_table(summary), *(format_breakdown(result) for result in breakdowns)])
     text_path = output / "report.txt"
     text_path.write_text(table + "\n")
-    drawn = charts.draw_all(summary, output)
-    html_path = html.write(summary, drawn, output / "report.html")
-    return Report(summary, table, text_path, html_path, drawn)
+    drawn = charts.draw_all(summary, output, breakdowns)
+    html_path = html.write(summary, drawn, output / "report.html", breakdowns)
+    return Report(summary, table, text_path, html_path, drawn, breakdowns)
 
 
 class NoRecords(InvalidRequest):
@@ -105,6 +119,40 @@ def add_arguments(parser) -> None:
                              f"(default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
     parser.add_argument("--output", default=DEFAULT_REPORT_DIR,
                         help="directory for report.txt, report.html and the PNGs")
+    parser.add_argument("--by", type=_dimensions, default=[], metavar="{tenant,key,model}",
+                        help="add spend by tenant, by API key (its id) and/or by model: a table, an HTML "
+                             "section and a chart each; repeat or comma-separate (--by tenant,model)",
+                        action=_Extend)
+    parser.add_argument("--top", type=_top, default=DEFAULT_LIMIT,
+                        help=f"rows per breakdown, the rest summed as one 'others' row (default {DEFAULT_LIMIT})")
+
+
+def _dimensions(value: str) -> list[str]:
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    for name in names:
+        if name not in DIMENSIONS:
+            raise argparse.ArgumentTypeError(f"{name!r}: choose from {', '.join(DIMENSIONS)}")
+    if not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(DIMENSIONS)}")
+    return names
+
+
+def _top(value: str) -> int:
+    try:
+        top = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 1 <= top <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{top}: must be 1 to {MAX_LIMIT}")
+    return top
+
+
+class _Extend(argparse.Action):
+    """--by tenant --by model and --by tenant,model both give [tenant, model] (each once, in order)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = list(getattr(namespace, self.dest) or [])
+        setattr(namespace, self.dest, current + [v for v in values if v not in current])
 
 
 def run(args) -> int:
@@ -123,7 +171,8 @@ def run(args) -> int:
         records_dir, source = os.environ["COSTMESH_RECORDS_DIR"], "$COSTMESH_RECORDS_DIR"
     else:
         records_dir, source = DEFAULT_RECORDS_DIR, "the default: neither --records-dir nor $COSTMESH_RECORDS_DIR set"
-    report = write_report(records_dir, args.output, since, until, source=source)
+    report = write_report(records_dir, args.output, since, until, source=source,
+                          by=getattr(args, "by", None) or [], limit=getattr(args, "top", DEFAULT_LIMIT))
     print(report.table)
     print(f"\nwrote {report.html_path} ({', '.join(p.name for p in report.charts)})")
     return 0

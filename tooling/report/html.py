@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
+from costmesh.tooling.report.breakdown import DIMENSION_TITLES, Breakdown, all_rows
 from costmesh.tooling.report.summary import Summary, format_table, savings_rows
 
 TITLES = {
@@ -12,10 +14,25 @@ TITLES = {
     "cost-per-request.png": "Cost per request over time",
     "tier-mix.png": "Tier mix",
     "cache-hit-rate.png": "Cache hit rate",
+    **{f"spend-by-{d}.png": f"Spend by {t}" for d, t in DIMENSION_TITLES.items()},
 }
 
 
-def render(summary: Summary, charts: list[Path]) -> str:
+def _breakdown_table(result: Breakdown) -> str:
+    title = DIMENSION_TITLES[result.dimension]
+    head = (f"<tr><th>{escape(title)}</th><th>requests</th><th>hit rate</th><th>cost USD</th>"
+            "<th>baseline USD</th><th>saving USD</th><th>saved</th></tr>")
+    body = "\n".join(
+        f"<tr><td>{escape(g.name)}</td><td class=n>{g.requests}</td><td class=n>{g.hit_rate:.1%}</td>"
+        f"<td class=n>{g.cost_usd:.6f}</td><td class=n>{g.baseline_usd:.6f}</td>"
+        f"<td class=n>{g.saving_usd:.6f}</td><td class=n>{g.saving_ratio:.1%}</td></tr>"
+        for g in all_rows(result)
+    )
+    shown = f" (top {len(result.groups)} of {result.total_groups})" if result.others else ""
+    return f"<h2>Spend by {escape(title)}{shown}</h2>\n<table>{head}\n{body}\n</table>"
+
+
+def render(summary: Summary, charts: list[Path], breakdowns: Sequence[Breakdown] = ()) -> str:
     rows = "\n".join(
         f"<tr><td>{escape(label.strip())}</td><td class=n>{usd:.6f}</td><td class=n>{escape(share)}</td></tr>"
         for label, usd, share in savings_rows(summary)
@@ -26,6 +43,7 @@ def render(summary: Summary, charts: list[Path]) -> str:
         for path in charts
     )
     details = escape(format_table(summary).split("\n\n", 2)[-1])
+    spend = "\n".join(_breakdown_table(result) for result in breakdowns)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>costmesh savings report</title>
 <style>
@@ -43,11 +61,12 @@ pre {{ background: #f6f6f6; padding: 1em; }}
 {rows}
 </table>
 <pre>{details}</pre>
+{spend}
 {figures}
 </body></html>
 """
 
 
-def write(summary: Summary, charts: list[Path], path: Path) -> Path:
-    path.write_text(render(summary, charts))
+def write(summary: Summary, charts: list[Path], path: Path, breakdowns: Sequence[Breakdown] = ()) -> Path:
+    path.write_text(render(summary, charts, breakdowns))
     return path
