@@ -36,6 +36,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         body = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise invalid("There was an error parsing the body of your request: it is not valid JSON.") from None
+    except RecursionError:
+        raise invalid("There was an error parsing the body of your request: it is nested too deeply.") from None
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     return body

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 MAX_KEYWORDS = 8
 MAX_NUMBERS = 16
 MAX_NAMES = 4
+MAX_NAME_WORDS = 4
+PLACE_PREPOSITIONS = frozenset({"in", "at", "from", "to", "near", "for"})
 MAX_EXPRESSION_CHARS = 200
 STOPWORDS = frozenset(
     """
     a an and are as at be been but by can could did do does for from had has have he her his how i if in into
     is it its let me my of on or our she should so than that the their them then there these they this to
     use using was we were what when where which who whom why will with would you your please tell give find
-    get show much many about some any all just also make may might must need want like answer question
+    get show much many about some any all just also make may might must need want like answer question him now out one
     """.split()
 )
 # One token per match: a number (commas as thousands separators), a word, an operator, a paren,
@@ -37,7 +39,8 @@ class PromptFacts:
 
     keywords: tuple[str, ...]  # content words in order, lower case, no repeats
     numbers: tuple[float, ...]
-    names: tuple[str, ...]  # capitalised words not opening a sentence (places, people)
+    names: tuple[str, ...]  # runs of capitalised words not opening a sentence (people, things)
+    places: tuple[str, ...]  # such runs after "in", "at", "from", "to", "near"
     expression: str | None  # the longest arithmetic expression, in Python operators
     date: str | None  # the first YYYY-MM-DD date
 
@@ -48,11 +51,11 @@ class PromptFacts:
 
 
 def read_prompt(text: str) -> PromptFacts:
-    """Key words, numbers, names and the arithmetic expression of `text`, in one pass."""
+    """Key words, numbers, names, places and the arithmetic expression of `text`, in one pass."""
     keywords: list[str] = []
     seen: set[str] = set()
     numbers: list[float] = []
-    names: list[str] = []
+    names = _Names()
     expression = _Expressions()
     sentence_start = True
     for match in _TOKEN.finditer(text):
@@ -62,25 +65,58 @@ def read_prompt(text: str) -> PromptFacts:
         if first.isdigit():
             if len(numbers) < MAX_NUMBERS:
                 numbers.append(float(token.replace(",", "")))
-            sentence_start = False
         elif first.isalpha():
             lower = token.lower()
             if len(keywords) < MAX_KEYWORDS and len(lower) > 2 and lower not in STOPWORDS and lower not in seen:
                 seen.add(lower)
                 keywords.append(lower)
-            if first.isupper() and not sentence_start and len(names) < MAX_NAMES and token not in names:
-                names.append(token)
-            sentence_start = False
-        elif first in ".!?\n":
+        names.feed(token, sentence_start)
+        if not token.isspace():
+            sentence_start = first in ".!?\n"
+        elif "\n" in token:
             sentence_start = True
+    names.close()
     date = _DATE.search(text)
     return PromptFacts(
         keywords=tuple(keywords),
         numbers=tuple(numbers),
-        names=tuple(names),
+        names=tuple(names.names),
+        places=tuple(names.places),
         expression=expression.best(),
         date=date.group() if date else None,
     )
+
+
+class _Names:
+    """Runs of capitalised words not opening a sentence ("Ada Lovelace"); after in/at/from/to/near, places."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.places: list[str] = []
+        self._run: list[str] = []
+        self._place = False
+        self._previous = ""  # the last word, lower case, when only blanks follow it
+
+    def feed(self, token: str, sentence_start: bool) -> None:
+        if token.isspace():
+            return
+        if token[0].isupper() and token[0].isalpha() and not sentence_start:
+            if not self._run:
+                self._place = self._previous in PLACE_PREPOSITIONS
+            if len(self._run) < MAX_NAME_WORDS:
+                self._run.append(token)
+            return
+        self.close()
+        self._previous = token.lower() if token[0].isalpha() else ""
+
+    def close(self) -> None:
+        if self._run:
+            name = " ".join(self._run)
+            found = self.places if self._place else self.names
+            if len(found) < MAX_NAMES and name not in found:
+                found.append(name)
+        self._run = []
+        self._previous = ""
 
 
 def stems(text: str, limit: int = 256) -> frozenset[str]:

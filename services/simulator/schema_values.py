@@ -222,7 +222,7 @@ class _Builder:
         elif words & EXPRESSION_WORDS or (self.fill.calculator and words & {"input", "value", "values", "x"}):
             text = facts.expression or " + ".join(_number_text(n) for n in facts.numbers[:4]) or facts.query
         elif words & PLACE_WORDS:
-            text = ", ".join(facts.names[:2]) or facts.query
+            text = (facts.places or facts.names or (facts.query,))[0]
         elif words & ANSWER_WORDS:
             text = self.fill.answer[:MAX_ANSWER_CHARS] or facts.query
         elif words & NAME_WORDS:

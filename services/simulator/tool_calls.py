@@ -2,7 +2,8 @@
 
 The tool whose name and description share the most words with the prompt wins (a
 calculator-like tool wins when the prompt holds an arithmetic expression); with parallel
-calls allowed, every other tool scoring at least half the best is called too. Arguments are
+calls allowed, every other tool scoring at least half the best is called too (the calls in
+the order the tools are listed). Arguments are
 built from the tool's schema (`schema_values`). A mistake (`mistakes`) changes the first call:
 no call at all (tool_choice auto), a misspelled tool name, a required argument left out, an
 argument of the wrong type, or arguments that are not JSON (OpenAI only: Anthropic's `input`
@@ -56,7 +57,7 @@ def calls_for(
 
 
 def choose_tools(turn: Turn, facts: PromptFacts) -> list[ToolSpec]:
-    """The tools called, best first: the named one, or the best match and (parallel) close seconds."""
+    """The tools called: the named one, or the best match (and, parallel, close seconds, in the tools' order)."""
     choice = turn.choice
     if not turn.tools or choice.mode == "none":
         return []
@@ -68,15 +69,16 @@ def choose_tools(turn: Turn, facts: PromptFacts) -> list[ToolSpec]:
         ((_score(tool, prompt_stems, facts), i, tool) for i, tool in enumerate(turn.tools)),
         key=lambda row: (-row[0], row[1]),
     )
-    best_score, _, best = scored[0]
-    chosen = [best]
-    if choice.parallel and best_score > 0:
-        for score, _, tool in scored[1:]:
-            if len(chosen) >= MAX_PARALLEL_CALLS:
-                break
-            if score > 0 and 2 * score >= best_score:
-                chosen.append(tool)
-    return chosen
+    best_score, best_index, best = scored[0]
+    if not choice.parallel or best_score <= 0:
+        return [best]
+    chosen = [(best_index, best)]
+    for score, index, tool in scored[1:]:
+        if len(chosen) >= MAX_PARALLEL_CALLS:
+            break
+        if score > 0 and 2 * score >= best_score:
+            chosen.append((index, tool))
+    return [tool for _, tool in sorted(chosen, key=lambda pair: pair[0])]  # parallel calls in the tools' order
 
 
 def _score(tool: ToolSpec, prompt_stems: frozenset[str], facts: PromptFacts) -> int:
