@@ -2,8 +2,9 @@
 cost records, and (only when the operator asks) the content log.
 
 Env: COSTMESH_RECORDS_DIR (cost records; unset: none are written), COSTMESH_LOG_CONTENT
-(log prompt and answer text; default off). The cache's figures are on the cache's own metrics
-endpoint: the gateway's scrape calls no other service.
+(log prompt and answer text; default off), COSTMESH_METRICS_MAX_TENANTS / _MAX_MODELS (distinct
+tenant and model label values per replica before the rest count as `other`). The cache's
+figures are on the cache's own metrics endpoint: the gateway's scrape calls no other service.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costmesh.cost_records import CostRecorder
+from costmesh.errors import ConfigError
 from costmesh.observability.answer_span import AnswerSpan, ContentLog
-from costmesh.observability.gateway_metrics import GatewayMetrics
+from costmesh.observability.gateway_metrics import DEFAULT_MAX_MODELS, DEFAULT_MAX_TENANTS, GatewayMetrics
 
 
 @dataclass
@@ -28,11 +30,22 @@ class GatewayObservability:
         self._closers.clear()
 
 
+def _at_least_one(env, name: str, default: int) -> int:
+    value = env.int(name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def gateway_observability(runtime) -> GatewayObservability:
     env = runtime.env
     observers: list[Any] = [AnswerSpan()]
     closers: list[Callable[[], None]] = []
-    observers.append(GatewayMetrics(runtime.meter))
+    observers.append(GatewayMetrics(
+        runtime.meter,
+        max_tenants=_at_least_one(env, "COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS),
+        max_models=_at_least_one(env, "COSTMESH_METRICS_MAX_MODELS", DEFAULT_MAX_MODELS),
+    ))
     records_dir = env.optional("COSTMESH_RECORDS_DIR")
     if records_dir:
         recorder = CostRecorder(records_dir)

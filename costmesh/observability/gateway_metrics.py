@@ -3,7 +3,10 @@
 Prometheus names (what the alert rules and dashboards use):
   costmesh_requests_total{cache, tier, outcome}   cache hit rate, tier distribution, errors
   costmesh_upgraded_requests_total{tier}          answers served above their classified tier
-  costmesh_cost_usd_total, costmesh_baseline_cost_usd_total, costmesh_saving_usd_total{layer}
+  costmesh_cost_usd_total{tenant, model}, costmesh_baseline_cost_usd_total{tenant, model}
+                                                  spend and its baseline by tenant and by model
+  costmesh_tenant_requests_total{tenant, model, outcome}
+  costmesh_saving_usd_total{layer}
   costmesh_request_cost_usd (histogram)           cost per request
   costmesh_daily_active_users, costmesh_daily_cost_usd, costmesh_daily_cost_per_active_user_usd
   costmesh_saving_ratio                           saving / baseline since this replica started (ROI)
@@ -11,6 +14,12 @@ The cache's own figures (entries, evictions, bytes per entry, stores, refusals) 
 service's endpoint (`services/cache/metrics.py`), not read from it here at every scrape.
 An active user is a tenant id that sent at least one request that UTC day (per replica: across
 replicas use the savings report, which counts them exactly from the cost records).
+
+Tenant and model labels are bounded (`BoundedLabel`): the first `max_tenants` tenants and
+`max_models` models a replica sees keep their names, later ones count as `other`
+(COSTMESH_METRICS_MAX_TENANTS, COSTMESH_METRICS_MAX_MODELS). A cached answer's model is `cache`
+(its cost is the embedding). API keys are never a label: spend per key is in the cost records
+(`costmesh report --by key`, the dashboard).
 """
 
 from __future__ import annotations
@@ -25,9 +34,12 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.errors import CostmeshError
+from costmesh.observability.bounded_labels import BoundedLabel
 from costmesh.observability.metrics import COST_BUCKETS_USD
 
 LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
+DEFAULT_MAX_TENANTS = 100
+DEFAULT_MAX_MODELS = 50
 
 
 def cache_label(status: int) -> str:
@@ -43,8 +55,11 @@ def tier_label(response: gw.CompleteResponse) -> str:
 class GatewayMetrics:
     """An `AnswerObserver` recording OpenTelemetry metrics."""
 
-    def __init__(self, meter: Meter, *, clock: Callable[[], float] = time.time):
+    def __init__(self, meter: Meter, *, clock: Callable[[], float] = time.time,
+                 max_tenants: int = DEFAULT_MAX_TENANTS, max_models: int = DEFAULT_MAX_MODELS):
         self._clock = clock
+        self._tenant = BoundedLabel(max_tenants)
+        self._model = BoundedLabel(max_models)
         self._lock = threading.Lock()  # observable callbacks run in the scrape thread
         self._day = ""
         self._day_users: set[str] = set()
@@ -58,9 +73,16 @@ class GatewayMetrics:
             "costmesh.upgraded_requests", unit="{request}",
             description="answers served by a stronger tier than the classifier chose (cascade upgrades)",
         )
-        self._cost = meter.create_counter("costmesh.cost", unit="usd", description="what the answers cost")
+        self._cost = meter.create_counter(
+            "costmesh.cost", unit="usd", description="what the answers cost, by tenant and model (bounded)"
+        )
         self._baseline = meter.create_counter(
-            "costmesh.baseline.cost", unit="usd", description="what they would have cost: premium model, no cache"
+            "costmesh.baseline.cost", unit="usd",
+            description="what they would have cost: premium model, no cache; by tenant and model (bounded)",
+        )
+        self._tenant_requests = meter.create_counter(
+            "costmesh.tenant.requests", unit="{request}",
+            description="requests by tenant, model (cache for a cached answer) and outcome; both bounded",
         )
         self._saving = meter.create_counter("costmesh.saving", unit="usd", description="baseline - cost, by layer")
         self._request_cost = meter.create_histogram(
@@ -92,8 +114,11 @@ class GatewayMetrics:
             upgraded = bool(response.classified_tier) and response.tier > response.classified_tier
             self._upgraded.add(int(upgraded), {"tier": tier})
         cost = response.cost.total_usd
-        self._cost.add(cost)
-        self._baseline.add(response.baseline_cost_usd)
+        spender = {"tenant": self._tenant(request.tenant_id),
+                   "model": "cache" if response.cached else self._model(response.model)}
+        self._cost.add(cost, spender)
+        self._baseline.add(response.baseline_cost_usd, spender)
+        self._tenant_requests.add(1, {**spender, "outcome": "answered"})
         self._request_cost.record(cost, {"cached": str(response.cached).lower()})
         for layer in LAYERS:
             value = getattr(response.savings, f"{layer}_usd")
@@ -108,6 +133,8 @@ class GatewayMetrics:
 
     def on_error(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
         self._requests.add(1, {"cache": "none", "tier": "none", "outcome": type(error).__name__})
+        self._tenant_requests.add(1, {"tenant": self._tenant(request.tenant_id), "model": "none",
+                                      "outcome": type(error).__name__})
         self._count_day(request.tenant_id, 0.0, 0.0)
 
     # -- internals ---------------------------------------------------------------------
