@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,10 +190,12 @@ def start_mesh(
     startup_timeout_s: float = 300.0,
     gateway_port: int | None = None,
     supervise: bool = True,
+    only: Collection[str] | None = None,
 ) -> Mesh:
     """Start everything and return once every service reports SERVING. Each service gets a free
     loopback port, except the gateway when `gateway_port` pins it. `supervise`: start a process
-    that dies again (`Supervisor`) until the mesh stops."""
+    that dies again (`Supervisor`) until the mesh stops. `only`: these services and the peers
+    they need, not the whole mesh."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
@@ -233,7 +235,10 @@ def start_mesh(
             mesh.http_url = f"http://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"
 
         addresses: dict[str, str] = {}
+        wanted = _with_peers(only) if only is not None else {name for name, _, _ in SERVICES}
         for name, module, peers in SERVICES:
+            if name not in wanted:
+                continue
             port = gateway_port if name == "gateway" and gateway_port else free_port()
             addresses[name] = f"127.0.0.1:{port}"
             service_env = {**env, "COSTMESH_HOST": "127.0.0.1", "COSTMESH_PORT": str(port)}
@@ -257,6 +262,20 @@ def start_mesh(
         mesh.stop()
         raise
     return mesh
+
+
+def _with_peers(names: Collection[str]) -> set[str]:
+    peers = {name: needs for name, _, needs in SERVICES}
+    unknown = set(names) - set(peers)
+    if unknown:
+        raise ConfigError(f"no such service: {sorted(unknown)} (known: {sorted(peers)})")
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(peers[name])
+    return wanted
 
 
 def _spawn(name: str, module: str, env: dict[str, str], run_dir: Path, address: str) -> Process:
