@@ -85,6 +85,8 @@ def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
         print(f"API key for tenant 'demo': {mesh.api_key('demo')}", flush=True)
         print(f"cost records: {records_dir} (`costmesh report --records-dir {records_dir}`)", flush=True)
         print(f"logs: {log_dir} (kept after exit); Ctrl-C stops the mesh", flush=True)
+        print("a service that dies is started again by itself; the services sign their calls to each other "
+              f"with the mesh secret {mesh.env.get('COSTMESH_MESH_SECRET_FILE', '(none)')}", flush=True)
         try:
             signal.pause()
         except KeyboardInterrupt:
