@@ -46,7 +46,8 @@ from costmesh.observability.error_fields import error_fields
 log = structlog.get_logger()
 DEV_TENANT_HEADER = "x-costmesh-tenant"  # only read when authentication is off (dev mode)
 MAX_TIMEOUT_S = 3600.0  # x-costmesh-timeout-s
-RENAME = "costmesh.rename"  # request key: names the Anthropic parameter in the pipeline's errors
+# Names the Anthropic parameter in the pipeline's errors (`MessagesRequest.rename`).
+RENAME: web.RequestKey[Callable[[str], str]] = web.RequestKey("costmesh.rename")
 
 
 class HttpApi:
