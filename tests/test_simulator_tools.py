@@ -7,6 +7,9 @@ import base64
 import gzip
 import io
 import json
+import subprocess
+import sys
+import textwrap
 import time
 
 import aiohttp
@@ -769,3 +772,48 @@ async def test_recursive_and_deep_schemas_do_not_wedge(gpt, sim):
             assert resp.status == 400
     assert time.monotonic() - started < 10
     await asyncio.sleep(0)
+
+
+def test_prompt_reading_is_linear():
+    """Prompts built to make a scanner quadratic: 1 MB each, read in well under a minute."""
+    script = textwrap.dedent("""
+        from costmesh.services.simulator.prompt_words import read_prompt, stems
+        from costmesh.services.simulator.text import json_pieces
+        n = 1_000_000
+        for prompt in ("x" * n, "1+" * (n // 2), "(" * n, "1,000" * (n // 5), "9" * n, "A b " * (n // 4),
+                       "in Paris " * (n // 9), "12 times " * (n // 9), "\\n" * n):
+            facts = read_prompt(prompt)
+            assert facts.expression is None or len(facts.expression) <= 200
+            stems(prompt, 4096)
+            json_pieces(prompt)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_a_megabyte_prompt_with_tools_is_answered(gpt):
+    prompt = "Please compute 1 + 2 for me. " + "lorem ipsum " * 80_000
+    started = time.monotonic()
+    done = await gpt.chat.completions.create(
+        model="gpt-5-nano", messages=[{"role": "user", "content": prompt}], tools=OPENAI_TOOLS, tool_choice="required"
+    )
+    assert done.choices[0].finish_reason == "tool_calls" and time.monotonic() - started < 30
+
+
+async def test_images_are_part_of_the_cached_prefix(gpt):
+    def asking(image: str) -> list[dict]:
+        parts = [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}} for _ in range(2)]
+        return [{"role": "user", "content": [*parts, {"type": "text", "text": "Compare these pictures."}]}]
+
+    red = image_base64()
+    first = await gpt.chat.completions.create(model="gpt-5.1", messages=asking(red))
+    again = await gpt.chat.completions.create(model="gpt-5.1", messages=asking(red))
+    assert first.usage.prompt_tokens > 1536 and first.usage.prompt_tokens_details.cached_tokens == 0
+    assert again.usage.prompt_tokens_details.cached_tokens >= 1408  # the two images' tiles, in 128-token steps
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (1024, 1024), (10, 200, 10)).save(buffer, format="PNG")
+    other = await gpt.chat.completions.create(
+        model="gpt-5.1", messages=asking(base64.b64encode(buffer.getvalue()).decode())
+    )
+    assert other.usage.prompt_tokens == first.usage.prompt_tokens
+    assert other.usage.prompt_tokens_details.cached_tokens == 0  # another image: another prefix

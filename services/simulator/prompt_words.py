@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 MAX_KEYWORDS = 8
 MAX_NUMBERS = 16
+MAX_NUMBER_CHARS = 15  # longer digit runs (ids, hashes) are not quantities
 MAX_NAMES = 4
 MAX_NAME_WORDS = 4
 PLACE_PREPOSITIONS = frozenset({"in", "at", "from", "to", "near", "for"})
@@ -63,7 +64,7 @@ def read_prompt(text: str) -> PromptFacts:
         expression.feed(token)
         first = token[0]
         if first.isdigit():
-            if len(numbers) < MAX_NUMBERS:
+            if len(numbers) < MAX_NUMBERS and len(token) <= MAX_NUMBER_CHARS:
                 numbers.append(float(token.replace(",", "")))
         elif first.isalpha():
             lower = token.lower()
@@ -162,7 +163,6 @@ class _Expressions:
 
     def _reset(self) -> None:
         self._parts: list[str] = []
-        self._operators = 0
         self._expect_number = True
         self._pending_operator: str | None = None
         self._depth = 0
@@ -174,12 +174,9 @@ class _Expressions:
             return
         lower = token.lower()
         if token[0].isdigit():
-            if not self._expect_number:
-                self._close()
-            if self._pending_operator is not None:
-                self._parts.append(self._pending_operator)
-                self._operators += 1
-                self._pending_operator = None
+            if not self._expect_number or self._chars + len(token) + 4 > MAX_EXPRESSION_CHARS:
+                self._close()  # a new run starts with this number
+            self._take_operator()
             self._add(token.replace(",", ""))
             self._expect_number = False
         elif lower == "by" and self._pending_operator is not None:
@@ -187,24 +184,24 @@ class _Expressions:
         elif (token in _SYMBOL_OPERATORS or lower in _WORD_OPERATORS) and not self._expect_number:
             self._pending_operator = _SYMBOL_OPERATORS.get(token) or _WORD_OPERATORS[lower]
             self._expect_number = True
-        elif token == "(" and self._expect_number:
-            if self._pending_operator is not None:
-                self._parts.append(self._pending_operator)
-                self._operators += 1
-                self._pending_operator = None
+        elif token == "(" and self._expect_number and self._chars + 8 < MAX_EXPRESSION_CHARS:
+            self._take_operator()
             self._depth += 1
             self._add("(")
-        elif token == ")" and not self._expect_number and self._depth > 0:
+        elif token == ")" and not self._expect_number and self._depth > 0 and self._chars < MAX_EXPRESSION_CHARS:
             self._depth -= 1
             self._add(")")
         else:
             self._close()
 
+    def _take_operator(self) -> None:
+        if self._pending_operator is not None:
+            self._add(self._pending_operator)
+            self._pending_operator = None
+
     def _add(self, part: str) -> None:
         self._parts.append(part)
         self._chars += len(part) + 1
-        if self._chars > MAX_EXPRESSION_CHARS:
-            self._close()
 
     def _close(self) -> None:
         parts = self._parts
