@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+import zlib
 
 import anthropic
 import grpc
@@ -31,6 +33,7 @@ from costmesh.services.providers.cache_breakpoints import (
     ClientBreakpoints,
     layout,
 )
+from costmesh.services.providers.image_tokens import image_tokens
 from costmesh.services.providers.openai_adapter import OpenAIAdapter
 from costmesh.services.providers.service import SPEC
 from costmesh.services.providers.servicer import model_to_pb
@@ -337,13 +340,31 @@ def test_agent_loop_marks_the_turn_before_the_results_and_at_most_four():
     assert body["messages"][1]["content"][1]["cache_control"] == {"type": "ephemeral"}
 
 
-def test_an_image_counts_toward_the_cached_prefix():
-    image = Part(image=Image("image/png", bytes(range(256)) * 24))
-    messages = (Message(Role.USER, (image, Part(text="What is this?"))),)
-    slots = layout(messages)
-    assert slots[0].tokens > 1024  # sent as base64: a long block, shared context before the question
-    marks = AutoBreakpoints().place(SONNET, messages, "t1")
-    assert (0, 0) in marks
+def png(width: int, height: int) -> bytes:
+    """A valid grey PNG of that size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x80" * width for _ in range(height)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+PICTURE = png(1500, 1500)  # scaled to 1.15 megapixels: 1534 tokens, whatever its bytes
+
+
+def picture_question(question: str) -> tuple[Message, ...]:
+    return (Message(Role.USER, (Part(image=Image("image/png", PICTURE)), Part(text=question))),)
+
+
+def test_an_image_counts_by_its_pixels_toward_the_cached_prefix():
+    assert image_tokens(PICTURE) == 1534 and image_tokens(png(100, 75)) == 10
+    slots = layout(picture_question("What is this?"))
+    assert slots[0].tokens == get_counter().message_overhead("user") + 1534
+    marks = AutoBreakpoints().place(SONNET, picture_question("What is this?"), "t1")
+    assert (0, 0) in marks  # long shared context before the question
+    small = (Message(Role.USER, (Part(image=Image("image/png", png(100, 75))), Part(text="What is this?"))),)
+    assert not AutoBreakpoints().place(SONNET, small, "t1")
 
 
 # -- answers read back (scripted upstream) -------------------------------------------------------
@@ -602,6 +623,21 @@ async def test_tool_definitions_are_cached_with_the_prefix_on_anthropic():
         assert first.usage.cache_write_tokens == prefix and first.usage.cache_read_tokens == 0
         again = (Message.of(Role.USER, "And in Rome?"),)
         second = await adapter.generate(SONNET, again, Sampling(max_tokens=64), "t1", output=output)
+        assert second.usage.cache_read_tokens == prefix
+        await adapter.close()
+    finally:
+        await sim.stop()
+
+
+async def test_an_image_is_cached_with_the_prefix_as_the_simulator_bills_it():
+    sim = await start_simulator(port=0, books=[])
+    try:
+        client = anthropic.AsyncAnthropic(api_key="image-cache", base_url=sim.url, max_retries=0)
+        adapter = AnthropicAdapter(client, AutoBreakpoints())
+        first = await adapter.generate(SONNET, picture_question("What is this?"), Sampling(max_tokens=64), "t1")
+        prefix = layout(picture_question("x"))[0].end
+        assert first.usage.cache_write_tokens == prefix and first.usage.cache_read_tokens == 0
+        second = await adapter.generate(SONNET, picture_question("Which colour?"), Sampling(max_tokens=64), "t1")
         assert second.usage.cache_read_tokens == prefix
         await adapter.close()
     finally:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from costmesh.domain import Message, Part, Role, ToolCall
+from costmesh.domain import Image, Message, Part, Role, ToolCall
 from costmesh.errors import InvalidRequest
 from costmesh.output_spec import OutputSpec, Tool
 
@@ -45,6 +45,7 @@ class Block:
     key: Key
     body: dict[str, Any]  # the block as sent, without cache_control
     client_mark: bool = False  # the client placed a breakpoint after it
+    images: tuple[Image, ...] = ()  # the images it holds (counted by their pixels, not their bytes)
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,17 @@ def message_blocks(message: Message, m: int) -> list[Block]:
     """One message's blocks as sent, each keyed and marked where the client put a breakpoint."""
     where = f"messages[{m}]"
     if message.role == Role.TOOL:  # one block: a mark on any of its parts goes after the result
-        return [Block((m, 0), tool_result_block(message, where), any(p.cache_breakpoint for p in message.parts))]
+        images = tuple(p.image for p in message.parts if p.image is not None)
+        marked = any(p.cache_breakpoint for p in message.parts)
+        return [Block((m, 0), tool_result_block(message, where), marked, images)]
     parts = list(enumerate(message.parts))
     if message.tool_calls:  # the text beside tool calls is often empty, a block Anthropic refuses
         parts = [(p, part) for p, part in parts if part.image is not None or part.text]
-    blocks = [content_block(part, f"{where}.content[{p}]") for p, part in parts]
-    marks = [part.cache_breakpoint for _, part in parts]
-    blocks += [tool_use_block(call) for call in message.tool_calls]
-    marks += [False] * len(message.tool_calls)
-    return [Block((m, b), body, mark) for b, (body, mark) in enumerate(zip(blocks, marks))]
+    out = [Block((m, b), content_block(part, f"{where}.content[{p}]"), part.cache_breakpoint,
+                 () if part.image is None else (part.image,))
+           for b, (p, part) in enumerate(parts)]
+    out += [Block((m, len(out) + j), tool_use_block(call)) for j, call in enumerate(message.tool_calls)]
+    return out
 
 
 def prompt(messages: Sequence[Message]) -> tuple[list[Block], list[Turn]]:

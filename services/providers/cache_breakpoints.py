@@ -9,7 +9,7 @@ turn). At most 4 in all, the client's own breakpoints first (`Part.cache_breakpo
 `Tool.cache_breakpoint`), and only where the prefix reaches the model's minimum cacheable
 length (`ModelSpec.min_cacheable_tokens`): a shorter prefix is never cached, so a mark there
 would buy nothing. Blocks are counted as `costmesh.tokens` counts them (a tool definition or
-any non-text block, images and tool calls included, as its compact JSON).
+a tool call as its compact JSON), an image by its pixels as Anthropic bills it (`image_tokens`).
 
 The TTL is chosen by expected reuse, from a record of recently seen prefixes per tenant
 (`ReuseTracker`) and the model's multipliers: with r reuses expected in the next hour, g
@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from costmesh.catalog import ModelSpec
-from costmesh.domain import Message
+from costmesh.domain import Image, Message
 from costmesh.output_spec import Tool
-from costmesh.services.providers.anthropic_content import TOOLS, prompt, tool_param
+from costmesh.services.providers.anthropic_content import TOOLS, Block, prompt, tool_param
+from costmesh.services.providers.image_tokens import URL_IMAGE_SIZE, image_tokens, tokens_of_size
 from costmesh.tokens import block_text, get_counter, tool_text
 
 MAX_BREAKPOINTS = 4  # Anthropic rejects a request with more cache_control blocks
@@ -151,21 +152,43 @@ def _count(text: str) -> int:
     return get_counter().count(text)
 
 
+def _image(image: Image) -> int | None:
+    return image_tokens(image.data) if image.data else tokens_of_size(*URL_IMAGE_SIZE)
+
+
+def block_tokens(block: Block) -> int:
+    """A block's prompt tokens: its compact JSON (a text block: its text) less its images, plus
+    each image by its pixels (bytes of no known image format stay in the JSON)."""
+    body = block.body
+    counted = [_image(image) for image in block.images]
+    if None in counted:
+        return _count(block_text(body))
+    if body["type"] == "image":
+        rest = 0
+    elif block.images:  # a tool result holding images: its other content, then the images
+        rest = _count(block_text({**body, "content": [c for c in body["content"] if c["type"] != "image"]}))
+    else:
+        rest = _count(block_text(body))
+    return rest + sum(counted)
+
+
 def layout(messages: tuple[Message, ...], tools: tuple[Tool, ...] = ()) -> list[_Slot]:
     """Every block in the order Anthropic caches the prompt (tools, system, turns), with running
     token totals: each message's overhead once, where its first block opens it."""
     counter = get_counter()
     system, turns = prompt(messages)
-    sections = [("tools", -1, [((TOOLS, t), tool_text(tool_param(tool))) for t, tool in enumerate(tools)], None)]
-    sections.append(("system", -1, [(b.key, block_text(b.body)) for b in system], "system"))
-    sections += [("messages", i, [(b.key, block_text(b.body)) for b in turn.blocks], turn.role)
+    tool_blocks = [((TOOLS, t), tool_text(param), _count(tool_text(param)))
+                   for t, param in enumerate(tool_param(tool) for tool in tools)]
+    sections = [("tools", -1, tool_blocks, None)]
+    sections.append(("system", -1, [(b.key, block_text(b.body), block_tokens(b)) for b in system], "system"))
+    sections += [("messages", i, [(b.key, block_text(b.body), block_tokens(b)) for b in turn.blocks], turn.role)
                  for i, turn in enumerate(turns)]
     slots: list[_Slot] = []
     total = 0
     digest = hashlib.sha256(b"costmesh-prefix-v2")
     for section, turn, blocks, role in sections:
-        for j, (at, text) in enumerate(blocks):
-            tokens = _count(text) + (counter.message_overhead(role) if role and j == 0 else 0)
+        for j, (at, text, content_tokens) in enumerate(blocks):
+            tokens = content_tokens + (counter.message_overhead(role) if role and j == 0 else 0)
             total += tokens
             digest.update(json.dumps([section, turn, j, text], separators=(",", ":")).encode())
             slots.append(_Slot(at, section, turn, tokens, total, digest.hexdigest()))
