@@ -83,6 +83,8 @@ CMD ["python", "-m", "costmesh.services.inference"]
 FROM python-base AS app
 COPY --from=app-builder /opt/venv /opt/venv
 COPY deploy/docker/healthcheck.py /opt/costmesh/healthcheck.py
+# The mesh secret (a volume in docker-compose: `costmesh mesh-secret` writes it, the services read it).
+RUN mkdir -p -m 0700 /var/lib/costmesh/mesh
 # The gateway's cost records (one JSON line per request) live on a volume mounted here.
 RUN mkdir -p /var/lib/costmesh/records && chown -R 10001:10001 /var/lib/costmesh
 WORKDIR /home/costmesh
