@@ -5,6 +5,7 @@ router's provider client through the providers service and the official SDKs to 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -26,6 +27,7 @@ from costmesh.rpc.server import start_service
 from costmesh.services.providers import anthropic_adapter, anthropic_structured_output, openai_adapter
 from costmesh.services.providers.anthropic_adapter import AnthropicAdapter
 from costmesh.services.providers.anthropic_content import TOOLS, UNPARSED_ARGUMENTS, tool_param
+from costmesh.services.providers.batch_registry import BatchRegistry
 from costmesh.services.providers.batches import AnthropicBatches, BatchCall, OpenAIBatches
 from costmesh.services.providers.cache_breakpoints import (
     MAX_BREAKPOINTS,
@@ -148,7 +150,13 @@ def test_openai_images_in_user_messages_only():
 
 
 def test_openai_json_modes_are_its_native_response_format():
-    assert gpt_request(AGENT[:2], AS_JSON)["response_format"] == {"type": "json_object"}
+    body = gpt_request(AGENT[:2], AS_JSON)
+    assert body["response_format"] == {"type": "json_object"}
+    # OpenAI's JSON mode wants the word "json" in the conversation: said last when nobody did
+    assert body["messages"][-1] == {"role": "system", "content": openai_adapter.JSON_INSTRUCTION}
+    said = (Message.of(Role.USER, "Reply in JSON please."),)
+    assert gpt_request(said, AS_JSON)["messages"] == [{"role": "user", "content": "Reply in JSON please."}]
+    assert gpt_request(AGENT[:2], AS_PERSON)["messages"] == gpt_request(AGENT[:2])["messages"]
     assert gpt_request(AGENT[:2], AS_PERSON)["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
     unnamed = OutputSpec(response_format=ResponseFormat(FormatType.JSON_SCHEMA, schema=PERSON))
@@ -605,9 +613,9 @@ async def test_strict_json_schema_answer_validates_through_the_service(providers
         assert not answer.tool_calls
 
 
-async def test_openai_json_mode_answer_parses(providers):
-    call = ProviderCall("gpt-5.1", (Message.of(Role.USER, "Reply in JSON: what is 2 + 2?"),),
-                        Sampling(max_tokens=200), "t1", AS_JSON)
+@pytest.mark.parametrize("question", ["Reply in JSON: what is 2 + 2?", "What is 2 + 2?"])
+async def test_openai_json_mode_answer_parses(providers, question):
+    call = ProviderCall("gpt-5.1", (Message.of(Role.USER, question),), Sampling(max_tokens=200), "t1", AS_JSON)
     for answer in await both(providers, call):
         assert isinstance(json.loads(answer.text), dict)
 
@@ -641,4 +649,41 @@ async def test_an_image_is_cached_with_the_prefix_as_the_simulator_bills_it():
         assert second.usage.cache_read_tokens == prefix
         await adapter.close()
     finally:
+        await sim.stop()
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_an_image_reaches_either_provider_through_the_service(providers, model):
+    call = ProviderCall(model, picture_question("What is in this picture?"), Sampling(max_tokens=100), "t1")
+    for answer in await both(providers, call):
+        assert answer.text and answer.usage.input_tokens > 85  # the image is billed beside the question
+
+
+@pytest.mark.parametrize("provider, model", [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-5.1")])
+async def test_batch_answers_carry_their_tool_calls(provider, model):
+    sim = await start_simulator(port=0, books=[])
+    if provider == "anthropic":
+        client = anthropic.AsyncAnthropic(api_key="k", base_url=sim.url, max_retries=0)
+        registry = BatchRegistry(CATALOG, {provider: AnthropicBatches(client, CATALOG.batch_discount)})
+    else:
+        client = openai.AsyncOpenAI(api_key="k", base_url=sim.url + "/v1", max_retries=0)
+        registry = BatchRegistry(CATALOG, {provider: OpenAIBatches(client, CATALOG.batch_discount)})
+    try:
+        forced = spec(ToolChoice(ChoiceMode.TOOL, "get_weather"))
+        calls = [BatchCall("tool", CATALOG.model(model), QUESTION, Sampling(max_tokens=100), "t1", forced),
+                 BatchCall("person", CATALOG.model(model), (Message.of(Role.USER, "Invent a person."),),
+                           Sampling(max_tokens=100), "t1", AS_PERSON)]
+        submitted = await registry.submit(calls, "tools")
+        for _ in range(300):
+            if (await registry.state(provider, submitted.batch_id)).ended:
+                break
+            await asyncio.sleep(0.05)
+        results = {r.custom_id: r for r in await registry.results(provider, submitted.batch_id,
+                                                                    {"tool": model, "person": model})}
+        tool = results["tool"].generation
+        assert tool.finish_reason == "tool_use" and [c.name for c in tool.tool_calls] == ["get_weather"]
+        jsonschema.validate(json.loads(tool.tool_calls[0].arguments), dict(WEATHER.parameters))
+        jsonschema.validate(json.loads(results["person"].generation.text), PERSON)
+    finally:
+        await client.close()
         await sim.stop()

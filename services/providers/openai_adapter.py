@@ -31,6 +31,9 @@ ROLES = {Role.SYSTEM: "system", Role.USER: "user", Role.ASSISTANT: "assistant", 
 MAX_CALL_ID_CHARS = 40  # OpenAI refuses a longer tool call id
 TOOL_ERROR_PREFIX = "Error: "  # a failed tool's result (OpenAI has no is_error)
 PLAIN = OutputSpec()
+# OpenAI's JSON mode refuses a conversation that never says "json"; one that does not gets this
+# (last, so the cached prefix is unchanged).
+JSON_INSTRUCTION = "Answer with a single JSON object."
 
 
 def finish_reason(reason: str | None) -> str:
@@ -160,6 +163,8 @@ def build_request(
     fmt = response_format(output)
     if fmt is not None:
         kwargs["response_format"] = fmt
+        if fmt["type"] == "json_object" and not any("json" in m.text.lower() for m in messages):
+            kwargs["messages"].append({"role": "system", "content": JSON_INSTRUCTION})
     if sampling.temperature is not None:
         kwargs["temperature"] = sampling.temperature
     if sampling.top_p is not None:
