@@ -89,21 +89,24 @@ def read_prompt(text: str) -> PromptFacts:
 
 
 class _Names:
-    """Runs of capitalised words not opening a sentence ("Ada Lovelace"); after in/at/from/to/near, places."""
+    """Runs of capitalised words ("Ada Lovelace"; opening a sentence, only runs of two or more);
+    after in/at/from/to/near/for, places."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
         self.places: list[str] = []
         self._run: list[str] = []
+        self._opens_sentence = False
         self._place = False
         self._previous = ""  # the last word, lower case, when only blanks follow it
 
     def feed(self, token: str, sentence_start: bool) -> None:
         if token.isspace():
             return
-        if token[0].isupper() and token[0].isalpha() and not sentence_start:
+        if token[0].isupper() and token[0].isalpha():
             if not self._run:
                 self._place = self._previous in PLACE_PREPOSITIONS
+                self._opens_sentence = sentence_start
             if len(self._run) < MAX_NAME_WORDS:
                 self._run.append(token)
             return
@@ -111,7 +114,7 @@ class _Names:
         self._previous = token.lower() if token[0].isalpha() else ""
 
     def close(self) -> None:
-        if self._run:
+        if self._run and (len(self._run) > 1 or not self._opens_sentence):
             name = " ".join(self._run)
             found = self.places if self._place else self.names
             if len(found) < MAX_NAMES and name not in found:

@@ -19,7 +19,7 @@ from typing import Any
 
 from costmesh.services.simulator.prompt_words import PromptFacts
 
-MAX_DEPTH = 12
+MAX_DEPTH = 40  # schema levels, $ref and anyOf hops included (checked schemas nest at most 64 JSON levels)
 MAX_NODES = 2000
 MAX_ITEMS = 3
 MAX_ANSWER_CHARS = 2000
@@ -64,7 +64,9 @@ class Fill:
 
 def value_for(schema: Any, fill: Fill) -> Any:
     """A value valid against `schema` (the root of its `$ref`s)."""
-    return _Builder(schema, fill).value(schema, "", 0)
+    builder = _Builder(schema, fill)
+    builder.expanding.append("#")  # the root is being built: "#" inside it is a recursion
+    return builder.value(schema, "", 0)
 
 
 def resolve(root: Any, schema: Any, depth: int = 0) -> Any:
@@ -99,10 +101,21 @@ class _Builder:
         self.fill = fill
         self.nodes = 0
         self.next_number = 0
+        self.expanding: list[str] = []  # the $refs being built, outermost first
+
+    def recursive(self, schema: Any) -> bool:
+        """Whether `schema` refers back to a definition already being built (a recursive schema)."""
+        return isinstance(schema, Mapping) and schema.get("$ref") in self.expanding
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
         self.nodes += 1
-        schema = resolve(self.root, schema)
+        ref = schema.get("$ref") if isinstance(schema, Mapping) else None
+        if isinstance(ref, str) and depth < MAX_DEPTH:
+            self.expanding.append(ref)
+            try:
+                return self.value(_pointer(self.root, ref), name, depth + 1)
+            finally:
+                self.expanding.pop()
         if schema is True or schema is None or not isinstance(schema, Mapping):
             return self._string({}, name) if schema is not False else None
         if "const" in schema:
@@ -118,7 +131,7 @@ class _Builder:
         for key in ("anyOf", "oneOf"):
             branches = schema.get(key)
             if isinstance(branches, list) and branches:
-                return self.value(_pick_branch(self.root, branches), name, depth + 1)
+                return self.value(self._pick_branch(branches), name, depth + 1)
         types = schema_types(schema)
         kind = next((t for t in types if t != "null"), "null")
         if kind == "object":
@@ -146,6 +159,8 @@ class _Builder:
         out: dict[str, Any] = {}
         for key in names:
             sub = properties.get(key, extra if isinstance(extra, Mapping) else {})
+            if key not in required and self.recursive(sub):
+                continue  # an optional recursion is left out rather than built again
             out[key] = self.value(sub, key, depth + 1)
         least = schema.get("minProperties")
         if isinstance(least, int) and extra is not False:
@@ -163,7 +178,7 @@ class _Builder:
         wanted = 1
         if "string" in schema_types(resolve(self.root, items)) and name.endswith("s"):
             wanted = max(len(self.fill.facts.keywords[:MAX_ITEMS]), 1)
-        count = max(min(wanted, most), least, 0)
+        count = least if self.recursive(items) else max(min(wanted, most), least, 0)
         out: list[Any] = []
         for i in range(min(count, MAX_NODES)):
             if "string" in schema_types(resolve(self.root, items)) and i < len(self.fill.facts.keywords):
@@ -233,6 +248,17 @@ class _Builder:
             text = facts.query
         return _fit_string(text, schema)
 
+    def _pick_branch(self, branches: list[Any]) -> Any:
+        """The first branch that is neither just null nor a recursion; else null if offered; else the first."""
+        nulls = []
+        for branch in branches:
+            resolved = resolve(self.root, branch)
+            if isinstance(resolved, Mapping) and "type" in resolved and schema_types(resolved) == ("null",):
+                nulls.append(branch)
+            elif not self.recursive(branch):
+                return branch
+        return nulls[0] if nulls else branches[0]
+
     def _member(self, enum: list[Any]) -> Any:
         """The enum member the prompt mentions first, else the first member."""
         mentioned = set(self.fill.facts.keywords)
@@ -266,16 +292,6 @@ def _merge_all_of(root: Any, schema: Mapping[str, Any]) -> Mapping[str, Any]:
     if required:
         merged["required"] = required
     return merged
-
-
-def _pick_branch(root: Any, branches: list[Any]) -> Any:
-    """The first branch that is not just null (null only when nothing else is offered)."""
-    for branch in branches:
-        resolved = resolve(root, branch)
-        if isinstance(resolved, Mapping) and schema_types(resolved) == ("null",) and "type" in resolved:
-            continue
-        return branch
-    return branches[0]
 
 
 def _smallest(schema: Mapping[str, Any]) -> Any:
