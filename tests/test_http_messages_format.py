@@ -329,6 +329,8 @@ def test_an_error_of_the_pipeline_is_renamed():
     _, body, _ = anthropic_error(errors.InvalidRequest("tools.tools[0].name: bad"), parsed.rename)
     assert body["error"]["message"] == "tools.0.name: bad"
     assert parsed.rename("messages[1].content: empty") == "messages.0.content: empty"
+    assert parsed.rename("messages[0].content[0]: neither text nor image") == "system: neither text nor image"
+    assert parsed.rename("messages[0].content: empty") == "system: empty"
     assert parsed.rename("tenant_id: required") == "required"
     assert parsed.rename("every model failed") == "every model failed"
 

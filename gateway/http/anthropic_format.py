@@ -406,7 +406,7 @@ def anthropic_field(head: str, origins: list[Origin]) -> str | None:
 def _message_field(origin: Origin, tail: str) -> str:
     block = origin.result or origin.message
     if tail in ("", ".content"):
-        return block + tail
+        return block if block == "system" else block + tail
     if tail == ".role":
         return origin.message + ".role"
     if tail == ".tool_call_id":
