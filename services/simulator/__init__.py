@@ -1,6 +1,12 @@
 """Provider simulator: the Anthropic Messages and OpenAI Chat Completions HTTP APIs, closely enough
 that the official SDKs work against it unchanged (token counts, prompt caching, usage, latency,
-faults, book replay).
+faults, book replay), tool calls, tool results, JSON output and images included.
+
+The model behind both APIs is deterministic (`model_reply`): offered tools, it calls the one
+whose name and description best match the prompt, with arguments built from the tool's schema
+and the prompt (`tool_calls`, `schema_values`); after tool results it answers in text that
+quotes them; asked for JSON it fills the schema (`json_output`). Models replaying the books'
+weak side get some of these wrong, per prompt (`mistakes`); strict tools and schemas never.
 
     sim = await start_simulator(latency_ms=50)
     anthropic.AsyncAnthropic(base_url=sim.url, api_key="x")
