@@ -56,10 +56,10 @@ class Recorder:
     def __init__(self):
         self.closed = False
 
-    async def generate(self, model, messages, sampling, tenant_id, *, timeout_s=None):
+    async def generate(self, model, messages, sampling, tenant_id, *, output=None, timeout_s=None):
         return Generation(text=f"{model.id}/{tenant_id}/{timeout_s}", model=model.id, provider=self.name)
 
-    async def stream(self, model, messages, sampling, tenant_id, *, timeout_s=None):
+    async def stream(self, model, messages, sampling, tenant_id, *, output=None, timeout_s=None):
         yield "x"
         yield Generation(text="", model=model.id, provider=self.name)
 
