@@ -9,6 +9,11 @@ prefix the batch shares among its requests at 1-hour TTL: a batch can run for ho
 (`files.create`, purpose "batch") and `batches.create` on /v1/chat/completions with the
 "24h" window; answers come back in the output and error files. Every answer is priced from
 the usage the provider returns, at the catalog's batch discount.
+
+Tools and the answer's format go into each request as for an interactive call, and answers
+come back with their tool calls; the one difference: Anthropic's JSON mode is the system
+instruction without the "{" prefill (a result is read without its request, so the brace could
+not be put back).
 """
 
 from __future__ import annotations
