@@ -199,6 +199,11 @@ async def test_keys_and_the_missing_max_tokens_like_anthropic(mesh):
             assert reply.status == 400 and (await reply.json())["type"] == "error"
     models = [m.id async for m in sdk(mesh).models.list()]
     assert models[0] == "auto" and set(models[1:]) == set(load_catalog().models)
+    one = await sdk(mesh).models.retrieve("claude-haiku-4-5")
+    assert one.type == "model" and one.id == "claude-haiku-4-5"
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        await sdk(mesh).models.retrieve("claude-2")
+    assert missing.value.body["error"]["type"] == "not_found_error"
 
 
 async def test_an_upstream_that_keeps_failing_is_an_anthropic_error(mesh, simulator):

@@ -8,8 +8,8 @@ the downstream gRPC hops join its trace), and ends in one access-log line. A cal
 propagator, as the gRPC server interceptors do: the span is a child of the caller's.
 (`opentelemetry-instrumentation-aiohttp-server` would do the same, but no release of it
 matches the pinned opentelemetry-sdk's semantic conventions.) Errors come in the caller's
-API's shape: Anthropic's on `/v1/messages` and on any request with an `anthropic-version`
-header, OpenAI's elsewhere.
+API's shape: Anthropic's on `/v1/messages` and on `/v1/models` asked with an
+`anthropic-version` header, OpenAI's elsewhere.
 """
 
 from __future__ import annotations
@@ -204,8 +204,10 @@ class HttpApi:
 
 
 def _anthropic(request: web.Request) -> bool:
-    """Whether the caller speaks Anthropic's API (its errors and model list take that shape)."""
-    return request.path.startswith("/v1/messages") or "anthropic-version" in request.headers
+    """Whether the caller speaks Anthropic's API (its errors and model list take that shape):
+    `/v1/messages`, and `/v1/models` asked with an `anthropic-version` header (the anthropic SDK)."""
+    path = request.path
+    return path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in request.headers)
 
 
 def _prepare(complete: gw.CompleteRequest, tenant: str, model: str) -> str:
