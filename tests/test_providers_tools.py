@@ -18,8 +18,11 @@ import jsonschema
 import openai
 import pytest
 
+from costmesh.api.common.v1 import common_pb2
+from costmesh.api.provider.v1 import provider_pb2, provider_pb2_grpc
 from costmesh.catalog import ModelSpec, load_catalog
 from costmesh.config import Env
+from costmesh.convert import messages_to_pb
 from costmesh.domain import Generation, Image, Message, Part, Role, Sampling, ToolCall
 from costmesh.errors import InvalidRequest
 from costmesh.output_spec import Capability, ChoiceMode, FormatType, OutputSpec, ResponseFormat, Tool, ToolChoice
@@ -567,7 +570,9 @@ async def providers():
     service = await start_service(SPEC, Env({"COSTMESH_MESH_AUTH": "off", "COSTMESH_SIMULATOR_URL": sim.url}),
                                   port=0)
     channel = grpc.aio.insecure_channel(service.address)
-    yield GrpcProviderClient(channel)
+    client = GrpcProviderClient(channel)
+    client.stub = provider_pb2_grpc.ProviderServiceStub(channel)  # for what the client does not send
+    yield client
     await channel.close()
     await service.stop(0)
     await sim.stop()
@@ -687,3 +692,32 @@ async def test_batch_answers_carry_their_tool_calls(provider, model):
     finally:
         await client.close()
         await sim.stop()
+
+
+async def test_bad_tool_input_is_invalid_argument_naming_the_field(providers):
+    def request(messages=QUESTION, **fields) -> provider_pb2.GenerateRequest:
+        return provider_pb2.GenerateRequest(model="gpt-5.1", messages=messages_to_pb(messages),
+                                            sampling=common_pb2.SamplingParams(max_tokens=50), **fields)
+
+    bad_schema = common_pb2.ToolConfig(tools=[common_pb2.Tool(name="f", parameters_json='{"type": 7}')])
+    unknown_tool = common_pb2.ToolConfig(
+        tools=[common_pb2.Tool(name="f")],
+        choice=common_pb2.ToolChoice(mode=common_pb2.TOOL_CHOICE_MODE_TOOL, name="g"))
+    orphan_result = request((*QUESTION, Message(Role.TOOL, (Part(text="18C"),), tool_call_id="call_x")))
+    cases = [(request(tools=bad_schema), "tools.tools[0].parameters_json"),
+             (request(tools=unknown_tool), "tool_choice"),
+             (orphan_result, "messages[1].tool_call_id")]
+    for pb_request, field in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await providers.stub.Generate(pb_request, timeout=10)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in raised.value.details()
+
+
+async def test_list_models_says_what_each_model_can_serve(providers):
+    models = {m.id: m for m in (await providers.stub.ListModels(provider_pb2.ListModelsRequest(), timeout=10)).models}
+    for model_id in MODELS:
+        spec_ = CATALOG.model(model_id)
+        info = models[model_id]
+        assert (info.tools, info.images, info.json_schema) == tuple(
+            c in spec_.capabilities for c in (Capability.TOOLS, Capability.IMAGES, Capability.JSON_SCHEMA))
