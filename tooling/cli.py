@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "make the secret the services sign their calls with; print a service token"),
     "report": ("costmesh.tooling.report.command",
                "savings by layer over a period of cost records: table, HTML page, PNG charts"),
+    "dashboard": ("costmesh.tooling.dashboard.command",
+                  "live spend and savings by tenant, key and model, cache and routing, API keys (admin)"),
 }
 
 
