@@ -59,7 +59,8 @@ def prompt_cache_key(tenant_id: str, messages: tuple[Message, ...], output: Outp
     tools = output.digest()
     if not tenant_id and not system and not tools:
         return None
-    digest = hashlib.sha256(f"{tenant_id}\x00{system}\x00{tools}".encode()).hexdigest()
+    key = f"{tenant_id}\x00{system}" + (f"\x00{tools}" if tools else "")  # plain: the key it always had
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return f"cm-{digest[:40]}"
 
 
