@@ -2,7 +2,9 @@
 
 Each conversation is an agent loop over gRPC: the question (a GSM8K word problem, or an MMLU
 question with its subject), two function tools (a calculator and a glossary lookup), and a
-final answer asked as JSON that must validate against a schema. The model calls tools, the
+final answer asked as JSON that must validate against a schema. Tools and schema are not
+`strict` (as most agents send them), so a cheap model can get them wrong and the gate must
+catch it: every final answer must validate. The model calls tools, the
 bench runs them and sends the results back, until the model answers (at most `MAX_TURNS`
 model calls). A quarter of the conversations are asked again afterwards, as users repeat
 themselves.
@@ -61,15 +63,15 @@ GLOSSARY = {
 def tools() -> common.ToolConfig:
     return common.ToolConfig(tools=[
         common.Tool(name="calculator", description="Evaluates an arithmetic expression exactly",
-                    parameters_json=json.dumps(CALCULATOR), strict=True),
+                    parameters_json=json.dumps(CALCULATOR)),
         common.Tool(name="lookup", description="Looks up the definition of a term in a glossary",
-                    parameters_json=json.dumps(LOOKUP), strict=True),
+                    parameters_json=json.dumps(LOOKUP)),
     ])
 
 
 def answer_format() -> common.ResponseFormat:
     return common.ResponseFormat(type=common.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name="final_answer",
-                                 schema_json=json.dumps(ANSWER), strict=True)
+                                 schema_json=json.dumps(ANSWER))
 
 
 # -- the tools ---------------------------------------------------------------------------------
