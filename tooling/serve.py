@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import tempfile
 from pathlib import Path
 
 from costmesh.errors import ConfigError
+from costmesh.tooling.dashboard.command import DEFAULT_PORT as DEFAULT_DASHBOARD_PORT
+from costmesh.tooling.dashboard.process import dashboard_process
 from costmesh.tooling.launcher import start_mesh
 from costmesh.tooling.report.command import DEFAULT_RECORDS_DIR
 
@@ -50,6 +53,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--records-dir", default=None,
                         help="where the gateway writes one cost record per request, for `costmesh report` "
                              f"(default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
+    parser.add_argument("--dashboard-port", type=_port, default=None,
+                        help="the operators' dashboard (`costmesh dashboard`, admin token in the run directory) "
+                             f"(default $COSTMESH_DASHBOARD_PORT or {DEFAULT_DASHBOARD_PORT}; 0 turns it off)")
 
 
 def settings(args) -> tuple[int, int, Path]:
@@ -63,11 +69,14 @@ def settings(args) -> tuple[int, int, Path]:
 
 def run(args) -> int:
     port, http_port, records_dir = settings(args)
-    return serve_forever(port, http_port, records_dir)
+    dashboard_port = getattr(args, "dashboard_port", None)
+    if dashboard_port is None:
+        dashboard_port = _env_port("COSTMESH_DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT)
+    return serve_forever(port, http_port, records_dir, dashboard_port=dashboard_port)
 
 
 def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
-                  records_dir: Path | None = None) -> int:
+                  records_dir: Path | None = None, *, dashboard_port: int = 0) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     records_dir = Path(records_dir or DEFAULT_RECORDS_DIR).resolve()
     records_dir.mkdir(parents=True, exist_ok=True)
@@ -87,8 +96,18 @@ def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
         print(f"logs: {log_dir} (kept after exit); Ctrl-C stops the mesh", flush=True)
         print("a service that dies is started again by itself; the services sign their calls to each other "
               f"with the mesh secret {mesh.env.get('COSTMESH_MESH_SECRET_FILE', '(none)')}", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        with contextlib.ExitStack() as stack:
+            if dashboard_port:
+                token_file = Path(log_dir) / "admin-token"
+                try:
+                    url = stack.enter_context(dashboard_process(
+                        dashboard_port, records_dir, mesh.env.get("COSTMESH_API_KEYS_FILE"), token_file,
+                        Path(log_dir) / "dashboard.log"))
+                    print(f"dashboard (admin):       {url} (admin token in {token_file})", flush=True)
+                except ConfigError as exc:  # the mesh serves on without it
+                    print(f"dashboard: not started: {exc}", flush=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
     return 0
