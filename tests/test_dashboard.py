@@ -331,7 +331,8 @@ async def test_the_page_shows_the_records_numbers_in_a_real_browser(dashboard, r
             assert shown["requests"] == str(group.requests)
             assert shown["cost_usd"] == usd(round(group.cost_usd, 6)), (dimension, group.name)
             assert shown["saving_usd"] == usd(round(group.saving_usd, 6))
-    assert page.groups[f"key:{ids['globex-app']}"]["cost_usd"] == usd(0.018 + 0.004 + 2 * EMBEDDING)  # the failed request cost nothing
+    # globex's key: two answers (each with its embedding) and a failed request, which cost nothing
+    assert page.groups[f"key:{ids['globex-app']}"]["cost_usd"] == usd(0.018 + 0.004 + 2 * EMBEDDING)
     assert page.groups["tenant:acme"]["hit_rate"] == "50.0%"
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
