@@ -168,14 +168,14 @@ function seriesChart(box, series) {
 
 function groupTable(table, dimension, payload) {
   const head = el("tr");
-  for (const h of [dimension === "key" ? "key id" : dimension, "requests", "hit rate", "cost", "saved", "saved %"]) {
+  for (const h of [dimension === "key" ? "key id" : dimension, "req.", "hits", "cost", "saved", "%"]) {
     head.append(el("th", {}, h));
   }
   const rows = [head];
   const groups = payload.groups.concat(payload.others ? [payload.others] : []);
   for (const g of groups) {
     const tr = el("tr", { "data-group": `${dimension}:${g.name}` });
-    tr.append(el("td", { "data-col": "name" }, g.name));
+    tr.append(el("td", { "data-col": "name", title: g.name }, g.name));
     tr.append(el("td", { class: "n", "data-col": "requests" }, String(g.requests)));
     tr.append(el("td", { class: "n", "data-col": "hit_rate" }, pct(g.hit_rate)));
     tr.append(el("td", { class: "n", "data-col": "cost_usd" }, usd(g.cost_usd)));
