@@ -24,6 +24,7 @@ from costmesh.client import (
     RetryPolicy,
     TextDelta,
     Tier,
+    ToolSpec,
     Unauthenticated,
     Unavailable,
     UpstreamTimeout,
@@ -341,3 +342,30 @@ async def test_without_retries_a_closed_port_fails_at_once():
         with pytest.raises(Unavailable):
             await client.complete("hello")
         assert time.monotonic() - started < 5
+
+
+CALCULATOR = ToolSpec("calculator", "Evaluates an arithmetic expression",
+                      {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]})
+
+
+async def test_a_tool_loop_and_structured_output_through_the_typed_client(mesh):
+    question = ChatMessage("user", "What is 12 * 7? Use the calculator.")
+    async with AsyncClient(mesh.gateway, api_key=mesh.api_key("client-tools")) as client:
+        first = await client.complete(CompletionRequest(messages=[question], tools=[CALCULATOR],
+                                                        tool_choice="calculator", max_tokens=200))
+        assert first.finish_reason == "tool_use" and len(first.tool_calls) == 1
+        call = first.tool_calls[0]
+        assert call.name == "calculator" and "expression" in json.loads(call.arguments)
+        schema = {"type": "object", "properties": {"answer": {"type": "number"}}, "required": ["answer"],
+                  "additionalProperties": False}
+        final = await client.complete(CompletionRequest(
+            messages=[question, ChatMessage("assistant", tool_calls=[call]),
+                      ChatMessage("tool", "84", tool_call_id=call.id)],
+            tools=[CALCULATOR], json_schema=schema, max_tokens=200))
+        streamed = [event async for event in client.stream(CompletionRequest(
+            messages=[question], tools=[CALCULATOR], tool_choice="required", max_tokens=200,
+            cache_bypass=True))]
+        with pytest.raises(InvalidRequest, match="tool_call_id"):
+            await client.complete(CompletionRequest(messages=[question, ChatMessage("tool", "84", tool_call_id="x")]))
+    assert not final.tool_calls and isinstance(json.loads(final.text)["answer"], (int, float))
+    assert isinstance(streamed[-1], Completion) and streamed[-1].tool_calls[0].name == "calculator"
