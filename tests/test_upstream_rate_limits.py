@@ -11,6 +11,7 @@ import aiohttp
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from test_router_cascade import CATALOG, FakeClock, FakeProvider, make, request
 
 from costmesh.catalog import Tier
 from costmesh.errors import RateLimited, UpstreamError
@@ -19,7 +20,6 @@ from costmesh.services.simulator import start_simulator
 from costmesh.tooling.mesh_client import GatewayClient, build_request
 
 from inprocess_mesh import start_inprocess_mesh
-from test_router_cascade import CATALOG, FakeClock, FakeProvider, make, request
 
 # -- the cascade alone ------------------------------------------------------------------------------
 
