@@ -41,6 +41,11 @@ class RateLimited(CostmeshError):
         self.retry_after_s = retry_after_s
 
 
+class LimitExceeded(RateLimited):
+    """A tenant or an API key is over one of its limits (requests or tokens per minute, USD per
+    day or month); `retry_after_s` says when it will not be."""
+
+
 class Overloaded(RateLimited):
     """A service is saturated and refused the call at once instead of queueing it past its
     caller's deadline. Callers go on without it (a cache lookup becomes a miss) or retry shortly."""
