@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import logging
 import shutil
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -24,6 +25,7 @@ from costmesh.cost_records import CostRecorder, bind_key_id, read_records
 from costmesh.errors import ConfigError, Unauthenticated, UpstreamError
 from costmesh.gateway.auth import Authenticator, KeyStore
 from costmesh.tooling.cli import main
+from costmesh.tooling.dashboard import app as dashboard_app
 from costmesh.tooling.dashboard.admin_token import AdminToken, load_admin_token
 from costmesh.tooling.dashboard.app import Dashboard, DashboardSettings, start_dashboard
 from costmesh.tooling.mesh_client import build_request
@@ -186,9 +188,16 @@ async def test_spend_bounds_its_inputs_and_its_groups(dashboard):
         assert status == 400 and message in body["error"]["message"], query
 
 
-async def test_keys_made_and_revoked_here_work_and_stop_at_the_gateway(dashboard, keys):
+async def test_keys_made_and_revoked_here_work_and_stop_at_the_gateway(dashboard, keys, monkeypatch, request):
     store, ids = keys
     gateway = Authenticator(KeyStore(store.path))  # the gateway's own reader of the same file
+    # Earlier tests may have configured structlog for a service at level warning, with loggers
+    # cached on first use: log at every level here, through a logger bound now.
+    saved = structlog.get_config()
+    request.addfinalizer(lambda: structlog.configure(**saved))
+    monkeypatch.setattr(dashboard_app, "log", structlog.get_logger())
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+                        cache_logger_on_first_use=False)
     with structlog.testing.capture_logs() as logs:
         status, created = await post(dashboard + "/api/v1/keys", {"tenant": "initech", "name": "ops"}, admin())
         assert status == 201 and created["tenant"] == "initech" and created["key"].startswith("cm_")
