@@ -642,8 +642,6 @@ async def test_tool_definitions_are_cached_with_the_prefix_on_anthropic():
         await sim.stop()
 
 
-@pytest.mark.xfail(reason="the simulator does not yet answer Anthropic's JSON mode (instruction and '{' prefill) "
-                          "in JSON", strict=False)
 async def test_anthropic_json_mode_answer_parses(providers):
     call = ProviderCall("claude-sonnet-4-5", (Message.of(Role.USER, "What is 2 + 2?"),), Sampling(max_tokens=200),
                         "t1", AS_JSON)

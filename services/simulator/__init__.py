@@ -5,8 +5,10 @@ faults, book replay), tool calls, tool results, JSON output and images included.
 The model behind both APIs is deterministic (`model_reply`): offered tools, it calls the one
 whose name and description best match the prompt, with arguments built from the tool's schema
 and the prompt (`tool_calls`, `schema_values`); after tool results it answers in text that
-quotes them; asked for JSON it fills the schema (`json_output`). Models replaying the books'
-weak side get some of these wrong, per prompt (`mistakes`); strict tools and schemas never.
+quotes them; asked for JSON it fills the schema (`json_output`); an Anthropic conversation
+ending with an assistant turn is continued from it (a "{" prefill as JSON mode's object, without
+the brace again). Models replaying the books' weak side get some of these wrong, per prompt
+(`mistakes`); strict tools and schemas never.
 
     sim = await start_simulator(latency_ms=50)
     anthropic.AsyncAnthropic(base_url=sim.url, api_key="x")

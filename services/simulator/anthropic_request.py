@@ -85,9 +85,13 @@ def parse_messages_request(
     _add_system(layout, body.get("system"), counter)
     prompt_text = ""
     pairing = ToolPairing()
+    before_last = pairing.results
     for i, message in enumerate(messages):
+        before_last = pairing.results
         prompt_text = _add_message(layout, pairing, i, message, len(messages), counter) or prompt_text
     pairing.check_tools_defined(bool(body.get("tools")))
+    prefill = _prefill(messages[-1])
+    results = pairing.results if prefill is None else before_last  # a prefill continues the turn before it
     schema_tokens = 0
     if output.schema is not None:  # structured outputs put the schema in the prompt
         schema_tokens = counter.count(json.dumps(output.schema, sort_keys=True, separators=(",", ":")))
@@ -102,7 +106,7 @@ def parse_messages_request(
         blocks=tuple(layout.blocks),
         input_tokens=layout.total + REPLY_PRIMING + schema_tokens,
         prompt_text=prompt_text,
-        turn=Turn(prompt_text, tools, choice, output, pairing.results),
+        turn=Turn(prompt_text, tools, choice, output, results, prefill or ""),
     )
 
 
@@ -183,6 +187,18 @@ def _add_message(
         layout.add("messages", role, block, tokens, _ttl(block, f"messages.{i}.content.{j}"), opens=j == 0)
     pairing.add(i, role, content)
     return "\n".join(texts) if role == "user" else None
+
+
+def _prefill(message: Mapping[str, Any]) -> str | None:
+    """A final assistant message's text: the start of the answer, which the model continues (None
+    when the conversation ends with the user). Like the real API, it may not end with blanks."""
+    if message["role"] != "assistant":
+        return None
+    content = message["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if blocks and blocks[-1]["type"] == "text" and blocks[-1]["text"] != blocks[-1]["text"].rstrip():
+        raise invalid("messages: final assistant content cannot end with trailing whitespace")
+    return "".join(block["text"] for block in blocks if block["type"] == "text")
 
 
 def _ttl(block: Mapping[str, Any], where: str) -> str | None:

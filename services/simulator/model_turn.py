@@ -51,7 +51,9 @@ class Turn:
     tools: tuple[ToolSpec, ...] = ()
     choice: ToolChoice = field(default_factory=ToolChoice)
     output: OutputFormat = field(default_factory=OutputFormat)
-    results: tuple[ToolResult, ...] = ()  # not empty: the conversation ends with these results
+    results: tuple[ToolResult, ...] = ()  # not empty: the conversation ends with these (then any prefill)
+    # Anthropic: the text of a final assistant turn, the start of the answer the reply continues
+    prefill: str = ""
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((tool for tool in self.tools if tool.name == name), None)
