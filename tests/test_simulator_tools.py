@@ -817,3 +817,18 @@ async def test_images_are_part_of_the_cached_prefix(gpt):
     )
     assert other.usage.prompt_tokens == first.usage.prompt_tokens
     assert other.usage.prompt_tokens_details.cached_tokens == 0  # another image: another prefix
+
+
+async def test_anthropic_continues_a_prefilled_assistant_turn(claude):
+    ask = [{"role": "user", "content": "Give the capital of France as a JSON object."}]
+    reply = await claude.messages.create(model="claude-opus-4-5", max_tokens=200,
+                                         messages=[*ask, {"role": "assistant", "content": "{"}])
+    text = reply.content[0].text
+    assert not text.lstrip().startswith("{")  # the prefill is not repeated
+    assert isinstance(json.loads("{" + text), dict)
+    prose = await claude.messages.create(model="claude-opus-4-5", max_tokens=200,
+                                         messages=[*ask, {"role": "assistant", "content": "The capital"}])
+    assert prose.content[0].text and not prose.content[0].text.startswith("The capital")
+    with pytest.raises(anthropic.BadRequestError, match="trailing whitespace"):
+        await claude.messages.create(model="claude-opus-4-5", max_tokens=200,
+                                     messages=[*ask, {"role": "assistant", "content": "{ "}])
