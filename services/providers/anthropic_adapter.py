@@ -14,7 +14,14 @@ from costmesh.errors import InvalidRequest
 from costmesh.output_spec import ChoiceMode, OutputSpec, Tool
 from costmesh.pricing import anthropic_usage
 from costmesh.services.providers import anthropic_structured_output as structured_output
-from costmesh.services.providers.anthropic_content import TOOLS, Block, offered_tools, prompt, tool_param
+from costmesh.services.providers.anthropic_content import (
+    TOOLS,
+    Block,
+    offered_tools,
+    prompt,
+    tenant_scoped,
+    tool_param,
+)
 from costmesh.services.providers.base import StreamEvent, priced
 from costmesh.services.providers.cache_breakpoints import (
     TTL_5M,
@@ -111,12 +118,21 @@ def build_request(
     output: OutputSpec = PLAIN,
     *,
     prefill: bool = True,
+    tenant_isolation: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for `messages.create` (or a batch request's `params`, `prefill` False):
     tools, system and turns as blocks (`anthropic_content`) with the policy's cache breakpoints,
-    the tool choice, the output format (`anthropic_structured_output`), sampling."""
+    the tool choice, the output format (`anthropic_structured_output`), sampling.
+
+    `tenant_isolation`: the prompt starts its system part with the tenant's scope block
+    (`tenant_scoped`), so no other tenant reads its prompt-cache entries; breakpoints on tool
+    definitions (a prefix before that block) are dropped."""
+    if tenant_isolation:
+        messages = tenant_scoped(messages, tenant_id)
     tools = offered_tools(output, messages)
     marks = policy.place(model, messages, tenant_id, tools)
+    if tenant_isolation:
+        marks = {at: ttl for at, ttl in marks.items() if at[0] != TOOLS}
     system_blocks, turns = prompt(messages)
     if not turns:
         raise InvalidRequest("messages: at least one user or assistant message is required")
@@ -179,19 +195,26 @@ class AnthropicAdapter:
         self,
         client: anthropic.AsyncAnthropic,
         breakpoints: BreakpointPolicy | None = None,
+        *,
+        tenant_isolation: bool = False,
     ):
+        """`tenant_isolation`: each tenant's prompt-cache entries its own (`build_request`); the
+        providers service turns it on unless COSTMESH_PROMPT_CACHE_ISOLATION=off."""
         self.client = client
         self.breakpoints = breakpoints or AutoBreakpoints()
+        self.tenant_isolation = tenant_isolation
 
     @classmethod
     def connect(
-        cls, *, api_key: str, base_url: str | None, timeout_s: float, breakpoints: BreakpointPolicy | None = None
+        cls, *, api_key: str, base_url: str | None, timeout_s: float, breakpoints: BreakpointPolicy | None = None,
+        tenant_isolation: bool = True,
     ) -> "AnthropicAdapter":
         client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
-        return cls(client, breakpoints)
+        return cls(client, breakpoints, tenant_isolation=tenant_isolation)
 
     def _kwargs(self, model, messages, sampling, tenant_id, output, timeout_s) -> dict[str, Any]:
-        kwargs = build_request(model, messages, sampling, self.breakpoints, tenant_id, output)
+        kwargs = build_request(model, messages, sampling, self.breakpoints, tenant_id, output,
+                               tenant_isolation=self.tenant_isolation)
         if timeout_s is not None:
             kwargs["timeout"] = timeout_s
         return kwargs

@@ -10,6 +10,7 @@ is sent:
 - a TOOL message is one `tool_result` block (`tool_use_id`, its parts as content, `is_error`),
   and a run of TOOL messages is one user turn: Anthropic takes every result of an assistant
   turn's calls in the user turn right after it;
+- with tenant isolation (`tenant_scoped`), a first system block names the tenant by a digest;
 - tool definitions are `{name, description, input_schema, strict}`; a conversation that calls
   tools but offers none gets a definition per called name with an open schema (the API takes
   tool_use blocks only with tools defined) and tool choice "none".
@@ -33,6 +34,7 @@ from costmesh.errors import InvalidRequest
 from costmesh.output_spec import OutputSpec, Tool
 
 TOOLS = -1  # the message index of a tool definition's key
+SCOPE_MARKER = "[cache scope {digest}]"  # the first system block under tenant isolation
 UNPARSED_ARGUMENTS = "_unparsed_arguments"  # where arguments that are not a JSON object go
 _TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]+")
 OPEN_SCHEMA = {"type": "object"}
@@ -77,6 +79,21 @@ def tool_use_id(call_id: str) -> str:
     if _TOOL_USE_ID.fullmatch(call_id):
         return call_id
     return "cm_" + hashlib.sha256(call_id.encode()).hexdigest()[:32]
+
+
+def tenant_scoped(messages: Sequence[Message], tenant_id: str) -> tuple[Message, ...]:
+    """`messages` behind a first system message naming `tenant_id` by a digest.
+
+    Anthropic's prompt cache is keyed on the exact prefix (tools, then system, then messages)
+    within an organization: without this, a tenant sending the same long document as another
+    reads the other's cache entry, and learns from `cache_read_input_tokens` what it sent
+    recently. With this block at the start of the system prompt, every cached prefix that
+    reaches the system prompt or the messages differs by tenant (about 15 tokens more a
+    request, and a prefix shared by several tenants is written once for each). A tool-only
+    prefix comes before it: `anthropic_adapter.build_request` drops breakpoints on tool
+    definitions under isolation."""
+    digest = hashlib.sha256(b"costmesh-tenant-scope-v1\x00" + tenant_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return (Message.of(Role.SYSTEM, SCOPE_MARKER.format(digest=digest[:32])), *messages)
 
 
 def tool_input(arguments: str) -> dict[str, Any]:

@@ -49,7 +49,8 @@ class BatchRegistry:
         apis: dict[str, ProviderBatchAPI] = {}
         anthropic = adapters.get("anthropic")
         if anthropic is not None:
-            apis["anthropic"] = AnthropicBatches(anthropic.client, catalog.batch_discount, anthropic.breakpoints)
+            apis["anthropic"] = AnthropicBatches(anthropic.client, catalog.batch_discount, anthropic.breakpoints,
+                                                 tenant_isolation=getattr(anthropic, "tenant_isolation", False))
         openai = adapters.get("openai")
         if openai is not None:
             apis["openai"] = OpenAIBatches(openai.client, catalog.batch_discount)

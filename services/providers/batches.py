@@ -32,7 +32,7 @@ from costmesh.catalog import ModelSpec
 from costmesh.domain import Generation, Message, Sampling
 from costmesh.output_spec import OutputSpec
 from costmesh.services.providers import anthropic_adapter, openai_adapter
-from costmesh.services.providers.anthropic_content import offered_tools
+from costmesh.services.providers.anthropic_content import TOOLS, offered_tools, tenant_scoped
 from costmesh.services.providers.base import priced
 from costmesh.services.providers.cache_breakpoints import (
     TTL_1H,
@@ -105,17 +105,21 @@ class _Fixed:
         return self._marks
 
 
-def batch_breakpoints(policy: BreakpointPolicy, calls: list[BatchCall]) -> list[dict]:
+def batch_breakpoints(policy: BreakpointPolicy, calls: list[BatchCall], tenant_isolation: bool = False) -> list[dict]:
     """The adapter's placement for each call; a prefix the batch itself reuses gets the 1-hour TTL.
 
     A batch's requests run over minutes to hours, so a shared prefix written at 5 minutes may be
     gone before the next request that needs it; one used once keeps the placement's own TTL.
+    `tenant_isolation`: placed on the prompt as `build_request` sends it then (`tenant_scoped`).
     """
     placed, uses = [], Counter()
     for call in calls:
-        tools = offered_tools(call.output, call.messages)
-        marks = policy.place(call.model, call.messages, call.tenant_id, tools)
-        order = {slot.at: (i, slot.digest) for i, slot in enumerate(layout(call.messages, tools))} if marks else {}
+        messages = tenant_scoped(call.messages, call.tenant_id) if tenant_isolation else call.messages
+        tools = offered_tools(call.output, messages)
+        marks = policy.place(call.model, messages, call.tenant_id, tools)
+        if tenant_isolation:
+            marks = {at: ttl for at, ttl in marks.items() if at[0] != TOOLS}
+        order = {slot.at: (i, slot.digest) for i, slot in enumerate(layout(messages, tools))} if marks else {}
         keys = {at: (call.model.id, order[at][1]) for at in marks}
         uses.update(keys.values())
         placed.append((marks, keys, order))
@@ -130,16 +134,19 @@ def batch_breakpoints(policy: BreakpointPolicy, calls: list[BatchCall]) -> list[
 class AnthropicBatches:
     name = "anthropic"
 
-    def __init__(self, client: anthropic.AsyncAnthropic, discount: float, breakpoints: BreakpointPolicy | None = None):
+    def __init__(self, client: anthropic.AsyncAnthropic, discount: float, breakpoints: BreakpointPolicy | None = None,
+                 *, tenant_isolation: bool = False):
         self._client = client
         self._discount = discount
         self._breakpoints = breakpoints or AutoBreakpoints()
+        self._tenant_isolation = tenant_isolation  # as the adapter's (`AnthropicAdapter.tenant_isolation`)
 
     def payload(self, calls: list[BatchCall]) -> Payload:
         requests = []
-        for call, marks in zip(calls, batch_breakpoints(self._breakpoints, calls)):
+        for call, marks in zip(calls, batch_breakpoints(self._breakpoints, calls, self._tenant_isolation)):
             kwargs = anthropic_adapter.build_request(
-                call.model, call.messages, call.sampling, _Fixed(marks), call.tenant_id, call.output, prefill=False
+                call.model, call.messages, call.sampling, _Fixed(marks), call.tenant_id, call.output, prefill=False,
+                tenant_isolation=self._tenant_isolation,
             )
             params = {**{k: v for k, v in kwargs.items() if k != "extra_body"}, **kwargs.get("extra_body", {})}
             requests.append({"custom_id": call.custom_id, "params": params})

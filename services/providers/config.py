@@ -39,6 +39,9 @@ class ProvidersConfig:
     simulator_url: str | None = None
     breakpoints: str = "auto"  # COSTMESH_PROMPT_CACHING: auto (placed by costmesh) | client (the client's only)
     routing: RoutingSettings | None = None  # how the vLLM adapter spreads requests over replicas
+    # COSTMESH_PROMPT_CACHE_ISOLATION: tenant (default): no tenant reads another's Anthropic prompt-cache
+    # entries (`anthropic_content.tenant_scoped`); off: tenants sending the same prefix share them.
+    prompt_cache_isolation: bool = True
 
     @classmethod
     def from_env(cls, env: Env) -> "ProvidersConfig":
@@ -59,6 +62,7 @@ class ProvidersConfig:
             simulator_url=simulator,
             breakpoints=env.str("COSTMESH_PROMPT_CACHING", "auto"),
             routing=RoutingSettings.from_env(env),
+            prompt_cache_isolation=_isolation(env),
         )
         if config.breakpoints not in BREAKPOINT_POLICIES:
             raise ConfigError(
@@ -88,6 +92,13 @@ class ProvidersConfig:
         return tuple(names)
 
 
+def _isolation(env: Env) -> bool:
+    value = env.str("COSTMESH_PROMPT_CACHE_ISOLATION", "tenant").lower()
+    if value not in ("tenant", "off"):
+        raise ConfigError(f"COSTMESH_PROMPT_CACHE_ISOLATION must be 'tenant' or 'off', got {value!r}")
+    return value == "tenant"
+
+
 def _keyed(env: Env, key_var: str, url_var: str) -> Upstream | None:
     key = env.optional(key_var)
     return Upstream(key, env.optional(url_var)) if key else None
@@ -104,6 +115,7 @@ def build_adapters(
             base_url=config.anthropic.base_url,
             timeout_s=config.timeout_s,
             breakpoints=config.breakpoint_policy(),
+            tenant_isolation=config.prompt_cache_isolation,
         )
     if config.openai:
         adapters["openai"] = OpenAIAdapter.connect(
