@@ -34,7 +34,7 @@ METHODS = {
                                              "StreamBatchResults", "CancelBatch"],
     "costmesh.inference.v1.InferenceService": ["Generate", "StreamGenerate", "GetStats"],
     "costmesh.classifier.v1.ClassifierService": ["Classify"],
-    "costmesh.cache.v1.CacheService": ["Lookup", "Store", "Invalidate", "GetStats"],
+    "costmesh.cache.v1.CacheService": ["Lookup", "Store", "Invalidate", "GetStats", "JudgeShadow"],
 }
 
 

@@ -56,6 +56,11 @@ class CacheServiceStub:
                 request_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.JudgeShadow = channel.unary_unary(
+                '/costmesh.cache.v1.CacheService/JudgeShadow',
+                request_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.JudgeShadowRequest.SerializeToString,
+                response_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.JudgeShadowResponse.FromString,
+                _registered_method=True)
 
 
 class CacheServiceServicer:
@@ -91,6 +96,16 @@ class CacheServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JudgeShadow(self, request, context):
+        """Judges a shadow check of a semantic hit (the answer served from the cache against a fresh
+        one the model gave to the same request, asked in the background), counts the verdict toward
+        the tenant's live false-hit estimate, and moves the tenant's verifier threshold when the
+        estimate calls for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +128,11 @@ def add_CacheServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.FromString,
                     response_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'JudgeShadow': grpc.unary_unary_rpc_method_handler(
+                    servicer.JudgeShadow,
+                    request_deserializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.JudgeShadowRequest.FromString,
+                    response_serializer=costmesh_dot_cache_dot_v1_dot_cache__pb2.JudgeShadowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +245,33 @@ class CacheService:
             '/costmesh.cache.v1.CacheService/GetStats',
             costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsRequest.SerializeToString,
             costmesh_dot_cache_dot_v1_dot_cache__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JudgeShadow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.cache.v1.CacheService/JudgeShadow',
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.JudgeShadowRequest.SerializeToString,
+            costmesh_dot_cache_dot_v1_dot_cache__pb2.JudgeShadowResponse.FromString,
             options,
             channel_credentials,
             insecure,
