@@ -10,7 +10,6 @@ threshold for the false-hit bound an operator sets without retraining.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from costmesh.errors import ConfigError
+from costmesh.intervals import wilson_upper
 
 from .cross_encoder import PREFIX as CROSS_PREFIX
 from .cross_encoder import Adapter
@@ -29,15 +29,6 @@ ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "verifier-v1.npz"
 FORMAT = "costmesh-verifier/3"
 FORMATS = ("costmesh-verifier/1", "costmesh-verifier/2", FORMAT)  # /1, /2 (without a head): trees only
-
-
-def wilson_upper(rate: float, n: int, z: float = 1.645) -> float:
-    """One-sided upper confidence bound of a rate seen on n trials (the rate itself when n = 0)."""
-    if n <= 0:
-        return rate
-    centre = rate + z * z / (2 * n)
-    spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
-    return min(1.0, (centre + spread) / (1 + z * z / n))
 
 
 @dataclass(frozen=True)

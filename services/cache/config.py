@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -10,10 +11,13 @@ from costmesh.errors import ConfigError
 
 from .encodings import DEFAULT_MAX_BYTES
 from .semantic import VECTOR_DTYPES
+from .shadow import ShadowSettings
 from .verifier import DEFAULT_MIN_SIMILARITY
 
 VERIFIERS = ("learned", "rules", "cosine")
-TENANT_POLICY_FIELDS = {"ttl_s": int, "allow_sampled": bool}
+# shadow_rate: the share of semantic hits shadow-checked (its consent to them; 0 or absent: never);
+# keep_shadow_pairs: its consent to keep the labelled pairs for retraining the verifier.
+TENANT_POLICY_FIELDS = {"ttl_s": int, "allow_sampled": bool, "shadow_rate": float, "keep_shadow_pairs": bool}
 
 
 def parse_tenant_policies(raw: str) -> dict[str, dict]:
@@ -31,8 +35,12 @@ def parse_tenant_policies(raw: str) -> dict[str, dict]:
         if not isinstance(policy, dict) or set(policy) - TENANT_POLICY_FIELDS.keys():
             raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}]: fields are {sorted(TENANT_POLICY_FIELDS)}")
         for key, kind in TENANT_POLICY_FIELDS.items():
-            if key in policy and not isinstance(policy[key], kind):
+            value = policy.get(key)
+            number = kind is float and isinstance(value, int) and not isinstance(value, bool)
+            if key in policy and not (isinstance(value, kind) or number):
                 raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}].{key}: must be {kind.__name__}")
+        if not 0.0 <= policy.get("shadow_rate", 0.0) <= 1.0:
+            raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}].shadow_rate: must be in [0, 1]")
         if policy.get("ttl_s", 1) <= 0:
             raise ConfigError(f"COSTMESH_CACHE_TENANT_POLICIES[{tenant!r}].ttl_s: must be positive")
         out[tenant] = dict(policy)
@@ -57,8 +65,11 @@ class CacheConfig:
     encoding_cache: int = 1024          # COSTMESH_CACHE_ENCODING_CACHE: candidate encodings kept (LRU; 0 = none)
     # COSTMESH_CACHE_ENCODING_CACHE_MB: and at most this much of their arrays (64)
     encoding_cache_mb: float = DEFAULT_MAX_BYTES / 2**20
-    # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true}}
+    # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true,
+    # "shadow_rate": 0.1, "keep_shadow_pairs": true}}
     tenant_policies: dict = field(default_factory=dict)
+    # Shadow checks: the live false-hit estimate and the per-tenant threshold (COSTMESH_CACHE_SHADOW_*)
+    shadow: ShadowSettings = field(default_factory=ShadowSettings)
     # Admission control: lookups (stores) in flight at once; the next one is refused at once as
     # busy (RESOURCE_EXHAUSTED, reason OVERLOADED) instead of queueing past the caller's deadline.
     max_inflight_lookups: int = 48     # COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS
@@ -101,4 +112,4 @@ class CacheConfig:
         if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0 or config.admin_timeout_s <= 0:
             raise ConfigError("COSTMESH_CACHE_TTL_S, _REDIS_TIMEOUT_MS, _ADMIN_TIMEOUT_MS and _CANDIDATES "
                               "must be positive")
-        return config
+        return dataclasses.replace(config, shadow=ShadowSettings.from_env(env, config.max_false_hit_rate))

@@ -7,6 +7,8 @@ from its caller, so tests can build one directly.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Callable
 
 import structlog
@@ -15,12 +17,14 @@ from redis.asyncio import Redis
 from redisvl.query.filter import Tag
 
 from costmesh.admission import Admission
+from costmesh.domain import Sampling
 from costmesh.embeddings import Embedder
-from costmesh.errors import InvalidRequest, Unavailable
+from costmesh.errors import InvalidRequest, PermissionDenied, Unavailable
 
 from .config import CacheConfig
 from .exact import ExactTier
 from .guard import RedisGuard, RedisUnavailable
+from .judge import AnswerJudge
 from .policy import CachePolicy
 from .records import (
     CachedAnswer,
@@ -28,11 +32,13 @@ from .records import (
     InvalidateRequest,
     LookupRequest,
     LookupResult,
+    ShadowRequest,
     StoreRequest,
     StoreResult,
 )
 from .scope import ScopedQuery, scope_query
 from .semantic import SemanticTier, index_name_for, tag_value, tenant_filter
+from .shadow import ShadowLedger, ShadowResult
 from .stats import CacheCounters, CacheStats
 from .verifier import Verifier
 
@@ -59,7 +65,9 @@ class CacheCore:
         embedding_usd_per_mtok: float = 0.0,
         count_tokens: Callable[[str], int] = word_count,
         tracer: trace.Tracer | None = None,
+        draw: Callable[[], float] = random.random,
     ):
+        """`draw`: a uniform number in [0, 1) per semantic hit, compared with the tenant's shadow rate."""
         self.config = config or CacheConfig()
         self.policy = policy or CachePolicy(allow_sampled=self.config.allow_sampled, ttl_s=self.config.ttl_s,
                                             tenants=self.config.tenant_policies)
@@ -78,6 +86,12 @@ class CacheCore:
         self._tracer = tracer or trace.get_tracer("costmesh.cache")
         self.lookup_admission = Admission("cache lookups", self.config.max_inflight_lookups)
         self.store_admission = Admission("cache stores", self.config.max_inflight_stores)
+        # Shadow checks: the tenant's live false-hit estimate and the threshold it moves (the
+        # verifier's own, when it has one to move: the learned verifier).
+        self.shadow = ShadowLedger(client, self._redis, self.config.shadow, prefix=self.config.index_prefix,
+                                   calibrated=getattr(verifier, "threshold", None))
+        self.judge = AnswerJudge(verifier, embedder, self.config.shadow.judge_threshold, count_tokens)
+        self._draw = draw
 
     # -- Redis plumbing -------------------------------------------------------------------
 
@@ -102,6 +116,7 @@ class CacheCore:
             log.warning("redis unavailable at start; cache will serve misses until it is back", error=str(exc))
 
     async def aclose(self) -> None:
+        await self.shadow.aclose()
         await self.client.aclose()
         close = getattr(self.verifier, "aclose", None)
         if close is not None:
@@ -154,10 +169,12 @@ class CacheCore:
         if not query.semantic_tool_answers:  # answers that call tools: served to an exact repeat only
             candidates = [c for c in candidates if not c.answer.exact_only]
         verdict_label = ""
+        shadowed = self.policy.shadow_rate(query.tenant_id) > 0  # its threshold may have moved
+        threshold = self.shadow.threshold_for(query.tenant_id) if shadowed else None
         if candidates:
             with self._tracer.start_as_current_span("cache.verify") as verify_span:
                 verify_span.set_attribute("costmesh.cache.candidates", len(candidates))
-                verdicts = await self._verify(query.query, candidates, query_encoding)
+                verdicts = await self._verify(query.query, candidates, query_encoding, threshold)
         else:
             verdicts = []
         if verdicts is None:  # the verifier failed: a miss, counted once as an error, never as rejections
@@ -167,8 +184,12 @@ class CacheCore:
                 self.counters.semantic_hits += 1
                 self.counters.hit_similarity_sum += candidate.similarity
                 span.set_attribute("costmesh.cache.verifier_score", verdict.score)
+                shadow = shadowed and self._draw() < self.policy.shadow_rate(query.tenant_id)
+                if shadow:
+                    self.counters.shadow_drawn += 1
+                    span.set_attribute("costmesh.cache.shadow", True)
                 result = self._result(HitKind.SEMANTIC, query, vector, candidate.answer, candidate.entry_id,
-                                      candidate.similarity)
+                                      candidate.similarity, shadow)
                 return self._finish(span, result, "accepted")
             self.counters.verifier_rejections += 1
             verdict_label = "rejected"
@@ -176,13 +197,16 @@ class CacheCore:
                      entry_id=candidate.entry_id)
         return self._finish(span, self._result(HitKind.MISS, query, vector), verdict_label)
 
-    async def _verify(self, query: str, candidates: list, query_encoding=None) -> list | None:
-        """The verifier's verdicts, best candidate first; None when it failed (the lookup is a miss)."""
+    async def _verify(self, query: str, candidates: list, query_encoding=None,
+                      threshold: float | None = None) -> list | None:
+        """The verifier's verdicts, best candidate first; None when it failed (the lookup is a miss).
+        `threshold`: the tenant's, moved by its shadow checks (None: the verifier's own)."""
         if not candidates:
             return []
+        extra = {"threshold": threshold} if threshold is not None else {}
         try:
             return await self.verifier.verify_many(query, [(c.prompt, c.similarity) for c in candidates],
-                                                   query_encoding=query_encoding, until_accepted=True)
+                                                   query_encoding=query_encoding, until_accepted=True, **extra)
         except Exception as exc:  # never why a request fails, never a wrong answer either
             self.counters.errors += 1
             log.error("verifier failed", error=repr(exc))
@@ -197,13 +221,15 @@ class CacheCore:
         return self._result(kind, query, await self._embed(query.query))
 
     def _result(self, kind: HitKind, query: ScopedQuery, vector: list[float] | None,
-                answer: CachedAnswer | None = None, entry_id: str = "", similarity: float = 0.0) -> LookupResult:
+                answer: CachedAnswer | None = None, entry_id: str = "", similarity: float = 0.0,
+                shadow: bool = False) -> LookupResult:
         if kind not in (HitKind.EXACT, HitKind.SEMANTIC):
             self.counters.misses += 1
         return LookupResult(
             kind=kind, answer=answer, entry_id=entry_id, similarity=similarity,
             embedding=tuple(vector or ()), embedding_model=self.embedder.model_id if vector else "",
             embedding_cost_usd=self._embedding_cost(query.query) if vector else 0.0,
+            shadow=shadow,
         )
 
     def _finish(self, span, result: LookupResult, verdict: str) -> LookupResult:
@@ -281,6 +307,55 @@ class CacheCore:
         self.counters.stores += 1
         return StoreResult(True, entry_id)
 
+    # -- shadow checks --------------------------------------------------------------------
+
+    async def judge_shadow(self, request: ShadowRequest) -> ShadowResult:
+        """Judge a shadow check (unless the caller did), count the verdict for the tenant (which
+        may move its threshold), and keep the labelled pair when the tenant consented to that.
+        Raises PermissionDenied for a tenant that has not consented to shadow checks, and
+        Unavailable when Redis cannot count the verdict."""
+        query = scope_query(request.scope, request.messages, Sampling())
+        tenant = query.tenant_id
+        if self.policy.shadow_rate(tenant) <= 0:
+            raise PermissionDenied(f"tenant {tenant!r} has not consented to shadow checks "
+                                   "(shadow_rate in COSTMESH_CACHE_TENANT_POLICIES)")
+        if not request.served_text.strip() or not request.fresh_text.strip():
+            raise InvalidRequest("served_text and fresh_text: both answers are required")
+        if request.verdict not in ("", "same", "different"):
+            raise InvalidRequest(f"verdict: {request.verdict!r} is not same or different")
+        if request.verdict:
+            same, score, judge, tokens = request.verdict == "same", float(request.verdict == "same"), "caller", 0
+        else:
+            judged = await self.judge.judge(request.served_text, request.fresh_text)
+            same, score, judge, tokens = judged.same, judged.score, judged.judge, judged.tokens
+        try:
+            live = await self.shadow.record(tenant, different=not same)
+        except RedisUnavailable as exc:
+            self.counters.errors += 1
+            raise Unavailable(f"shadow verdict not counted: {exc}") from exc
+        if self.policy.keeps_shadow_pairs(tenant) and request.entry_id:
+            await self._keep_pair(request, query, same, score, judge)
+        cost = tokens * self.embedding_usd_per_mtok / 1e6 if self.embedding_usd_per_mtok else 0.0
+        return ShadowResult(same, score, judge, cost, live)
+
+    async def _keep_pair(self, request: ShadowRequest, query: ScopedQuery, same: bool, score: float,
+                         judge: str) -> None:
+        """The labelled pair (the question, the served entry's question, the verdict); lost, not
+        raised, when Redis fails or the entry is gone."""
+        try:
+            cached = await self._redis(lambda: self.client.hget(self.semantic.key(request.entry_id), "prompt"),
+                                       admin=True)
+            if cached is None:
+                return
+            await self.shadow.keep_pair(query.tenant_id, {
+                "ts": round(time.time(), 3), "query": query.query,
+                "cached_query": cached.decode() if isinstance(cached, bytes) else cached,
+                "same": same, "judge": judge, "score": round(score, 4),
+                "similarity": round(request.similarity, 4), "entry_id": request.entry_id,
+            })
+        except RedisUnavailable as exc:
+            self._error("shadow pair", exc)
+
     # -- invalidate -----------------------------------------------------------------------
 
     async def invalidate(self, request: InvalidateRequest) -> int:
@@ -316,13 +391,21 @@ class CacheCore:
 
     # -- stats ----------------------------------------------------------------------------
 
-    async def stats(self) -> CacheStats:
+    async def stats(self, tenant_id: str = "") -> CacheStats:
+        """The counters; with `tenant_id`, that tenant's live false-hit estimate too (None when
+        Redis cannot say)."""
         c = self.counters
         entries, evictions, bytes_per_entry, available = 0, 0, 0.0, True
         try:
             entries, evictions, bytes_per_entry = await self._redis(self._redis_stats, admin=True)
         except RedisUnavailable:
             available = False
+        live = None
+        if tenant_id and available:
+            try:
+                live = await self.shadow.estimate(tenant_id)
+            except RedisUnavailable:
+                live = None
         return CacheStats(
             lookups=c.lookups, exact_hits=c.exact_hits, semantic_hits=c.semantic_hits, misses=c.misses,
             errors=c.errors, stores=c.stores, stores_refused=c.stores_refused, stores_dropped=c.stores_dropped,
@@ -330,7 +413,7 @@ class CacheCore:
             verifier_rejections=c.verifier_rejections, evictions=evictions, bytes_per_entry=bytes_per_entry,
             embedding_model=self.embedder.model_id, index_name=self.index_name, redis_available=available,
             not_cacheable=c.not_cacheable, lookups_busy=self.lookup_admission.refused,
-            stores_busy=self.store_admission.refused,
+            stores_busy=self.store_admission.refused, shadow_drawn=c.shadow_drawn, live=live,
             **self._operating_point(),
         )
 

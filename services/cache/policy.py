@@ -30,7 +30,8 @@ def is_refusal(text: str) -> bool:
 class CachePolicy:
     """`allow_sampled`: serve and store requests with temperature > 0 (off by default: a caller
     who asks for sampling asks for a fresh answer). `tenants` overrides per tenant:
-    `{"tenant": {"allow_sampled": true, "ttl_s": 3600}}`."""
+    `{"tenant": {"allow_sampled": true, "ttl_s": 3600}}`; consent to shadow checks is per tenant
+    only (`shadow_rate`, `keep_shadow_pairs`: off unless a tenant's policy says so)."""
 
     allow_sampled: bool = False
     ttl_s: int = 86_400
@@ -44,6 +45,14 @@ class CachePolicy:
         if requested_s > 0:
             return requested_s
         return int(self._tenant(tenant_id).get("ttl_s", self.ttl_s))
+
+    def shadow_rate(self, tenant_id: str) -> float:
+        """The share of the tenant's semantic hits to shadow-check: 0 unless it consented."""
+        return float(self._tenant(tenant_id).get("shadow_rate", 0.0))
+
+    def keeps_shadow_pairs(self, tenant_id: str) -> bool:
+        """Whether the tenant consented to keeping its labelled shadow pairs (for retraining)."""
+        return self.shadow_rate(tenant_id) > 0 and bool(self._tenant(tenant_id).get("keep_shadow_pairs", False))
 
     def lookup_refusal(self, sampling: Sampling, tenant_id: str = "") -> str:
         """Why a request is not cacheable, or "" when it is."""

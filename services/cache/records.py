@@ -89,6 +89,20 @@ class LookupResult:
     embedding: tuple[float, ...] = ()
     embedding_model: str = ""
     embedding_cost_usd: float = 0.0
+    shadow: bool = False  # a semantic hit drawn for a shadow check (the tenant consented)
+
+
+@dataclass(frozen=True)
+class ShadowRequest:
+    """A shadow check of a semantic hit to judge and count (`JudgeShadow`)."""
+
+    scope: Scope
+    messages: tuple[Message, ...]
+    served_text: str
+    fresh_text: str
+    entry_id: str = ""
+    verdict: str = ""  # "same" or "different" when the caller judged; "": the cache's judge decides
+    similarity: float = 0.0
 
 
 @dataclass(frozen=True)

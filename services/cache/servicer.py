@@ -13,8 +13,11 @@ from costmesh.convert import (
 )
 
 from .core import CacheCore
-from .records import InvalidateRequest, LookupRequest, StoreRequest
+from .records import InvalidateRequest, LookupRequest, ShadowRequest, StoreRequest
 from .scope import Scope
+from .shadow import LiveEstimate
+
+_VERDICT_NAMES = {cache_pb2.SHADOW_VERDICT_SAME: "same", cache_pb2.SHADOW_VERDICT_DIFFERENT: "different"}
 
 
 def _scope(scope: cache_pb2.Scope) -> Scope:
@@ -37,6 +40,7 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             embedding=list(result.embedding),
             embedding_model=result.embedding_model,
             embedding_cost_usd=result.embedding_cost_usd,
+            shadow=result.shadow,
         )
         if result.answer is not None:
             response.text = result.answer.text
@@ -70,8 +74,17 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             request.tenant_id, tuple(request.tags), request.entry_id, request.all, request.session_id))
         return cache_pb2.InvalidateResponse(removed=removed)
 
+    async def JudgeShadow(self, request: cache_pb2.JudgeShadowRequest, context) -> cache_pb2.JudgeShadowResponse:
+        result = await self._core.judge_shadow(ShadowRequest(
+            scope=_scope(request.scope), messages=messages_from_pb(request.messages),
+            served_text=request.served_text, fresh_text=request.fresh_text, entry_id=request.entry_id,
+            verdict=_VERDICT_NAMES.get(request.verdict, ""), similarity=request.similarity))
+        return cache_pb2.JudgeShadowResponse(
+            verdict=cache_pb2.SHADOW_VERDICT_SAME if result.same else cache_pb2.SHADOW_VERDICT_DIFFERENT,
+            score=result.score, judge=result.judge, judge_cost_usd=result.judge_cost_usd, live=_live(result.live))
+
     async def GetStats(self, request: cache_pb2.GetStatsRequest, context) -> cache_pb2.GetStatsResponse:
-        s = await self._core.stats()
+        s = await self._core.stats(request.tenant_id)
         return cache_pb2.GetStatsResponse(
             lookups=s.lookups, exact_hits=s.exact_hits, semantic_hits=s.semantic_hits, misses=s.misses,
             errors=s.errors, stores=s.stores, stores_refused=s.stores_refused, stores_dropped=s.stores_dropped,
@@ -83,4 +96,16 @@ class CacheServicer(cache_pb2_grpc.CacheServiceServicer):
             calibrated_recall=s.calibrated_recall, calibrated_trap_recall=s.calibrated_trap_recall,
             redis_available=s.redis_available, not_cacheable=s.not_cacheable,
             lookups_busy=s.lookups_busy, stores_busy=s.stores_busy,
+            live=_live(s.live) if s.live is not None else None,
         )
+
+
+def _live(estimate: LiveEstimate) -> cache_pb2.LiveFalseHitEstimate:
+    return cache_pb2.LiveFalseHitEstimate(
+        tenant_id=estimate.tenant_id, verdicts=estimate.verdicts, false_hits=estimate.false_hits,
+        false_hit_rate=estimate.false_hit_rate, upper_bound=estimate.upper_bound,
+        total_verdicts=estimate.total_verdicts, total_false_hits=estimate.total_false_hits,
+        threshold=estimate.threshold, calibrated_threshold=estimate.calibrated_threshold,
+        max_false_hit_rate=estimate.max_false_hit_rate, min_verdicts=estimate.min_verdicts,
+        threshold_moves=estimate.threshold_moves,
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .shadow import LiveEstimate
+
 
 @dataclass
 class CacheCounters:
@@ -18,6 +20,7 @@ class CacheCounters:
     stores_dropped: int = 0
     verifier_rejections: int = 0
     hit_similarity_sum: float = 0.0
+    shadow_drawn: int = 0  # semantic hits drawn for a shadow check
 
     @property
     def hits(self) -> int:
@@ -61,3 +64,5 @@ class CacheStats:
     calibrated_precision: float = 0.0
     calibrated_recall: float = 0.0
     calibrated_trap_recall: float = 0.0
+    shadow_drawn: int = 0
+    live: LiveEstimate | None = None  # the tenant asked for's live false-hit estimate

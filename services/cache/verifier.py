@@ -65,9 +65,11 @@ class Verifier(Protocol):
     needs_encoding: bool
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False,
+                          threshold: float | None = None) -> list[Verdict]:
         """Verdicts in candidate order; with `until_accepted` the list may end at the first
-        accepted candidate (those after it need not be judged)."""
+        accepted candidate (those after it need not be judged). `threshold`: the tenant's, when
+        its shadow checks moved it (only the learned verifier has one to move)."""
 
 
 class CosineVerifier:
@@ -83,7 +85,8 @@ class CosineVerifier:
         return Verdict(True) if similarity >= self.min_similarity else Verdict(False, "similarity", 0.0)
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False,
+                          threshold: float | None = None) -> list[Verdict]:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
@@ -115,7 +118,8 @@ class RuleVerifier:
         return Verdict(True)
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False,
+                          threshold: float | None = None) -> list[Verdict]:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
@@ -240,26 +244,29 @@ class LearnedVerifier:
                 self.encodings.put(text, encoding)
         return [query_encoding, *(known[text] for text in texts)]
 
-    def _verdict(self, similarity: float, p: float) -> Verdict:
+    def _verdict(self, similarity: float, p: float, threshold: float | None = None) -> Verdict:
+        threshold = self.threshold if threshold is None else threshold
         if similarity < self.min_similarity:
             return Verdict(False, "similarity", float(p))
-        if p >= self.threshold:
+        if p >= threshold:
             return Verdict(True, "", float(p))
-        return Verdict(False, f"model p={p:.3f} < {self.threshold:.3f}", float(p))
+        return Verdict(False, f"model p={p:.3f} < {threshold:.3f}", float(p))
 
     async def verify_many(self, query: str, candidates: Sequence[tuple[str, float]],
-                          query_encoding: Any = None, until_accepted: bool = False) -> list[Verdict]:
+                          query_encoding: Any = None, until_accepted: bool = False,
+                          threshold: float | None = None) -> list[Verdict]:
         """Verdicts in candidate order. A candidate the artifact vetoes (an opposite word, a
         swapped name) or longer than MAX_VERIFIED_CHARS is rejected without being scored (all of
         them, when the query is that long). `until_accepted`: score one candidate at
         a time and stop after the first accepted one (the cache serves that one; the rest would
-        be wasted work; the cross-encoder's cost grows with the pairs it reads)."""
+        be wasted work; the cross-encoder's cost grows with the pairs it reads). `threshold`: the
+        tenant's (shadow checks moved it) instead of the calibrated one."""
         if len(query) > MAX_VERIFIED_CHARS:
             return [Verdict(False, TOO_LONG, 0.0)] * len(candidates)
         vetoes = [TOO_LONG if len(text) > MAX_VERIFIED_CHARS
                   else self.artifact.veto(query, text) for text, _ in candidates]
         live = [c for c, reason in zip(candidates, vetoes) if reason is None]
-        verdicts = iter(await self._judge(query, live, query_encoding, until_accepted) if live else [])
+        verdicts = iter(await self._judge(query, live, query_encoding, until_accepted, threshold) if live else [])
         out: list[Verdict] = []
         for reason in vetoes:  # the judged list ends only after an accepted one, where this stops too
             verdict = Verdict(False, f"veto {reason}", 0.0) if reason is not None else next(verdicts)
@@ -269,15 +276,16 @@ class LearnedVerifier:
         return out
 
     async def _judge(self, query: str, candidates: Sequence[tuple[str, float]], query_encoding: Any,
-                     until_accepted: bool) -> list[Verdict]:
+                     until_accepted: bool, threshold: float | None = None) -> list[Verdict]:
         texts = [text for text, _ in candidates]
         encoded = await self.encode(query, texts, query_encoding)  # all at once: one forward pass at most
         if not until_accepted:
-            return [self._verdict(sim, p) for (_, sim), p in zip(candidates, await self.scores(query, texts, encoded))]
+            scores = await self.scores(query, texts, encoded)
+            return [self._verdict(sim, p, threshold) for (_, sim), p in zip(candidates, scores)]
         out: list[Verdict] = []
         for i, (text, sim) in enumerate(candidates):
             [p] = await self.scores(query, [text], [encoded[0], encoded[i + 1]])
-            out.append(self._verdict(sim, p))
+            out.append(self._verdict(sim, p, threshold))
             if out[-1].accepted:
                 break
         return out

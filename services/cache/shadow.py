@@ -1,0 +1,309 @@
+"""Shadow checks on the cache's side: the tenant's live false-hit estimate and its threshold.
+
+For tenants that consented (`shadow_rate` in COSTMESH_CACHE_TENANT_POLICIES), a share of the
+semantic hits is drawn for a shadow check: the gateway asks the model too, in the background,
+and sends both answers to `JudgeShadow`. Each verdict lands here, in Redis (so every cache
+replica sees the same counts, and they outlive a restart):
+
+- the tenant's counts: verdicts and false hits since its threshold last moved (the current
+  operating point) and since the first check;
+- its verifier threshold: after at least `min_verdicts` verdicts at one threshold, it rises by
+  `step` (up to `max_threshold`) while the one-sided 95% Wilson upper bound of the false-hit rate
+  is over `max_false_hit_rate`, and falls by `step` (never below the calibrated threshold) while
+  the bound is under half of it. A move starts the counts at the new threshold afresh. The
+  decision runs in one Lua script, so concurrent verdicts on several replicas move it once;
+- the labelled pairs (question, the served entry's question, verdict), only for tenants that
+  also consented to keeping them (`keep_shadow_pairs`), the last `max_pairs` per tenant, for
+  `costmesh train-verifier --from-records`.
+
+Lookups read the tenant's threshold from a local copy refreshed in the background every
+`refresh_s` seconds: a lookup never waits on it (until the first refresh, the calibrated one).
+
+Redis keys: `<prefix>:shadow:<tenant hash>` (a hash), `<prefix>:shadow-pairs:<tenant hash>`
+(a list of JSON lines), `<prefix>:shadow-tenants` (a set of tenant ids, for the metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+
+from costmesh.config import Env
+from costmesh.errors import ConfigError
+from costmesh.intervals import Z_ONE_SIDED_95, false_hit_bound
+
+from .semantic import tag_value
+
+log = structlog.get_logger("costmesh.cache")
+LOWER_BELOW = 0.5  # the threshold falls while the bound is under this share of the maximum
+MAX_TENANTS_LISTED = 1000  # the metrics read at most this many tenants' estimates
+
+# KEYS[1]: the tenant's hash. ARGV: different (0|1), recalibrate (0|1), calibrated threshold,
+# max false-hit rate, min verdicts, step, max threshold, z, lower-below share, now.
+# Counts the verdict, then moves the threshold when the Wilson bound of the counts at the
+# current threshold calls for it (and starts those counts afresh). Returns the hash.
+_RECORD = """
+local h = KEYS[1]
+redis.call('HINCRBY', h, 'verdicts', 1)
+redis.call('HINCRBY', h, 'total_verdicts', 1)
+if ARGV[1] == '1' then
+  redis.call('HINCRBY', h, 'false_hits', 1)
+  redis.call('HINCRBY', h, 'total_false_hits', 1)
+end
+local n = tonumber(redis.call('HGET', h, 'verdicts'))
+local k = tonumber(redis.call('HGET', h, 'false_hits') or '0')
+local calibrated = tonumber(ARGV[3])
+local t = tonumber(redis.call('HGET', h, 'threshold') or ARGV[3])
+if t < calibrated then t = calibrated end
+if ARGV[2] == '1' and n >= tonumber(ARGV[5]) then
+  local z = tonumber(ARGV[8])
+  local rate = k / n
+  local centre = rate + z * z / (2 * n)
+  local spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+  local upper = math.min(1, (centre + spread) / (1 + z * z / n))
+  local max_rate = tonumber(ARGV[4])
+  local step = tonumber(ARGV[6])
+  local ceiling = tonumber(ARGV[7])
+  local moved = nil
+  if upper > max_rate and t < ceiling then
+    moved = math.min(ceiling, t + step)
+  elseif upper < max_rate * tonumber(ARGV[9]) and t > calibrated then
+    moved = math.max(calibrated, t - step)
+  end
+  if moved then
+    redis.call('HSET', h, 'threshold', tostring(moved), 'verdicts', 0, 'false_hits', 0, 'moved_at', ARGV[10])
+    redis.call('HINCRBY', h, 'moves', 1)
+  end
+end
+return redis.call('HGETALL', h)
+"""
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """How the live estimate is kept and acted on (the share of hits checked is per tenant, in
+    the tenant policies: `shadow_rate`, consent to keep pairs: `keep_shadow_pairs`)."""
+
+    # COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE (default: COSTMESH_CACHE_MAX_FALSE_HIT_RATE)
+    max_false_hit_rate: float = 0.05
+    min_verdicts: int = 100           # COSTMESH_CACHE_SHADOW_MIN_VERDICTS: at one threshold, before it moves
+    step: float = 0.05                # COSTMESH_CACHE_SHADOW_THRESHOLD_STEP: how far one move goes
+    max_threshold: float = 0.99       # COSTMESH_CACHE_SHADOW_MAX_THRESHOLD: it never rises past this
+    recalibrate: bool = True          # COSTMESH_CACHE_SHADOW_RECALIBRATE: off: count only
+    judge_threshold: float = 0.5      # COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD: the judge's P(same) for "same"
+    max_pairs: int = 1000             # COSTMESH_CACHE_SHADOW_MAX_PAIRS: labelled pairs kept per tenant
+    refresh_s: float = 5.0            # COSTMESH_CACHE_SHADOW_REFRESH_S: lookups' copy of the thresholds
+
+    @classmethod
+    def from_env(cls, env: Env, max_false_hit_rate: float) -> ShadowSettings:
+        settings = cls(
+            max_false_hit_rate=env.float("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE", max_false_hit_rate),
+            min_verdicts=env.int("COSTMESH_CACHE_SHADOW_MIN_VERDICTS", cls.min_verdicts),
+            step=env.float("COSTMESH_CACHE_SHADOW_THRESHOLD_STEP", cls.step),
+            max_threshold=env.float("COSTMESH_CACHE_SHADOW_MAX_THRESHOLD", cls.max_threshold),
+            recalibrate=env.bool("COSTMESH_CACHE_SHADOW_RECALIBRATE", cls.recalibrate),
+            judge_threshold=env.float("COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD", cls.judge_threshold),
+            max_pairs=env.int("COSTMESH_CACHE_SHADOW_MAX_PAIRS", cls.max_pairs),
+            refresh_s=env.float("COSTMESH_CACHE_SHADOW_REFRESH_S", cls.refresh_s),
+        )
+        if not 0.0 <= settings.max_false_hit_rate <= 1.0:
+            raise ConfigError("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE must be in [0, 1]")
+        if settings.min_verdicts < 1 or settings.max_pairs < 0 or settings.refresh_s <= 0:
+            raise ConfigError("COSTMESH_CACHE_SHADOW_MIN_VERDICTS must be >= 1, _MAX_PAIRS >= 0, _REFRESH_S > 0")
+        if not 0.0 < settings.step <= 1.0 or not 0.0 < settings.max_threshold <= 1.0:
+            raise ConfigError("COSTMESH_CACHE_SHADOW_THRESHOLD_STEP and _MAX_THRESHOLD must be in (0, 1]")
+        if not 0.0 <= settings.judge_threshold <= 1.0:
+            raise ConfigError("COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD must be in [0, 1]")
+        return settings
+
+
+@dataclass(frozen=True)
+class LiveEstimate:
+    """A tenant's live false-hit estimate (see `costmesh.cache.v1.LiveFalseHitEstimate`)."""
+
+    tenant_id: str
+    verdicts: int = 0
+    false_hits: int = 0
+    total_verdicts: int = 0
+    total_false_hits: int = 0
+    threshold: float = 0.0
+    calibrated_threshold: float = 0.0
+    max_false_hit_rate: float = 0.0
+    min_verdicts: int = 0
+    threshold_moves: int = 0
+
+    @property
+    def false_hit_rate(self) -> float:
+        return false_hit_bound(self.false_hits, self.verdicts)[0]
+
+    @property
+    def upper_bound(self) -> float:
+        return false_hit_bound(self.false_hits, self.verdicts, Z_ONE_SIDED_95)[1]
+
+    @property
+    def over_bound(self) -> bool:
+        """Enough verdicts at this threshold, and their bound over the maximum."""
+        return self.verdicts >= self.min_verdicts and self.upper_bound > self.max_false_hit_rate
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """What `JudgeShadow` answers."""
+
+    same: bool
+    score: float  # the judge's P(same answer)
+    judge: str    # "identical", "cross-encoder", "cosine" or "caller"
+    judge_cost_usd: float
+    live: LiveEstimate
+
+
+Run = Callable[..., Awaitable]  # the core's guarded Redis call: run(operation, admin=...)
+
+
+class ShadowLedger:
+    """Per-tenant verdict counts, thresholds and labelled pairs in Redis.
+
+    `calibrated`: the verifier's own threshold (None when the verifier has none to move: the
+    cosine and rule verifiers; verdicts are then counted, and nothing moves)."""
+
+    def __init__(self, client: Redis, run: Run, settings: ShadowSettings, *, prefix: str,
+                 calibrated: float | None, clock: Callable[[], float] = time.monotonic):
+        self._client = client
+        self._run = run
+        self.settings = settings
+        self._prefix = prefix
+        self.calibrated = calibrated
+        self._clock = clock
+        self._record = client.register_script(_RECORD)
+        self._thresholds: dict[str, tuple[float, float]] = {}  # tenant -> (threshold, read at)
+        self._refreshing: dict[str, asyncio.Task] = {}
+
+    def _key(self, tenant_id: str) -> str:
+        return f"{self._prefix}:shadow:{tag_value(tenant_id)}"
+
+    def _pairs_key(self, tenant_id: str) -> str:
+        return f"{self._prefix}:shadow-pairs:{tag_value(tenant_id)}"
+
+    @property
+    def _tenants_key(self) -> str:
+        return f"{self._prefix}:shadow-tenants"
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def threshold_for(self, tenant_id: str) -> float | None:
+        """The tenant's threshold for a lookup, without waiting: the local copy (refreshed in the
+        background once older than `refresh_s`); None (the verifier's own) until it is read."""
+        if self.calibrated is None:
+            return None
+        known = self._thresholds.get(tenant_id)
+        if (known is None or self._clock() - known[1] >= self.settings.refresh_s) and tenant_id not in self._refreshing:
+            task = asyncio.get_running_loop().create_task(self._refresh(tenant_id))
+            self._refreshing[tenant_id] = task
+            task.add_done_callback(lambda _t: self._refreshing.pop(tenant_id, None))
+        return known[0] if known is not None else None
+
+    async def _refresh(self, tenant_id: str) -> None:
+        try:
+            await self.estimate(tenant_id)
+        except Exception as exc:  # noqa: BLE001 - the lookup keeps the threshold it had
+            log.warning("shadow threshold not refreshed", error=str(exc))
+
+    def _remember(self, estimate: LiveEstimate) -> LiveEstimate:
+        if self.calibrated is not None:
+            self._thresholds[estimate.tenant_id] = (estimate.threshold, self._clock())
+        return estimate
+
+    # -- verdicts -----------------------------------------------------------------------
+
+    async def record(self, tenant_id: str, different: bool) -> LiveEstimate:
+        """Count one verdict; the threshold moves when the estimate calls for it."""
+        s = self.settings
+        calibrated = self.calibrated if self.calibrated is not None else 0.0
+        args = [int(different), int(s.recalibrate and self.calibrated is not None), repr(calibrated),
+                repr(s.max_false_hit_rate), s.min_verdicts, repr(s.step), repr(max(s.max_threshold, calibrated)),
+                repr(Z_ONE_SIDED_95), repr(LOWER_BELOW), repr(time.time())]
+        before = self._thresholds.get(tenant_id, (None, 0.0))[0]
+        raw = await self._run(lambda: self._record(keys=[self._key(tenant_id)], args=args), admin=True)
+        await self._run(lambda: self._client.sadd(self._tenants_key, tenant_id), admin=True)
+        estimate = self._remember(self._estimate(tenant_id, _pairs_of(raw)))
+        if before is not None and estimate.threshold != before:
+            log.info("shadow checks moved the tenant's verifier threshold", tenant_id=tenant_id,
+                     threshold=estimate.threshold, was=before, calibrated=calibrated)
+        return estimate
+
+    async def estimate(self, tenant_id: str) -> LiveEstimate:
+        raw = await self._run(lambda: self._client.hgetall(self._key(tenant_id)), admin=True)
+        return self._remember(self._estimate(tenant_id, raw))
+
+    async def estimates(self, limit: int = MAX_TENANTS_LISTED) -> list[LiveEstimate]:
+        """Every tenant with verdicts (at most `limit`), for the metrics."""
+        tenants: list[str] = []
+
+        async def members() -> None:
+            async for member in self._client.sscan_iter(self._tenants_key, count=200):
+                tenants.append(member.decode() if isinstance(member, bytes) else member)
+                if len(tenants) >= limit:
+                    break
+
+        await self._run(members, admin=True)
+        out = []
+        for tenant_id in sorted(tenants):
+            out.append(await self.estimate(tenant_id))
+        return out
+
+    def _estimate(self, tenant_id: str, raw: dict) -> LiveEstimate:
+        fields = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                  for k, v in (raw or {}).items()}
+        calibrated = self.calibrated if self.calibrated is not None else 0.0
+        threshold = max(float(fields.get("threshold", calibrated)), calibrated)
+        return LiveEstimate(
+            tenant_id=tenant_id,
+            verdicts=int(fields.get("verdicts", 0)),
+            false_hits=int(fields.get("false_hits", 0)),
+            total_verdicts=int(fields.get("total_verdicts", 0)),
+            total_false_hits=int(fields.get("total_false_hits", 0)),
+            threshold=threshold,
+            calibrated_threshold=calibrated,
+            max_false_hit_rate=self.settings.max_false_hit_rate,
+            min_verdicts=self.settings.min_verdicts,
+            threshold_moves=int(fields.get("moves", 0)),
+        )
+
+    # -- labelled pairs -----------------------------------------------------------------
+
+    async def keep_pair(self, tenant_id: str, pair: dict) -> None:
+        """Keep a labelled pair (only called for tenants that consented), the newest `max_pairs`."""
+        if self.settings.max_pairs <= 0:
+            return
+        line = json.dumps(pair, separators=(",", ":"))
+        key = self._pairs_key(tenant_id)
+
+        async def push() -> None:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.lpush(key, line)
+                pipe.ltrim(key, 0, self.settings.max_pairs - 1)
+                await pipe.execute()
+
+        await self._run(push, admin=True)
+
+    async def pairs(self, tenant_id: str) -> list[dict]:
+        """The tenant's kept pairs, newest first."""
+        raw = await self._run(lambda: self._client.lrange(self._pairs_key(tenant_id), 0, -1), admin=True)
+        return [json.loads(line) for line in raw]
+
+    async def aclose(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
+
+
+def _pairs_of(raw) -> dict:
+    """HGETALL's reply from a script (a flat list) as a dict."""
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2]))
