@@ -37,18 +37,20 @@ KEYS_PER_SCOPE = 5  # settings, request bucket, token bucket, day spend, month s
 BUCKET_TTL_MS = 3_600_000
 
 # KEYS: per scope (tenant, then key) KEYS_PER_SCOPE keys. ARGV: scopes, tokens, max micro-USD,
-# seconds left in the day and in the month (the spend keys expire a day after their period).
+# seconds left in the day and in the month (the spend keys expire a day after their period),
+# requests (1; a batch takes one per item).
 # Returns {admitted, retry_after_ms, scope index, what}.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local scopes, tokens, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local left = {tonumber(ARGV[4]), tonumber(ARGV[5])}
+local requests = tonumber(ARGV[6] or '1')
 local writes = {}
 for i = 0, scopes - 1 do
   local base = i * 5
   local conf = redis.call('HMGET', KEYS[base + 1], 'rpm', 'tpm', 'day_micro_usd', 'month_micro_usd')
-  local buckets = {{conf[1], KEYS[base + 2], 1, 'requests per minute'},
+  local buckets = {{conf[1], KEYS[base + 2], requests, 'requests per minute'},
                    {conf[2], KEYS[base + 3], tokens, 'tokens per minute'}}
   for _, b in ipairs(buckets) do
     local limit = tonumber(b[1])
@@ -172,6 +174,26 @@ def _keys(scope: str, periods: Periods) -> list[str]:
             f"{scope}:spend:{periods.month}"]
 
 
+@dataclass(frozen=True)
+class LimitStatus:
+    """A tenant's or a key's limits and what was used against them now (GetStats)."""
+
+    limits: Limits
+    spent_today_micro_usd: int  # reservations of requests in flight included; kept only while a budget is set
+    spent_this_month_micro_usd: int
+    requests_available: float | None  # what the bucket holds now (negative: a batch's debt); None: no limit
+    tokens_available: float | None
+
+
+def _available(limit: int | None, state: list, now_ms: int) -> float | None:
+    """A token bucket's level now, as the admit script would see it."""
+    if not limit:
+        return None
+    level = float(state[0]) if state[0] is not None else float(limit)
+    ts = int(float(state[1])) if state[1] is not None else now_ms
+    return min(float(limit), level + max(0, now_ms - ts) * limit / 60_000)
+
+
 @dataclass
 class Reservation:
     """What `admit` took; `settle` gives back what the request did not use."""
@@ -211,16 +233,34 @@ class Limiter:
         day, month = await self._redis.mget(keys[3], keys[4])
         return {"usd_today": int(day or 0) / 1e6, "usd_this_month": int(month or 0) / 1e6}
 
+    async def status(self, tenant: str, key_id: str = "") -> LimitStatus:
+        """The limits, the budgets' spend and the buckets' levels now (RedisError when unreachable)."""
+        scope = _scope(tenant, key_id)
+        keys = _keys(scope, Periods.at(self._clock()))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys[0])
+            pipe.hmget(keys[1], "level", "ts")
+            pipe.hmget(keys[2], "level", "ts")
+            pipe.mget(keys[3], keys[4])
+            pipe.time()
+            fields, rpm_state, tpm_state, (day, month), (seconds, micros) = await pipe.execute()
+        limits = Limits.from_fields(fields)
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return LimitStatus(limits, int(day or 0), int(month or 0), _available(limits.rpm, rpm_state, now_ms),
+                           _available(limits.tpm, tpm_state, now_ms))
+
     # -- enforcement ----------------------------------------------------------------------------
 
-    async def admit(self, tenant: str, key_id: str, tokens: int, max_micro_usd: int) -> Reservation | None:
-        """Take one request, `tokens` and `max_micro_usd` from the tenant's and the key's limits,
-        or raise LimitExceeded. None: Redis was unreachable and the request goes on (fail open)."""
+    async def admit(self, tenant: str, key_id: str, tokens: int, max_micro_usd: int,
+                    requests: int = 1) -> Reservation | None:
+        """Take `requests` (one; a batch: one per item), `tokens` and `max_micro_usd` from the
+        tenant's and the key's limits, or raise LimitExceeded. None: Redis was unreachable and the
+        request goes on (fail open)."""
         periods = Periods.at(self._clock())
         scopes = [_scope(tenant)] + ([_scope(tenant, key_id)] if key_id else [])
         keys = [k for scope in scopes for k in _keys(scope, periods)]
         args = [len(scopes), max(0, int(tokens)), max(0, int(max_micro_usd)), periods.day_left_s,
-                periods.month_left_s]
+                periods.month_left_s, max(1, int(requests))]
         try:
             admitted, retry_ms, index, what = await self._admit(keys=keys, args=args)
         except RedisError as exc:

@@ -1,9 +1,16 @@
-"""The gateway's request path: validate -> cache -> classifier -> router -> answer -> cache store.
+"""The gateway's request path: validate -> limits -> cache -> classifier -> router -> answer -> cache store.
 
 No gRPC here: the services are reached through `MeshClients`, and their failures arrive as
 costmesh domain errors. The cache is never why a request fails (fail-open), and never why an
 answer waits: the store is queued after the answer is built (`StoreQueue`). A lookup the cache
 refused as busy, or that ran past its deadline, is answered uncached and its answer still stored.
+
+Limits (`RequestLimits`, when the gateway has them): after validation and before any lookup or
+paid call, the request is admitted against its tenant's and API key's limits (the key id the
+authenticator bound, `bound_key_id`) with the most it could cost, or refused `LimitExceeded`;
+it is settled with its bill when answered (a cache hit: nothing but the embedding), with nothing
+when it failed, and keeps its reservation when abandoned during the paid call. A stream is
+admitted before its first event and settled at its end, the client's cancellation included.
 """
 
 from __future__ import annotations
@@ -15,18 +22,23 @@ from typing import Protocol
 
 import structlog
 from opentelemetry import trace
+from redis.exceptions import RedisError
 
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
-from costmesh.errors import CostmeshError, Overloaded, UpstreamError, UpstreamTimeout
+from costmesh.cost_records import bound_key_id
+from costmesh.errors import CostmeshError, LimitExceeded, Overloaded, UpstreamError, UpstreamTimeout
 from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
 from costmesh.gateway.clients import MeshClients
+from costmesh.gateway.limits import LimitStatus
+from costmesh.gateway.request_limits import Admission, RequestLimits
 from costmesh.gateway.stats import GatewayStats
 from costmesh.gateway.store_queue import StoreQueue
 from costmesh.gateway.validation import Limits, validate
+from costmesh.pricing import MICROS_PER_USD, micro_usd
 
 log = structlog.get_logger()
 
@@ -65,71 +77,121 @@ class Pipeline:
         stats: GatewayStats,
         observers: Sequence[AnswerObserver] = (),
         stores: StoreQueue | None = None,
+        limits: RequestLimits | None = None,
     ):
         self._clients = clients
         self._settings = settings
         self.stats = stats
+        self.limits = limits  # None: no tenant limits (no Redis, or COSTMESH_LIMITS=off)
         self._observers = (stats, *observers)
         self.stores = stores or StoreQueue(clients.store, timeout_s=settings.cache_timeout_s)
         stats.stores = self.stores.counters
-        stats.pending_stores = lambda: self.stores.pending
+        stats.pending_stores = self.stores.pending_of
+        self.stores.tenant_counters = stats.store_counters
 
     async def aclose(self) -> None:
-        """Finish the queued cache stores (within a grace period)."""
+        """Finish the queued cache stores (within a grace period) and the limits' settles."""
         await self.stores.aclose()
+        if self.limits is not None:
+            await self.limits.aclose()
 
     async def complete(self, request: gw.CompleteRequest, deadline_s: float | None = None) -> gw.CompleteResponse:
-        plan = await self._begin(request)
-        if isinstance(plan, gw.CompleteResponse):
-            return plan
-        execute = await self._execute_request(plan)
+        admission = await self._admit(request)
         try:
-            result = await self._clients.execute(execute, deadline_s)
-        except CostmeshError as exc:
-            self._failed(request, exc)
-            raise
-        return await self._finish(plan, execute, result)
+            plan = await self._begin(request)
+            if isinstance(plan, gw.CompleteResponse):
+                await _settle(admission, plan)
+                return plan
+            execute = await self._execute_request(plan)
+            _calling(admission)
+            try:
+                result = await self._clients.execute(execute, deadline_s)
+            except CostmeshError as exc:
+                _failed(admission)
+                self._failed(request, exc)
+                raise
+            response = await self._finish(plan, execute, result)
+            await _settle(admission, response)
+            return response
+        finally:
+            _close(admission)
 
     async def stream(
         self, request: gw.CompleteRequest, deadline_s: float | None = None
     ) -> AsyncIterator[gw.StreamCompleteResponse]:
-        plan = await self._begin(request)
-        if isinstance(plan, gw.CompleteResponse):
-            if plan.text:
-                yield gw.StreamCompleteResponse(text_delta=plan.text)
-            for delta in tool_call_deltas(plan):
-                yield delta
-            plan.text = ""
-            yield gw.StreamCompleteResponse(final=plan)
-            return
-        execute = await self._execute_request(plan)
-        chunks: list[str] = []
-        final: router_pb2.ExecuteResponse | None = None
+        admission = await self._admit(request)  # before the first event
         try:
-            async for event in self._clients.stream_execute(execute, deadline_s):
-                if event.WhichOneof("event") == "text_delta":
-                    chunks.append(event.text_delta)
-                    yield gw.StreamCompleteResponse(text_delta=event.text_delta)
-                else:
-                    final = event.final
-        except CostmeshError as exc:
-            self._failed(request, exc)
-            raise
-        if final is None:
-            error = UpstreamError("router stream ended without a final event")
-            self._failed(request, error)
-            raise error
-        final.text = "".join(chunks)
-        response = await self._finish(plan, execute, final)
-        for delta in tool_call_deltas(response):
-            yield delta
-        response.text = ""
-        yield gw.StreamCompleteResponse(final=response)
+            plan = await self._begin(request)
+            if isinstance(plan, gw.CompleteResponse):
+                await _settle(admission, plan)
+                if plan.text:
+                    yield gw.StreamCompleteResponse(text_delta=plan.text)
+                for delta in tool_call_deltas(plan):
+                    yield delta
+                plan.text = ""
+                yield gw.StreamCompleteResponse(final=plan)
+                return
+            execute = await self._execute_request(plan)
+            chunks: list[str] = []
+            final: router_pb2.ExecuteResponse | None = None
+            _calling(admission)
+            try:
+                async for event in self._clients.stream_execute(execute, deadline_s):
+                    if event.WhichOneof("event") == "text_delta":
+                        chunks.append(event.text_delta)
+                        yield gw.StreamCompleteResponse(text_delta=event.text_delta)
+                    else:
+                        final = event.final
+            except CostmeshError as exc:
+                _failed(admission)
+                self._failed(request, exc)
+                raise
+            if final is None:
+                error = UpstreamError("router stream ended without a final event")
+                _failed(admission)
+                self._failed(request, error)
+                raise error
+            final.text = "".join(chunks)
+            response = await self._finish(plan, execute, final)
+            await _settle(admission, response)
+            for delta in tool_call_deltas(response):
+                yield delta
+            response.text = ""
+            yield gw.StreamCompleteResponse(final=response)
+        finally:
+            _close(admission)  # the client cancelled or closed the stream: settled in the background
+
+    async def tenant_stats(self, tenant: str | None, key_id: str = "") -> gw.GetStatsResponse:
+        """GetStats: `tenant`'s figures, its limits and its key's, and what they used (None: every
+        tenant's figures, no limits)."""
+        out = self.stats.to_pb(tenant)
+        out.limits_enforced = self.limits is not None
+        if self.limits is None or tenant is None:
+            return out
+        try:
+            for key in ("", key_id) if key_id else ("",):
+                status = await self.limits.limiter.status(tenant, key)
+                out.limits.append(limit_usage_pb(key, status))
+        except RedisError as exc:
+            log.warning("GetStats: limits unreadable, Redis is unreachable", error=type(exc).__name__)
+            del out.limits[:]
+        return out
 
     # -- steps -------------------------------------------------------------------------
 
-    async def _begin(self, request: gw.CompleteRequest) -> gw.CompleteResponse | _Plan:
+    async def _admit(self, request: gw.CompleteRequest) -> Admission | None:
+        """Validate, then take the request from its tenant's and key's limits (LimitExceeded)."""
         validate(request, self._settings.limits)
+        if self.limits is None:
+            return None
+        try:
+            return await self.limits.admit(request, bound_key_id())
+        except LimitExceeded as exc:
+            self.stats.count(request.tenant_id, "limited")
+            log.info("over a limit", tenant=request.tenant_id, reason=str(exc), retry_after_s=exc.retry_after_s)
+            raise
+
+    async def _begin(self, request: gw.CompleteRequest) -> gw.CompleteResponse | _Plan:
         request_id = request.request_id or uuid.uuid4().hex
         span = trace.get_current_span()
         span.set_attribute("costmesh.request_id", request_id)
@@ -156,10 +218,10 @@ class Pipeline:
                 self._settings.cache_timeout_s,
             ), False
         except Overloaded:
-            self.stats.cache_lookups_busy += 1  # refused at once: answered uncached, still stored
+            self.stats.count(request.tenant_id, "cache_lookups_busy")  # refused at once: uncached, still stored
             return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE), True
         except UpstreamTimeout:
-            self.stats.cache_lookups_timed_out += 1
+            self.stats.count(request.tenant_id, "cache_lookups_timed_out")
             log.warning("cache lookup timed out; answering uncached", timeout_s=self._settings.cache_timeout_s)
             return cache_pb2.LookupResponse(kind=cache_pb2.HIT_KIND_UNAVAILABLE), True
         except CostmeshError as exc:
@@ -200,7 +262,7 @@ class Pipeline:
             )
         except CostmeshError as exc:
             if isinstance(exc, Overloaded):
-                self.stats.classifier_busy += 1
+                self.stats.count(request.tenant_id, "classifier_busy")
             log.warning("classifier failed; using the fallback tier", error=str(exc))
             return classifier_pb2.ClassifyResponse(tier=self._settings.fallback_tier, score=0.5,
                                                    signals=["classifier_unavailable"])
@@ -289,6 +351,53 @@ class Pipeline:
             cost_usd=round(response.cost.total_usd, 8),
             baseline_usd=round(response.baseline_cost_usd, 8),
         )
+
+
+async def _settle(admission: Admission | None, response: gw.CompleteResponse) -> None:
+    if admission is not None:
+        await admission.settle(response)
+
+
+def _calling(admission: Admission | None) -> None:
+    if admission is not None:
+        admission.calling()
+
+
+def _failed(admission: Admission | None) -> None:
+    if admission is not None:
+        admission.failed()
+
+
+def _close(admission: Admission | None) -> None:
+    if admission is not None:
+        admission.close()
+
+
+def limit_usage_pb(key_id: str, status: LimitStatus) -> gw.LimitUsage:
+    """A tenant's (key_id "") or a key's limits and what was used against them, as GetStats shows them."""
+    limits = status.limits
+    out = gw.LimitUsage(
+        key_id=key_id,
+        spent_today_usd=status.spent_today_micro_usd / MICROS_PER_USD,
+        spent_today_micro_usd=status.spent_today_micro_usd,
+        spent_this_month_usd=status.spent_this_month_micro_usd / MICROS_PER_USD,
+        spent_this_month_micro_usd=status.spent_this_month_micro_usd,
+    )
+    if limits.rpm is not None:
+        out.requests_per_minute = limits.rpm
+    if limits.tpm is not None:
+        out.tokens_per_minute = limits.tpm
+    if limits.usd_per_day is not None:
+        out.budget_per_day_usd = limits.usd_per_day
+        out.budget_per_day_micro_usd = micro_usd(limits.usd_per_day)
+    if limits.usd_per_month is not None:
+        out.budget_per_month_usd = limits.usd_per_month
+        out.budget_per_month_micro_usd = micro_usd(limits.usd_per_month)
+    if status.requests_available is not None:
+        out.requests_available = status.requests_available
+    if status.tokens_available is not None:
+        out.tokens_available = status.tokens_available
+    return out
 
 
 def tool_call_deltas(response: gw.CompleteResponse) -> list[gw.StreamCompleteResponse]:

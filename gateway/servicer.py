@@ -42,6 +42,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             yield event
 
     async def GetStats(self, request: gw.GetStatsRequest, context) -> gw.GetStatsResponse:
-        if self._auth.enabled:
-            self._auth.authenticate(_authorization(context))
-        return self._pipeline.stats.to_pb()
+        """The caller's tenant's figures only (its key's tenant), and its and its key's limits.
+        Authentication off (development): the tenant asked for, or every tenant's totals."""
+        if not self._auth.enabled and not request.tenant_id.strip():
+            return await self._pipeline.tenant_stats(None)
+        principal = self._auth.authenticate(_authorization(context), request.tenant_id)
+        return await self._pipeline.tenant_stats(principal.tenant, principal.key_id)

@@ -3,7 +3,9 @@
 The answer is sent as soon as the model has it; the store that makes the next paraphrase a hit
 happens after. The queue is bounded (a full queue drops the store and counts it, never blocks a
 request); a store the cache refuses as busy is retried with backoff, so a saturated cache delays
-stores instead of losing them. Closing drains what is queued, within a grace period.
+stores instead of losing them. Closing drains what is queued, within a grace period. Outcomes are
+counted in all (`counters`) and per tenant (`tenant_counters`, the scope's tenant), as is what is
+pending (`pending_of`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -51,10 +54,28 @@ class StoreQueue:
         self._busy_retries = busy_retries
         self._busy_backoff_s = busy_backoff_s
         self.counters = StoreCounters()
+        self.tenant_counters: Callable[[str], StoreCounters] | None = None  # a tenant's counters too
+        self._pending_by_tenant: Counter[str] = Counter()
 
     @property
     def pending(self) -> int:
         return self._queue.qsize()
+
+    def pending_of(self, tenant: str | None = None) -> int:
+        """Stores queued (not yet taken by a worker): a tenant's, or all (None)."""
+        return self.pending if tenant is None else self._pending_by_tenant.get(tenant, 0)
+
+    def _count(self, request: cache_pb2.StoreRequest, outcome: str, n: int = 1) -> None:
+        setattr(self.counters, outcome, getattr(self.counters, outcome) + n)
+        if self.tenant_counters is not None:
+            counters = self.tenant_counters(request.scope.tenant_id)
+            setattr(counters, outcome, getattr(counters, outcome) + n)
+
+    def _taken(self, request: cache_pb2.StoreRequest) -> None:
+        tenant = request.scope.tenant_id
+        self._pending_by_tenant[tenant] -= 1
+        if self._pending_by_tenant[tenant] <= 0:
+            del self._pending_by_tenant[tenant]
 
     def submit(self, request: cache_pb2.StoreRequest) -> bool:
         """Queue a store; False (and counted as dropped) when the queue is full."""
@@ -64,14 +85,16 @@ class StoreQueue:
         try:
             self._queue.put_nowait((request, otel_context.get_current()))
         except asyncio.QueueFull:
-            self.counters.dropped += 1
+            self._count(request, "dropped")
             log.warning("cache store queue full; answer not cached", pending=self._queue.qsize())
             return False
+        self._pending_by_tenant[request.scope.tenant_id] += 1
         return True
 
     async def _work(self) -> None:
         while True:
             request, trace_context = await self._queue.get()
+            self._taken(request)
             token = otel_context.attach(trace_context)
             try:
                 await self._store_one(request)
@@ -84,7 +107,7 @@ class StoreQueue:
         for attempt in range(self._busy_retries + 1):
             try:
                 await self._store(request, self._timeout_s)
-                self.counters.stored += 1
+                self._count(request, "stored")
                 return
             except Overloaded:
                 if attempt == self._busy_retries:
@@ -92,10 +115,10 @@ class StoreQueue:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except CostmeshError as exc:
-                self.counters.failed += 1
+                self._count(request, "failed")
                 log.warning("cache store failed; answer not cached", error=str(exc))
                 return
-        self.counters.failed += 1
+        self._count(request, "failed")
         log.warning("cache busy on every retry; answer not cached", retries=self._busy_retries)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
@@ -114,6 +137,9 @@ class StoreQueue:
                 await task
         self._workers = []
         left = self._queue.qsize()
+        while not self._queue.empty():
+            request, _ = self._queue.get_nowait()
+            self._taken(request)
+            self._count(request, "failed")
         if left:
-            self.counters.failed += left
             log.warning("gateway stopping; queued cache stores not done", left=left)

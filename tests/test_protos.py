@@ -119,7 +119,8 @@ def test_every_micro_dollar_field_is_an_int64_beside_its_double():
                     assert field.type == FieldDescriptor.TYPE_INT64, field.full_name
                     double = message.fields_by_name[field.name.removesuffix("_micro_usd") + "_usd"]
                     assert double.type == FieldDescriptor.TYPE_DOUBLE, field.full_name
-    assert count == 7 + 5 + 2 + 3 + 2 + 2  # CostBreakdown, LayerSavings, CompleteResponse, GetStats, Batch, Execute
+    # CostBreakdown, LayerSavings, CompleteResponse, GetStats, Batch, Execute, LimitUsage
+    assert count == 7 + 5 + 2 + 3 + 2 + 2 + 4
 
 
 def _all_messages(messages):

@@ -18,6 +18,7 @@ from costmesh.client.types import (
     CacheStatus,
     Completion,
     CostBreakdown,
+    LimitUsage,
     Savings,
     Stats,
     StreamEvent,
@@ -38,6 +39,6 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
     "AsyncClient", "CacheStatus", "ChatMessage", "Client", "Completion", "CompletionRequest", "CostBreakdown",
-    "CostmeshError", "InvalidRequest", "NO_RETRY", "RateLimited", "RetryPolicy", "Savings", "Stats", "StreamEvent",
-    "TextDelta", "Tier", "Unauthenticated", "Unavailable", "UpstreamError", "UpstreamTimeout", "Usage",
+    "CostmeshError", "InvalidRequest", "LimitUsage", "NO_RETRY", "RateLimited", "RetryPolicy", "Savings", "Stats",
+    "StreamEvent", "TextDelta", "Tier", "Unauthenticated", "Unavailable", "UpstreamError", "UpstreamTimeout", "Usage",
 ]

@@ -123,7 +123,35 @@ StreamEvent = TextDelta | Completion  # deltas, then one Completion carrying the
 
 
 @dataclass(frozen=True)
+class LimitUsage:
+    """The tenant's (`key_id` "") or the calling key's limits, None where there is none, and what
+    was used: USD spent today and this month (UTC; kept while a budget is set), what the request
+    and token buckets hold now."""
+
+    key_id: str = ""
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
+    spent_today_usd: float = 0.0
+    spent_this_month_usd: float = 0.0
+    requests_available: float | None = None
+    tokens_available: float | None = None
+
+    @classmethod
+    def from_pb(cls, u: gw.LimitUsage) -> "LimitUsage":
+        def optional(name: str):
+            return getattr(u, name) if u.HasField(name) else None
+
+        return cls(u.key_id, optional("requests_per_minute"), optional("tokens_per_minute"),
+                   optional("budget_per_day_usd"), optional("budget_per_month_usd"), u.spent_today_usd,
+                   u.spent_this_month_usd, optional("requests_available"), optional("tokens_available"))
+
+
+@dataclass(frozen=True)
 class Stats:
+    """The caller's tenant's figures on the gateway it asked (no other tenant's), and its limits."""
+
     requests: int
     exact_hits: int
     semantic_hits: int
@@ -134,8 +162,13 @@ class Stats:
     baseline_cost_usd: float = 0.0
     saving_usd: float = 0.0
     savings: Savings = field(default_factory=Savings)
+    tenant_id: str = ""
+    limited: int = 0  # requests refused over a limit (RateLimited)
+    limits_enforced: bool = False
+    limits: tuple[LimitUsage, ...] = ()  # the tenant's, then the key's own
 
     @classmethod
     def from_pb(cls, s: gw.GetStatsResponse) -> "Stats":
         return cls(s.requests, s.exact_hits, s.semantic_hits, s.cache_unavailable, s.errors, dict(s.tier_counts),
-                   s.cost_usd, s.baseline_cost_usd, s.saving_usd, Savings.from_pb(s.savings))
+                   s.cost_usd, s.baseline_cost_usd, s.saving_usd, Savings.from_pb(s.savings), s.tenant_id,
+                   s.limited, s.limits_enforced, tuple(LimitUsage.from_pb(u) for u in s.limits))

@@ -156,11 +156,43 @@ class StreamCompleteResponse(_message.Message):
     def __init__(self, text_delta: _Optional[str] = ..., final: _Optional[_Union[CompleteResponse, _Mapping]] = ..., tool_call_delta: _Optional[_Union[_common_pb2.ToolCallDelta, _Mapping]] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class LimitUsage(_message.Message):
+    __slots__ = ("key_id", "requests_per_minute", "tokens_per_minute", "budget_per_day_usd", "budget_per_day_micro_usd", "budget_per_month_usd", "budget_per_month_micro_usd", "spent_today_usd", "spent_today_micro_usd", "spent_this_month_usd", "spent_this_month_micro_usd", "requests_available", "tokens_available")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_DAY_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_DAY_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_MONTH_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PER_MONTH_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_TODAY_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_TODAY_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_THIS_MONTH_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_THIS_MONTH_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    requests_per_minute: int
+    tokens_per_minute: int
+    budget_per_day_usd: float
+    budget_per_day_micro_usd: int
+    budget_per_month_usd: float
+    budget_per_month_micro_usd: int
+    spent_today_usd: float
+    spent_today_micro_usd: int
+    spent_this_month_usd: float
+    spent_this_month_micro_usd: int
+    requests_available: float
+    tokens_available: float
+    def __init__(self, key_id: _Optional[str] = ..., requests_per_minute: _Optional[int] = ..., tokens_per_minute: _Optional[int] = ..., budget_per_day_usd: _Optional[float] = ..., budget_per_day_micro_usd: _Optional[int] = ..., budget_per_month_usd: _Optional[float] = ..., budget_per_month_micro_usd: _Optional[int] = ..., spent_today_usd: _Optional[float] = ..., spent_today_micro_usd: _Optional[int] = ..., spent_this_month_usd: _Optional[float] = ..., spent_this_month_micro_usd: _Optional[int] = ..., requests_available: _Optional[float] = ..., tokens_available: _Optional[float] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy", "cost_micro_usd", "baseline_cost_micro_usd", "saving_micro_usd")
+    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy", "cost_micro_usd", "baseline_cost_micro_usd", "saving_micro_usd", "tenant_id", "limited", "limits_enforced", "limits")
     class TierCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +220,10 @@ class GetStatsResponse(_message.Message):
     COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     BASELINE_COST_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
     SAVING_MICRO_USD_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITED_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_ENFORCED_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     requests: int
     exact_hits: int
     semantic_hits: int
@@ -208,7 +244,11 @@ class GetStatsResponse(_message.Message):
     cost_micro_usd: int
     baseline_cost_micro_usd: int
     saving_micro_usd: int
-    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ..., cost_micro_usd: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ...) -> None: ...
+    tenant_id: str
+    limited: int
+    limits_enforced: bool
+    limits: _containers.RepeatedCompositeFieldContainer[LimitUsage]
+    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ..., cost_micro_usd: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ..., tenant_id: _Optional[str] = ..., limited: _Optional[int] = ..., limits_enforced: _Optional[bool] = ..., limits: _Optional[_Iterable[_Union[LimitUsage, _Mapping]]] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tenant_id", "requests")

@@ -73,7 +73,8 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """The gateway's running totals since it started: requests, cache hits, cost and savings.
+        """The caller's tenant's running totals on this gateway since it started (requests, cache hits,
+        cost and savings; no other tenant's), and its limits and what it used of them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
