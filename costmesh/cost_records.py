@@ -12,6 +12,12 @@ Each record names the API key the request came with by its id (`key_id`, the `<k
 `cm_<key id>_<secret>`), never by the key itself: the gateway binds it (`bind_key_id`) when it
 authenticates the call, for the context that serves it, and the recorder reads it back. Records
 written before there was a key id, or with authentication off, have `key_id` "".
+
+A record is a request's (`kind` "request") or a shadow check's (`kind` "shadow"): the model call
+the gateway made in the background to check a semantic cache hit, and its judgement, billed to the
+tenant as its own line (`record_of_shadow`). A shadow line has no baseline and counts as no request:
+its cost is a cost of the cache layer (`savings["cache"]` is minus it), and `verdict` says what the
+judge decided ("same", "different"; "" when it could not judge).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.api.router.v1 import router_pb2
 from costmesh.errors import CostmeshError
 
 LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
@@ -73,10 +80,17 @@ class CostRecord:
     error: str = ""
     session_id: str = ""
     key_id: str = ""  # the API key's id (never the key); "" with authentication off
+    kind: str = "request"  # "request", or "shadow": a shadow check of a semantic hit (its own cost line)
+    verdict: str = ""  # shadow lines: "same", "different", or "" when not judged
+    judge_usd: float = 0.0  # shadow lines: what the judgement cost (in cost_usd too)
 
     @property
     def answered(self) -> bool:
         return self.outcome == "answered"
+
+    @property
+    def shadow(self) -> bool:
+        return self.kind == "shadow"
 
     @property
     def cached(self) -> bool:
@@ -132,6 +146,40 @@ def record_of_error(request: gw.CompleteRequest, error: CostmeshError, ts: float
         key_id=key_id,
         outcome=type(error).__name__,
         error=str(error)[:500],
+    )
+
+
+def record_of_shadow(request: gw.CompleteRequest, request_id: str, fresh: router_pb2.ExecuteResponse,
+                     judge_usd: float, verdict: str, ts: float, key_id: str = "",
+                     similarity: float = 0.0) -> CostRecord:
+    """A shadow check of the semantic hit that answered `request_id`: the fresh call and the
+    judgement, as their own line. No baseline (nobody would have paid for it without costmesh);
+    its cost is the cache layer's."""
+    usage = fresh.usage
+    cost = fresh.cost.total_usd + judge_usd
+    return CostRecord(
+        ts=ts,
+        request_id=request_id,
+        tenant_id=request.tenant_id,
+        session_id=request.session_id,
+        key_id=key_id,
+        outcome="answered",
+        cache="semantic_hit",
+        provider=fresh.provider,
+        model=fresh.model,
+        tier=_tier(fresh.tier),
+        attempts=len(fresh.attempts),
+        similarity=similarity,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=cost,
+        saving_usd=-cost,
+        savings={**dict.fromkeys(LAYERS, 0.0), "cache": -cost},
+        kind="shadow",
+        verdict=verdict,
+        judge_usd=judge_usd,
     )
 
 

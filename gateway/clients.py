@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
@@ -30,18 +30,30 @@ class _Rotation:
         return next(self._stubs)
 
 
+LookupObserver = Callable[[cache_pb2.LookupRequest, cache_pb2.LookupResponse], None]
+
+
 class MeshClients:
     """`cache_stores`: the channels stores go over (default: the lookups'); apart, so that a
-    round-robin over two replicas does not send every lookup to one and every store to the other."""
+    round-robin over two replicas does not send every lookup to one and every store to the other.
+    `lookup_observers` are told every lookup's answer (the shadow checks watch for hits drawn for one)."""
 
     def __init__(self, cache: Channels, classifier: Channels, router: Channels, *, cache_stores: Channels = ()):
         self._cache = _Rotation(cache_pb2_grpc.CacheServiceStub, cache)
         self._stores = _Rotation(cache_pb2_grpc.CacheServiceStub, cache_stores or cache)
         self._classifier = _Rotation(classifier_pb2_grpc.ClassifierServiceStub, classifier)
         self._router = _Rotation(router_pb2_grpc.RouterServiceStub, router)
+        self.lookup_observers: list[LookupObserver] = []
 
     async def lookup(self, request: cache_pb2.LookupRequest, timeout: float) -> cache_pb2.LookupResponse:
-        return await call_unary(self._cache.next().Lookup, request, timeout)
+        response = await call_unary(self._cache.next().Lookup, request, timeout)
+        for observe in self.lookup_observers:
+            observe(request, response)
+        return response
+
+    async def judge_shadow(self, request: cache_pb2.JudgeShadowRequest,
+                           timeout: float) -> cache_pb2.JudgeShadowResponse:
+        return await call_unary(self._stores.next().JudgeShadow, request, timeout)
 
     async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse:
         return await call_unary(self._stores.next().Store, request, timeout)

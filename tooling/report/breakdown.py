@@ -62,6 +62,9 @@ class Group:
         return self.cache_hits / self.answered if self.answered else 0.0
 
     def add(self, record: CostRecord) -> None:
+        if record.shadow:  # a shadow check's line: its cost, no request (`costmesh.cost_records`)
+            self.cost_usd += record.cost_usd
+            return
         self.requests += 1
         self.cost_usd += record.cost_usd
         if not record.answered:

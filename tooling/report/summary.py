@@ -1,5 +1,10 @@
 """A period of cost records summed into the seed's "savings by layer" table and the series
-the charts draw. Pure functions over `CostRecord`s."""
+the charts draw. Pure functions over `CostRecord`s.
+
+Shadow-check lines (kind "shadow": the background calls that check semantic cache hits, issue
+22) are no requests: their cost is in the cost and the cache layer's saving, shown as its own
+row, and their verdicts give the period's live false-hit rate with its one-sided 95% Wilson
+upper bound, overall and per tenant."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from costmesh.cost_records import LAYERS, CostRecord
+from costmesh.intervals import false_hit_bound
 
 LAYER_TITLES = {
     "cache": "semantic cache",
@@ -19,6 +25,38 @@ LAYER_TITLES = {
     "inference": "self-hosted inference",
 }
 BUCKET_CHOICES_S = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+MAX_SHADOW_TENANTS_SHOWN = 10
+
+
+@dataclass
+class ShadowTally:
+    """Shadow checks of one tenant (or all): how many, what they cost, their verdicts."""
+
+    checks: int = 0
+    cost_usd: float = 0.0
+    judge_usd: float = 0.0
+    same: int = 0
+    different: int = 0
+
+    @property
+    def judged(self) -> int:
+        return self.same + self.different
+
+    @property
+    def false_hit_rate(self) -> float:
+        return false_hit_bound(self.different, self.judged)[0]
+
+    @property
+    def upper_bound(self) -> float:
+        """One-sided 95% Wilson upper bound (1 with no verdicts)."""
+        return false_hit_bound(self.different, self.judged)[1]
+
+    def add(self, record: CostRecord) -> None:
+        self.checks += 1
+        self.cost_usd += record.cost_usd
+        self.judge_usd += record.judge_usd
+        self.same += record.verdict == "same"
+        self.different += record.verdict == "different"
 
 
 @dataclass
@@ -61,6 +99,16 @@ class Summary:
     users: set[tuple[str, str]] = field(default_factory=set)  # (day, tenant)
     buckets: list[Bucket] = field(default_factory=list)
     bucket_s: int = 3600
+    shadow: ShadowTally = field(default_factory=ShadowTally)
+    shadow_by_tenant: dict[str, ShadowTally] = field(default_factory=dict)
+
+    @property
+    def shadow_checks(self) -> int:
+        return self.shadow.checks
+
+    @property
+    def shadow_cost_usd(self) -> float:
+        return self.shadow.cost_usd
 
     @property
     def hits(self) -> int:
@@ -118,13 +166,21 @@ def summarize(records: Iterable[CostRecord], since: float, until: float) -> Summ
     """Sum the records with since <= ts < until. The time series covers the part of the
     period that has records, in about 30 buckets of a round size."""
     summary = Summary(since, until)
-    points: list[tuple[float, bool, bool, float, float]] = []  # ts, answered, cached, cost, baseline
+    points: list[tuple[float, bool, bool, float, float, bool]] = []  # ts, answered, cached, cost, baseline, request
     for record in records:
         if not since <= record.ts < until:
             continue
+        if record.shadow:  # a cost of the cache layer, not a request
+            summary.shadow.add(record)
+            summary.shadow_by_tenant.setdefault(record.tenant_id, ShadowTally()).add(record)
+            summary.cost_usd += record.cost_usd
+            for layer in LAYERS:
+                summary.savings[layer] += record.savings.get(layer, 0.0)
+            points.append((record.ts, False, False, record.cost_usd, 0.0, False))
+            continue
         summary.requests += 1
         summary.users.add((datetime.fromtimestamp(record.ts, UTC).strftime("%Y-%m-%d"), record.tenant_id))
-        points.append((record.ts, record.answered, record.cached, record.cost_usd, record.baseline_usd))
+        points.append((record.ts, record.answered, record.cached, record.cost_usd, record.baseline_usd, True))
         if not record.answered:
             summary.failed += 1
             summary.errors[record.outcome] += 1
@@ -147,7 +203,7 @@ def summarize(records: Iterable[CostRecord], since: float, until: float) -> Summ
     return summary
 
 
-def _fill_buckets(summary: Summary, points: list[tuple[float, bool, bool, float, float]]) -> None:
+def _fill_buckets(summary: Summary, points: list[tuple[float, bool, bool, float, float, bool]]) -> None:
     if not points:
         summary.bucket_s = bucket_size(summary.since, summary.until)
         return
@@ -156,9 +212,9 @@ def _fill_buckets(summary: Summary, points: list[tuple[float, bool, bool, float,
     first = math.floor(low / summary.bucket_s) * summary.bucket_s
     count = int((high - first) // summary.bucket_s) + 1
     summary.buckets = [Bucket(first + i * summary.bucket_s) for i in range(count)]
-    for ts, answered, cached, cost, baseline in points:
+    for ts, answered, cached, cost, baseline, request in points:
         bucket = summary.buckets[int((ts - first) // summary.bucket_s)]
-        bucket.requests += 1
+        bucket.requests += request
         bucket.cost_usd += cost
         if answered:
             bucket.answered += 1
@@ -189,6 +245,9 @@ def savings_rows(summary: Summary) -> list[tuple[str, float, str]]:
         rows.append((f"  saved by {LAYER_TITLES[layer]}", summary.savings[layer],
                      _pct(summary.savings[layer], summary.baseline_usd)))
     rows.append(("costmesh cost", summary.cost_usd, _pct(summary.cost_usd, summary.baseline_usd)))
+    if summary.shadow.checks:
+        rows.append(("  of which shadow checks of cache hits", summary.shadow.cost_usd,
+                     _pct(summary.shadow.cost_usd, summary.baseline_usd)))
     rows.append(("total saving", summary.saving_usd, _pct(summary.saving_usd, summary.baseline_usd)))
     return rows
 
@@ -216,4 +275,18 @@ def format_table(summary: Summary) -> str:
         f"{'cost per daily active user':<30}{summary.cost_per_daily_active_user:.6f} USD/day",
         f"{'saving ratio (ROI)':<30}{summary.saving_ratio:.1%} of the baseline",
     ]
+    if summary.shadow.checks:
+        lines.append(f"{'shadow checks':<30}{_shadow_line(summary.shadow)}")
+        ranked = sorted(summary.shadow_by_tenant.items(), key=lambda kv: (-kv[1].checks, kv[0]))
+        if len(ranked) > 1:
+            for tenant, tally in ranked[:MAX_SHADOW_TENANTS_SHOWN]:
+                lines.append(f"{'  ' + (tenant or '(no tenant)')[:26]:<30}{_shadow_line(tally)}")
     return "\n".join(lines)
+
+
+def _shadow_line(tally: ShadowTally) -> str:
+    """Checks, their cost, and the false-hit rate they measured with its 95% upper bound."""
+    if not tally.judged:
+        return f"{tally.checks} ({tally.cost_usd:.6f} USD), none judged"
+    return (f"{tally.checks} ({tally.cost_usd:.6f} USD): {tally.different} false hits of {tally.judged} judged, "
+            f"rate {tally.false_hit_rate:.1%}, 95% upper bound {tally.upper_bound:.1%}")
