@@ -53,12 +53,13 @@ async def mount(runtime: Runtime) -> Mounted:
     if http_port:  # 0 disables the OpenAI-compatible HTTP API
         api = HttpApi(pipeline, auth, load_catalog(), runtime.tracer_provider.get_tracer("costmesh.gateway.http"),
                       max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20))
+        http_host = env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1"))
+        tls = runtime.edge_tls.http_context(http_host) if runtime.edge_tls is not None else None  # HTTPS or checked
         bound, close_http = await start_http(
-            api, env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1")), http_port,
-            reuse_port=env.int("COSTMESH_WORKERS", 1) > 1,
+            api, http_host, http_port, reuse_port=env.int("COSTMESH_WORKERS", 1) > 1, ssl_context=tls,
         )
         cleanup.push_async_callback(close_http)
-        runtime.log.info("http listening", port=bound, api="openai-compatible /v1")
+        runtime.log.info("http listening", port=bound, api="openai-compatible /v1", tls=tls is not None)
     batch = batch_forwarder(runtime, auth, settings.limits)  # BatchService: forwarded to the batches service
     name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     servicer = Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(pipeline, auth), name)

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "not enforced by the gateway yet)"),
     "mesh-secret": ("costmesh.tooling.mesh_secret_cli",
                     "make the secret the services sign their calls with; print a service token"),
+    "tls-cert": ("costmesh.tooling.tls_cert",
+                 "make a private CA and a gateway certificate (TLS without a public CA)"),
     "report": ("costmesh.tooling.report.command",
                "savings by layer over a period of cost records: table, HTML page, PNG charts"),
     "dashboard": ("costmesh.tooling.dashboard.command",

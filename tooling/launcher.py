@@ -152,6 +152,7 @@ class Mesh:
     redis: object | None = None
     simulator_url: str | None = None
     http_url: str | None = None  # the gateway's OpenAI-compatible API, e.g. http://127.0.0.1:PORT/v1
+    ca_file: Path | None = None  # with TLS at the gateway: what clients trust (COSTMESH_TLS_CA_FILE or the cert)
     _keys: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor | None = None
 
@@ -194,11 +195,14 @@ def start_mesh(
     gateway_port: int | None = None,
     supervise: bool = True,
     only: Collection[str] | None = None,
+    tls: bool = False,
 ) -> Mesh:
     """Start everything and return once every service reports SERVING. Each service gets a free
     loopback port, except the gateway when `gateway_port` pins it. `supervise`: start a process
     that dies again (`Supervisor`) until the mesh stops. `only`: these services and the peers
-    they need, not the whole mesh."""
+    they need, not the whole mesh. `tls`: the gateway serves TLS (gRPC and HTTP) with
+    COSTMESH_TLS_CERT_FILE/KEY_FILE, or a CA and certificate made in the run directory's tls/
+    (`Mesh.ca_file` for clients); without it, plaintext on loopback."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
@@ -235,10 +239,19 @@ def start_mesh(
         # Service credentials are on too: the services sign their calls with this secret.
         env.setdefault("COSTMESH_MESH_SECRET_FILE", str(run_dir / "mesh-secret"))
         ensure_secret(env["COSTMESH_MESH_SECRET_FILE"])
+        if tls and not env.get("COSTMESH_TLS_CERT_FILE"):
+            from costmesh.tooling.tls_cert import make_tls_files
+
+            files = make_tls_files(run_dir / "tls")
+            env.update(COSTMESH_TLS_CERT_FILE=str(files.cert_file), COSTMESH_TLS_KEY_FILE=str(files.key_file),
+                       COSTMESH_TLS_CA_FILE=str(files.ca_file))
+        if env.get("COSTMESH_TLS_CERT_FILE") and env.get("COSTMESH_TLS", "auto") != "off":
+            mesh.ca_file = Path(env.get("COSTMESH_TLS_CA_FILE") or env["COSTMESH_TLS_CERT_FILE"])
         if not env.get("COSTMESH_HTTP_PORT"):
             env["COSTMESH_HTTP_PORT"] = str(free_port())
         if env["COSTMESH_HTTP_PORT"] != "0":
-            mesh.http_url = f"http://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"
+            scheme = "https" if mesh.ca_file else "http"
+            mesh.http_url = f"{scheme}://127.0.0.1:{env['COSTMESH_HTTP_PORT']}/v1"
 
         addresses: dict[str, str] = {}
         wanted = _with_peers(only) if only is not None else {name for name, _, _ in SERVICES}
@@ -260,7 +273,7 @@ def start_mesh(
                 mesh.processes[name].metrics_port = int(service_env["COSTMESH_METRICS_PORT"])
         for process in mesh.processes.values():
             if process.name != "simulator":
-                _wait_healthy(process, startup_timeout_s)
+                _wait_healthy(process, startup_timeout_s, mesh.ca_file if process.name == "gateway" else None)
         if supervise:
             mesh.supervisor = Supervisor(mesh.processes)
             mesh.supervisor.start()
@@ -298,9 +311,11 @@ def _check_alive(process: Process) -> None:
         raise ConfigError(f"{process.name} exited with code {process.popen.returncode}:\n{tail}")
 
 
-def _wait_healthy(process: Process, timeout_s: float) -> None:
+def _wait_healthy(process: Process, timeout_s: float, ca_file: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(process.address) as channel:
+    credentials = grpc.ssl_channel_credentials(ca_file.read_bytes()) if ca_file else None
+    with (grpc.secure_channel(process.address, credentials) if credentials
+          else grpc.insecure_channel(process.address)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             _check_alive(process)

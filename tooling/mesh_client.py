@@ -3,12 +3,14 @@ tests. Applications should use the typed client, `costmesh.client`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import grpc
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.client.credentials import channel_credentials
 from costmesh.client.request import CompletionRequest
 from costmesh.rpc.server import CHANNEL_OPTIONS
 
@@ -60,18 +62,27 @@ class _BearerStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
 
 
 class GatewayClient:
-    """`api_key`: one key, or a function tenant -> key (a test or backend acting for several tenants)."""
+    """`api_key`: one key, or a function tenant -> key (a test or backend acting for several tenants).
+    `ca_file`: TLS, trusting that CA (a gateway with COSTMESH_TLS_CERT_FILE; `Mesh.ca_file`)."""
 
-    def __init__(self, address: str, api_key: str | Callable[[str], str] | None = None):
+    def __init__(self, address: str, api_key: str | Callable[[str], str] | None = None, *,
+                 ca_file: str | os.PathLike | None = None):
         interceptors = [_BearerUnary(api_key), _BearerStream(api_key)] if api_key is not None else None
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        credentials = channel_credentials(ca_file=ca_file)
+        if credentials is not None:
+            self._channel = grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS,
+                                                    interceptors=interceptors)
+        else:
+            self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self._channel)
 
     async def complete(self, request: gw.CompleteRequest, timeout: float = 120.0) -> gw.CompleteResponse:
         return await self.stub.Complete(request, timeout=timeout)
 
-    async def stats(self) -> gw.GetStatsResponse:
-        return await self.stub.GetStats(gw.GetStatsRequest(), timeout=10)
+    async def stats(self, tenant: str = "") -> gw.GetStatsResponse:
+        """GetStats: the figures of the key's tenant only; `tenant` picks the key when `api_key` is
+        a function (with authentication off it names the tenant; "" there: every tenant's)."""
+        return await self.stub.GetStats(gw.GetStatsRequest(tenant_id=tenant), timeout=10)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -53,6 +53,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--records-dir", default=None,
                         help="where the gateway writes one cost record per request, for `costmesh report` "
                              f"(default $COSTMESH_RECORDS_DIR or ./{DEFAULT_RECORDS_DIR})")
+    parser.add_argument("--tls", action="store_true",
+                        help="the gateway serves TLS (gRPC and HTTP): $COSTMESH_TLS_CERT_FILE/KEY_FILE, or a private "
+                             "CA and certificate made in the run directory (clients trust its ca.pem); without it "
+                             "the gateway serves plaintext on 127.0.0.1 only")
     parser.add_argument("--dashboard-port", type=_port, default=None,
                         help="the operators' dashboard (`costmesh dashboard`, admin token in the run directory) "
                              f"(default $COSTMESH_DASHBOARD_PORT or {DEFAULT_DASHBOARD_PORT}; 0 turns it off)")
@@ -72,11 +76,12 @@ def run(args) -> int:
     dashboard_port = getattr(args, "dashboard_port", None)
     if dashboard_port is None:
         dashboard_port = _env_port("COSTMESH_DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT)
-    return serve_forever(port, http_port, records_dir, dashboard_port=dashboard_port)
+    return serve_forever(port, http_port, records_dir, dashboard_port=dashboard_port,
+                         tls=bool(getattr(args, "tls", False)))
 
 
 def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
-                  records_dir: Path | None = None, *, dashboard_port: int = 0) -> int:
+                  records_dir: Path | None = None, *, dashboard_port: int = 0, tls: bool = False) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     records_dir = Path(records_dir or DEFAULT_RECORDS_DIR).resolve()
     records_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +89,11 @@ def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
     log_dir = tempfile.mkdtemp(prefix="costmesh-serve-")
     print("costmesh serve: starting the mesh... (about a minute the first time)", flush=True)
     extra_env = {"COSTMESH_HTTP_PORT": str(http_port), "COSTMESH_RECORDS_DIR": str(records_dir)}
-    with start_mesh(log_dir, extra_env, gateway_port=port or None) as mesh:
-        print(f"costmesh gateway (gRPC): {mesh.gateway}", flush=True)
+    with start_mesh(log_dir, extra_env, gateway_port=port or None, tls=tls) as mesh:
+        print(f"costmesh gateway (gRPC): {mesh.gateway}" + (" (TLS)" if mesh.ca_file else ""), flush=True)
         print(f"OpenAI-compatible API:   {mesh.http_url or 'off (--http-port 0)'}", flush=True)
+        if mesh.ca_file:
+            print(f"TLS: clients trust {mesh.ca_file} (Python: Client(..., ca_file=...); curl --cacert)", flush=True)
         metrics = {name: p.metrics_port for name, p in mesh.processes.items() if p.metrics_port}
         if metrics:
             print("metrics (Prometheus):    "

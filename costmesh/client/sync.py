@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import grpc
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
+from costmesh.client.credentials import channel_credentials
 from costmesh.client.request import CompletionRequest, as_request
 from costmesh.client.retry import RetryPolicy
 from costmesh.client.types import Completion, Stats, StreamEvent, TextDelta
@@ -19,12 +21,16 @@ class Client:
     """`Client("127.0.0.1:50051", api_key="cm_...")`; use as `with`, or call `close()`.
 
     `timeout_s` is each call's deadline (retries included); `retry` is gRPC's retry policy for
-    the channel (`costmesh.client.retry`); `credentials` switches to TLS.
+    the channel (`costmesh.client.retry`). TLS: `ca_file` (the PEM file of the CA that signed the
+    gateway's certificate, e.g. `costmesh tls-cert`'s ca.pem), `tls=True` (a publicly trusted
+    certificate), or your own `credentials`.
     """
 
     def __init__(self, target: str, api_key: str, *, timeout_s: float = 120.0,
-                 retry: RetryPolicy = RetryPolicy(), credentials: grpc.ChannelCredentials | None = None):
+                 retry: RetryPolicy = RetryPolicy(), credentials: grpc.ChannelCredentials | None = None,
+                 tls: bool = False, ca_file: str | os.PathLike | None = None):
         options = [*CHANNEL_OPTIONS, *retry.channel_options()]
+        credentials = channel_credentials(tls=tls, ca_file=ca_file, credentials=credentials)
         if credentials is None:
             self._channel = grpc.insecure_channel(target, options=options)
         else:

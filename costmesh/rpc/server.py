@@ -10,6 +10,8 @@ the service records through `runtime.meter`) with a Prometheus endpoint on
 every replica (`Runtime.channel`) and a maximum connection age on the server (`server_options`).
 Service credentials (`mesh_auth`): every channel to a peer sends a service token, and every
 service but a public one (the gateway) refuses a call without a valid one (`UNAUTHENTICATED`).
+A public service listens with TLS (`tls.EdgeTls`: COSTMESH_TLS, COSTMESH_TLS_CERT_FILE/KEY_FILE,
+reloaded when the files change), plaintext only on loopback or with COSTMESH_TLS=off.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from costmesh.observability.tracing import build_tracer_provider
 from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
 from costmesh.rpc.mesh_auth import MeshAuth
+from costmesh.rpc.tls import EdgeTls
 from costmesh.rpc.workers import Workers, worker_count, worker_index
 
 # Servers close each connection after this age (+-10% jitter, gRPC's own), letting calls in
@@ -92,6 +95,7 @@ class Runtime:
     log: Any
     metrics: Metrics | None = None
     mesh_auth: MeshAuth = field(default_factory=lambda: MeshAuth(None))
+    edge_tls: EdgeTls | None = None  # a public service's TLS (its HTTP port uses it too)
     _health: health.aio.HealthServicer | None = None
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
     _full_names: list[str] = field(default_factory=list)
@@ -204,7 +208,14 @@ async def start_service(
     log = configure_logging(spec.name, env.str("COSTMESH_LOG_LEVEL", "info"))
     mesh_auth = MeshAuth.from_env(env, spec.name)  # fails at start without the mesh secret
     metrics = build_metrics(spec.name, env, meter_provider=meter_provider, port=metrics_port)
-    runtime = Runtime(spec.name, env, tracer_provider, log, metrics, mesh_auth)
+    edge_tls = EdgeTls.from_env(env) if spec.public else None  # fails at start on a bad setting
+    runtime = Runtime(spec.name, env, tracer_provider, log, metrics, mesh_auth, edge_tls)
+    host = host or env.str("COSTMESH_HOST", "127.0.0.1")
+    try:
+        credentials = edge_tls.grpc_credentials(host) if edge_tls is not None else None
+    except BaseException:
+        metrics.shutdown()
+        raise
 
     interceptors = [
         aio_server_interceptor(tracer_provider=tracer_provider),
@@ -236,14 +247,17 @@ async def start_service(
         server,
     )
 
-    host = host or env.str("COSTMESH_HOST", "127.0.0.1")
     port = env.int("COSTMESH_PORT", spec.default_port) if port is None else port
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if credentials is not None:
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"{spec.name}: cannot listen on {host}:{port}")
     await server.start()
     await runtime.set_serving(mounted.serving)
-    log.info("listening", address=f"{host}:{bound}", services=runtime._full_names, metrics_port=metrics.port)
+    log.info("listening", address=f"{host}:{bound}", services=runtime._full_names, metrics_port=metrics.port,
+             **({"tls": credentials is not None} if spec.public else {}))
     return RunningService(spec, server, bound, runtime, mounted, span_metrics)
 
 
