@@ -20,7 +20,6 @@ The deadline (`timeout_s`) covers every attempt. gRPC caps `max_attempts` at 5.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +41,6 @@ class RetryPolicy:
     def wait_for_ready(self) -> bool:
         """Whether a call waits (within its deadline) for a connection: unless retries are off."""
         return self.max_attempts > 1
-
-    def backoff_s(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Full-jitter exponential backoff before attempt `attempt + 1` (attempt counts from 1), as gRPC's."""
-        cap = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
-        return (rng or random).uniform(0, cap)
 
     def _retry_policy(self, codes: list[str]) -> dict[str, Any]:
         return {
