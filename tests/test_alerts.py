@@ -20,6 +20,8 @@ from costmesh.config import Env
 from costmesh.domain import Cost, Usage
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
+from costmesh.services.cache.shadow import LiveEstimate, ShadowSettings
+from costmesh.services.cache.shadow_metrics import ShadowMetrics
 from costmesh.services.router.records import Attempt, Outcome, RouteResult
 from costmesh.services.router.stats import RouterStats
 from costmesh.tooling.mesh_client import build_request
@@ -28,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULES = PROMETHEUS_DIR / "alerts.yml"
 RULE_TESTS = PROMETHEUS_DIR / "alerts_test.yml"
-ALERTS = {"CostmeshCacheHitRateLow", "CostmeshHourlyCostAboveBaseline", "CostmeshQualityP99Low"}
+ALERTS = {"CostmeshCacheHitRateLow", "CostmeshHourlyCostAboveBaseline", "CostmeshQualityP99Low",
+          "CostmeshCacheLiveFalseHitsAboveBound"}
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess:
@@ -77,7 +80,8 @@ def test_prometheus_and_compose_load_the_rules():
 
 
 def exported_names() -> set[str]:
-    """Metric names the gateway and the router really expose, after one answer each."""
+    """Metric names the gateway and the router really expose, after one answer each, and the
+    cache's live false-hit gauges with one tenant's estimate."""
     metrics = build_metrics("gateway", Env({}), port=None)
     gateway = GatewayMetrics(metrics.meter())
     response = gw.CompleteResponse(
@@ -91,6 +95,8 @@ def exported_names() -> set[str]:
         text="a", model="gpt-5-mini", provider="openai", tier=Tier.SIMPLE, usage=Usage(), cost=Cost(),
         baseline_cost_usd=0.01, list_cost_usd=0.001, attempts=[attempt], quality_score=0.8, quality_passed=True,
         finish_reason="stop"), gate_upgrades=0, error_upgrades=0)
+    estimate = LiveEstimate("t", verdicts=120, false_hits=9, total_verdicts=120, max_false_hit_rate=0.05)
+    ShadowMetrics(metrics.meter(), lambda: [estimate], ShadowSettings())
     text = generate_latest(metrics.registry).decode()
     metrics.shutdown()
     return set(re.findall(r"^(costmesh_[a-z0-9_]+)", text, re.M))

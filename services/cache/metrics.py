@@ -29,12 +29,15 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .core import CacheCore
 from .stats import CacheStats
+
+T = TypeVar("T")
 
 
 class CacheMetrics:
@@ -124,21 +127,30 @@ class CacheMetrics:
             return stats
 
     def _read(self) -> CacheStats | None:
-        if self._closed or self._loop.is_closed():
+        if self._closed:
             return None
-        try:
-            if asyncio.get_running_loop() is self._loop:  # scraped on the loop itself: waiting would deadlock
-                return None
-        except RuntimeError:  # no loop in this thread: the scrape thread
-            pass
-        try:
-            future = asyncio.run_coroutine_threadsafe(self._core.stats(), self._loop)
-        except RuntimeError:  # the loop is shutting down
+        return read_on_loop(self._loop, self._core.stats, self._timeout_s)
+
+
+def read_on_loop(loop: asyncio.AbstractEventLoop, read: Callable[[], Coroutine[Any, Any, T]],
+                 timeout_s: float) -> T | None:
+    """`await read()` on the service's event loop, from the scrape thread; None when the loop is
+    gone, is this thread's own (waiting would deadlock), or does not answer within `timeout_s`."""
+    if loop.is_closed():
+        return None
+    try:
+        if asyncio.get_running_loop() is loop:  # scraped on the loop itself: waiting would deadlock
             return None
-        try:
-            return future.result(self._timeout_s)
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-            future.cancel()
-            return None
-        except Exception:  # noqa: BLE001 - a metrics scrape never fails on the cache's account
-            return None
+    except RuntimeError:  # no loop in this thread: the scrape thread
+        pass
+    try:
+        future = asyncio.run_coroutine_threadsafe(read(), loop)
+    except RuntimeError:  # the loop is shutting down
+        return None
+    try:
+        return future.result(timeout_s)
+    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+        future.cancel()
+        return None
+    except Exception:  # noqa: BLE001 - a metrics scrape never fails on the cache's account
+        return None

@@ -6,7 +6,7 @@ COSTMESH_EMBED_MAX_BATCH, COSTMESH_EMBED_BATCHING, COSTMESH_EMBED_MODEL_PATH; CO
 COSTMESH_CATALOG.
 
 Metrics: the cache's own figures (entries, evictions, bytes per entry, stores, refusals) on its
-Prometheus endpoint, from `metrics.py`.
+Prometheus endpoint, from `metrics.py`; the tenants' live false-hit estimates from `shadow_metrics.py`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .config import CacheConfig
 from .core import CacheCore, word_count
-from .metrics import CacheMetrics
+from .metrics import CacheMetrics, read_on_loop
 from .servicer import CacheServicer
+from .shadow_metrics import DEFAULT_MAX_TENANTS, ShadowMetrics
 from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier
 
 FULL_NAME = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
@@ -109,7 +110,11 @@ def make_mount(embedder: Embedder | None = None):
             tracer=runtime.tracer_provider.get_tracer("costmesh.cache"),
         )
         await core.start()
-        metrics = CacheMetrics(runtime.meter, core, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        metrics = CacheMetrics(runtime.meter, core, loop)
+        shadow_metrics = ShadowMetrics(  # the tenants' live false-hit estimates, from Redis
+            runtime.meter, lambda: read_on_loop(loop, core.shadow.estimates, config.admin_timeout_s + 1.0),
+            config.shadow, max_tenants=env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
         point = getattr(core.verifier, "point", None)
         runtime.log.info("cache ready", index=core.index_name, model=model.model_id, dims=model.dims,
                          verifier=core.verifier.name, min_similarity=core.verifier_floor, ttl_s=config.ttl_s,
@@ -119,6 +124,7 @@ def make_mount(embedder: Embedder | None = None):
 
         async def close() -> None:
             metrics.close()
+            shadow_metrics.close()
             await core.aclose()
             if own_embedder:
                 await model.aclose()

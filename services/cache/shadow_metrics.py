@@ -1,0 +1,101 @@
+"""The live false-hit estimates as Prometheus gauges (issue 22), on the cache's metrics endpoint.
+
+  costmesh_cache_shadow_false_hit_rate{tenant}         false hits / verdicts at the tenant's current threshold
+  costmesh_cache_shadow_false_hit_upper_bound{tenant}  its one-sided 95% Wilson upper bound
+  costmesh_cache_shadow_verdicts{tenant}               verdicts at the current threshold
+  costmesh_cache_shadow_threshold{tenant}              the verifier threshold the tenant's lookups use
+  costmesh_cache_shadow_max_false_hit_rate             the bound the estimate is kept under
+  costmesh_cache_shadow_min_verdicts                   verdicts needed before the threshold moves
+
+Read from Redis (`ShadowLedger.estimates`), so every cache replica reports the same figures:
+aggregate with max(), not sum() (the alert `CostmeshCacheLiveFalseHitsAboveBound` does). The tenant
+label is bounded (`BoundedLabel`, COSTMESH_METRICS_MAX_TENANTS, default 100): the tenants past the
+limit share the label `other`, which reports the worst of them (the highest upper bound). Tenants
+appear once they have a verdict. One read of Redis serves a scrape (kept `max_age_s`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from costmesh.observability.bounded_labels import BoundedLabel
+
+from .shadow import LiveEstimate, ShadowSettings
+
+DEFAULT_MAX_TENANTS = 100
+
+
+class ShadowMetrics:
+    """`read`: every tenant's estimate, or None when they cannot be read now (the series are then
+    left out of that scrape)."""
+
+    def __init__(self, meter: Meter, read: Callable[[], list[LiveEstimate] | None], settings: ShadowSettings, *,
+                 max_tenants: int = DEFAULT_MAX_TENANTS, max_age_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._read = read
+        self._settings = settings
+        self._tenant = BoundedLabel(max_tenants)
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, dict[str, LiveEstimate] | None] | None = None
+        self._closed = False
+        per_tenant = (
+            ("false_hit_rate", "1", "the tenant's false-hit rate on shadow-checked semantic hits, at its threshold",
+             lambda e: e.false_hit_rate),
+            ("false_hit_upper_bound", "1", "the one-sided 95% Wilson upper bound of that rate",
+             lambda e: e.upper_bound),
+            ("verdicts", "{verdict}", "shadow verdicts at the tenant's current threshold", lambda e: e.verdicts),
+            ("threshold", "1", "the verifier threshold the tenant's lookups use", lambda e: e.threshold),
+        )
+        for name, unit, description, value in per_tenant:
+            meter.create_observable_gauge(f"costmesh.cache.shadow.{name}", [self._per_tenant(value)], unit=unit,
+                                          description=description)
+        meter.create_observable_gauge(
+            "costmesh.cache.shadow.max_false_hit_rate", [self._setting(lambda s: s.max_false_hit_rate)], unit="1",
+            description="the live false-hit rate the upper bound is kept under")
+        meter.create_observable_gauge(
+            "costmesh.cache.shadow.min_verdicts", [self._setting(lambda s: s.min_verdicts)], unit="{verdict}",
+            description="verdicts at one threshold before it moves")
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _setting(self, value: Callable[[ShadowSettings], float]):
+        def observe(_options: CallbackOptions):
+            return [] if self._closed else [Observation(value(self._settings))]
+        return observe
+
+    def _per_tenant(self, value: Callable[[LiveEstimate], float]):
+        def observe(_options: CallbackOptions):
+            estimates = self._estimates()
+            if not estimates:
+                return []
+            return [Observation(value(e), {"tenant": label}) for label, e in estimates.items()]
+        return observe
+
+    def _estimates(self) -> dict[str, LiveEstimate] | None:
+        """Label -> estimate, at most `max_age_s` old; `other` holds the worst of the tenants past the limit."""
+        if self._closed:
+            return None
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last[0] < self._max_age_s:
+                return self._last[1]
+            read = self._read()
+            labelled: dict[str, LiveEstimate] | None = None
+            if read is not None:
+                labelled = {}
+                for estimate in read:
+                    if not estimate.total_verdicts:
+                        continue
+                    label = self._tenant(estimate.tenant_id)
+                    known = labelled.get(label)
+                    if known is None or estimate.upper_bound > known.upper_bound:
+                        labelled[label] = estimate
+            self._last = (now, labelled)
+            return labelled
