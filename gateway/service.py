@@ -14,6 +14,7 @@ from costmesh.gateway.http.app import HttpApi
 from costmesh.gateway.http.server import start_http
 from costmesh.gateway.pipeline import GatewaySettings, Pipeline
 from costmesh.gateway.servicer import GatewayServicer
+from costmesh.gateway.shadow import shadow_checks
 from costmesh.gateway.stats import GatewayStats
 from costmesh.gateway.store_queue import StoreQueue
 from costmesh.gateway.validation import Limits
@@ -44,6 +45,9 @@ async def mount(runtime: Runtime) -> Mounted:
     cleanup = contextlib.AsyncExitStack()  # closed in reverse order when the service stops
     observability = gateway_observability(runtime)  # span attributes, metrics, cost records
     cleanup.callback(observability.close_now)
+    shadows = shadow_checks(env, clients, observability.observers)  # background checks of semantic hits (#22)
+    observability.observers.append(shadows)
+    cleanup.push_async_callback(shadows.aclose)  # before the cost records close
     stores = StoreQueue(clients.store, max_pending=env.int("COSTMESH_GATEWAY_STORE_QUEUE", 1024),
                         workers=env.int("COSTMESH_GATEWAY_STORE_WORKERS", 4), timeout_s=settings.cache_timeout_s)
     pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers, stores=stores)
