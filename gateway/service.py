@@ -1,5 +1,5 @@
 """Wires the gateway: channels to the cache, classifier and router, then the pipeline; BatchService forwarded
-to the batches service."""
+to the batches service; the tenant limits when the gateway has Redis (`REDIS_URL`, `request_limits`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.http.app import HttpApi
 from costmesh.gateway.http.server import start_http
 from costmesh.gateway.pipeline import GatewaySettings, Pipeline
+from costmesh.gateway.request_limits import request_limits
 from costmesh.gateway.servicer import GatewayServicer
 from costmesh.gateway.shadow import shadow_checks
 from costmesh.gateway.stats import GatewayStats
@@ -50,7 +51,9 @@ async def mount(runtime: Runtime) -> Mounted:
     cleanup.push_async_callback(shadows.aclose)  # before the cost records close
     stores = StoreQueue(clients.store, max_pending=env.int("COSTMESH_GATEWAY_STORE_QUEUE", 1024),
                         workers=env.int("COSTMESH_GATEWAY_STORE_WORKERS", 4), timeout_s=settings.cache_timeout_s)
-    pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers, stores=stores)
+    limits = await request_limits(runtime, cleanup)  # None without Redis (said once) or with COSTMESH_LIMITS=off
+    pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers, stores=stores,
+                        limits=limits)
     cleanup.push_async_callback(pipeline.aclose)  # drains the queued stores after the servers stop taking calls
     auth = authenticator_from_env(env)
     http_port = env.int("COSTMESH_HTTP_PORT", 8080)
@@ -64,7 +67,7 @@ async def mount(runtime: Runtime) -> Mounted:
         )
         cleanup.push_async_callback(close_http)
         runtime.log.info("http listening", port=bound, api="openai-compatible /v1", tls=tls is not None)
-    batch = batch_forwarder(runtime, auth, settings.limits)  # BatchService: forwarded to the batches service
+    batch = batch_forwarder(runtime, auth, settings.limits, limits)  # BatchService: forwarded to the batches service
     name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     servicer = Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(pipeline, auth), name)
     return Mounted([servicer, batch], close=cleanup.aclose)

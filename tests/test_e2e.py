@@ -23,7 +23,7 @@ async def test_requests_flow_through_every_process(mesh):
     async with GatewayClient(mesh.gateway, api_key=mesh.api_key) as client:
         first = await client.complete(build_request("What does HTTP status 404 mean?", tenant="e2e"))
         for _ in range(200):  # the answer is stored after it is sent: wait until the gateway sent its store
-            if (await client.stats()).cache_stores >= 1:
+            if (await client.stats("e2e")).cache_stores >= 1:
                 break
             await asyncio.sleep(0.05)
         repeat = await client.complete(build_request("What does HTTP status 404 mean?", tenant="e2e"))
@@ -31,7 +31,7 @@ async def test_requests_flow_through_every_process(mesh):
         others = await asyncio.gather(
             *(client.complete(build_request(f"Give one fact about the number {n}.", tenant="e2e")) for n in range(8))
         )
-        stats = await client.stats()
+        stats = await client.stats("e2e")  # GetStats: the figures of the key's tenant only
     assert first.cache_status == gw.CACHE_STATUS_MISS and first.text and first.cost.total_usd > 0
     assert repeat.cache_status == gw.CACHE_STATUS_EXACT_HIT and repeat.text == first.text
     assert paraphrase.cache_status == gw.CACHE_STATUS_SEMANTIC_HIT

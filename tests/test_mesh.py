@@ -152,7 +152,8 @@ async def test_streaming_yields_the_text_then_the_bill(client, mesh):
 
 
 async def test_stats_count_what_happened(client):
-    stats = await client.stats()
+    stats = await client.stats("acme")  # the figures of one tenant: GetStats reports no other's
+    assert stats.tenant_id == "acme"
     assert stats.requests >= 3
     assert stats.exact_hits >= 1 and stats.semantic_hits >= 1
     assert stats.baseline_cost_usd > stats.cost_usd > 0
@@ -188,7 +189,7 @@ async def test_with_redis_down_requests_are_answered_uncached(simulator, spans):
             reply = await client.complete(build_request("What is the boiling point of water?", tenant="down"))
             assert reply.text and not reply.cached
             assert reply.cache_status == gw.CACHE_STATUS_UNAVAILABLE
-            stats = await client.stats()
+            stats = await client.stats("down")
             assert stats.cache_unavailable >= 1
     finally:
         await mesh.stop()

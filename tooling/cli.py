@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "train the learned router on routing books, calibrate, save"),
     "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
     "limits": ("costmesh.gateway.limits_cli",
-               "set and show per-tenant and per-key limits (requests, tokens per minute, USD per day, month; "
-               "not enforced by the gateway yet)"),
+               "set and show per-tenant and per-key limits (requests, tokens per minute, USD per day, month), "
+               "enforced by every gateway on the same Redis"),
     "mesh-secret": ("costmesh.tooling.mesh_secret_cli",
                     "make the secret the services sign their calls with; print a service token"),
     "tls-cert": ("costmesh.tooling.tls_cert",
