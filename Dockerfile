@@ -83,8 +83,9 @@ CMD ["python", "-m", "costmesh.services.inference"]
 FROM python-base AS app
 COPY --from=app-builder /opt/venv /opt/venv
 COPY deploy/docker/healthcheck.py /opt/costmesh/healthcheck.py
-# The mesh secret (a volume in docker-compose: `costmesh mesh-secret` writes it, the services read it).
-RUN mkdir -p -m 0700 /var/lib/costmesh/mesh
+# The mesh secret (a volume in docker-compose: `costmesh mesh-secret` writes it, the services read it),
+# and the gateway's TLS certificate (a volume: `costmesh tls-cert` writes it, or your own files).
+RUN mkdir -p -m 0700 /var/lib/costmesh/mesh /var/lib/costmesh/tls
 # The gateway's cost records (one JSON line per request) live on a volume mounted here.
 RUN mkdir -p /var/lib/costmesh/records && chown -R 10001:10001 /var/lib/costmesh
 WORKDIR /home/costmesh
@@ -99,5 +100,5 @@ ENV HOME=/home/costmesh \
 USER 10001:10001
 EXPOSE 50051 50052 50053 50054 50055 8089 9464
 # Health: `python /opt/costmesh/healthcheck.py` checks gRPC health on $COSTMESH_PORT (set per
-# service by docker-compose; Kubernetes uses its own grpc probes).
+# service by docker-compose; Kubernetes uses its own grpc probes), over TLS where the gateway serves it.
 CMD ["python", "-m", "costmesh.gateway"]

@@ -324,7 +324,7 @@ def test_k8s_validator_rejects_a_broken_manifest():
     container["readinesProbe"] = container.pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
-    deployment = copy.deepcopy(objects_of("Deployment")["gateway"])
+    deployment = copy.deepcopy(objects_of("Deployment")["cache"])  # the gateway's probes are exec (TLS)
     container_of(deployment)["livenessProbe"]["grpc"]["port"] = "grpc"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
@@ -381,6 +381,10 @@ def test_k8s_deployments_have_grpc_probes_on_their_port():
         assert env["COSTMESH_PORT"] == str(port), name
         assert env["COSTMESH_HOST"] == "0.0.0.0", name
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if name == "gateway":  # TLS, which kubelet's grpc probes do not speak: the image's health check
+                assert container[probe]["exec"]["command"] == ["python", "/opt/costmesh/healthcheck.py"], probe
+                assert env["COSTMESH_TLS_CERT_FILE"] and env["COSTMESH_TLS_KEY_FILE"], probe
+                continue
             assert container[probe]["grpc"]["port"] == port, (name, probe)
     for name, (_, port) in HTTP_SERVICES.items():
         container = container_of(deployments[name])

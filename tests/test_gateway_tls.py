@@ -190,3 +190,18 @@ async def test_the_gateway_refuses_to_start_plaintext_on_a_public_address(tls_me
     explicit = await start_service(GATEWAY, Env({**env, "COSTMESH_TLS": "off"}), tracer_provider=TracerProvider(),
                                    port=0, host="0.0.0.0")
     await explicit.stop(0.1)
+
+
+async def test_the_container_health_check_speaks_tls_to_a_tls_gateway(tls_mesh, monkeypatch):
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "deploy/docker/healthcheck.py"
+    spec = importlib.util.spec_from_file_location("healthcheck", script)
+    healthcheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(healthcheck)
+    port = tls_mesh.gateway.rsplit(":", 1)[1]
+    monkeypatch.setenv("COSTMESH_TLS_CERT_FILE", str(tls_mesh.tls_files.cert_file))
+    monkeypatch.setenv("COSTMESH_TLS_CA_FILE", str(tls_mesh.current_ca))
+    assert await asyncio.to_thread(healthcheck.main, ["--port", port]) == 0
+    monkeypatch.setenv("COSTMESH_TLS", "off")  # plaintext against the TLS port: unhealthy
+    assert await asyncio.to_thread(healthcheck.main, ["--port", port, "--timeout", "2"]) == 1

@@ -4,7 +4,7 @@ without a public CA (development, compose, a first cluster).
 Writes `ca.pem` (give it to clients: `Client(..., ca_file=...)`, `curl --cacert`, Node's `ca`),
 `cert.pem` and `key.pem` (the gateway's `COSTMESH_TLS_CERT_FILE` / `COSTMESH_TLS_KEY_FILE`, key
 mode 0600). The certificate names `localhost`, 127.0.0.1, ::1 and each `--host`; it is valid for
-`--days` (default 365). Existing files are kept unless `--force`: the gateway reloads the pair
+`--days` (default 365). An existing cert.pem and key.pem are kept unless `--force`: the gateway reloads the pair
 when it changes, so `--force` rotates it without a restart (the CA is kept when present).
 """
 
@@ -87,8 +87,8 @@ def make_tls_files(directory: str | os.PathLike, hosts: tuple[str, ...] = (), *,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    if not force and all(p.exists() for p in (files.ca_file, files.cert_file, files.key_file)):
-        return files
+    if not force and files.cert_file.exists() and files.key_file.exists():
+        return files  # made before, or brought by you: never replaced
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_cert, ca_key = _ca(directory, now)
     key = ec.generate_private_key(ec.SECP256R1())
