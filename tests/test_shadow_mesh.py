@@ -182,3 +182,32 @@ async def test_the_savings_report_shows_the_checks_as_their_own_line(mesh, recor
     assert summary.shadow_cost_usd == pytest.approx(sum(r.cost_usd for r in shadow_lines))
     table = format_table(summary)
     assert "shadow checks" in table and "false hits" in table
+
+
+async def test_an_llm_judge_through_the_router_decides_and_is_billed(redis_url, simulator, tmp_path):
+    """COSTMESH_GATEWAY_SHADOW_JUDGE=llm: a judge prompt to a pinned model through the router (the
+    simulator's judge mode answers SAME or DIFFERENT from the two answers), its verdict counted by
+    the cache as the caller's, its call billed in the check's line."""
+    tenant = f"initech-{uuid.uuid4().hex[:6]}"
+    env = {
+        "COSTMESH_RECORDS_DIR": str(tmp_path),
+        "COSTMESH_CACHE_INDEX_PREFIX": f"shadow-llm-{uuid.uuid4().hex[:6]}",
+        "COSTMESH_CACHE_MAX_FALSE_HIT_RATE": "0.5",
+        "COSTMESH_CACHE_TENANT_POLICIES": json.dumps({tenant: {"shadow_rate": 1.0}}),
+        "COSTMESH_GATEWAY_SHADOW_JUDGE": "llm",
+        "COSTMESH_GATEWAY_SHADOW_JUDGE_MODEL": "gpt-5-nano",
+    }
+    mesh = await start_inprocess_mesh(redis_url, simulator.url, TracerProvider(), env)
+    try:
+        async with GatewayClient(mesh.gateway, api_key=mesh.api_key) as client:
+            for question in (MONDAY, RESET, RESET_AGAIN, SUNDAY):
+                await ask(client, mesh, question, tenant)
+        checks = shadows(mesh)
+        assert (checks.counters.same, checks.counters.different, checks.counters.failed) == (1, 1, 0)
+        estimate = await live(mesh, tenant)
+        assert (estimate.total_verdicts, estimate.total_false_hits) == (2, 1)
+        lines = sorted((r for r in read_records(tmp_path) if r.kind == "shadow"), key=lambda r: r.ts)
+        assert [r.verdict for r in lines] == ["same", "different"]
+        assert all(0 < r.judge_usd < r.cost_usd for r in lines)  # the judge model's call, billed
+    finally:
+        await mesh.stop()

@@ -21,6 +21,7 @@ from costmesh.catalog import ModelSpec
 from costmesh.services.simulator.answers import answer_with_results
 from costmesh.services.simulator.books import Books
 from costmesh.services.simulator.json_output import continuation, json_answer, opens_object
+from costmesh.services.simulator.judge import judge_reply
 from costmesh.services.simulator.mistakes import draw
 from costmesh.services.simulator.model_turn import OutputFormat, Reply, Turn
 from costmesh.services.simulator.prompt_words import read_prompt
@@ -47,6 +48,9 @@ def reply_to(
 ) -> Reply:
     """The model's reply. `objects_only`: tool arguments always parse (Anthropic's `input`);
     `preamble`: a sentence of text before calls the model chose to make (Claude does this)."""
+    verdict = judge_reply(turn.prompt)  # a shadow check's LLM judge prompt: SAME or DIFFERENT (judge.py)
+    if verdict is not None:
+        return Reply(verdict)
     facts = read_prompt(turn.prompt)
     forced = turn.choice.mode in ("required", "named")
     if turn.tools and turn.choice.mode != "none" and (forced or not (turn.results or turn.prefill)):
