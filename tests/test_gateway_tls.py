@@ -205,3 +205,17 @@ async def test_the_container_health_check_speaks_tls_to_a_tls_gateway(tls_mesh, 
     assert await asyncio.to_thread(healthcheck.main, ["--port", port]) == 0
     monkeypatch.setenv("COSTMESH_TLS", "off")  # plaintext against the TLS port: unhealthy
     assert await asyncio.to_thread(healthcheck.main, ["--port", port, "--timeout", "2"]) == 1
+
+
+async def test_the_node_client_connects_with_its_ca_file(tls_mesh):
+    from test_node_client import NODE_DIR, node
+
+    if not (NODE_DIR / "node_modules" / "@grpc" / "grpc-js").exists():
+        pytest.skip("the Node client's dependencies are not installed (tests/test_node_client.py installs them)")
+    key = tls_mesh.api_key("node-tls")
+    code, reply = await node(NODE_DIR / "example.js", "--target", tls_mesh.gateway, "--ca-file",
+                             str(tls_mesh.current_ca), "--max-tokens", "32", "What is a certificate?", api_key=key)
+    assert code == 0 and reply["text"], reply
+    code, refused = await node(NODE_DIR / "example.js", "--target", tls_mesh.gateway, "--timeout-ms", "3000",
+                               "What is a certificate?", api_key=key)  # plaintext to the TLS port
+    assert code == 1 and refused["error"]["name"] in ("UNAVAILABLE", "DEADLINE_EXCEEDED"), refused

@@ -54,8 +54,19 @@ function summary(response, text) {
   };
 }
 
+// TLS (a gateway with COSTMESH_TLS_CERT_FILE): `caFile`, the PEM file of the CA that signed its
+// certificate (e.g. `costmesh tls-cert`'s ca.pem), or `tls: true` for a publicly trusted one, or
+// your own `credentials`. Without any: plaintext (a gateway on loopback).
+function channelCredentials({ credentials, caFile, tls }) {
+  if (credentials) return credentials;
+  if (caFile) return grpc.credentials.createSsl(require('fs').readFileSync(caFile));
+  if (tls) return grpc.credentials.createSsl();
+  return grpc.credentials.createInsecure();
+}
+
 class CostmeshClient {
-  constructor(target, apiKey, { timeoutMs = 60000, credentials = grpc.credentials.createInsecure(), protosDir } = {}) {
+  constructor(target, apiKey, { timeoutMs = 60000, credentials, caFile, tls = false, protosDir } = {}) {
+    credentials = channelCredentials({ credentials, caFile, tls });
     const GatewayService = loadGatewayService(protosDir);
     this.stub = new GatewayService(target, credentials);
     this.apiKey = apiKey;

@@ -3,7 +3,9 @@
 // Example: ask the costmesh gateway one question and print the answer with its bill as JSON.
 //
 //   COSTMESH_API_KEY=cm_... node example.js --target 127.0.0.1:50051 [--stream] [--model ID] \
-//       [--system TEXT] [--max-tokens N] [--bypass-cache] "What is a B-tree?"
+//       [--system TEXT] [--max-tokens N] [--bypass-cache] [--ca-file ca.pem] "What is a B-tree?"
+//
+// --ca-file: TLS, trusting that CA (a gateway serving TLS; `costmesh tls-cert`'s ca.pem).
 //
 // Exit code 0 on success; on a gRPC error, prints {"error": {"code", "name", "details"}} and exits 1.
 
@@ -21,6 +23,7 @@ async function main() {
       'max-tokens': { type: 'string', default: '512' },
       'bypass-cache': { type: 'boolean', default: false },
       'timeout-ms': { type: 'string', default: '60000' },
+      'ca-file': { type: 'string', default: process.env.COSTMESH_CA_FILE || '' },
     },
     allowPositionals: true,
   });
@@ -28,7 +31,9 @@ async function main() {
     console.error('usage: node example.js [--target HOST:PORT] [--stream] [--model ID] "prompt"');
     return 2;
   }
-  const client = new CostmeshClient(values.target, values['api-key'], { timeoutMs: Number(values['timeout-ms']) });
+  const client = new CostmeshClient(values.target, values['api-key'], {
+    timeoutMs: Number(values['timeout-ms']), caFile: values['ca-file'] || undefined,
+  });
   const request = buildRequest(positionals[0], {
     system: values.system,
     maxTokens: Number(values['max-tokens']),
