@@ -39,7 +39,7 @@ BUCKET_TTL_MS = 3_600_000
 # KEYS: per scope (tenant, then key) KEYS_PER_SCOPE keys. ARGV: scopes, tokens, max micro-USD,
 # seconds left in the day and in the month (the spend keys expire a day after their period),
 # requests (1; a batch takes one per item).
-# Returns {admitted, retry_after_ms, scope index, what}.
+# Returns {admitted, retry_after_ms, scope index, what, limits met (0: none set, nothing to settle)}.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -88,7 +88,7 @@ for _, w in ipairs(writes) do
     redis.call('EXPIRE', w[2], math.ceil(w[3]))
   end
 end
-return {1, 0, -1, ''}
+return {1, 0, -1, '', #writes}
 """ % BUCKET_TTL_MS
 
 # KEYS: token buckets, then spend keys (as many of each as ARGV says). ARGV: buckets, tokens to
@@ -262,7 +262,7 @@ class Limiter:
         args = [len(scopes), max(0, int(tokens)), max(0, int(max_micro_usd)), periods.day_left_s,
                 periods.month_left_s, max(1, int(requests))]
         try:
-            admitted, retry_ms, index, what = await self._admit(keys=keys, args=args)
+            admitted, retry_ms, index, what, *limited = await self._admit(keys=keys, args=args)
         except RedisError as exc:
             if not self._fail_open:
                 raise Unavailable(f"limits: Redis is unreachable ({type(exc).__name__})") from None
@@ -272,6 +272,8 @@ class Limiter:
             whose = f"tenant {tenant!r}" if int(index) == 0 else f"key {key_id!r}"
             what = what.decode() if isinstance(what, bytes) else what
             raise LimitExceeded(f"{whose}: over its limit of {what}", int(retry_ms) / 1000)
+        if not limited or not int(limited[0]):  # no limit set: nothing was taken, nothing to settle
+            return Reservation(int(tokens), int(max_micro_usd))
         return Reservation(int(tokens), int(max_micro_usd),
                            token_buckets=[keys[i * KEYS_PER_SCOPE + 2] for i in range(len(scopes))],
                            spends=[keys[i * KEYS_PER_SCOPE + j] for i in range(len(scopes)) for j in (3, 4)])
@@ -283,7 +285,7 @@ class Limiter:
         reservation.settled = True
         give_tokens = reservation.tokens - max(0, int(tokens))
         give_micro = reservation.micro_usd - max(0, int(micro_usd))
-        if not give_tokens and not give_micro:
+        if (not give_tokens and not give_micro) or not (reservation.token_buckets or reservation.spends):
             return
         try:
             await self._settle(keys=[*reservation.token_buckets, *reservation.spends],

@@ -211,8 +211,8 @@ class RequestLimits:
 
     def settle_soon(self, reservation: Reservation | None, tokens: int, micro: int) -> None:
         """Settle in the background: called from `finally` blocks, cancelled requests included."""
-        if reservation is None or reservation.settled:
-            return
+        if reservation is None or reservation.settled or not (reservation.token_buckets or reservation.spends):
+            return  # nothing was taken (no limit set): nothing to give back
         task = asyncio.get_running_loop().create_task(self.settle(reservation, tokens, micro))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
