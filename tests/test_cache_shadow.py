@@ -78,7 +78,8 @@ async def lookup(stub, tenant: str, question: str) -> pb.LookupResponse:
     return await stub.Lookup(pb.LookupRequest(scope=pb.Scope(tenant_id=tenant), messages=conversation(question)))
 
 
-async def judge(stub, tenant: str, hit: pb.LookupResponse, question: str, fresh: str, **extra) -> pb.JudgeShadowResponse:
+async def judge(stub, tenant: str, hit: pb.LookupResponse, question: str, fresh: str,
+                **extra) -> pb.JudgeShadowResponse:
     return await stub.JudgeShadow(pb.JudgeShadowRequest(
         scope=pb.Scope(tenant_id=tenant), entry_id=hit.entry_id, messages=conversation(question),
         served_text=hit.text, fresh_text=fresh, similarity=hit.similarity, **extra))
@@ -166,3 +167,16 @@ def test_the_estimate_is_a_one_sided_wilson_bound():
     assert LiveEstimate("t", verdicts=100, false_hits=1, max_false_hit_rate=0.05).upper_bound < 0.05
     assert LiveEstimate("t").upper_bound == 1.0 and not LiveEstimate("t", min_verdicts=1).over_bound
     assert ShadowSettings.from_env(Env({}), 0.03).max_false_hit_rate == 0.03
+
+
+def test_train_verifier_reads_the_kept_pairs_from_redis_or_a_file(redis_url, tmp_path):
+    """`costmesh train-verifier --from-records` rows: the question, the served entry's question, the verdict
+    (after the tests above kept the consenting tenant's pairs)."""
+    from costmesh.tooling.verification.shadow_pairs import load_shadow_pairs
+
+    rows = load_shadow_pairs(redis_url)
+    assert {"a": SUNDAY, "b": MONDAY, "duplicate": False} in rows
+    assert {"a": RESET_AGAIN, "b": RESET, "duplicate": True} in rows
+    exported = tmp_path / "pairs.jsonl"
+    exported.write_text(json.dumps({"query": SUNDAY, "cached_query": MONDAY, "same": False}) + "\nnot json\n")
+    assert load_shadow_pairs(str(exported)) == [{"a": SUNDAY, "b": MONDAY, "duplicate": False}]

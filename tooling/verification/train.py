@@ -15,6 +15,11 @@ other settings skips the embedding; a trained cross-encoder can be reused with
                                                              # a second epoch; the packaged model has a third,
                                                              # resumed from that with lr 2e-4 and seed 2 (README)
     costmesh train-verifier --cross-encoder-from FILE        # refit the trees and recalibrate, same adapter
+    costmesh train-verifier --from-records redis://HOST:6379 # + the labelled pairs of shadow checks
+
+`--from-records` adds the pairs the cache kept from shadow checks (consenting tenants only; see
+`shadow_pairs.py`) to the training rows of both models, weighted as traps are. They never join the
+calibration sets: they are the hits some earlier threshold served, not a sample of the traffic.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from costmesh.verification.features import FEATURE_NAMES, FEATURES_VERSION, inte
 from costmesh.verification.lexical import veto
 from costmesh.verification.trees import TreeEnsemble
 
+from .shadow_pairs import load_shadow_pairs
 from .traps import generate, write_pairs
 
 DEFAULT_CACHE = Path("/tmp/costmesh-verifier-features.npz")
@@ -190,8 +196,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "whatever the models say "
                              "(costmesh.verification.lexical.veto)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
+    parser.add_argument("--from-records", nargs="?", const="$REDIS_URL", default=None, metavar="SOURCE",
+                        help="also train on the labelled pairs of shadow checks: a Redis URL (default $REDIS_URL) "
+                             "whose shadow-pairs lists the cache kept, or a JSON-lines file of them")
     parser.add_argument("--write-heldout", default=None, metavar="DIR",
                         help="also write the held-out test pairs (Quora bucket + trap frames) there")
+
+
+def _records_source(source: str) -> str:
+    if source != "$REDIS_URL":
+        return source
+    import os
+
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        raise ConfigError("--from-records: give a Redis URL or a file, or set REDIS_URL")
+    return url
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,6 +235,10 @@ def run(args: argparse.Namespace) -> int:
     quora_train = split["train"][: args.train_pairs]
     quora_cal = split["calibration"][: args.calibration_pairs or None]
     traps_train, traps_cal = generate("train"), generate("calibration")
+    live = load_shadow_pairs(_records_source(args.from_records)) if args.from_records else []
+    if args.from_records:
+        different = sum(not row["duplicate"] for row in live)
+        print(f"shadow pairs: {len(live)} ({different} judged different)", file=sys.stderr)
 
     model = load_sentence_transformer(default_model_path())
     cache = FeatureCache(Path(args.cache) if args.cache else None)
@@ -228,12 +252,13 @@ def run(args: argparse.Namespace) -> int:
     encode = lambda texts: encode_full(model, texts)  # noqa: E731
     x_q = featurise(encode, to_pairs(quora_train), cache, "quora train")
     x_t = featurise(encode, to_pairs(traps_train), cache, "traps train")
+    x_l = featurise(encode, to_pairs(live), cache, "shadow pairs")
     c_q = featurise(encode, to_pairs(quora_cal), cache, "quora calibration")
     c_t = featurise(encode, to_pairs(traps_cal), cache, "traps calibration")
 
-    x = columns(np.vstack([x_q, x_t]), args.interactions)
-    y = np.concatenate([labels(quora_train), labels(traps_train)])
-    weights = np.concatenate([np.ones(len(x_q)), np.full(len(x_t), args.trap_weight)])
+    x = columns(np.vstack([x_q, x_t, x_l]), args.interactions)
+    y = np.concatenate([labels(quora_train), labels(traps_train), labels(live).astype(bool)])
+    weights = np.concatenate([np.ones(len(x_q)), np.full(len(x_t) + len(x_l), args.trap_weight)])
     classifier = HistGradientBoostingClassifier(
         max_iter=args.iterations, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=20,
         l2_regularization=1.0, early_stopping=False, random_state=0)
@@ -246,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.cross_encoder_epochs > 0:
         rows = [(a, b, float(label)) for (a, b), label in zip(to_pairs(quora_train), labels(quora_train))]
         rows += [(a, b, float(label)) for (a, b), label in
-                 zip(to_pairs(traps_train), labels(traps_train))] * args.cross_encoder_trap_repeats
+                 zip(to_pairs(traps_train + live), labels(traps_train + live))] * args.cross_encoder_trap_repeats
         start = Adapter.load(Path(args.cross_encoder_resume)) if args.cross_encoder_resume else None
         cross = train_cross_encoder(rows, epochs=args.cross_encoder_epochs, lr=args.cross_encoder_lr,
                                     seed=args.cross_encoder_seed, checkpoint=DEFAULT_CROSS_CHECKPOINT, start=start)
@@ -285,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
                              "cross_encoder_lr": args.cross_encoder_lr, "cross_encoder_seed": args.cross_encoder_seed,
                              "cross_encoder_resumed_from": args.cross_encoder_resume,
                              "cross_encoder_reused_from": args.cross_encoder_from,
-                             "cross_encoder_trap_repeats": args.cross_encoder_trap_repeats},
+                             "cross_encoder_trap_repeats": args.cross_encoder_trap_repeats,
+                             "shadow_pairs": len(live)},
               "calibration_negatives": {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}},
     )
     saved = artifact.save(args.output)
