@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 
+from costmesh.accounting import hit_savings
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.convert import savings_to_pb
 
 HIT_STATUS = {
     cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT,
@@ -52,7 +54,7 @@ def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.Comple
     """The answer for a cache hit: the embedding is all it cost; the saving is the baseline of
     the call that produced the entry, less that."""
     cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
-    saving = lookup.baseline_cost_usd - cost.total_usd
+    savings = hit_savings(baseline=lookup.baseline_cost_usd, embedding=lookup.embedding_cost_usd)
     return gw.CompleteResponse(
         request_id=request_id,
         text=lookup.text,
@@ -64,8 +66,8 @@ def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.Comple
         usage=lookup.usage,
         cost=cost,
         baseline_cost_usd=lookup.baseline_cost_usd,
-        saving_usd=saving,
-        savings=common.LayerSavings(cache_usd=saving),
+        saving_usd=savings.total_usd,
+        savings=savings_to_pb(savings),
         finish_reason="tool_use" if lookup.tool_calls else "stop",
         tool_calls=lookup.tool_calls,
     )

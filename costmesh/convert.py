@@ -9,6 +9,7 @@ from typing import TypeVar
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as PbMessage
 
+from costmesh.accounting import Savings
 from costmesh.api.common.v1 import common_pb2 as pb
 from costmesh.domain import Cost, Image, Message, Part, Role, Sampling, ToolCall, Usage
 from costmesh.errors import InvalidRequest
@@ -167,6 +168,12 @@ def usage_to_pb(usage: Usage) -> pb.TokenUsage:
         cache_write_tokens=usage.cache_write_tokens,
         cache_write_1h_tokens=usage.cache_write_1h_tokens,
     )
+
+
+def savings_to_pb(savings: Savings) -> pb.LayerSavings:
+    return pb.LayerSavings(cache_usd=savings.cache_usd, routing_usd=savings.routing_usd,
+                           prompt_caching_usd=savings.prompt_caching_usd, batch_usd=savings.batch_usd,
+                           inference_usd=savings.inference_usd)
 
 
 def cost_from_pb(cost: pb.CostBreakdown) -> Cost:

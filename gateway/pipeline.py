@@ -24,11 +24,13 @@ import structlog
 from opentelemetry import trace
 from redis.exceptions import RedisError
 
+from costmesh.accounting import answer_savings
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
+from costmesh.convert import savings_to_pb
 from costmesh.cost_records import bound_key_id
 from costmesh.errors import CostmeshError, LimitExceeded, Overloaded, UpstreamError, UpstreamTimeout
 from costmesh.gateway.cache_answers import HIT_STATUS, cache_scope, hit_response
@@ -276,14 +278,9 @@ class Pipeline:
         cost.embedding_usd += embedding_usd
         cost.total_usd += embedding_usd
         baseline = result.baseline_cost_usd
-        savings = common.LayerSavings(
-            cache_usd=-embedding_usd,
-            prompt_caching_usd=result.list_cost_usd - result.cost.total_usd,
-        )
-        if result.provider == "vllm":
-            savings.inference_usd = baseline - result.list_cost_usd
-        else:
-            savings.routing_usd = baseline - result.list_cost_usd
+        savings = savings_to_pb(answer_savings(baseline=baseline, list_cost=result.list_cost_usd,
+                                               paid=result.cost.total_usd, embedding=embedding_usd,
+                                               provider=result.provider))
         response = gw.CompleteResponse(
             request_id=plan.request_id,
             text=result.text,

@@ -10,12 +10,12 @@ from __future__ import annotations
 from opentelemetry import trace
 
 from costmesh import convert
+from costmesh.accounting import answer_savings, baseline_usd
 from costmesh.api.cache.v1 import cache_pb2
-from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.cache_answers import cache_scope
 from costmesh.catalog import Catalog
-from costmesh.domain import Generation, Usage
+from costmesh.domain import Generation
 from costmesh.observability.generation_span import record_on_span
 from costmesh.pricing import list_cost_of
 from costmesh.routing.output_checks import output_problems
@@ -27,19 +27,13 @@ def answered(catalog: Catalog, item: Item, generation: Generation) -> gw.Complet
     spec = catalog.model(generation.model)
     listed = list_cost_of(spec, generation.usage).total_usd
     usage = generation.usage
-    baseline = list_cost_of(
-        catalog.premium, Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
-    ).total_usd
+    baseline = baseline_usd(catalog, usage)
     cost = convert.cost_to_pb(generation.cost)
     cost.embedding_usd += item.embedding_usd
     cost.total_usd += item.embedding_usd
-    before_discount = generation.cost.total_usd + generation.cost.discount_usd
-    savings = common.LayerSavings(
-        cache_usd=-item.embedding_usd,
-        prompt_caching_usd=listed - before_discount,
-        batch_usd=generation.cost.discount_usd,
-        routing_usd=baseline - listed,
-    )
+    savings = convert.savings_to_pb(answer_savings(
+        baseline=baseline, list_cost=listed, paid=generation.cost.total_usd,
+        discount=generation.cost.discount_usd, embedding=item.embedding_usd, provider=generation.provider))
     return gw.CompleteResponse(
         request_id=item.request_id,
         text=generation.text,

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Mapping
 
 from opentelemetry import trace
 
+from costmesh.accounting import baseline_usd
 from costmesh.catalog import Catalog, ModelSpec
-from costmesh.domain import Generation, Message, Sampling, Usage
+from costmesh.domain import Generation, Message, Sampling
 from costmesh.errors import InvalidRequest, Unavailable
 from costmesh.output_spec import OutputSpec, check_conversation
-from costmesh.pricing import list_cost_of
 from costmesh.services.providers.base import ProviderAdapter, StreamEvent
 
 SETUP_HINTS = {
@@ -80,8 +80,7 @@ class AdapterRegistry:
 
     def _record_baseline(self, generation: Generation) -> None:
         """The baseline beside the cost on the span: the same tokens on the premium model, list price."""
-        usage = Usage(input_tokens=generation.usage.input_tokens, output_tokens=generation.usage.output_tokens)
-        baseline = list_cost_of(self.catalog.premium, usage).total_usd
+        baseline = baseline_usd(self.catalog, generation.usage)
         trace.get_current_span().set_attribute("costmesh.baseline_cost_usd", baseline)
 
     def _checked(

@@ -1,7 +1,9 @@
-"""The bill: per-attempt costs summed, the list-price and all-premium baselines."""
+"""The router's bill: per-attempt costs summed, the list price beside them, and the all-premium
+baseline (`costmesh.accounting`)."""
 
 from __future__ import annotations
 
+from costmesh.accounting import baseline_usd
 from costmesh.catalog import Catalog, ModelSpec, Tier
 from costmesh.domain import Cost, Generation, Usage
 from costmesh.pricing import list_cost_of
@@ -41,9 +43,7 @@ def bill(
     for attempt in attempts:
         usage += attempt.usage
         cost += attempt.cost
-    baseline = list_cost_of(
-        catalog.premium, Usage(input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens)
-    )
+    baseline = baseline_usd(catalog, answer.usage)
     return RouteResult(
         text=answer.text,
         model=spec.id,
@@ -51,7 +51,7 @@ def bill(
         tier=tier,
         usage=usage,
         cost=cost,
-        baseline_cost_usd=baseline.total_usd,
+        baseline_cost_usd=baseline,
         list_cost_usd=sum(a.list_cost_usd for a in attempts),
         attempts=list(attempts),
         quality_score=verdict.score,
