@@ -46,7 +46,7 @@ async def mount(runtime: Runtime) -> Mounted:
     cleanup = contextlib.AsyncExitStack()  # closed in reverse order when the service stops
     observability = gateway_observability(runtime)  # span attributes, metrics, cost records
     cleanup.callback(observability.close_now)
-    shadows = shadow_checks(env, clients, observability.observers)  # background checks of semantic hits (#22)
+    shadows = shadow_checks(runtime, clients, observability.observers)  # background checks of semantic hits (#22)
     observability.observers.append(shadows)
     cleanup.push_async_callback(shadows.aclose)  # before the cost records close
     stores = StoreQueue(clients.store, max_pending=env.int("COSTMESH_GATEWAY_STORE_QUEUE", 1024),

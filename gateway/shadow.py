@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import structlog
 from opentelemetry import context as otel_context
+from opentelemetry.metrics import Meter, Observation
 
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.classifier.v1 import classifier_pb2
@@ -315,10 +316,29 @@ class ShadowChecks:
         self._workers = []
 
 
-def shadow_checks(env: Env, clients: MeshClients, observers: Sequence[Any]) -> ShadowChecks:
-    """The gateway's shadow checks, watching `clients`' lookups, billing to the cost recorder among
-    `observers` (when records are kept)."""
+def register_metrics(meter: Meter, checks: ShadowChecks) -> None:
+    """costmesh_gateway_shadow_checks_total{outcome}: queued, dropped (queue full), judged, failed;
+    costmesh_gateway_shadow_verdicts_total{verdict}: same, different; costmesh_gateway_shadow_cost_usd_total."""
+    c = checks.counters
+    meter.create_observable_counter(
+        "costmesh.gateway.shadow_checks", [lambda _o: [
+            Observation(c.queued, {"outcome": "queued"}), Observation(c.dropped, {"outcome": "dropped"}),
+            Observation(c.done, {"outcome": "judged"}), Observation(c.failed, {"outcome": "failed"})]],
+        unit="{check}", description="shadow checks of semantic cache hits, by outcome")
+    meter.create_observable_counter(
+        "costmesh.gateway.shadow_verdicts", [lambda _o: [
+            Observation(c.same, {"verdict": "same"}), Observation(c.different, {"verdict": "different"})]],
+        unit="{verdict}", description="the shadow checks' verdicts (this replica's; the cache counts every replica's)")
+    meter.create_observable_counter(
+        "costmesh.gateway.shadow_cost", [lambda _o: [Observation(c.cost_usd)]], unit="usd",
+        description="what the shadow checks and their judgements cost (billed to the tenants)")
+
+
+def shadow_checks(runtime: Any, clients: MeshClients, observers: Sequence[Any]) -> ShadowChecks:
+    """The gateway's shadow checks (settings from `runtime.env`), watching `clients`' lookups,
+    billing to the cost recorder among `observers` (when records are kept), counted on `runtime.meter`."""
     recorder = next((o for o in observers if isinstance(o, CostRecorder)), None)
-    checks = ShadowChecks(clients, ShadowSettings.from_env(env), records=recorder.write if recorder else None)
+    checks = ShadowChecks(clients, ShadowSettings.from_env(runtime.env), records=recorder.write if recorder else None)
     clients.lookup_observers.append(checks.seen_lookup)
+    register_metrics(runtime.meter, checks)
     return checks
