@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv inference-venv tools proto demo lint test test-main test-inference bench clean
+.PHONY: venv inference-venv tools proto demo lint test test-main test-inference bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ test-inference: inference-venv
 
 bench: venv
 	$(PY) -m costmesh.tooling.cli bench
+
+# The HTTP API fuzzed from gateway/http/openapi.yaml (schemathesis, a live gateway and the simulator):
+# FUZZ_EXAMPLES cases per operation and mode (CI runs tests/test_http_fuzz.py with 40).
+FUZZ_EXAMPLES ?= 500
+fuzz: venv
+	COSTMESH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -s -p no:cacheprovider --timeout=3600 tests/test_http_fuzz.py
 
 clean:
 	rm -rf $(VENV) .venv-inference build *.egg-info bench-results.json node_modules clients/node/node_modules
