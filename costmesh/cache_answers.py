@@ -52,7 +52,8 @@ def _tier_policy(routing: gw.RoutingPolicy) -> str:
 
 def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.CompleteResponse:
     """The answer for a cache hit: the embedding is all it cost; the saving is the baseline of
-    the call that produced the entry, less that."""
+    the call that produced the entry, less that. Its usage is empty, as on every surface (gRPC,
+    HTTP, the clients, the cost records): no model processed a token for it this time."""
     cost = common.CostBreakdown(embedding_usd=lookup.embedding_cost_usd, total_usd=lookup.embedding_cost_usd)
     savings = hit_savings(baseline=lookup.baseline_cost_usd, embedding=lookup.embedding_cost_usd)
     return gw.CompleteResponse(
@@ -63,7 +64,6 @@ def hit_response(request_id: str, lookup: cache_pb2.LookupResponse) -> gw.Comple
         cached=True,
         cache_status=HIT_STATUS[lookup.kind],
         cache_similarity=lookup.similarity,
-        usage=lookup.usage,
         cost=cost,
         baseline_cost_usd=lookup.baseline_cost_usd,
         saving_usd=savings.total_usd,

@@ -23,7 +23,7 @@ from costmesh.output_spec import (
     check_tools,
     parse_schema,
 )
-from costmesh.pricing import micro_usd
+from costmesh.pricing import MICROS_PER_USD, micro_usd
 
 M = TypeVar("M", bound=PbMessage)
 
@@ -225,6 +225,27 @@ def with_micro_usd(message: M) -> M:
     if "saving" in names:  # baseline less cost
         cost = message.cost.total_micro_usd if "cost" in message.DESCRIPTOR.fields_by_name else message.cost_micro_usd
         message.saving_micro_usd = message.baseline_cost_micro_usd - cost
+    return message
+
+
+def with_rounded_usd(message: M) -> M:
+    """`message` with every `<name>_usd` double set to its `<name>_micro_usd` integer in dollars,
+    in it and in every message it holds: what leaves the gateway reads 0.001665, not
+    0.0016649999999999998, and never -0.0, and the doubles add up as the integers do. Fill the
+    integers first (`with_micro_usd`) unless they are sums of their own (GetStats)."""
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
+            continue
+        for item in value if field.is_repeated else (value,):
+            with_rounded_usd(item)
+    fields = message.DESCRIPTOR.fields_by_name
+    for name, field in fields.items():
+        double = name[: -len(MICRO_USD)] + "_usd"
+        if not name.endswith(MICRO_USD) or double not in fields:
+            continue
+        if field.has_presence and not message.HasField(name):
+            continue
+        setattr(message, double, getattr(message, name) / MICROS_PER_USD)
     return message
 
 

@@ -37,6 +37,7 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
 from costmesh.errors import CostmeshError
+from costmesh.vocabulary import start_tier
 
 LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
 FILE_GLOB = "costs-*.jsonl"
@@ -65,7 +66,8 @@ class CostRecord:
     provider: str = ""
     model: str = ""
     tier: str = ""  # served tier; "" when cached or failed
-    classified_tier: str = ""
+    classified_tier: str = ""  # what the classifier said
+    start_tier: str = ""  # where the cascade started: classified_tier raised to min_tier, capped at max_tier
     score: float = 0.0
     attempts: int = 0
     similarity: float = 0.0
@@ -121,6 +123,7 @@ def record_of_answer(request: gw.CompleteRequest, response: gw.CompleteResponse,
         model=response.model,
         tier="" if response.cached else _tier(response.tier),
         classified_tier="" if response.cached else _tier(response.classified_tier),
+        start_tier="" if response.cached else _tier(start_tier(request.routing, response.classified_tier)),
         score=response.complexity_score,
         attempts=response.attempts,
         similarity=response.cache_similarity,

@@ -21,6 +21,7 @@ import grpc
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
 from costmesh.batch_limits import MAX_REQUESTS
+from costmesh.convert import with_rounded_usd
 from costmesh.errors import InvalidRequest, Unavailable
 from costmesh.gateway.auth import Authenticator, Principal
 from costmesh.gateway.request_limits import RequestLimits, prompt_tokens
@@ -91,11 +92,11 @@ class BatchForwarder(gateway_pb2_grpc.BatchServiceServicer):
 
     async def GetBatch(self, request: gw.GetBatchRequest, context) -> gw.GetBatchResponse:
         self._tenant(request, context)
-        return await self._forward("GetBatch", request, context)
+        return with_rounded_usd(await self._forward("GetBatch", request, context))  # whole micro-dollars
 
     async def CancelBatch(self, request: gw.CancelBatchRequest, context) -> gw.CancelBatchResponse:
         self._tenant(request, context)
-        return await self._forward("CancelBatch", request, context)
+        return with_rounded_usd(await self._forward("CancelBatch", request, context))
 
 
 def batch_forwarder(runtime: Runtime, auth: Authenticator, limits: Limits,

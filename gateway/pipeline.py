@@ -41,6 +41,7 @@ from costmesh.gateway.stats import GatewayStats
 from costmesh.gateway.store_queue import StoreQueue
 from costmesh.gateway.validation import Limits, validate
 from costmesh.pricing import MICROS_PER_USD, micro_usd
+from costmesh.vocabulary import cache_status_name, tier_name, usd
 
 log = structlog.get_logger()
 
@@ -61,6 +62,7 @@ class _Plan:
     cache_status: int
     lookup: cache_pb2.LookupResponse
     store: bool = False  # store the answer (a miss, or a lookup the cache was too busy or slow to make)
+    classified_tier: int = 0  # what the classifier said (min_tier/max_tier may move the tier routed)
 
 
 class AnswerObserver(Protocol):
@@ -245,6 +247,7 @@ class Pipeline:
         if routing.model:
             return execute
         classified = await self._classify(request, plan.lookup)
+        plan.classified_tier = classified.tier
         if classified.embedding and not plan.lookup.embedding:  # the classifier embedded it: store with it
             plan.lookup.embedding.extend(classified.embedding)
             plan.lookup.embedding_model = classified.embedding_model
@@ -287,7 +290,7 @@ class Pipeline:
             model=result.model,
             provider=result.provider,
             tier=result.tier,
-            classified_tier=execute.tier,
+            classified_tier=plan.classified_tier or execute.tier,
             complexity_score=execute.score,
             cached=False,
             cache_status=plan.cache_status,
@@ -342,11 +345,11 @@ class Pipeline:
         log.info(
             "answered",
             request_id=response.request_id,
-            cache=gw.CacheStatus.Name(response.cache_status),
+            cache=cache_status_name(response.cache_status),
             model=response.model,
-            tier=common.Tier.Name(response.tier),
-            cost_usd=round(response.cost.total_usd, 8),
-            baseline_usd=round(response.baseline_cost_usd, 8),
+            tier=tier_name(response.tier) or None,
+            cost_usd=usd(response.cost.total_usd),
+            baseline_usd=usd(response.baseline_cost_usd),
         )
 
 

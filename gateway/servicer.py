@@ -2,14 +2,15 @@
 
 Every call is authenticated from its `authorization: Bearer <key>` metadata; the tenant of
 the request is the key's tenant, whatever the body says. Answers leave with their integer
-micro-dollar fields filled (`convert.with_micro_usd`) beside the doubles the pipeline set.
+micro-dollar fields filled (`convert.with_micro_usd`) and the doubles rounded to them
+(`convert.with_rounded_usd`): every amount a caller sees is whole micro-dollars.
 """
 
 from __future__ import annotations
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
-from costmesh.convert import with_micro_usd
+from costmesh.convert import with_micro_usd, with_rounded_usd
 from costmesh.gateway.auth import Authenticator
 from costmesh.gateway.pipeline import Pipeline
 
@@ -32,19 +33,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def Complete(self, request: gw.CompleteRequest, context) -> gw.CompleteResponse:
         self._tenant(request, context)
-        return with_micro_usd(await self._pipeline.complete(request, context.time_remaining()))
+        return with_rounded_usd(with_micro_usd(await self._pipeline.complete(request, context.time_remaining())))
 
     async def StreamComplete(self, request: gw.StreamCompleteRequest, context):
         self._tenant(request.request, context)
         async for event in self._pipeline.stream(request.request, context.time_remaining()):
             if event.HasField("final"):
-                with_micro_usd(event.final)
+                with_rounded_usd(with_micro_usd(event.final))
             yield event
 
     async def GetStats(self, request: gw.GetStatsRequest, context) -> gw.GetStatsResponse:
         """The caller's tenant's figures only (its key's tenant), and its and its key's limits.
         Authentication off (development): the tenant asked for, or every tenant's totals."""
         if not self._auth.enabled and not request.tenant_id.strip():
-            return await self._pipeline.tenant_stats(None)
+            return with_rounded_usd(await self._pipeline.tenant_stats(None))
         principal = self._auth.authenticate(_authorization(context), request.tenant_id)
-        return await self._pipeline.tenant_stats(principal.tenant, principal.key_id)
+        return with_rounded_usd(await self._pipeline.tenant_stats(principal.tenant, principal.key_id))

@@ -18,6 +18,7 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.convert import with_micro_usd
 from costmesh.gateway.store_queue import StoreCounters
+from costmesh.vocabulary import tier_name
 
 _LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")  # LayerSavings' <layer>_usd
 MAX_TENANTS = 10_000
@@ -53,7 +54,7 @@ class Totals:
         elif response.cache_status == gw.CACHE_STATUS_UNAVAILABLE:
             self.cache_unavailable += 1
         if not response.cached:
-            self.tiers[common.Tier.Name(response.tier)] += 1
+            self.tiers[tier_name(response.tier) or "unspecified"] += 1  # "simple", as every surface names it
         self.cost_usd += response.cost.total_usd
         self.baseline_cost_usd += response.baseline_cost_usd
         self.cost_micro_usd += billed.cost.total_micro_usd

@@ -117,10 +117,12 @@ def test_a_cache_hit_reports_no_model_tokens_but_its_cost():
     response = gw.CompleteResponse(request_id="r1", text="hi", model="gpt-5-nano", provider="cache", cached=True,
                                    cache_status=gw.CACHE_STATUS_SEMANTIC_HIT, cache_similarity=0.97,
                                    usage=common.TokenUsage(input_tokens=10, output_tokens=5),
-                                   cost=common.CostBreakdown(embedding_usd=1e-7, total_usd=1e-7),
-                                   baseline_cost_usd=0.001, saving_usd=0.001 - 1e-7, finish_reason="stop")
+                                   cost=common.CostBreakdown(embedding_usd=1.4e-6, total_usd=1.4e-6),
+                                   baseline_cost_usd=0.001, saving_usd=0.001 - 1.4e-6, finish_reason="stop")
     body = completion_body(chat, response, created=1)
     assert body["usage"]["total_tokens"] == 0
     assert body["costmesh"]["cache"] == {"hit": True, "status": "semantic_hit", "similarity": pytest.approx(0.97)}
-    assert body["costmesh"]["tier"] is None and body["costmesh"]["cost_usd"] == pytest.approx(1e-7)
+    # whole micro-dollars, as every surface shows amounts
+    assert body["costmesh"]["tier"] is None and body["costmesh"]["cost_usd"] == 0.000001
+    assert body["costmesh"]["saving_usd"] == 0.000999
     assert body["choices"][0]["message"]["content"] == "hi" and body["id"] == "chatcmpl-r1"

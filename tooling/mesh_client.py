@@ -26,7 +26,7 @@ def build_request(
 ) -> gw.CompleteRequest:
     """The typed client's request (`CompletionRequest`) as protobuf, for `tenant` when given
     (only a caller acting for several tenants sets it; a key names its own tenant)."""
-    request = CompletionRequest(prompt=prompt, system=system, cache_bypass=bypass_cache, max_tokens=max_tokens,
+    request = CompletionRequest(prompt=prompt, system=system, bypass=bypass_cache, max_tokens=max_tokens,
                                 model=model).to_pb()
     request.tenant_id = tenant
     return request

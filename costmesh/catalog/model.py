@@ -22,6 +22,10 @@ class Tier(enum.IntEnum):
     MODERATE = 3
     COMPLEX = 4
 
+    def __str__(self) -> str:
+        """`simple`: the name every surface shows (its value, 2, is what the protos carry)."""
+        return self.name.lower()
+
     @classmethod
     def parse(cls, name: str) -> "Tier":
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -12,6 +14,7 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
 from costmesh.errors import InvalidRequest
+from costmesh.vocabulary import parse_tier
 
 Role = Literal["system", "user", "assistant", "tool"]
 _ROLES = {"system": common.ROLE_SYSTEM, "user": common.ROLE_USER, "assistant": common.ROLE_ASSISTANT,
@@ -62,11 +65,11 @@ class CompletionRequest:
     stop: Sequence[str] = ()
     seed: int | None = None
     model: str = ""                   # pin one catalog model: no classification, no cascade
-    min_tier: Tier | None = None
-    max_tier: Tier | None = None
-    cache_bypass: bool = False
-    cache_ttl_s: int = 0              # 0: the cache's default
-    cache_tags: Sequence[str] = ()    # for event-driven invalidation
+    min_tier: Tier | str | None = None  # a Tier or its name: "trivial", "simple", "moderate", "complex"
+    max_tier: Tier | str | None = None
+    bypass: bool = False              # neither read nor write the cache (HTTP: costmesh.cache.bypass)
+    ttl_seconds: int = 0              # how long the answer stays cached; 0: the cache's default
+    tags: Sequence[str] = ()          # cache tags, for event-driven invalidation
     session_id: str = ""
     session_scoped: bool = False      # share cached answers only within session_id
     request_id: str = ""              # generated when empty; kept across retries
@@ -102,10 +105,10 @@ class CompletionRequest:
         return gw.CompleteRequest(
             messages=messages,
             sampling=sampling,
-            cache=gw.CachePolicy(bypass=self.cache_bypass, ttl_seconds=self.cache_ttl_s, tags=list(self.cache_tags),
+            cache=gw.CachePolicy(bypass=self.bypass, ttl_seconds=self.ttl_seconds, tags=list(self.tags),
                                  session_scoped=self.session_scoped, semantic_tool_answers=self.semantic_tool_answers),
-            routing=gw.RoutingPolicy(model=self.model, min_tier=int(self.min_tier or 0),
-                                     max_tier=int(self.max_tier or 0)),
+            routing=gw.RoutingPolicy(model=self.model, min_tier=int(parse_tier(self.min_tier, "min_tier") or 0),
+                                     max_tier=int(parse_tier(self.max_tier, "max_tier") or 0)),
             request_id=self.request_id or uuid.uuid4().hex,
             session_id=self.session_id,
             tools=self._tools_pb(),
@@ -137,7 +140,44 @@ class CompletionRequest:
         return common.ResponseFormat()
 
 
+# The names these options had before they took the HTTP API's (`costmesh.cache.bypass`...):
+# still accepted, with a DeprecationWarning.
+DEPRECATED_OPTIONS = {"cache_bypass": "bypass", "cache_ttl_s": "ttl_seconds", "cache_tags": "tags"}
+
+
+def _renamed(options: dict[str, Any], stacklevel: int) -> dict[str, Any]:
+    for old, new in DEPRECATED_OPTIONS.items():
+        if old in options:
+            warnings.warn(f"{old!r} is deprecated; use {new!r}", DeprecationWarning, stacklevel=stacklevel + 1)
+            if new in options:
+                raise TypeError(f"give {new!r} only, not {old!r} as well")
+            options[new] = options.pop(old)
+    return options
+
+
+_fields_init = CompletionRequest.__init__
+
+
+@functools.wraps(_fields_init)
+def _init(self, *args, **kwargs) -> None:
+    _fields_init(self, *args, **_renamed(kwargs, 2))
+
+
+def _deprecated_alias(old: str, new: str) -> property:
+    def read(self):
+        warnings.warn(f"{old!r} is deprecated; use {new!r}", DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+
+    return property(read, doc=f"Deprecated: `{new}`.")
+
+
+CompletionRequest.__init__ = _init
+for _old, _new in DEPRECATED_OPTIONS.items():
+    setattr(CompletionRequest, _old, _deprecated_alias(_old, _new))
+
+
 def as_request(prompt_or_request: str | CompletionRequest, **options) -> CompletionRequest:
+    options = _renamed(options, 3)  # the caller of complete()/stream()
     if isinstance(prompt_or_request, CompletionRequest):
         if options:
             return replace(prompt_or_request, **options)

@@ -9,9 +9,12 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
 from costmesh.client.request import ToolCall
+from costmesh.vocabulary import cache_status_name, tier_key, usd, usd_of_micro
 
 
-class CacheStatus(enum.Enum):
+class CacheStatus(enum.StrEnum):
+    """Where the answer came from; compares and prints as its name: `miss`, `exact_hit`..."""
+
     UNSPECIFIED = "unspecified"
     MISS = "miss"
     EXACT_HIT = "exact_hit"
@@ -21,7 +24,7 @@ class CacheStatus(enum.Enum):
 
     @classmethod
     def from_pb(cls, value: int) -> "CacheStatus":
-        return cls(gw.CacheStatus.Name(value).removeprefix("CACHE_STATUS_").lower())
+        return cls(cache_status_name(value))
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,16 @@ class Usage:
         return cls(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.cache_write_1h_tokens)
 
 
+def _usd(message, name: str) -> float:
+    """`<name>_usd` in whole micro-dollars: the `<name>_micro_usd` the gateway filled, or the double
+    rounded (a gateway that left the integer out)."""
+    micro = getattr(message, f"{name}_micro_usd", 0)
+    return usd_of_micro(micro) if micro else usd(getattr(message, f"{name}_usd"))
+
+
 @dataclass(frozen=True)
 class CostBreakdown:
-    """Dollars this request cost, split by what they paid for."""
+    """Dollars this request cost, split by what they paid for (whole micro-dollars)."""
 
     input_usd: float = 0.0
     cache_read_usd: float = 0.0
@@ -51,13 +61,13 @@ class CostBreakdown:
 
     @classmethod
     def from_pb(cls, c: common.CostBreakdown) -> "CostBreakdown":
-        return cls(c.input_usd, c.cache_read_usd, c.cache_write_usd, c.output_usd, c.embedding_usd,
-                   c.discount_usd, c.total_usd)
+        return cls(*(_usd(c, name) for name in ("input", "cache_read", "cache_write", "output", "embedding",
+                                                 "discount", "total")))
 
 
 @dataclass(frozen=True)
 class Savings:
-    """Dollars saved against the baseline, per cost layer."""
+    """Dollars saved against the baseline, per cost layer (whole micro-dollars)."""
 
     cache_usd: float = 0.0
     routing_usd: float = 0.0
@@ -67,11 +77,11 @@ class Savings:
 
     @property
     def total_usd(self) -> float:
-        return self.cache_usd + self.routing_usd + self.prompt_caching_usd + self.batch_usd + self.inference_usd
+        return usd(self.cache_usd + self.routing_usd + self.prompt_caching_usd + self.batch_usd + self.inference_usd)
 
     @classmethod
     def from_pb(cls, s: common.LayerSavings) -> "Savings":
-        return cls(s.cache_usd, s.routing_usd, s.prompt_caching_usd, s.batch_usd, s.inference_usd)
+        return cls(*(_usd(s, name) for name in ("cache", "routing", "prompt_caching", "batch", "inference")))
 
 
 def _tier(value: int) -> Tier | None:
@@ -84,13 +94,13 @@ class Completion:
     text: str
     model: str
     provider: str
-    tier: Tier | None              # the tier that served the answer (None for a cache hit)
-    classified_tier: Tier | None
+    tier: Tier | None              # the tier that served the answer (None for a cache hit); str(): "simple"
+    classified_tier: Tier | None   # what the classifier said (min_tier may have raised `tier` above it)
     complexity_score: float
     cached: bool
-    cache_status: CacheStatus
+    cache_status: CacheStatus      # "miss", "exact_hit", "semantic_hit", "bypassed", "unavailable"
     cache_similarity: float
-    usage: Usage
+    usage: Usage                   # tokens models processed for this request: none for a cache hit
     cost: CostBreakdown
     baseline_cost_usd: float       # premium model, no cache, no provider discounts
     saving_usd: float
@@ -105,8 +115,9 @@ class Completion:
             request_id=r.request_id, text=r.text if text is None else text, model=r.model, provider=r.provider,
             tier=_tier(r.tier), classified_tier=_tier(r.classified_tier), complexity_score=r.complexity_score,
             cached=r.cached, cache_status=CacheStatus.from_pb(r.cache_status), cache_similarity=r.cache_similarity,
-            usage=Usage.from_pb(r.usage), cost=CostBreakdown.from_pb(r.cost), baseline_cost_usd=r.baseline_cost_usd,
-            saving_usd=r.saving_usd, savings=Savings.from_pb(r.savings), attempts=r.attempts,
+            usage=Usage() if r.cached else Usage.from_pb(r.usage), cost=CostBreakdown.from_pb(r.cost),
+            baseline_cost_usd=_usd(r, "baseline_cost"), saving_usd=_usd(r, "saving"),
+            savings=Savings.from_pb(r.savings), attempts=r.attempts,
             finish_reason=r.finish_reason,
             tool_calls=tuple(ToolCall(c.id, c.name, c.arguments_json) for c in r.tool_calls),
         )
@@ -143,9 +154,12 @@ class LimitUsage:
         def optional(name: str):
             return getattr(u, name) if u.HasField(name) else None
 
+        def budget(name: str):
+            return _usd(u, name) if u.HasField(f"{name}_usd") else None
+
         return cls(u.key_id, optional("requests_per_minute"), optional("tokens_per_minute"),
-                   optional("budget_per_day_usd"), optional("budget_per_month_usd"), u.spent_today_usd,
-                   u.spent_this_month_usd, optional("requests_available"), optional("tokens_available"))
+                   budget("budget_per_day"), budget("budget_per_month"), _usd(u, "spent_today"),
+                   _usd(u, "spent_this_month"), optional("requests_available"), optional("tokens_available"))
 
 
 @dataclass(frozen=True)
@@ -157,7 +171,7 @@ class Stats:
     semantic_hits: int
     cache_unavailable: int
     errors: int
-    tier_counts: dict[str, int] = field(default_factory=dict)
+    tier_counts: dict[str, int] = field(default_factory=dict)  # "simple" -> answers it served
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     saving_usd: float = 0.0
@@ -169,6 +183,7 @@ class Stats:
 
     @classmethod
     def from_pb(cls, s: gw.GetStatsResponse) -> "Stats":
-        return cls(s.requests, s.exact_hits, s.semantic_hits, s.cache_unavailable, s.errors, dict(s.tier_counts),
-                   s.cost_usd, s.baseline_cost_usd, s.saving_usd, Savings.from_pb(s.savings), s.tenant_id,
-                   s.limited, s.limits_enforced, tuple(LimitUsage.from_pb(u) for u in s.limits))
+        tiers = {tier_key(name): count for name, count in s.tier_counts.items()}
+        return cls(s.requests, s.exact_hits, s.semantic_hits, s.cache_unavailable, s.errors, tiers,
+                   _usd(s, "cost"), _usd(s, "baseline_cost"), _usd(s, "saving"), Savings.from_pb(s.savings),
+                   s.tenant_id, s.limited, s.limits_enforced, tuple(LimitUsage.from_pb(u) for u in s.limits))

@@ -18,6 +18,7 @@ from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.errors import CostmeshError
 from costmesh.observability.gateway_metrics import LAYERS, cache_label
+from costmesh.vocabulary import tier_name
 
 log = structlog.get_logger()
 
@@ -47,10 +48,8 @@ class AnswerSpan:
         if response.cached:
             attributes["costmesh.cache.similarity"] = response.cache_similarity
         else:
-            attributes["costmesh.tier"] = common.Tier.Name(response.tier).removeprefix("TIER_").lower()
-            attributes["costmesh.classified_tier"] = (
-                common.Tier.Name(response.classified_tier).removeprefix("TIER_").lower()
-            )
+            attributes["costmesh.tier"] = tier_name(response.tier)
+            attributes["costmesh.classified_tier"] = tier_name(response.classified_tier)
             attributes["costmesh.complexity_score"] = response.complexity_score
         for layer in LAYERS:
             attributes[f"costmesh.saving.{layer}_usd"] = getattr(response.savings, f"{layer}_usd")

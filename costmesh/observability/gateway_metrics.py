@@ -2,7 +2,8 @@
 
 Prometheus names (what the alert rules and dashboards use):
   costmesh_requests_total{cache, tier, outcome}   cache hit rate, tier distribution, errors
-  costmesh_upgraded_requests_total{tier}          answers served above their classified tier
+  costmesh_upgraded_requests_total{tier}          answers the cascade served above the tier it started at
+                                                  (the classified tier, raised to min_tier, capped at max_tier)
   costmesh_cost_usd_total{tenant, model}, costmesh_baseline_cost_usd_total{tenant, model}
                                                   spend and its baseline by tenant and by model
   costmesh_tenant_requests_total{tenant, model, outcome}
@@ -31,11 +32,11 @@ from datetime import UTC, datetime
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.errors import CostmeshError
 from costmesh.observability.bounded_labels import BoundedLabel
 from costmesh.observability.metrics import COST_BUCKETS_USD
+from costmesh.vocabulary import cache_status_name, start_tier, tier_name
 
 LAYERS = ("cache", "routing", "prompt_caching", "batch", "inference")
 DEFAULT_MAX_TENANTS = 100
@@ -43,13 +44,13 @@ DEFAULT_MAX_MODELS = 50
 
 
 def cache_label(status: int) -> str:
-    return gw.CacheStatus.Name(status).removeprefix("CACHE_STATUS_").lower() if status else "none"
+    return cache_status_name(status) if status else "none"
 
 
 def tier_label(response: gw.CompleteResponse) -> str:
     if response.cached:
         return "cached"
-    return common.Tier.Name(response.tier).removeprefix("TIER_").lower()
+    return tier_name(response.tier) or "none"
 
 
 class GatewayMetrics:
@@ -111,7 +112,8 @@ class GatewayMetrics:
         tier = tier_label(response)
         self._requests.add(1, {"cache": cache_label(response.cache_status), "tier": tier, "outcome": "answered"})
         if not response.cached:  # 0 or 1 per routed answer, so the series exists from the first one
-            upgraded = bool(response.classified_tier) and response.tier > response.classified_tier
+            started = start_tier(request.routing, response.classified_tier)  # min_tier raising it is no upgrade
+            upgraded = bool(started) and response.tier > started
             self._upgraded.add(int(upgraded), {"tier": tier})
         cost = response.cost.total_usd
         spender = {"tenant": self._tenant(request.tenant_id),

@@ -8,24 +8,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Catalog, Tier
+from costmesh.convert import with_micro_usd, with_rounded_usd
 from costmesh.errors import InvalidRequest
 from costmesh.gateway.http.json_body import INT32_MAX, boolean, integer, key_name
+from costmesh.vocabulary import TIER_NAMES, cache_status_name, tier_name
 
 AUTO_MODEL = "auto"  # let costmesh pick: cache, classifier, cascade
 MAX_MODEL_CHARS = 128
 OPTIONS = frozenset({"cache", "routing", "session_id", "request_id"})
 CACHE_OPTIONS = frozenset({"bypass", "ttl_seconds", "tags", "session_scoped", "semantic_tool_answers"})
 ROUTING_OPTIONS = frozenset({"min_tier", "max_tier"})
-CACHE_STATUS = {
-    gw.CACHE_STATUS_MISS: "miss",
-    gw.CACHE_STATUS_EXACT_HIT: "exact_hit",
-    gw.CACHE_STATUS_SEMANTIC_HIT: "semantic_hit",
-    gw.CACHE_STATUS_BYPASSED: "bypassed",
-    gw.CACHE_STATUS_UNAVAILABLE: "unavailable",
-}
+CACHE_STATUS = {value: cache_status_name(value) for value in gw.CacheStatus.values() if value}
 
 
 def route_model(model: Any, catalog: Catalog, request: gw.CompleteRequest) -> str:
@@ -77,24 +72,23 @@ def apply_options(raw: Any, request: gw.CompleteRequest) -> None:
         if routing.get(key) is not None:
             name = routing[key]
             if not isinstance(name, str) or name.upper() not in Tier.__members__:
-                raise InvalidRequest(f"costmesh.routing.{key}: one of {[t.name.lower() for t in Tier]}")
+                raise InvalidRequest(f"costmesh.routing.{key}: one of {list(TIER_NAMES)}")
             setattr(request.routing, key, int(Tier[name.upper()]))
 
 
 def extras(response: gw.CompleteResponse) -> dict[str, Any]:
-    """The documented `costmesh` extension object of a reply."""
-    tier = common.Tier.Name(response.tier).removeprefix("TIER_").lower() if response.tier else None
-    classified = (common.Tier.Name(response.classified_tier).removeprefix("TIER_").lower()
-                  if response.classified_tier else None)
-    cost = response.cost
-    savings = response.savings
+    """The documented `costmesh` extension object of a reply: tiers and the cache status by name,
+    amounts in whole micro-dollars (as over gRPC)."""
+    money = _rounded(response)
+    cost = money.cost
+    savings = money.savings
     return {
         "request_id": response.request_id,
         "provider": response.provider,
         "cache": {"hit": response.cached, "status": CACHE_STATUS.get(response.cache_status, "unspecified"),
                   "similarity": response.cache_similarity},
-        "tier": tier,
-        "classified_tier": classified,
+        "tier": tier_name(response.tier) or None,
+        "classified_tier": tier_name(response.classified_tier) or None,
         "complexity_score": response.complexity_score,
         "attempts": response.attempts,
         "cost_usd": cost.total_usd,
@@ -102,12 +96,19 @@ def extras(response: gw.CompleteResponse) -> dict[str, Any]:
                  "cache_write_usd": cost.cache_write_usd, "output_usd": cost.output_usd,
                  "embedding_usd": cost.embedding_usd, "discount_usd": cost.discount_usd,
                  "total_usd": cost.total_usd},
-        "baseline_cost_usd": response.baseline_cost_usd,
-        "saving_usd": response.saving_usd,
+        "baseline_cost_usd": money.baseline_cost_usd,
+        "saving_usd": money.saving_usd,
         "savings": {"cache_usd": savings.cache_usd, "routing_usd": savings.routing_usd,
                     "prompt_caching_usd": savings.prompt_caching_usd, "batch_usd": savings.batch_usd,
                     "inference_usd": savings.inference_usd},
     }
+
+
+def _rounded(response: gw.CompleteResponse) -> gw.CompleteResponse:
+    """The answer's amounts as the gRPC API sends them (`convert.with_rounded_usd`), in a copy."""
+    money = gw.CompleteResponse(cost=response.cost, baseline_cost_usd=response.baseline_cost_usd,
+                                saving_usd=response.saving_usd, savings=response.savings)
+    return with_rounded_usd(with_micro_usd(money))
 
 
 def extra_headers(response: gw.CompleteResponse) -> dict[str, str]:
@@ -120,8 +121,8 @@ def extra_headers(response: gw.CompleteResponse) -> dict[str, str]:
         "x-costmesh-tier": data["tier"] or "",
         "x-costmesh-model": response.model,
         "x-costmesh-provider": response.provider,
-        "x-costmesh-cost-usd": f"{response.cost.total_usd:.10f}",
-        "x-costmesh-baseline-usd": f"{response.baseline_cost_usd:.10f}",
-        "x-costmesh-saving-usd": f"{response.saving_usd:.10f}",
+        "x-costmesh-cost-usd": f"{data['cost_usd']:.6f}",
+        "x-costmesh-baseline-usd": f"{data['baseline_cost_usd']:.6f}",
+        "x-costmesh-saving-usd": f"{data['saving_usd']:.6f}",
     }
 

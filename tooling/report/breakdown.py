@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from costmesh.cost_records import CostRecord
+from costmesh.vocabulary import usd, usd_text
 
 DIMENSIONS = ("tenant", "key", "model")
 DIMENSION_TITLES = {"tenant": "tenant", "key": "API key", "model": "model"}
@@ -82,8 +83,8 @@ class Group:
         """Money in USD rounded to micro-dollars, as every other surface shows it."""
         out = asdict(self)
         for name in ("cost_usd", "baseline_usd"):
-            out[name] = round(out[name], 6)
-        out["saving_usd"] = round(self.saving_usd, 6)
+            out[name] = usd(out[name])
+        out["saving_usd"] = usd(self.saving_usd)
         out["saving_ratio"] = round(self.saving_ratio, 4)
         out["hit_rate"] = round(self.hit_rate, 4)
         return out
@@ -145,8 +146,8 @@ def format_breakdown(result: Breakdown) -> str:
     ]
     for group in all_rows(result):
         lines.append(
-            f"{group.name[:33]:<34}{group.requests:>9}{group.hit_rate:>9.1%}{group.cost_usd:>14.6f}"
-            f"{group.baseline_usd:>14.6f}{group.saving_usd:>14.6f}{group.saving_ratio:>8.1%}"
+            f"{group.name[:33]:<34}{group.requests:>9}{group.hit_rate:>9.1%}{usd_text(group.cost_usd):>14}"
+            f"{usd_text(group.baseline_usd):>14}{usd_text(group.saving_usd):>14}{group.saving_ratio:>8.1%}"
         )
     if not result.groups:
         lines.append("(no requests)")

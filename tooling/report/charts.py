@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from costmesh.cost_records import LAYERS  # noqa: E402
 from costmesh.tooling.report.breakdown import DIMENSION_TITLES, Breakdown, all_rows  # noqa: E402
 from costmesh.tooling.report.summary import LAYER_TITLES, Summary  # noqa: E402
+from costmesh.vocabulary import usd  # noqa: E402
 
 SAVE_COLOR, LOSS_COLOR, TOTAL_COLOR, PAID_COLOR = "#2e9d5b", "#c8453b", "#7a8594", "#2f6db5"
 TIER_ORDER = ("cached", "trivial", "simple", "moderate", "complex")
@@ -23,7 +24,10 @@ HIT_RATE_ALERT = 0.4
 
 
 def _usd(value: float) -> str:
-    return f"${value:,.4f}" if abs(value) < 10 else f"${value:,.2f}"
+    """Short for a chart: 4 decimals under $10 (6 under a cent), never `-0`."""
+    value = usd(value)
+    decimals = 6 if abs(value) < 0.01 else 4 if abs(value) < 10 else 2
+    return f"${round(value, decimals) + 0.0:,.{decimals}f}"
 
 
 def waterfall(summary: Summary, path: Path) -> Path:

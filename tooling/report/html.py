@@ -8,6 +8,7 @@ from pathlib import Path
 
 from costmesh.tooling.report.breakdown import DIMENSION_TITLES, Breakdown, all_rows
 from costmesh.tooling.report.summary import Summary, format_table, savings_rows
+from costmesh.vocabulary import usd_text
 
 TITLES = {
     "savings-waterfall.png": "Savings by layer",
@@ -24,8 +25,8 @@ def _breakdown_table(result: Breakdown) -> str:
             "<th>baseline USD</th><th>saving USD</th><th>saved</th></tr>")
     body = "\n".join(
         f"<tr><td>{escape(g.name)}</td><td class=n>{g.requests}</td><td class=n>{g.hit_rate:.1%}</td>"
-        f"<td class=n>{g.cost_usd:.6f}</td><td class=n>{g.baseline_usd:.6f}</td>"
-        f"<td class=n>{g.saving_usd:.6f}</td><td class=n>{g.saving_ratio:.1%}</td></tr>"
+        f"<td class=n>{usd_text(g.cost_usd)}</td><td class=n>{usd_text(g.baseline_usd)}</td>"
+        f"<td class=n>{usd_text(g.saving_usd)}</td><td class=n>{g.saving_ratio:.1%}</td></tr>"
         for g in all_rows(result)
     )
     shown = f" (top {len(result.groups)} of {result.total_groups})" if result.others else ""
@@ -34,7 +35,7 @@ def _breakdown_table(result: Breakdown) -> str:
 
 def render(summary: Summary, charts: list[Path], breakdowns: Sequence[Breakdown] = ()) -> str:
     rows = "\n".join(
-        f"<tr><td>{escape(label.strip())}</td><td class=n>{usd:.6f}</td><td class=n>{escape(share)}</td></tr>"
+        f"<tr><td>{escape(label.strip())}</td><td class=n>{usd_text(usd)}</td><td class=n>{escape(share)}</td></tr>"
         for label, usd, share in savings_rows(summary)
     )
     figures = "\n".join(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from costmesh.cost_records import LAYERS, CostRecord
 from costmesh.intervals import false_hit_bound
+from costmesh.vocabulary import usd_text
 
 LAYER_TITLES = {
     "cache": "semantic cache",
@@ -193,7 +194,8 @@ def summarize(records: Iterable[CostRecord], since: float, until: float) -> Summ
             summary.similarity_sum += record.similarity
         elif record.tier:
             summary.tiers[record.tier] += 1
-            if record.classified_tier and _tier_rank(record.tier) > _tier_rank(record.classified_tier):
+            started = record.start_tier or record.classified_tier  # older records: no start_tier
+            if started and _tier_rank(record.tier) > _tier_rank(started):  # the cascade moved it up
                 summary.upgraded += 1
         summary.cost_usd += record.cost_usd
         summary.baseline_usd += record.baseline_usd
@@ -261,7 +263,7 @@ def format_table(summary: Summary) -> str:
         f"{'':52}{'USD':>14}{'of baseline':>14}",
     ]
     for label, usd, share in savings_rows(summary):
-        lines.append(f"{label:<52}{usd:>14.6f}{share:>14}")
+        lines.append(f"{label:<52}{usd_text(usd):>14}{share:>14}")
     tiers = ", ".join(f"{k} {v}" for k, v in sorted(summary.tiers.items(), key=lambda kv: (-kv[1], kv[0]))) or "-"
     errors = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())) or "none"
     lines += [
@@ -270,9 +272,9 @@ def format_table(summary: Summary) -> str:
         f"{'cache hit rate':<30}{summary.hit_rate:.1%} (avg similarity of hits {summary.avg_hit_similarity:.3f})",
         f"{'tier mix':<30}{tiers}",
         f"{'upgrade rate':<30}{summary.upgrade_rate:.1%} of routed answers",
-        f"{'cost per request':<30}{summary.cost_per_request:.6f} USD",
+        f"{'cost per request':<30}{usd_text(summary.cost_per_request)} USD",
         f"{'daily active users':<30}{summary.daily_active_users:.1f} (distinct tenants per day)",
-        f"{'cost per daily active user':<30}{summary.cost_per_daily_active_user:.6f} USD/day",
+        f"{'cost per daily active user':<30}{usd_text(summary.cost_per_daily_active_user)} USD/day",
         f"{'saving ratio (ROI)':<30}{summary.saving_ratio:.1%} of the baseline",
     ]
     if summary.shadow.checks:
@@ -287,6 +289,6 @@ def format_table(summary: Summary) -> str:
 def _shadow_line(tally: ShadowTally) -> str:
     """Checks, their cost, and the false-hit rate they measured with its 95% upper bound."""
     if not tally.judged:
-        return f"{tally.checks} ({tally.cost_usd:.6f} USD), none judged"
-    return (f"{tally.checks} ({tally.cost_usd:.6f} USD): {tally.different} false hits of {tally.judged} judged, "
+        return f"{tally.checks} ({usd_text(tally.cost_usd)} USD), none judged"
+    return (f"{tally.checks} ({usd_text(tally.cost_usd)} USD): {tally.different} false hits of {tally.judged} judged, "
             f"rate {tally.false_hit_rate:.1%}, 95% upper bound {tally.upper_bound:.1%}")
