@@ -1,5 +1,6 @@
 """The simulator's judge mode: a shadow check's LLM judge prompt (`costmesh.judge_prompt`) is
-answered SAME or DIFFERENT, deterministically, from how alike the two answers are.
+answered SAME or DIFFERENT, deterministically, from how alike the two answers are; a routing
+check's (a cheap answer against the premium model's) GOOD or WORSE.
 
 Alike: the same numbers, and a Dice overlap of at least `SAME_AT` between their content words
 (lower-cased words, a few function words left out). "Open Settings, choose Security, then Reset
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from costmesh.judge_prompt import DIFFERENT, SAME, read_judge_prompt
+from costmesh.judge_prompt import DIFFERENT, GOOD, SAME, WORSE, read_judge_prompt, read_quality_prompt
+from costmesh.services.simulator.books import Books
 
 SAME_AT = 0.6
 _WORD = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
@@ -35,10 +37,32 @@ def alike(a: str, b: str) -> float:
     return 2 * len(left & right) / (len(left) + len(right))
 
 
-def judge_reply(prompt: str) -> str | None:
-    """SAME or DIFFERENT for a judge prompt; None for any other prompt."""
+def judge_reply(prompt: str, books: Books | None = None) -> str | None:
+    """SAME or DIFFERENT for a cache judge prompt, GOOD or WORSE for a routing judge prompt; None
+    for any other prompt."""
     parsed = read_judge_prompt(prompt)
-    if parsed is None:
-        return None
-    _question, served, fresh = parsed
-    return SAME if alike(served, fresh) >= SAME_AT else DIFFERENT
+    if parsed is not None:
+        _question, served, fresh = parsed
+        return SAME if alike(served, fresh) >= SAME_AT else DIFFERENT
+    quality = read_quality_prompt(prompt)
+    if quality is not None:
+        return GOOD if as_good(*quality, books) else WORSE
+    return None
+
+
+def as_good(question: str, candidate: str, reference: str, books: Books | None = None) -> bool:
+    """Whether the candidate is as good as the reference: it says the same (`alike`), or the book
+    holding the question recorded both answers and scored the candidate at least as high (the
+    weak model's answer to a question it got right is as good as the strong model's, worded
+    otherwise). Anything else falls short."""
+    if alike(candidate, reference) >= SAME_AT:
+        return True
+    entry = books.lookup(question) if books is not None else None
+    if entry is None:
+        return False
+    scores = {}
+    for response, score in ((entry.weak_response, entry.weak_score), (entry.strong_response, entry.strong_score)):
+        if response and isinstance(score, (int, float)):
+            scores.setdefault(response.strip(), float(score))
+    candidate_score, reference_score = scores.get(candidate.strip()), scores.get(reference.strip())
+    return candidate_score is not None and reference_score is not None and candidate_score >= reference_score

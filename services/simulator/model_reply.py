@@ -48,7 +48,7 @@ def reply_to(
 ) -> Reply:
     """The model's reply. `objects_only`: tool arguments always parse (Anthropic's `input`);
     `preamble`: a sentence of text before calls the model chose to make (Claude does this)."""
-    verdict = judge_reply(turn.prompt)  # a shadow check's LLM judge prompt: SAME or DIFFERENT (judge.py)
+    verdict = judge_reply(turn.prompt, books)  # a shadow check's judge prompt: SAME|DIFFERENT, GOOD|WORSE (judge.py)
     if verdict is not None:
         return Reply(verdict)
     facts = read_prompt(turn.prompt)
