@@ -127,6 +127,27 @@ async def test_rules_answer_while_the_embedder_loads(artifact_path):
     assert later.strategy == "learned" and classifier.embedded == 1
 
 
+async def test_a_requests_threshold_offset_moves_the_threshold_and_the_bands(artifact_path, tmp_path):
+    """A tenant's recalibrated threshold (issue 22): the artifact's plus the request's offset; a prompt
+    that started cheap starts on the strong tiers once the threshold falls under its score. Rules
+    take no offset."""
+    path = tmp_path / "high.npz"
+    path.write_bytes(artifact_path.read_bytes())
+    with_threshold(path, 0.99)  # every prompt scores under it: all start cheap
+    strategies = {"rules": RulesStrategy(), "learned": LearnedStrategy(ArtifactSource(path))}
+    classifier = Classifier(strategies, default="learned", embedder=Loaded())
+    plain = await classifier.aclassify(user(MMLU_PROMPT))
+    assert plain.tier <= Tier.SIMPLE and plain.threshold == pytest.approx(0.99)
+    offset = plain.score - 0.99 - 0.01  # the threshold just under the prompt's score
+    moved = await classifier.aclassify(user(MMLU_PROMPT), threshold_offset=offset)
+    assert moved.score == pytest.approx(plain.score) and moved.threshold == pytest.approx(plain.score - 0.01)
+    assert moved.tier >= Tier.MODERATE and any(s.startswith("tenant_threshold_offset=") for s in moved.signals)
+    floor = await classifier.aclassify(user(MMLU_PROMPT), threshold_offset=-5.0)
+    assert floor.threshold == 0.0 and floor.tier >= Tier.MODERATE
+    rules = await classifier.aclassify(user(MMLU_PROMPT), strategy="rules", threshold_offset=-5.0)
+    assert rules.threshold == 0.0 and rules.tier == classifier.classify(user(MMLU_PROMPT), strategy="rules").tier
+
+
 def test_math_problems_start_cheap_for_the_answer_gate(artifact_path, tmp_path):
     path = tmp_path / "low.npz"
     path.write_bytes(artifact_path.read_bytes())

@@ -18,6 +18,7 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
             strategy=request.strategy,
             embedding=list(request.embedding),
             deadline_s=context.time_remaining(),
+            threshold_offset=request.threshold_offset,
         )
         return classifier_pb2.ClassifyResponse(
             tier=int(result.tier),
@@ -26,4 +27,5 @@ class ClassifierServicer(classifier_pb2_grpc.ClassifierServiceServicer):
             strategy=result.strategy,
             embedding=list(result.embedding),
             embedding_model=result.embedding_model,
+            threshold=result.threshold,
         )

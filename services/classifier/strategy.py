@@ -45,6 +45,7 @@ class Classification:
     # caller reuses it instead of embedding the prompt again.
     embedding: tuple[float, ...] = ()
     embedding_model: str = ""
+    threshold: float = 0.0  # the score threshold applied (a learned strategy's); 0: none
 
 
 class Strategy(Protocol):
@@ -71,7 +72,9 @@ class Classifier:
     """Dispatches to a strategy by name (the request's, else the default).
 
     A strategy with `needs_embedding = True` gets the request's embedding when it has the
-    strategy's `embedding_dims`, else one computed by `embedder` (in `aclassify`).
+    strategy's `embedding_dims`, else one computed by `embedder` (in `aclassify`). A strategy with
+    `has_threshold = True` gets the request's `threshold_offset` (a tenant's recalibrated routing
+    threshold); the others ignore it.
     """
 
     def __init__(
@@ -114,15 +117,23 @@ class Classifier:
         strategy: str = "",
         embedding: Sequence[float] | None = None,
         deadline_s: float | None = None,
+        threshold_offset: float = 0.0,
     ) -> Classification:
         """`classify`, embedding the last user message first when the strategy needs it and none fits.
         Raises `Overloaded` at once when saturated (see `costmesh.admission`)."""
         chosen = self._chosen(messages, strategy)
         with self.admission.slot(deadline_s):
-            return await self._aclassify(chosen, messages, embedding)
+            return await self._aclassify(chosen, messages, embedding, threshold_offset)
+
+    @staticmethod
+    def _run(chosen: Strategy, messages: Sequence[Message], embedding: Sequence[float] | None,
+             threshold_offset: float) -> Classification:
+        if threshold_offset and getattr(chosen, "has_threshold", False):
+            return chosen.classify(messages, embedding, threshold_offset=threshold_offset)  # type: ignore[call-arg]
+        return chosen.classify(messages, embedding)
 
     async def _aclassify(self, chosen: Strategy, messages: Sequence[Message],
-                         embedding: Sequence[float] | None) -> Classification:
+                         embedding: Sequence[float] | None, threshold_offset: float = 0.0) -> Classification:
         if getattr(chosen, "needs_embedding", False):
             dims = chosen.embedding_dims
             if not embedding or len(embedding) != dims:
@@ -138,10 +149,10 @@ class Classifier:
                     return self._finish(replace(result, signals=(*result.signals, "embedder_loading")))
                 embedding = await self._embedder.embed_one(last_user_text(messages))
                 self.embedded += 1
-                result = chosen.classify(messages, embedding)
+                result = self._run(chosen, messages, embedding, threshold_offset)
                 return self._finish(replace(result, embedding=tuple(embedding),
                                             embedding_model=self._embedder.model_id))
-        return self._finish(chosen.classify(messages, embedding or None))
+        return self._finish(self._run(chosen, messages, embedding or None, threshold_offset))
 
     def classify(
         self,
@@ -149,9 +160,10 @@ class Classifier:
         *,
         strategy: str = "",
         embedding: Sequence[float] | None = None,
+        threshold_offset: float = 0.0,
     ) -> Classification:
         chosen = self._chosen(messages, strategy)
-        return self._finish(chosen.classify(messages, embedding or None))
+        return self._finish(self._run(chosen, messages, embedding or None, threshold_offset))
 
     @staticmethod
     def _finish(result: Classification) -> Classification:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from costmesh.api.common.v1 import common_pb2 as costmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'costmesh/classifier/v1/classifier.proto\x12\x16\x63ostmesh.classifier.v1\x1a\x1f\x63ostmesh/common/v1/common.proto\"e\n\x0f\x43lassifyRequest\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x11\n\tembedding\x18\x02 \x03(\x02\x12\x10\n\x08strategy\x18\x03 \x01(\t\"\x98\x01\n\x10\x43lassifyResponse\x12&\n\x04tier\x18\x01 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0f\n\x07signals\x18\x03 \x03(\t\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\x11\n\tembedding\x18\x05 \x03(\x02\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t2r\n\x11\x43lassifierService\x12]\n\x08\x43lassify\x12\'.costmesh.classifier.v1.ClassifyRequest\x1a(.costmesh.classifier.v1.ClassifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'costmesh/classifier/v1/classifier.proto\x12\x16\x63ostmesh.classifier.v1\x1a\x1f\x63ostmesh/common/v1/common.proto\"\x7f\n\x0f\x43lassifyRequest\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.costmesh.common.v1.Message\x12\x11\n\tembedding\x18\x02 \x03(\x02\x12\x10\n\x08strategy\x18\x03 \x01(\t\x12\x18\n\x10threshold_offset\x18\x04 \x01(\x01\"\xab\x01\n\x10\x43lassifyResponse\x12&\n\x04tier\x18\x01 \x01(\x0e\x32\x18.costmesh.common.v1.Tier\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0f\n\x07signals\x18\x03 \x03(\t\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\x11\n\tembedding\x18\x05 \x03(\x02\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12\x11\n\tthreshold\x18\x07 \x01(\x01\x32r\n\x11\x43lassifierService\x12]\n\x08\x43lassify\x12\'.costmesh.classifier.v1.ClassifyRequest\x1a(.costmesh.classifier.v1.ClassifyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.api.classifier.v1.
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLASSIFYREQUEST']._serialized_start=100
-  _globals['_CLASSIFYREQUEST']._serialized_end=201
-  _globals['_CLASSIFYRESPONSE']._serialized_start=204
-  _globals['_CLASSIFYRESPONSE']._serialized_end=356
-  _globals['_CLASSIFIERSERVICE']._serialized_start=358
-  _globals['_CLASSIFIERSERVICE']._serialized_end=472
+  _globals['_CLASSIFYREQUEST']._serialized_end=227
+  _globals['_CLASSIFYRESPONSE']._serialized_start=230
+  _globals['_CLASSIFYRESPONSE']._serialized_end=401
+  _globals['_CLASSIFIERSERVICE']._serialized_start=403
+  _globals['_CLASSIFIERSERVICE']._serialized_end=517
 # @@protoc_insertion_point(module_scope)

@@ -192,7 +192,7 @@ class LimitUsage(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., requests_per_minute: _Optional[int] = ..., tokens_per_minute: _Optional[int] = ..., budget_per_day_usd: _Optional[float] = ..., budget_per_day_micro_usd: _Optional[int] = ..., budget_per_month_usd: _Optional[float] = ..., budget_per_month_micro_usd: _Optional[int] = ..., spent_today_usd: _Optional[float] = ..., spent_today_micro_usd: _Optional[int] = ..., spent_this_month_usd: _Optional[float] = ..., spent_this_month_micro_usd: _Optional[int] = ..., requests_available: _Optional[float] = ..., tokens_available: _Optional[float] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy", "cost_micro_usd", "baseline_cost_micro_usd", "saving_micro_usd", "tenant_id", "limited", "limits_enforced", "limits")
+    __slots__ = ("requests", "exact_hits", "semantic_hits", "cache_unavailable", "tier_counts", "cost_usd", "baseline_cost_usd", "saving_usd", "savings", "errors", "cache_lookups_timed_out", "cache_lookups_busy", "cache_stores_dropped", "cache_stores_failed", "cache_stores_pending", "cache_stores", "classifier_busy", "cost_micro_usd", "baseline_cost_micro_usd", "saving_micro_usd", "tenant_id", "limited", "limits_enforced", "limits", "routing_quality")
     class TierCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +224,7 @@ class GetStatsResponse(_message.Message):
     LIMITED_FIELD_NUMBER: _ClassVar[int]
     LIMITS_ENFORCED_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_QUALITY_FIELD_NUMBER: _ClassVar[int]
     requests: int
     exact_hits: int
     semantic_hits: int
@@ -248,7 +249,52 @@ class GetStatsResponse(_message.Message):
     limited: int
     limits_enforced: bool
     limits: _containers.RepeatedCompositeFieldContainer[LimitUsage]
-    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ..., cost_micro_usd: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ..., tenant_id: _Optional[str] = ..., limited: _Optional[int] = ..., limits_enforced: _Optional[bool] = ..., limits: _Optional[_Iterable[_Union[LimitUsage, _Mapping]]] = ...) -> None: ...
+    routing_quality: RoutingQuality
+    def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ..., cost_micro_usd: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ..., tenant_id: _Optional[str] = ..., limited: _Optional[int] = ..., limits_enforced: _Optional[bool] = ..., limits: _Optional[_Iterable[_Union[LimitUsage, _Mapping]]] = ..., routing_quality: _Optional[_Union[RoutingQuality, _Mapping]] = ...) -> None: ...
+
+class TierQuality(_message.Message):
+    __slots__ = ("tier", "verdicts", "as_good", "quality_retained", "lower_bound", "total_verdicts", "total_as_good", "served")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    AS_GOOD_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_RETAINED_FIELD_NUMBER: _ClassVar[int]
+    LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_AS_GOOD_FIELD_NUMBER: _ClassVar[int]
+    SERVED_FIELD_NUMBER: _ClassVar[int]
+    tier: _common_pb2.Tier
+    verdicts: int
+    as_good: int
+    quality_retained: float
+    lower_bound: float
+    total_verdicts: int
+    total_as_good: int
+    served: int
+    def __init__(self, tier: _Optional[_Union[_common_pb2.Tier, str]] = ..., verdicts: _Optional[int] = ..., as_good: _Optional[int] = ..., quality_retained: _Optional[float] = ..., lower_bound: _Optional[float] = ..., total_verdicts: _Optional[int] = ..., total_as_good: _Optional[int] = ..., served: _Optional[int] = ...) -> None: ...
+
+class RoutingQuality(_message.Message):
+    __slots__ = ("tenant_id", "tiers", "quality_retained", "lower_bound", "target", "verdicts", "min_verdicts", "threshold_offset", "threshold_moves", "shadow_rate")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_RETAINED_FIELD_NUMBER: _ClassVar[int]
+    LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_MOVES_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_RATE_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    tiers: _containers.RepeatedCompositeFieldContainer[TierQuality]
+    quality_retained: float
+    lower_bound: float
+    target: float
+    verdicts: int
+    min_verdicts: int
+    threshold_offset: float
+    threshold_moves: int
+    shadow_rate: float
+    def __init__(self, tenant_id: _Optional[str] = ..., tiers: _Optional[_Iterable[_Union[TierQuality, _Mapping]]] = ..., quality_retained: _Optional[float] = ..., lower_bound: _Optional[float] = ..., target: _Optional[float] = ..., verdicts: _Optional[int] = ..., min_verdicts: _Optional[int] = ..., threshold_offset: _Optional[float] = ..., threshold_moves: _Optional[int] = ..., shadow_rate: _Optional[float] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("tenant_id", "requests")
