@@ -13,11 +13,16 @@ Each record names the API key the request came with by its id (`key_id`, the `<k
 authenticates the call, for the context that serves it, and the recorder reads it back. Records
 written before there was a key id, or with authentication off, have `key_id` "".
 
-A record is a request's (`kind` "request") or a shadow check's (`kind` "shadow"): the model call
-the gateway made in the background to check a semantic cache hit, and its judgement, billed to the
-tenant as its own line (`record_of_shadow`). A shadow line has no baseline and counts as no request:
-its cost is a cost of the cache layer (`savings["cache"]` is minus it), and `verdict` says what the
-judge decided ("same", "different"; "" when it could not judge).
+A record is a request's (`kind` "request") or a shadow check's (`kind` "shadow"): a model call the
+gateway made in the background and its judgement, billed to the tenant as its own line. A shadow
+line has no baseline and counts as no request. `check` says which:
+- "cache" (or "" in older records): a semantic cache hit checked against a fresh answer
+  (`record_of_shadow`); a cost of the cache layer (`savings["cache"]` is minus it), `verdict`
+  "same" or "different";
+- "routing": a cheap answer the router served checked against the premium model's
+  (`record_of_routing_check`); a cost of the routing layer, `verdict` "as_good" or "worse",
+  `checked_tier` the tier of the answer checked.
+`verdict` is "" when the judge could not decide.
 """
 
 from __future__ import annotations
@@ -82,9 +87,11 @@ class CostRecord:
     error: str = ""
     session_id: str = ""
     key_id: str = ""  # the API key's id (never the key); "" with authentication off
-    kind: str = "request"  # "request", or "shadow": a shadow check of a semantic hit (its own cost line)
-    verdict: str = ""  # shadow lines: "same", "different", or "" when not judged
+    kind: str = "request"  # "request", or "shadow": a shadow check (its own cost line)
+    verdict: str = ""  # shadow lines: "same"/"different" (cache), "as_good"/"worse" (routing), "" when not judged
     judge_usd: float = 0.0  # shadow lines: what the judgement cost (in cost_usd too)
+    check: str = ""  # shadow lines: "cache" ("" in older ones) or "routing"
+    checked_tier: str = ""  # routing checks: the tier of the cheap answer checked
 
     @property
     def answered(self) -> bool:
@@ -93,6 +100,11 @@ class CostRecord:
     @property
     def shadow(self) -> bool:
         return self.kind == "shadow"
+
+    @property
+    def routing_check(self) -> bool:
+        """A shadow check of a cheap answer against the premium model's (else of a cache hit)."""
+        return self.kind == "shadow" and self.check == "routing"
 
     @property
     def cached(self) -> bool:
@@ -183,6 +195,42 @@ def record_of_shadow(request: gw.CompleteRequest, request_id: str, fresh: router
         kind="shadow",
         verdict=verdict,
         judge_usd=judge_usd,
+        check="cache",
+    )
+
+
+def record_of_routing_check(request: gw.CompleteRequest, request_id: str, premium: router_pb2.ExecuteResponse,
+                            judge_usd: float, verdict: str, ts: float, key_id: str = "", *,
+                            checked_tier: str = "", score: float = 0.0) -> CostRecord:
+    """A shadow check of the cheap answer that answered `request_id`: the premium model's call and
+    the judgement, as their own line. No baseline; its cost is the routing layer's."""
+    usage = premium.usage
+    cost = premium.cost.total_usd + judge_usd
+    return CostRecord(
+        ts=ts,
+        request_id=request_id,
+        tenant_id=request.tenant_id,
+        session_id=request.session_id,
+        key_id=key_id,
+        outcome="answered",
+        cache="none",
+        provider=premium.provider,
+        model=premium.model,
+        tier=_tier(premium.tier),
+        score=score,
+        attempts=len(premium.attempts),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=cost,
+        saving_usd=-cost,
+        savings={**dict.fromkeys(LAYERS, 0.0), "routing": -cost},
+        kind="shadow",
+        verdict=verdict,
+        judge_usd=judge_usd,
+        check="routing",
+        checked_tier=checked_tier,
     )
 
 

@@ -162,7 +162,72 @@ def _question(request: gw.CompleteRequest) -> str:
     return ""
 
 
-class ShadowChecks:
+class BackgroundChecks:
+    """Checks run in the background, off the answer's path: at most `queue` wait and `concurrency`
+    run at once; one that finds the queue full is dropped and counted. Subclasses define `_check`
+    (the cache hits' checks here, the router's cheap answers' in `gateway.routing_shadow`)."""
+
+    kind = "shadow check"
+
+    def __init__(self, queue: int, concurrency: int):
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[tuple[Any, otel_context.Context]] = asyncio.Queue(maxsize=queue)
+        self._workers: list[asyncio.Task] = []
+        self.counters = ShadowCounters()
+
+    def submit(self, check: Any) -> bool:
+        """Queue a check; False (counted as dropped) when the queue is full. Never waits."""
+        if not self._workers:  # started on first use, in the serving loop, outside any request's context
+            name = self.kind.replace(" ", "-")
+            self._workers = [asyncio.create_task(self._work(), name=f"{name}-{i}", context=contextvars.Context())
+                             for i in range(self._concurrency)]
+        try:
+            self._queue.put_nowait((check, otel_context.get_current()))
+        except asyncio.QueueFull:
+            self.counters.dropped += 1
+            log.warning(f"{self.kind} queue full; check dropped", pending=self._queue.qsize())
+            return False
+        self.counters.queued += 1
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            check, trace_context = await self._queue.get()
+            token = otel_context.attach(trace_context)
+            try:
+                await self._check(check)
+            except Exception as exc:  # noqa: BLE001 - a check never takes its worker down
+                self.counters.failed += 1
+                log.error(f"{self.kind} failed", error=repr(exc))
+            finally:
+                otel_context.detach(token)
+                self._queue.task_done()
+
+    async def _check(self, check: Any) -> None:
+        raise NotImplementedError
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait (at most `timeout_s`) until every queued check has run."""
+        if self._workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout_s)
+
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        """Run what is queued within `grace_s`, then stop; checks still queued are dropped."""
+        await self.drain(grace_s)
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+
+class ShadowChecks(BackgroundChecks):
     """An `AnswerObserver` (and lookup observer) running shadow checks in the background.
 
     `records`: where the shadow cost lines go (the gateway's cost recorder; None: none kept)."""
@@ -170,6 +235,7 @@ class ShadowChecks:
     def __init__(self, clients: MeshClients, settings: ShadowSettings, *,
                  records: Callable[[CostRecord], None] | None = None, judge: Judge | None = None,
                  fallback_tier: int = common.TIER_MODERATE, clock: Callable[[], float] = time.time):
+        super().__init__(settings.queue, settings.concurrency)
         self._clients = clients
         self.settings = settings
         self._records = records
@@ -178,9 +244,6 @@ class ShadowChecks:
         self._fallback_tier = fallback_tier
         self._clock = clock
         self._drawn: OrderedDict[bytes, cache_pb2.LookupResponse] = OrderedDict()
-        self._queue: asyncio.Queue[tuple[_Check, otel_context.Context]] = asyncio.Queue(maxsize=settings.queue)
-        self._workers: list[asyncio.Task] = []
-        self.counters = ShadowCounters()
 
     # -- observing ------------------------------------------------------------------------
 
@@ -203,34 +266,7 @@ class ShadowChecks:
     def on_error(self, request: gw.CompleteRequest, error: CostmeshError) -> None:
         pass
 
-    def submit(self, check: _Check) -> bool:
-        """Queue a check; False (counted as dropped) when the queue is full. Never waits."""
-        if not self._workers:  # started on first use, in the serving loop, outside any request's context
-            self._workers = [asyncio.create_task(self._work(), name=f"shadow-check-{i}", context=contextvars.Context())
-                             for i in range(self.settings.concurrency)]
-        try:
-            self._queue.put_nowait((check, otel_context.get_current()))
-        except asyncio.QueueFull:
-            self.counters.dropped += 1
-            log.warning("shadow check queue full; check dropped", pending=self._queue.qsize())
-            return False
-        self.counters.queued += 1
-        return True
-
     # -- checking -------------------------------------------------------------------------
-
-    async def _work(self) -> None:
-        while True:
-            check, trace_context = await self._queue.get()
-            token = otel_context.attach(trace_context)
-            try:
-                await self._check(check)
-            except Exception as exc:  # noqa: BLE001 - a check never takes its worker down
-                self.counters.failed += 1
-                log.error("shadow check failed", error=repr(exc))
-            finally:
-                otel_context.detach(token)
-                self._queue.task_done()
 
     async def _check(self, check: _Check) -> None:
         try:
@@ -292,28 +328,6 @@ class ShadowChecks:
             execute.tier = min(execute.tier, routing.max_tier)
         execute.score = score
         return execute
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        """Wait (at most `timeout_s`) until every queued check has run."""
-        if self._workers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout_s)
-
-    async def aclose(self, grace_s: float = 5.0) -> None:
-        """Run what is queued within `grace_s`, then stop; checks still queued are dropped."""
-        await self.drain(grace_s)
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers = []
 
 
 def register_metrics(meter: Meter, checks: ShadowChecks) -> None:
