@@ -73,6 +73,14 @@ class AnswerObserver(Protocol):
     def on_error(self, request: gw.CompleteRequest, error: CostmeshError) -> None: ...
 
 
+class RoutingQualitySource(Protocol):
+    """A tenant's recalibrated routing threshold and its live routing quality (`gateway.routing_shadow`)."""
+
+    def offset_for(self, tenant_id: str) -> float: ...
+
+    async def quality_pb(self, tenant_id: str) -> gw.RoutingQuality | None: ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -82,11 +90,13 @@ class Pipeline:
         observers: Sequence[AnswerObserver] = (),
         stores: StoreQueue | None = None,
         limits: RequestLimits | None = None,
+        routing: RoutingQualitySource | None = None,
     ):
         self._clients = clients
         self._settings = settings
         self.stats = stats
         self.limits = limits  # None: no tenant limits (no Redis, or COSTMESH_LIMITS=off)
+        self.routing = routing  # None: no tenant's routing is shadow-checked (its threshold never moves)
         self._observers = (stats, *observers)
         self.stores = stores or StoreQueue(clients.store, timeout_s=settings.cache_timeout_s)
         stats.stores = self.stores.counters
@@ -170,6 +180,13 @@ class Pipeline:
         tenant's figures, no limits)."""
         out = self.stats.to_pb(tenant)
         out.limits_enforced = self.limits is not None
+        if self.routing is not None and tenant is not None:
+            try:
+                quality = await self.routing.quality_pb(tenant)
+                if quality is not None:
+                    out.routing_quality.CopyFrom(quality)
+            except RedisError as exc:
+                log.warning("GetStats: routing quality unreadable, Redis is unreachable", error=type(exc).__name__)
         if self.limits is None or tenant is None:
             return out
         try:
@@ -261,8 +278,10 @@ class Pipeline:
         self, request: gw.CompleteRequest, lookup: cache_pb2.LookupResponse
     ) -> classifier_pb2.ClassifyResponse:
         try:
+            offset = self.routing.offset_for(request.tenant_id) if self.routing is not None else 0.0
             return await self._clients.classify(
-                classifier_pb2.ClassifyRequest(messages=request.messages, embedding=lookup.embedding),
+                classifier_pb2.ClassifyRequest(messages=request.messages, embedding=lookup.embedding,
+                                               threshold_offset=offset),
                 self._settings.classify_timeout_s,
             )
         except CostmeshError as exc:

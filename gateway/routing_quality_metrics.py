@@ -1,0 +1,152 @@
+"""The tenants' live routing quality as Prometheus gauges (issue 22), on the gateway's metrics endpoint.
+
+  costmesh_routing_shadow_quality_retained{tenant}          share of all-premium quality the routed answers keep
+  costmesh_routing_shadow_quality_lower_bound{tenant}       its one-sided 95% lower bound
+  costmesh_routing_shadow_verdicts{tenant}                  verdicts at the tenant's current operating point
+  costmesh_routing_shadow_threshold_offset{tenant}          the tenant's routing threshold offset (<= 0)
+  costmesh_routing_shadow_tier_quality_retained{tenant,tier}    share of a tier's checked answers as good as premium
+  costmesh_routing_shadow_tier_quality_lower_bound{tenant,tier} its one-sided 95% Wilson lower bound
+  costmesh_routing_shadow_quality_target                    the quality the lower bound is kept over
+  costmesh_routing_shadow_min_verdicts                      verdicts needed before the threshold moves
+
+Read from Redis (`RoutingLedger.estimates`), so every gateway replica reports the same figures:
+aggregate with min() or max(), not sum() (the alert `CostmeshRoutingLiveQualityBelowTarget` does).
+The tenant label is bounded (`BoundedLabel`, COSTMESH_METRICS_MAX_TENANTS, default 100): the tenants
+past the limit share the label `other`, which reports the worst of them (the lowest lower bound).
+Tenants appear once they have a verdict. One read of Redis serves a scrape (kept `max_age_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from costmesh.gateway.routing_quality import RoutingEstimate, RoutingLedger, RoutingQualitySettings
+from costmesh.observability.bounded_labels import BoundedLabel
+
+DEFAULT_MAX_TENANTS = 100
+
+
+class RoutingQualityGauges:
+    """`read`: every tenant's estimate, or None when they cannot be read now (the series are then left
+    out of that scrape)."""
+
+    def __init__(self, meter: Meter, read: Callable[[], list[RoutingEstimate] | None],
+                 settings: RoutingQualitySettings, *, max_tenants: int = DEFAULT_MAX_TENANTS,
+                 max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._read = read
+        self._settings = settings
+        self._tenant = BoundedLabel(max_tenants)
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, dict[str, RoutingEstimate] | None] | None = None
+        self._closed = False
+        per_tenant = (
+            ("quality_retained", "1", "share of all-premium quality the tenant's routed answers keep (shadow checks)",
+             lambda e: e.quality_retained),
+            ("quality_lower_bound", "1", "its one-sided 95% lower bound", lambda e: e.lower_bound),
+            ("verdicts", "{verdict}", "routing check verdicts at the tenant's current operating point",
+             lambda e: e.verdicts),
+            ("threshold_offset", "1", "the tenant's routing threshold offset, applied by the classifier",
+             lambda e: e.offset),
+        )
+        for name, unit, description, value in per_tenant:
+            meter.create_observable_gauge(f"costmesh.routing.shadow.{name}", [self._per_tenant(value)], unit=unit,
+                                          description=description)
+        meter.create_observable_gauge(
+            "costmesh.routing.shadow.tier_quality_retained", [self._per_tier(lambda c: c.quality_retained)],
+            unit="1", description="share of a tier's checked answers judged as good as the premium model's")
+        meter.create_observable_gauge(
+            "costmesh.routing.shadow.tier_quality_lower_bound", [self._per_tier(lambda c: c.lower_bound)],
+            unit="1", description="its one-sided 95% Wilson lower bound")
+        meter.create_observable_gauge(
+            "costmesh.routing.shadow.quality_target", [self._setting(lambda s: s.target)], unit="1",
+            description="the live quality the lower bound is kept over (COSTMESH_ROUTER_QUALITY_TARGET)")
+        meter.create_observable_gauge(
+            "costmesh.routing.shadow.min_verdicts", [self._setting(lambda s: s.min_verdicts)], unit="{verdict}",
+            description="verdicts at one operating point before the routing threshold moves")
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _setting(self, value: Callable[[RoutingQualitySettings], float]):
+        def observe(_options: CallbackOptions):
+            return [] if self._closed else [Observation(value(self._settings))]
+        return observe
+
+    def _per_tenant(self, value: Callable[[RoutingEstimate], float]):
+        def observe(_options: CallbackOptions):
+            estimates = self._estimates()
+            if not estimates:
+                return []
+            return [Observation(value(e), {"tenant": label}) for label, e in estimates.items()]
+        return observe
+
+    def _per_tier(self, value):
+        def observe(_options: CallbackOptions):
+            out = []
+            for label, estimate in (self._estimates() or {}).items():
+                for tier in estimate.cheap_tiers:
+                    counts = estimate.tiers.get(tier)
+                    if counts is not None and counts.verdicts:
+                        out.append(Observation(value(counts), {"tenant": label, "tier": tier}))
+            return out
+        return observe
+
+    def _estimates(self) -> dict[str, RoutingEstimate] | None:
+        """Label -> estimate, at most `max_age_s` old; `other` holds the worst of the tenants past the limit."""
+        if self._closed:
+            return None
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last[0] < self._max_age_s:
+                return self._last[1]
+            read = self._read()
+            labelled: dict[str, RoutingEstimate] | None = None
+            if read is not None:
+                labelled = {}
+                for estimate in read:
+                    if not estimate.total_verdicts:
+                        continue
+                    label = self._tenant(estimate.tenant_id)
+                    known = labelled.get(label)
+                    if known is None or estimate.lower_bound < known.lower_bound:
+                        labelled[label] = estimate
+            self._last = (now, labelled)
+            return labelled
+
+
+def read_on_loop(loop: asyncio.AbstractEventLoop, read: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
+    """`await read()` on the gateway's event loop, from the scrape thread; None when the loop is gone,
+    is this thread's own (waiting would deadlock), or does not answer within `timeout_s`."""
+    if loop.is_closed():
+        return None
+    try:
+        if asyncio.get_running_loop() is loop:
+            return None
+    except RuntimeError:  # no loop in this thread: the scrape thread
+        pass
+    try:
+        future = asyncio.run_coroutine_threadsafe(read(), loop)  # type: ignore[arg-type]
+    except RuntimeError:
+        return None
+    try:
+        return future.result(timeout_s)
+    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+        future.cancel()
+        return None
+    except Exception:  # noqa: BLE001 - a scrape never fails on the gateway's account
+        return None
+
+
+def register_quality_gauges(runtime: Any, ledger: RoutingLedger) -> RoutingQualityGauges:
+    loop = asyncio.get_running_loop()
+    return RoutingQualityGauges(runtime.meter, lambda: read_on_loop(loop, ledger.estimates, 6.0), ledger.settings,
+                                max_tenants=runtime.env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
