@@ -14,6 +14,7 @@ from costmesh.gateway.http.app import HttpApi
 from costmesh.gateway.http.server import start_http
 from costmesh.gateway.pipeline import GatewaySettings, Pipeline
 from costmesh.gateway.request_limits import request_limits
+from costmesh.gateway.routing_shadow import routing_checks
 from costmesh.gateway.servicer import GatewayServicer
 from costmesh.gateway.shadow import shadow_checks
 from costmesh.gateway.stats import GatewayStats
@@ -49,11 +50,15 @@ async def mount(runtime: Runtime) -> Mounted:
     shadows = shadow_checks(runtime, clients, observability.observers)  # background checks of semantic hits (#22)
     observability.observers.append(shadows)
     cleanup.push_async_callback(shadows.aclose)  # before the cost records close
+    routing = await routing_checks(runtime, clients, observability.observers, cleanup)  # cheap answers (#22)
+    if routing is not None:  # None: no tenant consented
+        observability.observers.append(routing)
+        cleanup.push_async_callback(routing.aclose)
     stores = StoreQueue(clients.store, max_pending=env.int("COSTMESH_GATEWAY_STORE_QUEUE", 1024),
                         workers=env.int("COSTMESH_GATEWAY_STORE_WORKERS", 4), timeout_s=settings.cache_timeout_s)
     limits = await request_limits(runtime, cleanup)  # None without Redis (said once) or with COSTMESH_LIMITS=off
     pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers, stores=stores,
-                        limits=limits)
+                        limits=limits, routing=routing)
     cleanup.push_async_callback(pipeline.aclose)  # drains the queued stores after the servers stop taking calls
     auth = authenticator_from_env(env)
     http_port = env.int("COSTMESH_HTTP_PORT", 8080)
