@@ -7,7 +7,8 @@ each on a free loopback port, each waited for through the standard gRPC health s
 Service credentials: the mesh secret every service signs its calls with is made in the run
 directory (`mesh-secret`, mode 0600) unless COSTMESH_MESH_SECRET_FILE names one. Supervision:
 a process that dies is started again on its port (after 0.5 s, doubling up to 30 s while it
-keeps dying), and its callers reconnect within a second (`costmesh.rpc.channels`).
+keeps dying), and its callers reconnect within a second (`costmesh.rpc.channels`); the embedded
+Redis too, on its port with its data directory (`SupervisedRedis`: it loads its AOF again).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Supervisor:
                     return
                 try:
                     self._check(process)
-                except OSError as exc:  # could not start it again: try later
+                except (OSError, ConfigError) as exc:  # could not start it again: try later
                     self._report(f"{process.name}: restart failed ({exc}); trying again")
                     self._due[process.name] = time.monotonic() + self._max_delay_s
 
@@ -275,7 +276,12 @@ def start_mesh(
             if process.name != "simulator":
                 _wait_healthy(process, startup_timeout_s, mesh.ca_file if process.name == "gateway" else None)
         if supervise:
-            mesh.supervisor = Supervisor(mesh.processes)
+            supervised = dict(mesh.processes)
+            if mesh.redis is not None:  # the embedded Redis comes back too, with its AOF
+                from costmesh.tooling.redis_embedded import SupervisedRedis
+
+                supervised["redis"] = SupervisedRedis(mesh.redis)
+            mesh.supervisor = Supervisor(supervised)
             mesh.supervisor.start()
     except BaseException:
         mesh.stop()

@@ -14,6 +14,10 @@ so a restart keeps the cache entries, batch jobs and limits. `maxmemory` caps it
 "Security and reliability" for which keys carry one). Without `data_dir`: a temporary directory,
 no persistence.
 
+Supervision: `SupervisedRedis` is the view of one that the launcher's `Supervisor` watches, so a
+server that dies (kill -9, OOM) is started again on its port with its data directory: it loads
+its AOF again and its clients reconnect to the same URL.
+
 `python -m costmesh.tooling.redis_embedded [--port N] [--data-dir DIR]` runs one in the foreground and
 prints its URL.
 """
@@ -112,6 +116,8 @@ class EmbeddedRedis:
         self._binaries = find_binaries()
         self._process: subprocess.Popen | None = None
         self._workdir: Path | None = None
+        self._started = False
+        self.restarts = 0  # starts after the first (a supervisor's, or stop() then start())
         atexit.register(self.stop)
 
     @property
@@ -123,6 +129,16 @@ class EmbeddedRedis:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it is started (it may have died since: see `running`)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def log_path(self) -> Path | None:
+        workdir = self._workdir or self.data_dir
+        return workdir / "redis.log" if workdir is not None else None
 
     def _command(self, port: int, workdir: Path) -> list[str]:
         command = [
@@ -157,6 +173,8 @@ class EmbeddedRedis:
             while time.monotonic() < deadline and process.poll() is None:
                 if _ping(self.host, port):
                     self._process, self._workdir, self.port = process, workdir, port
+                    self.restarts += self._started
+                    self._started = True
                     return self
                 time.sleep(0.02)
             last_error = self._give_up(process, workdir)
@@ -201,6 +219,54 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class _Stopped:
+    """No process: a server stopped on purpose, which a supervisor must leave alone."""
+
+    pid = None
+
+    @staticmethod
+    def poll() -> None:
+        return None
+
+
+class SupervisedRedis:
+    """An `EmbeddedRedis` as the launcher's `Supervisor` sees a process (`name`, `popen`, `address`,
+    `log_path`, `restarts`, `started_at`, `respawn`): when the server dies, `respawn` starts it again
+    on the same port with the same data directory, so it loads its AOF (what was written up to the
+    kill: `appendfsync everysec` only risks the last second on a crash of the machine, not of the
+    process). `respawn` waits for PING (AOF loaded) and raises ConfigError when it does not start.
+    A server stopped on purpose (`EmbeddedRedis.stop`) reads as running: it is not started again."""
+
+    name = "redis"
+
+    def __init__(self, redis: EmbeddedRedis):
+        self.redis = redis
+        self.started_at = time.monotonic()
+
+    @property
+    def popen(self) -> subprocess.Popen | _Stopped:
+        return self.redis._process if self.redis._process is not None else _Stopped()
+
+    @property
+    def address(self) -> str:
+        return f"{self.redis.host}:{self.redis.port}"
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.redis.log_path
+
+    @property
+    def restarts(self) -> int:
+        return self.redis.restarts
+
+    def respawn(self) -> None:
+        if self.log_path is not None and self.log_path.parent.is_dir():
+            with open(self.log_path, "a") as log_file:
+                log_file.write(f"--- redis restarted by the launcher (restart {self.restarts + 1}) ---\n")
+        self.redis.start()
+        self.started_at = time.monotonic()
 
 
 def main(argv: list[str] | None = None) -> None:
