@@ -46,14 +46,18 @@ def test_the_routing_judge_prompt_round_trips_and_its_verdict_is_read_back():
 
 
 def test_the_simulator_judges_a_cheap_answer_against_the_premium_one(tmp_path):
-    """Alike answers are as good; otherwise the book decides when it recorded both answers with their
-    scores (a weak answer worded otherwise but right is as good, a wrong one is worse)."""
+    """The book decides when it recorded both answers with their scores (a weak answer worded otherwise
+    but right is as good, a wrong one is worse however many words it shares); otherwise alike answers
+    are as good."""
     path = tmp_path / "judge_book.jsonl.gz"
     with gzip.open(path, "wt") as handle:
         for row in ({"prompt": "Right but worded otherwise?", "weak_score": 1.0, "strong_score": 1.0,
                      "weak_response": "Paris.", "strong_response": "The capital of France is Paris, on the Seine."},
                     {"prompt": "Wrong?", "weak_score": 0.0, "strong_score": 1.0,
-                     "weak_response": "It is 41.", "strong_response": "It is 42."}):
+                     "weak_response": "It is 41.", "strong_response": "It is 42."},
+                    {"prompt": "Who wrote it?", "weak_score": 0.0, "strong_score": 1.0,
+                     "weak_response": "Christopher Marlowe wrote Romeo and Juliet.",
+                     "strong_response": "William Shakespeare wrote Romeo and Juliet."}):
             handle.write(json.dumps(row) + "\n")
     books = Books.load([path])
     assert judge_reply(quality_prompt("q", "Reset it in Settings, Security.", "In Settings > Security, reset it."),
@@ -61,5 +65,8 @@ def test_the_simulator_judges_a_cheap_answer_against_the_premium_one(tmp_path):
     assert judge_reply(quality_prompt("Right but worded otherwise?", "Paris.",
                                       "The capital of France is Paris, on the Seine."), books) == "GOOD"
     assert judge_reply(quality_prompt("Wrong?", "It is 41.", "It is 42."), books) == "WORSE"
+    marlowe, shakespeare = "Christopher Marlowe wrote Romeo and Juliet.", "William Shakespeare wrote Romeo and Juliet."
+    assert alike(marlowe, shakespeare) >= 0.6  # many words shared ...
+    assert judge_reply(quality_prompt("Who wrote it?", marlowe, shakespeare), books) == "WORSE"  # ... and wrong
     assert judge_reply(quality_prompt("unknown?", "Paris.", "The capital is Paris, on the Seine."), books) == "WORSE"
     assert judge_reply(quality_prompt("Right but worded otherwise?", "Paris.", "Lyon."), None) == "WORSE"

@@ -51,18 +51,17 @@ def judge_reply(prompt: str, books: Books | None = None) -> str | None:
 
 
 def as_good(question: str, candidate: str, reference: str, books: Books | None = None) -> bool:
-    """Whether the candidate is as good as the reference: it says the same (`alike`), or the book
-    holding the question recorded both answers and scored the candidate at least as high (the
-    weak model's answer to a question it got right is as good as the strong model's, worded
-    otherwise). Anything else falls short."""
-    if alike(candidate, reference) >= SAME_AT:
-        return True
+    """Whether the candidate is as good as the reference. When the book holding the question recorded
+    both answers with their scores, the scores decide (the weak model's answer to a question it got
+    right is as good as the strong model's, worded otherwise; a wrong one is worse however many
+    words it shares). Otherwise: whether it says the same (`alike`)."""
     entry = books.lookup(question) if books is not None else None
-    if entry is None:
-        return False
-    scores = {}
-    for response, score in ((entry.weak_response, entry.weak_score), (entry.strong_response, entry.strong_score)):
-        if response and isinstance(score, (int, float)):
-            scores.setdefault(response.strip(), float(score))
-    candidate_score, reference_score = scores.get(candidate.strip()), scores.get(reference.strip())
-    return candidate_score is not None and reference_score is not None and candidate_score >= reference_score
+    if entry is not None:
+        scores: dict[str, float] = {}
+        for response, score in ((entry.weak_response, entry.weak_score), (entry.strong_response, entry.strong_score)):
+            if response and isinstance(score, (int, float)):
+                scores[response.strip()] = min(scores.get(response.strip(), 1.0), float(score))
+        candidate_score, reference_score = scores.get(candidate.strip()), scores.get(reference.strip())
+        if candidate_score is not None and reference_score is not None:
+            return candidate_score >= reference_score
+    return alike(candidate, reference) >= SAME_AT
