@@ -4,7 +4,10 @@ the charts draw. Pure functions over `CostRecord`s.
 Shadow-check lines (kind "shadow": the background calls that check semantic cache hits, issue
 22) are no requests: their cost is in the cost and the cache layer's saving, shown as its own
 row, and their verdicts give the period's live false-hit rate with its one-sided 95% Wilson
-upper bound, overall and per tenant."""
+upper bound, overall and per tenant. The router's checks (check "routing": a cheap answer
+against the premium model's) are a cost of the routing layer, their own row too, and their
+verdicts give the share of checked cheap answers as good as the premium model's, with its
+one-sided 95% Wilson lower bound."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from costmesh.cost_records import LAYERS, CostRecord
-from costmesh.intervals import false_hit_bound
+from costmesh.intervals import false_hit_bound, quality_bound
 from costmesh.vocabulary import usd_text
 
 LAYER_TITLES = {
@@ -61,6 +64,38 @@ class ShadowTally:
 
 
 @dataclass
+class RoutingTally:
+    """The router's shadow checks of one tenant (or all): how many, what they cost, their verdicts."""
+
+    checks: int = 0
+    cost_usd: float = 0.0
+    judge_usd: float = 0.0
+    as_good: int = 0
+    worse: int = 0
+
+    @property
+    def judged(self) -> int:
+        return self.as_good + self.worse
+
+    @property
+    def quality_retained(self) -> float:
+        """The share of checked cheap answers judged as good as the premium model's."""
+        return quality_bound(self.as_good, self.judged)[0]
+
+    @property
+    def lower_bound(self) -> float:
+        """One-sided 95% Wilson lower bound (0 with no verdicts)."""
+        return quality_bound(self.as_good, self.judged)[1]
+
+    def add(self, record: CostRecord) -> None:
+        self.checks += 1
+        self.cost_usd += record.cost_usd
+        self.judge_usd += record.judge_usd
+        self.as_good += record.verdict == "as_good"
+        self.worse += record.verdict == "worse"
+
+
+@dataclass
 class Bucket:
     start: float
     requests: int = 0
@@ -102,6 +137,8 @@ class Summary:
     bucket_s: int = 3600
     shadow: ShadowTally = field(default_factory=ShadowTally)
     shadow_by_tenant: dict[str, ShadowTally] = field(default_factory=dict)
+    routing_checks: RoutingTally = field(default_factory=RoutingTally)
+    routing_checks_by_tenant: dict[str, RoutingTally] = field(default_factory=dict)
 
     @property
     def shadow_checks(self) -> int:
@@ -171,9 +208,13 @@ def summarize(records: Iterable[CostRecord], since: float, until: float) -> Summ
     for record in records:
         if not since <= record.ts < until:
             continue
-        if record.shadow:  # a cost of the cache layer, not a request
+        if record.routing_check:  # a cost of the routing layer, not a request
+            summary.routing_checks.add(record)
+            summary.routing_checks_by_tenant.setdefault(record.tenant_id, RoutingTally()).add(record)
+        elif record.shadow:  # a cost of the cache layer, not a request
             summary.shadow.add(record)
             summary.shadow_by_tenant.setdefault(record.tenant_id, ShadowTally()).add(record)
+        if record.shadow:
             summary.cost_usd += record.cost_usd
             for layer in LAYERS:
                 summary.savings[layer] += record.savings.get(layer, 0.0)
@@ -250,6 +291,9 @@ def savings_rows(summary: Summary) -> list[tuple[str, float, str]]:
     if summary.shadow.checks:
         rows.append(("  of which shadow checks of cache hits", summary.shadow.cost_usd,
                      _pct(summary.shadow.cost_usd, summary.baseline_usd)))
+    if summary.routing_checks.checks:
+        rows.append(("  of which shadow checks of routing", summary.routing_checks.cost_usd,
+                     _pct(summary.routing_checks.cost_usd, summary.baseline_usd)))
     rows.append(("total saving", summary.saving_usd, _pct(summary.saving_usd, summary.baseline_usd)))
     return rows
 
@@ -283,7 +327,21 @@ def format_table(summary: Summary) -> str:
         if len(ranked) > 1:
             for tenant, tally in ranked[:MAX_SHADOW_TENANTS_SHOWN]:
                 lines.append(f"{'  ' + (tenant or '(no tenant)')[:26]:<30}{_shadow_line(tally)}")
+    if summary.routing_checks.checks:
+        lines.append(f"{'routing checks':<30}{_routing_line(summary.routing_checks)}")
+        ranked_routing = sorted(summary.routing_checks_by_tenant.items(), key=lambda kv: (-kv[1].checks, kv[0]))
+        if len(ranked_routing) > 1:
+            for tenant, routed in ranked_routing[:MAX_SHADOW_TENANTS_SHOWN]:
+                lines.append(f"{'  ' + (tenant or '(no tenant)')[:26]:<30}{_routing_line(routed)}")
     return "\n".join(lines)
+
+
+def _routing_line(tally: RoutingTally) -> str:
+    """Checks, their cost, and the share of cheap answers as good as the premium model's with its 95% lower bound."""
+    if not tally.judged:
+        return f"{tally.checks} ({usd_text(tally.cost_usd)} USD), none judged"
+    return (f"{tally.checks} ({usd_text(tally.cost_usd)} USD): {tally.as_good} of {tally.judged} cheap answers "
+            f"as good as the premium model's, {tally.quality_retained:.1%}, 95% lower bound {tally.lower_bound:.1%}")
 
 
 def _shadow_line(tally: ShadowTally) -> str:
