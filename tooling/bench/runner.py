@@ -17,6 +17,7 @@ SECTIONS = {
     "inference": "costmesh.tooling.bench.inference",
     "load": "costmesh.tooling.bench.load",
     "agents": "costmesh.tooling.bench.agents",
+    "chaos": "costmesh.tooling.bench.chaos",
 }
 
 
