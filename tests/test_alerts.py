@@ -18,6 +18,8 @@ from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
 from costmesh.config import Env
 from costmesh.domain import Cost, Usage
+from costmesh.gateway.routing_quality import RoutingEstimate, RoutingQualitySettings, TierCounts
+from costmesh.gateway.routing_quality_metrics import RoutingQualityGauges
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
 from costmesh.services.cache.shadow import LiveEstimate, ShadowSettings
@@ -31,7 +33,7 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULES = PROMETHEUS_DIR / "alerts.yml"
 RULE_TESTS = PROMETHEUS_DIR / "alerts_test.yml"
 ALERTS = {"CostmeshCacheHitRateLow", "CostmeshHourlyCostAboveBaseline", "CostmeshQualityP99Low",
-          "CostmeshCacheLiveFalseHitsAboveBound"}
+          "CostmeshCacheLiveFalseHitsAboveBound", "CostmeshRoutingLiveQualityBelowTarget"}
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess:
@@ -81,7 +83,8 @@ def test_prometheus_and_compose_load_the_rules():
 
 def exported_names() -> set[str]:
     """Metric names the gateway and the router really expose, after one answer each, and the
-    cache's live false-hit gauges with one tenant's estimate."""
+    cache's live false-hit gauges and the gateway's live routing-quality gauges with one tenant's
+    estimate."""
     metrics = build_metrics("gateway", Env({}), port=None)
     gateway = GatewayMetrics(metrics.meter())
     response = gw.CompleteResponse(
@@ -97,6 +100,9 @@ def exported_names() -> set[str]:
         finish_reason="stop"), gate_upgrades=0, error_upgrades=0)
     estimate = LiveEstimate("t", verdicts=120, false_hits=9, total_verdicts=120, max_false_hit_rate=0.05)
     ShadowMetrics(metrics.meter(), lambda: [estimate], ShadowSettings())
+    routed = RoutingEstimate("t", {"simple": TierCounts(verdicts=120, as_good=100, served=400, total_verdicts=120)},
+                             ("trivial", "simple", "moderate"), target=0.95, min_verdicts=100)
+    RoutingQualityGauges(metrics.meter(), lambda: [routed], RoutingQualitySettings())
     text = generate_latest(metrics.registry).decode()
     metrics.shutdown()
     return set(re.findall(r"^(costmesh_[a-z0-9_]+)", text, re.M))
