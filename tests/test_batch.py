@@ -133,9 +133,11 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
             assert results[request_id].status == gw.BATCH_ITEM_STATUS_SUCCEEDED and response.text
             spec = CATALOG.model(response.model)
             expected = cost_of(spec, usage_from_pb(response.usage), batch_discount=CATALOG.batch_discount)
-            assert response.cost.total_usd == pytest.approx(expected.total_usd, rel=1e-9)
-            assert response.cost.discount_usd == pytest.approx(expected.total_usd, rel=1e-9)  # half off = half paid
-            assert response.savings.batch_usd == pytest.approx(response.cost.discount_usd)
+            # whole micro-dollars, as the gateway sends every amount (each part rounded, the total their sum)
+            assert response.cost.total_usd == response.cost.total_micro_usd / 1e6
+            assert response.cost.total_usd == pytest.approx(expected.total_usd, abs=3e-6)
+            assert response.cost.discount_usd == pytest.approx(expected.total_usd, abs=1e-6)  # half off = half paid
+            assert response.savings.batch_usd == pytest.approx(response.cost.discount_usd, abs=1e-6)
             assert response.baseline_cost_usd > response.cost.total_usd
             total_discount += response.cost.discount_usd
         assert results["a1"].response.model == "claude-sonnet-4-5" and results["o1"].response.provider == "openai"
@@ -145,7 +147,7 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
         assert [r.request_id for r in page.results] == ["a1", "a2"] and page.next_results_offset == 3
         assert page.cost.total_usd == pytest.approx(done.cost.total_usd)  # totals cover the whole batch
         assert results["auto"].response.tier != common.TIER_UNSPECIFIED
-        assert done.savings.batch_usd == pytest.approx(total_discount)
+        assert done.savings.batch_usd == pytest.approx(total_discount, abs=4e-6)
         assert done.cost.total_usd == pytest.approx(sum(r.response.cost.total_usd for r in done.results))
         # the integer micro-dollars: the batch's are the exact sums of its answers'
         assert done.cost.total_micro_usd == sum(r.response.cost.total_micro_usd for r in done.results) > 0
@@ -157,9 +159,11 @@ async def test_batch_cache_hits_discount_restart_and_cache_store(mesh):
         spans = {s.attributes["costmesh.request_id"]: s for s in exporter.get_finished_spans()
                  if s.name == "costmesh.batch.answer"}
         assert set(spans) == {"a1", "a2", "o1", "auto"}
-        assert spans["a1"].attributes["costmesh.cost_usd"] == pytest.approx(results["a1"].response.cost.total_usd)
+        # the spans carry the exact amounts; the answers, those rounded to the micro-dollar
+        a1 = results["a1"].response
+        assert spans["a1"].attributes["costmesh.cost_usd"] == pytest.approx(a1.cost.total_usd, abs=3e-6)
         assert spans["a1"].attributes["costmesh.cost.discount_usd"] > 0
-        assert spans["a1"].attributes["costmesh.baseline_cost_usd"] == results["a1"].response.baseline_cost_usd
+        assert spans["a1"].attributes["costmesh.baseline_cost_usd"] == pytest.approx(a1.baseline_cost_usd, abs=5e-7)
 
         # the answers went into the cache: the same question asked interactively is a hit
         complete = gateway_pb2_grpc.GatewayServiceStub(channel)

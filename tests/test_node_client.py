@@ -53,13 +53,16 @@ async def test_the_node_client_completes_a_request(mesh, node_client):
                              "What is the speed of light in vacuum?", api_key=key)
     assert code == 0, reply
     assert reply["text"].strip() and reply["model"] in load_catalog().models
-    assert reply["cache_status"] == "CACHE_STATUS_MISS" and reply["tier"].startswith("TIER_")
+    assert reply["cache_status"] == "miss" and reply["tier"] in ("trivial", "simple", "moderate", "complex")
+    assert reply["classified_tier"] in ("trivial", "simple", "moderate", "complex")
+    assert reply["usage"]["output_tokens"] > 0
     assert reply["cost_usd"] > 0 and reply["baseline_cost_usd"] >= reply["cost_usd"]
     assert_micro_usd(reply)
     await mesh.stores_settled()
     code, again = await node(node_client, "--target", mesh.gateway, "--max-tokens", "200",
                              "What is the speed of light in vacuum?", api_key=key)
-    assert code == 0 and again["cache_status"] == "CACHE_STATUS_EXACT_HIT" and again["text"] == reply["text"]
+    assert code == 0 and again["cache_status"] == "exact_hit" and again["text"] == reply["text"]
+    assert again["usage"] == {"input_tokens": 0, "output_tokens": 0} and again["tier"] is None  # as over HTTP
 
 
 async def test_the_node_client_streams(mesh, node_client):
@@ -73,10 +76,21 @@ async def test_the_node_client_streams(mesh, node_client):
 
 
 def assert_micro_usd(reply: dict) -> None:
-    """The integer micro-dollar fields came through (int64 as numbers), beside the doubles."""
-    assert reply["cost_micro_usd"] > 0 and abs(reply["cost_micro_usd"] - reply["cost_usd"] * 1e6) <= 3.5
-    assert abs(reply["baseline_cost_micro_usd"] - reply["baseline_cost_usd"] * 1e6) <= 0.5
+    """The integer micro-dollar fields came through (int64 as numbers), and the dollars are exactly them."""
+    assert reply["cost_micro_usd"] > 0
+    for name in ("cost", "baseline_cost", "saving"):
+        assert reply[f"{name}_usd"] == reply[f"{name}_micro_usd"] / 1e6
+        assert len(repr(reply[f"{name}_usd"]).split(".")[-1]) <= 6 or "e-" in repr(reply[f"{name}_usd"])
     assert reply["saving_micro_usd"] == reply["baseline_cost_micro_usd"] - reply["cost_micro_usd"]
+
+
+async def test_the_node_client_takes_tier_names_and_the_http_option_names(mesh, node_client):
+    """--min-tier complex: served at complex, and classified_tier still says what the classifier said."""
+    code, reply = await node(node_client, "--target", mesh.gateway, "--min-tier", "complex", "--bypass",
+                             "--max-tokens", "50", "What is 2+2?", api_key=mesh.api_key("node-tenant"))
+    assert code == 0, reply
+    assert reply["tier"] == "complex" and reply["cache_status"] == "bypassed"
+    assert reply["classified_tier"] in ("trivial", "simple", "moderate")  # a trivial prompt is not complex
 
 
 async def test_the_node_client_without_a_valid_key_is_refused(mesh, node_client):

@@ -98,7 +98,8 @@ def test_the_old_option_names_still_work_with_a_deprecation_warning():
 def test_the_python_client_reads_names_and_micro_dollars():
     answer = Completion.from_pb(with_micro_usd(noisy_response()))
     assert str(answer.tier) == "complex" and str(answer.classified_tier) == "simple"
-    assert answer.cache_status == "miss" and str(answer.cache_status) == "miss" and answer.cache_status is CacheStatus.MISS
+    assert answer.cache_status == "miss" and str(answer.cache_status) == "miss"
+    assert answer.cache_status is CacheStatus.MISS
     assert repr(answer.cost.total_usd) == "0.001665" and repr(answer.savings.cache_usd) == "0.0"
     assert answer.saving_usd == 0.001435 and answer.savings.total_usd == 0.001435
     hit = Completion.from_pb(gw.CompleteResponse(cached=True, cache_status=gw.CACHE_STATUS_EXACT_HIT,
@@ -163,8 +164,9 @@ class ScriptedMesh:
 async def test_classified_tier_is_the_classifiers_even_under_min_tier():
     mesh = ScriptedMesh()
     pipeline = Pipeline(mesh, GatewaySettings(), GatewayStats(), stores=StoreQueue(mesh.store))
-    request = gw.CompleteRequest(tenant_id="t", request_id="r3", routing=gw.RoutingPolicy(min_tier=common.TIER_COMPLEX),
-                                 messages=[common.Message(role=common.ROLE_USER, content=[common.ContentPart(text="hi")])])
+    request = gw.CompleteRequest(
+        tenant_id="t", request_id="r3", routing=gw.RoutingPolicy(min_tier=common.TIER_COMPLEX),
+        messages=[common.Message(role=common.ROLE_USER, content=[common.ContentPart(text="hi")])])
     response = await asyncio.wait_for(pipeline.complete(request), 10)
     assert mesh.executed[0].tier == common.TIER_COMPLEX  # the floor still applies to the route
     assert response.tier == common.TIER_COMPLEX and response.classified_tier == common.TIER_SIMPLE
