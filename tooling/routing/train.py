@@ -77,6 +77,7 @@ class Book:
     name: str
     records: list[BookRecord]
     sha256: str = ""
+    train_only: bool = False  # never held out (e.g. the judged rows of shadow checks, a biased sample)
 
     @classmethod
     def read(cls, path: str | Path, limit: int | None = None) -> "Book":
@@ -220,7 +221,7 @@ def train(
     weak = np.array([r.weak_score for r in records])
     strong = np.array([r.strong_score for r in records])
     soft = _labels(weak, strong)
-    held = np.array([is_held_out(p, config.holdout) for p in prompts])
+    held = np.array([is_held_out(r.prompt, config.holdout) and not books[i].train_only for i, r in rows])
     train_rows = ~held
     calib = held & np.array([is_calibration(p) for p in prompts])
     measure = held & ~calib
@@ -255,7 +256,8 @@ def train(
         "ensemble": ensemble,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "training": {
-            "books": [{"name": b.name, "sha256": b.sha256, "rows": len(b.records)} for b in books],
+            "books": [{"name": b.name, "sha256": b.sha256, "rows": len(b.records),
+                       **({"train_only": True} if b.train_only else {})} for b in books],
             "rows": len(records),
             "train_rows": int(train_rows.sum()),
             "held_out_rows": int(held.sum()),

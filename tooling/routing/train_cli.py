@@ -1,4 +1,8 @@
-"""`costmesh train-router --book FILE... [--output PATH]`: train, calibrate and save the router.
+"""`costmesh train-router --book FILE... [--from-records [SOURCE]] [--output PATH]`: train,
+calibrate and save the router.
+
+`--from-records` adds the judged rows of the router's shadow checks (consenting tenants only; see
+`judged_rows`): a Redis URL (default $REDIS_URL) or a JSON-lines file; trained on, never held out.
 
 The operating point is a quality target (`--quality-target 0.95`: 95% of all-strong quality)
 or a premium-call budget (`--premium-budget 0.4`); it is calibrated on held-out rows and the
@@ -13,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from costmesh.errors import InvalidRequest
+from costmesh.errors import ConfigError, InvalidRequest
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.calibration import OperatingPoint
 
@@ -36,6 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="nearest training prompts of the neighbour component (0: no neighbour components)")
     parser.add_argument("--limit", type=int, help="only the first N rows of each book")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--from-records", nargs="?", const="$REDIS_URL", default=None, metavar="SOURCE",
+                        help="also train on the judged rows of the router's shadow checks: a Redis URL (default "
+                             "$REDIS_URL) whose routing-rows lists the gateway kept, or a JSON-lines file of them")
+
+
+def _records_source(source: str) -> str:
+    if source != "$REDIS_URL":
+        return source
+    import os
+
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        raise ConfigError("--from-records: give a Redis URL or a file, or set REDIS_URL")
+    return url
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
     if args.hidden < 0:
         raise InvalidRequest("hidden: must be >= 0")
     books = [Book.read(path, args.limit) for path in args.book]
+    if args.from_records:
+        from .judged_rows import load_judged_rows
+
+        live = load_judged_rows(_records_source(args.from_records))
+        worse = sum(r.weak_score < 1.0 for r in live)
+        if not args.json:
+            print(f"judged rows of shadow checks: {len(live)} ({worse} cheap answers judged worse)")
+        books.append(Book("shadow-checks", live, train_only=True))
     config = TrainConfig(holdout=args.holdout, point=point, hidden=args.hidden, c=args.c, k=args.k)
     artifact, report = train(books, config=config, progress=not args.json)
     path = artifact.save(args.output)
