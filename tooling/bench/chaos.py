@@ -84,17 +84,20 @@ class Load:
     concurrency: int
     outcomes: list[Outcome] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)
-    _next: int = 0
+    _calls: int = 0
+    _fresh: int = 0  # prompts asked so far (cycling when they run out)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
     def _prompt(self, rng: random.Random) -> str:
-        self._next += 1
-        if self._next % REPEAT_EVERY == 0 and self._next > REPEAT_EVERY:
-            return self.prompts[rng.randrange(self._next // 2)]  # asked before: a hit once stored
-        return self.prompts[self._next % len(self.prompts)]
+        self._calls += 1
+        if self._calls % REPEAT_EVERY == 0 and self._fresh > 2 * self.concurrency:
+            # asked before (and not among the last ones, still in flight): a hit once stored
+            return self.prompts[rng.randrange(self._fresh - self.concurrency) % len(self.prompts)]
+        self._fresh += 1
+        return self.prompts[(self._fresh - 1) % len(self.prompts)]
 
     async def _worker(self, seed: int) -> None:
         rng = random.Random(seed)
