@@ -22,6 +22,7 @@ from opentelemetry import context as otel_context
 
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.errors import CostmeshError, Overloaded
+from costmesh.observability.log_context import bound_request, request_fields
 
 log = structlog.get_logger()
 
@@ -83,7 +84,7 @@ class StoreQueue:
             self._workers = [asyncio.create_task(self._work(), name=f"cache-store-{i}", context=contextvars.Context())
                              for i in range(self._workers_wanted)]
         try:
-            self._queue.put_nowait((request, otel_context.get_current()))
+            self._queue.put_nowait((request, otel_context.get_current(), request_fields()))
         except asyncio.QueueFull:
             self._count(request, "dropped")
             log.warning("cache store queue full; answer not cached", pending=self._queue.qsize())
@@ -93,11 +94,12 @@ class StoreQueue:
 
     async def _work(self) -> None:
         while True:
-            request, trace_context = await self._queue.get()
+            request, trace_context, logged = await self._queue.get()
             self._taken(request)
             token = otel_context.attach(trace_context)
             try:
-                await self._store_one(request)
+                with bound_request(logged):  # its request's ids on its lines, here and in the cache
+                    await self._store_one(request)
             finally:
                 otel_context.detach(token)
                 self._queue.task_done()
@@ -138,7 +140,7 @@ class StoreQueue:
         self._workers = []
         left = self._queue.qsize()
         while not self._queue.empty():
-            request, _ = self._queue.get_nowait()
+            request, _, _ = self._queue.get_nowait()
             self._taken(request)
             self._count(request, "failed")
         if left:

@@ -33,7 +33,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("COSTMESH_PORT", "COSTMESH_HTTP_PORT", "COSTMESH_RECORDS_DIR"):
+    for name in ("COSTMESH_PORT", "COSTMESH_HTTP_PORT", "COSTMESH_RECORDS_DIR", "COSTMESH_METRICS_PORT",
+                 "COSTMESH_API_KEYS_FILE", "COSTMESH_TRACE_FILE"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -96,11 +97,12 @@ def test_serve_pins_the_gateway_port_and_prints_every_address(clean_env, tmp_pat
     records = tmp_path / "records"
     assert serve.serve_forever(6100, 6101, records) == 0
     assert calls["gateway_port"] == 6100
-    assert calls["extra_env"] == {"COSTMESH_HTTP_PORT": "6101", "COSTMESH_RECORDS_DIR": str(records)}
+    assert calls["extra_env"] == {"COSTMESH_HTTP_PORT": "6101", "COSTMESH_RECORDS_DIR": str(records),
+                                  "COSTMESH_METRICS_PORT": "0"}  # metrics on: every service's endpoint is shown
     assert "COSTMESH_PORT" not in calls["extra_env"]  # it would reach every service, not just the gateway
     out = capsys.readouterr().out
     assert out.index("starting the mesh") < out.index("(starting)")  # said before the minute of waiting
-    for shown in ("127.0.0.1:6100", "http://127.0.0.1:6101/v1", "gateway 127.0.0.1:9464", "cm-test-key",
-                  str(records), calls["run_dir"]):
+    for shown in ("127.0.0.1:6100", "http://127.0.0.1:6101/v1", "gateway    http://127.0.0.1:9464/metrics",
+                  "cm-test-key", str(records), calls["run_dir"]):
         assert shown in out
     assert records.is_dir()

@@ -197,13 +197,17 @@ def start_mesh(
     supervise: bool = True,
     only: Collection[str] | None = None,
     tls: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Mesh:
     """Start everything and return once every service reports SERVING. Each service gets a free
     loopback port, except the gateway when `gateway_port` pins it. `supervise`: start a process
     that dies again (`Supervisor`) until the mesh stops. `only`: these services and the peers
     they need, not the whole mesh. `tls`: the gateway serves TLS (gRPC and HTTP) with
     COSTMESH_TLS_CERT_FILE/KEY_FILE, or a CA and certificate made in the run directory's tls/
-    (`Mesh.ca_file` for clients); without it, plaintext on loopback."""
+    (`Mesh.ca_file` for clients); without it, plaintext on loopback. `progress`: told one line
+    as Redis, the simulator and then each service is ready (in the order they become healthy)."""
+    report = progress or (lambda _line: None)
+    started = time.monotonic()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
@@ -219,6 +223,7 @@ def start_mesh(
                                        maxmemory=env.get("COSTMESH_REDIS_MAXMEMORY") or DEFAULT_REDIS_MAXMEMORY)
             mesh.redis.start()
             env["REDIS_URL"] = mesh.redis.url
+            report(f"redis ready at {mesh.redis.url} ({time.monotonic() - started:.1f} s)")
         if use_simulator is None:
             use_simulator = not (env.get("ANTHROPIC_API_KEY") or env.get("OPENAI_API_KEY")) or bool(
                 env.get("COSTMESH_SIMULATOR_URL")
@@ -230,6 +235,7 @@ def start_mesh(
                                                  f"127.0.0.1:{port}")
             env["COSTMESH_SIMULATOR_URL"] = f"http://127.0.0.1:{port}"
             _wait_http(mesh.processes["simulator"], f"http://127.0.0.1:{port}/_sim/stats", startup_timeout_s)
+            report(f"simulator ready at {env['COSTMESH_SIMULATOR_URL']} ({time.monotonic() - started:.1f} s)")
         mesh.simulator_url = env.get("COSTMESH_SIMULATOR_URL")
         # Authentication is always on: unless the caller brings its own key file, the mesh gets
         # a fresh one in its run directory, and `mesh.api_key(tenant)` mints keys into it.
@@ -272,9 +278,9 @@ def start_mesh(
             mesh.processes[name] = _spawn(name, module, service_env, run_dir, addresses[name])
             if env.get("COSTMESH_METRICS_PORT"):
                 mesh.processes[name].metrics_port = int(service_env["COSTMESH_METRICS_PORT"])
-        for process in mesh.processes.values():
-            if process.name != "simulator":
-                _wait_healthy(process, startup_timeout_s, mesh.ca_file if process.name == "gateway" else None)
+        _wait_all_healthy([p for p in mesh.processes.values() if p.name != "simulator"], startup_timeout_s,
+                          mesh.ca_file, lambda p: report(f"{p.name} healthy at {p.address} "
+                                                         f"({time.monotonic() - started:.1f} s)"))
         if supervise:
             supervised = dict(mesh.processes)
             if mesh.redis is not None:  # the embedded Redis comes back too, with its AOF
@@ -333,6 +339,38 @@ def _wait_healthy(process: Process, timeout_s: float, ca_file: Path | None = Non
                 pass
             time.sleep(0.2)
     raise Unavailable(f"{process.name} did not become healthy within {timeout_s:.0f} s (log: {process.log_path})")
+
+
+def _wait_all_healthy(processes: list[Process], timeout_s: float, ca_file: Path | None,
+                      healthy: Callable[[Process], None]) -> None:
+    """Wait until every process reports SERVING (the gateway's health check over TLS, trusting
+    `ca_file`, when it serves TLS), telling `healthy` of each as it does."""
+    deadline = time.monotonic() + timeout_s
+    credentials = grpc.ssl_channel_credentials(ca_file.read_bytes()) if ca_file else None
+    channels = {p.name: (grpc.secure_channel(p.address, credentials) if credentials and p.name == "gateway"
+                         else grpc.insecure_channel(p.address)) for p in processes}
+    pending = list(processes)
+    try:
+        while pending:
+            for process in list(pending):
+                _check_alive(process)
+                try:
+                    reply = health_pb2_grpc.HealthStub(channels[process.name]).Check(
+                        health_pb2.HealthCheckRequest(service=""), timeout=0.5)
+                except grpc.RpcError:
+                    continue
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    pending.remove(process)
+                    healthy(process)
+            if pending:
+                if time.monotonic() >= deadline:
+                    names = ", ".join(p.name for p in pending)
+                    raise Unavailable(f"{names} did not become healthy within {timeout_s:.0f} s "
+                                      f"(logs: {pending[0].log_path.parent})")
+                time.sleep(0.2)
+    finally:
+        for channel in channels.values():
+            channel.close()
 
 
 def _wait_http(process: Process, url: str, timeout_s: float) -> None:

@@ -1,4 +1,10 @@
-"""`costmesh serve`: the mesh on this machine until interrupted."""
+"""`costmesh serve`: the mesh on this machine until interrupted.
+
+While it starts it prints one line per service as it becomes healthy; once ready, every address
+(gRPC, HTTP, each service's metrics, the dashboard), the API key file and the records directory.
+`--keys-file` keeps the API keys across restarts (created when missing, never deleted): a
+tenant 'demo' key is minted and shown only when the file has none. `--trace-file` appends every
+service's spans to one file, one JSON object per line (no Jaeger needed)."""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ import tempfile
 from pathlib import Path
 
 from costmesh.errors import ConfigError
+from costmesh.gateway.auth import KeyStore
 from costmesh.tooling.dashboard.command import DEFAULT_PORT as DEFAULT_DASHBOARD_PORT
 from costmesh.tooling.dashboard.process import dashboard_process
-from costmesh.tooling.launcher import start_mesh
+from costmesh.tooling.launcher import Mesh, start_mesh
 from costmesh.tooling.report.command import DEFAULT_RECORDS_DIR
 
 DEFAULT_PORT = 50051
@@ -60,6 +67,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dashboard-port", type=_port, default=None,
                         help="the operators' dashboard (`costmesh dashboard`, admin token in the run directory) "
                              f"(default $COSTMESH_DASHBOARD_PORT or {DEFAULT_DASHBOARD_PORT}; 0 turns it off)")
+    parser.add_argument("--keys-file", default=None,
+                        help="the gateway's API key file, kept across restarts: created when missing, never "
+                             "deleted; a key for tenant 'demo' is minted only when it has none (default "
+                             "$COSTMESH_API_KEYS_FILE, else a new file in the run directory each start)")
+    parser.add_argument("--trace-file", default=None,
+                        help="append every service's spans to this file, one JSON object per line (the "
+                             "OpenTelemetry SDK's span JSON), for a look at traces without Jaeger "
+                             "(default $COSTMESH_TRACE_FILE; none)")
 
 
 def settings(args) -> tuple[int, int, Path]:
@@ -76,45 +91,88 @@ def run(args) -> int:
     dashboard_port = getattr(args, "dashboard_port", None)
     if dashboard_port is None:
         dashboard_port = _env_port("COSTMESH_DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT)
+    keys_file = getattr(args, "keys_file", None) or os.environ.get("COSTMESH_API_KEYS_FILE") or None
+    trace_file = getattr(args, "trace_file", None) or os.environ.get("COSTMESH_TRACE_FILE") or None
     return serve_forever(port, http_port, records_dir, dashboard_port=dashboard_port,
-                         tls=bool(getattr(args, "tls", False)))
+                         tls=bool(getattr(args, "tls", False)), keys_file=keys_file, trace_file=trace_file)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
-                  records_dir: Path | None = None, *, dashboard_port: int = 0, tls: bool = False) -> int:
+                  records_dir: Path | None = None, *, dashboard_port: int = 0, tls: bool = False,
+                  keys_file: str | os.PathLike | None = None, trace_file: str | os.PathLike | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     records_dir = Path(records_dir or DEFAULT_RECORDS_DIR).resolve()
     records_dir.mkdir(parents=True, exist_ok=True)
     # The logs outlive the session (they are what tells why a service stopped).
     log_dir = tempfile.mkdtemp(prefix="costmesh-serve-")
-    print("costmesh serve: starting the mesh... (about a minute the first time)", flush=True)
+    _say("costmesh serve: starting the mesh... (about a minute the first time)")
     extra_env = {"COSTMESH_HTTP_PORT": str(http_port), "COSTMESH_RECORDS_DIR": str(records_dir)}
-    with start_mesh(log_dir, extra_env, gateway_port=port or None, tls=tls) as mesh:
-        print(f"costmesh gateway (gRPC): {mesh.gateway}" + (" (TLS)" if mesh.ca_file else ""), flush=True)
-        print(f"OpenAI-compatible API:   {mesh.http_url or 'off (--http-port 0)'}", flush=True)
-        if mesh.ca_file:
-            print(f"TLS: clients trust {mesh.ca_file} (Python: Client(..., ca_file=...); curl --cacert)", flush=True)
-        metrics = {name: p.metrics_port for name, p in mesh.processes.items() if p.metrics_port}
-        if metrics:
-            print("metrics (Prometheus):    "
-                  + ", ".join(f"{name} 127.0.0.1:{port}" for name, port in metrics.items()), flush=True)
-        print(f"API key for tenant 'demo': {mesh.api_key('demo')}", flush=True)
-        print(f"cost records: {records_dir} (`costmesh report --records-dir {records_dir}`)", flush=True)
-        print(f"logs: {log_dir} (kept after exit); Ctrl-C stops the mesh", flush=True)
-        print("a service that dies is started again by itself; the services sign their calls to each other "
-              f"with the mesh secret {mesh.env.get('COSTMESH_MESH_SECRET_FILE', '(none)')}", flush=True)
+    if not os.environ.get("COSTMESH_METRICS_PORT"):
+        extra_env["COSTMESH_METRICS_PORT"] = "0"  # a Prometheus endpoint per service, each on a free port
+    if keys_file:
+        keys_file = Path(keys_file).expanduser().resolve()
+        keys_file.parent.mkdir(parents=True, exist_ok=True)
+        extra_env["COSTMESH_API_KEYS_FILE"] = str(keys_file)  # the launcher creates it when missing
+    if trace_file:
+        trace_file = Path(trace_file).expanduser().resolve()
+        extra_env["COSTMESH_TRACE_FILE"] = str(trace_file)
+    with start_mesh(log_dir, extra_env, gateway_port=port or None, tls=tls,
+                    progress=lambda line: _say(f"  {line}")) as mesh:
         with contextlib.ExitStack() as stack:
+            dashboard = ""
             if dashboard_port:
                 token_file = Path(log_dir) / "admin-token"
                 try:
                     url = stack.enter_context(dashboard_process(
                         dashboard_port, records_dir, mesh.env.get("COSTMESH_API_KEYS_FILE"), token_file,
                         Path(log_dir) / "dashboard.log"))
-                    print(f"dashboard (admin):       {url} (admin token in {token_file})", flush=True)
+                    dashboard = f"{url} (admin token in {token_file})"
                 except ConfigError as exc:  # the mesh serves on without it
-                    print(f"dashboard: not started: {exc}", flush=True)
+                    _say(f"dashboard: not started: {exc}")
+            _summary(mesh, records_dir, log_dir, dashboard, bool(keys_file), trace_file)
             try:
                 signal.pause()
             except KeyboardInterrupt:
                 pass
     return 0
+
+
+def _demo_key(mesh: Mesh, kept: bool) -> str:
+    """The line about tenant 'demo''s key: a new key, or (a kept key file that has one) where it is."""
+    keys_file = mesh.env.get("COSTMESH_API_KEYS_FILE")
+    if kept and keys_file and any(r.active and r.tenant == "demo" for r in KeyStore(keys_file).records()):
+        return (f"API keys:                {keys_file} (kept across restarts: the keys made before still work; "
+                f"`costmesh keys create --file {keys_file} --tenant NAME` adds one)")
+    where = f" ({'saved in' if kept else 'in'} {keys_file})" if keys_file else ""
+    return f"API key for tenant 'demo': {mesh.api_key('demo')}{where}"
+
+
+def _summary(mesh: Mesh, records_dir: Path, log_dir: str, dashboard: str, kept_keys: bool,
+             trace_file: Path | None) -> None:
+    """Every address, once every service is healthy."""
+    _say("costmesh is ready:")
+    _say(f"costmesh gateway (gRPC): {mesh.gateway}" + (" (TLS)" if mesh.ca_file else ""))
+    _say(f"OpenAI-compatible API:   {mesh.http_url or 'off (--http-port 0)'}"
+         + (f" (Anthropic Messages: {mesh.http_url}/messages)" if mesh.http_url else ""))
+    if mesh.ca_file:
+        _say(f"TLS: clients trust {mesh.ca_file} (Python: Client(..., ca_file=...); curl --cacert)")
+    metrics = {name: p.metrics_port for name, p in mesh.processes.items() if p.metrics_port}
+    for i, (name, port) in enumerate(metrics.items()):
+        _say(f"{'metrics (Prometheus):' if i == 0 else '':<25}{name:<11}http://127.0.0.1:{port}/metrics")
+    if dashboard:
+        _say(f"dashboard (admin):       {dashboard}")
+    redis = getattr(mesh.redis, "url", None) or mesh.env.get("REDIS_URL")
+    if redis:
+        _say(f"redis:                   {redis}" + (" (embedded)" if mesh.redis is not None else ""))
+    _say(f"providers:               {('the simulator at ' + mesh.simulator_url) if mesh.simulator_url else 'real'}")
+    _say(_demo_key(mesh, kept_keys))
+    _say(f"cost records: {records_dir} (`costmesh report --records-dir {records_dir}`)")
+    if trace_file:
+        _say(f"traces: {trace_file} (every service's spans, one JSON object per line; kept after exit)")
+    _say(f"logs: {log_dir} (kept after exit); Ctrl-C stops the mesh")
+    _say("a service that dies is started again by itself; the services sign their calls to each other "
+         f"with the mesh secret {mesh.env.get('COSTMESH_MESH_SECRET_FILE', '(none)')}")

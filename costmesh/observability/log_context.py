@@ -11,13 +11,19 @@ Client side: costmesh channels send the current request id on as `x-request-id`,
 valid header value (`REQUEST_ID_CHARS`, at most `MAX_REQUEST_ID_CHARS`): a value gRPC refuses
 as metadata would fail the downstream call, and grpc.aio would leave that call hanging. The
 gateway refuses such a `request_id` at the edge (`INVALID_ARGUMENT`); a service called
-directly with one still answers, without passing it on.
+directly with one still answers, without passing it on. The tenant goes along as `x-tenant-id`,
+so a service whose request names none (the classifier) logs it too; only the mesh's own
+services read it (`trust_tenant_header`), never the public gateway, whose tenant is the API key's.
+Work done later for a request (the gateway's queued cache stores) carries its fields along
+(`request_fields`, `bound_request`); the HTTP API binds them per request (`request_scope`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
+from collections.abc import Iterator
 from contextvars import ContextVar, Token
 
 import grpc
@@ -26,6 +32,8 @@ import structlog
 from costmesh.observability.handler_wrapping import HandlerWrappingInterceptor
 
 REQUEST_ID_HEADER = "x-request-id"
+TENANT_HEADER = "x-tenant-id"
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,256}")  # printable ASCII: what gRPC takes as a metadata value
 REQUEST_ID_CHARS = re.compile(r"[A-Za-z0-9._:-]+")  # printable ASCII: always a valid header value
 MAX_REQUEST_ID_CHARS = 128
 _REQUEST: ContextVar[object | None] = ContextVar("costmesh_request", default=None)
@@ -74,9 +82,51 @@ def add_tenant(_logger, _method, event: dict) -> dict:
     return event
 
 
-def _bound(request, context: grpc.aio.ServicerContext) -> dict[str, str]:
+def _bound(request, context: grpc.aio.ServicerContext, trust_tenant_header: bool) -> dict[str, str]:
     request_id = _request_id_of(request, context)
-    return {"request_id": request_id} if request_id else {}
+    bound = {"request_id": request_id} if request_id else {}
+    if trust_tenant_header and not _tenant_of(request):
+        for key, value in context.invocation_metadata() or ():
+            if key == TENANT_HEADER and isinstance(value, str) and _HEADER_VALUE.fullmatch(value):
+                bound["tenant_id"] = value
+    return bound
+
+
+def request_fields() -> dict[str, str]:
+    """The request id and tenant of the request being served (those bound, or the served call's
+    message's tenant): what its log lines carry, to carry into work done for it elsewhere."""
+    bound = structlog.contextvars.get_contextvars()
+    fields = {name: bound[name] for name in ("request_id", "tenant_id") if isinstance(bound.get(name), str)
+              and bound[name]}
+    if "tenant_id" not in fields:
+        request = _REQUEST.get()
+        tenant = _tenant_of(request) if request is not None else ""
+        if tenant:
+            fields["tenant_id"] = tenant
+    return fields
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """What is bound inside (`bind_request`) is unbound after: an HTTP connection kept alive
+    serves request after request in one task, and none may log another's ids."""
+    saved = structlog.contextvars.get_contextvars()
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**saved)
+
+
+def bind_request(*, request_id: str = "", tenant_id: str = "") -> None:
+    """Every log line from here on (within the `request_scope`, or the task) carries these."""
+    fields = {"request_id": request_id, "tenant_id": tenant_id}
+    structlog.contextvars.bind_contextvars(**{name: value for name, value in fields.items() if value})
+
+
+def bound_request(fields: dict[str, str]) -> contextlib.AbstractContextManager:
+    """`request_fields()` taken earlier, bound again around work done later for that request."""
+    return structlog.contextvars.bound_contextvars(**fields)
 
 
 def _reset(token: Token) -> None:
@@ -88,11 +138,11 @@ def _reset(token: Token) -> None:
         pass
 
 
-def _wrap_unary(behavior):
+def _wrap_unary(behavior, trust_tenant_header: bool):
     async def handler(request, context):
         token = _REQUEST.set(request)
         try:
-            with structlog.contextvars.bound_contextvars(**_bound(request, context)):
+            with structlog.contextvars.bound_contextvars(**_bound(request, context, trust_tenant_header)):
                 return await behavior(request, context)
         finally:
             _reset(token)
@@ -100,11 +150,11 @@ def _wrap_unary(behavior):
     return handler
 
 
-def _wrap_stream(behavior):
+def _wrap_stream(behavior, trust_tenant_header: bool):
     async def handler(request, context):
         token = _REQUEST.set(request)
         try:
-            with structlog.contextvars.bound_contextvars(**_bound(request, context)):
+            with structlog.contextvars.bound_contextvars(**_bound(request, context, trust_tenant_header)):
                 async for item in behavior(request, context):
                     yield item
         finally:
@@ -114,20 +164,33 @@ def _wrap_stream(behavior):
 
 
 class LogContextInterceptor(HandlerWrappingInterceptor):
+    """`trust_tenant_header`: log the `x-tenant-id` a caller sent when the request names no tenant
+    (the mesh's own services, whose callers hold a service token; never the public gateway)."""
+
+    def __init__(self, trust_tenant_header: bool = False):
+        self.trust_tenant_header = trust_tenant_header
+
     def wrap_unary(self, method, behavior):
-        return _wrap_unary(behavior)
+        return _wrap_unary(behavior, self.trust_tenant_header)
 
     def wrap_stream(self, method, behavior):
-        return _wrap_stream(behavior)
+        return _wrap_stream(behavior, self.trust_tenant_header)
 
 
 def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    if not isinstance(request_id, str) or not is_valid_request_id(request_id):
+    fields = request_fields()
+    request_id, tenant = fields.get("request_id", ""), fields.get("tenant_id", "")
+    headers = {}
+    if is_valid_request_id(request_id):
+        headers[REQUEST_ID_HEADER] = request_id
+    if _HEADER_VALUE.fullmatch(tenant):
+        headers[TENANT_HEADER] = tenant
+    if not headers:
         return details
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    if REQUEST_ID_HEADER not in metadata:
-        metadata.add(REQUEST_ID_HEADER, request_id)
+    for key, value in headers.items():
+        if key not in metadata:
+            metadata.add(key, value)
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
     )

@@ -16,7 +16,7 @@ import time
 import grpc
 import structlog
 
-from costmesh.errors import CostmeshError, InvalidRequest
+from costmesh.errors import CostmeshError, InvalidRequest, LimitExceeded, Overloaded, RateLimited
 from costmesh.observability.error_fields import error_fields
 from costmesh.observability.handler_wrapping import HandlerWrappingInterceptor
 from costmesh.rpc.decode import Undecodable, lenient
@@ -31,11 +31,25 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     await context.abort_with_status(to_status(exc))
 
 
+# Codes that say something upstream (a provider, a peer service, Redis) failed, or we did: their
+# `rpc` line is a warning. A caller's own mistake (INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND,
+# a tenant over its limit, a cancelled call) stays at info.
+UPSTREAM_FAILURES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                               grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+
+
+def _upstream_failure(code: grpc.StatusCode, error: BaseException | None) -> bool:
+    if code in UPSTREAM_FAILURES:
+        return True
+    # an upstream's 429 (RESOURCE_EXHAUSTED); not a tenant over its own limit, nor a busy peer shedding load
+    return isinstance(error, RateLimited) and not isinstance(error, (LimitExceeded, Overloaded))
+
+
 def _log_call(method: str, started: float, code: grpc.StatusCode, error: BaseException | None = None) -> None:
     fields = {"method": method, "code": code.name, "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
     if error is not None:
         fields["error"] = str(error) if isinstance(error, CostmeshError) else type(error).__name__
-    log.info("rpc", **fields)
+    (log.warning if _upstream_failure(code, error) else log.info)("rpc", **fields)
 
 
 def _checked(request):

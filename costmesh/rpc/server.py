@@ -3,9 +3,9 @@
 A service is a `ServiceSpec`: its name, default port and a `mount` coroutine that builds its
 dependencies from the `Runtime` and returns the servicers to add. The bootstrap adds the
 standard health service (NOT_SERVING until mounted and during shutdown), reflection,
-OpenTelemetry and error interceptors, structlog JSON logs (tenant and request id bound per
-call), OpenTelemetry metrics (per-hop latency and the facts on each hop's span, plus whatever
-the service records through `runtime.meter`) with a Prometheus endpoint on
+OpenTelemetry and error interceptors (health checks make no spans), structlog JSON logs (tenant
+and request id bound per call), OpenTelemetry metrics (per-hop latency and the facts on each
+hop's span, plus whatever the service records through `runtime.meter`) with a Prometheus endpoint on
 `COSTMESH_METRICS_PORT`, SIGTERM -> drain -> stop, channels to peers that round-robin over
 every replica (`Runtime.channel`) and a maximum connection age on the server (`server_options`).
 Service credentials (`mesh_auth`): every channel to a peer sends a service token, and every
@@ -37,7 +37,7 @@ from costmesh.observability.logs import configure_logging
 from costmesh.observability.metrics import Metrics, build_metrics
 from costmesh.observability.span_metrics import SpanMetricsProcessor
 from costmesh.observability.span_status import SpanStatusInterceptor
-from costmesh.observability.tracing import build_tracer_provider
+from costmesh.observability.tracing import build_tracer_provider, traced_call
 from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
 from costmesh.rpc.mesh_auth import MeshAuth
@@ -110,8 +110,8 @@ class Runtime:
         """
         channel = peer_channel(
             address,
-            interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider), *client_interceptors(),
-                          *self.mesh_auth.client_interceptors()],
+            interceptors=[*aio_client_interceptors(tracer_provider=self.tracer_provider, filter_=traced_call),
+                          *client_interceptors(), *self.mesh_auth.client_interceptors()],
             own_connections=own_connections,
         )
         self._channels.append(channel)
@@ -218,9 +218,9 @@ async def start_service(
         raise
 
     interceptors = [
-        aio_server_interceptor(tracer_provider=tracer_provider),
+        aio_server_interceptor(tracer_provider=tracer_provider, filter_=traced_call),  # no health-check spans
         SpanStatusInterceptor(),
-        LogContextInterceptor(),
+        LogContextInterceptor(trust_tenant_header=not spec.public),
         CallInterceptor(),
     ]
     token_check = None if spec.public else mesh_auth.server_interceptor()

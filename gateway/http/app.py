@@ -42,6 +42,7 @@ from costmesh.gateway.http.json_body import parse_json
 from costmesh.gateway.http.openai_stream import ChunkStream
 from costmesh.gateway.pipeline import Pipeline
 from costmesh.observability.error_fields import error_fields
+from costmesh.observability.log_context import bind_request, request_scope
 
 log = structlog.get_logger()
 DEV_TENANT_HEADER = "x-costmesh-tenant"  # only read when authentication is off (dev mode)
@@ -74,7 +75,7 @@ class HttpApi:
         started = time.perf_counter()
         name = (f"{request.method} "
                 f"{request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}")
-        with self._tracer.start_as_current_span(
+        with request_scope(), self._tracer.start_as_current_span(  # the request's ids on its lines, then gone
             name, context=propagate.extract(request.headers), kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "url.path": request.path},
         ) as span:
@@ -92,8 +93,10 @@ class HttpApi:
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-            log.info("http", method=request.method, path=request.path, status=response.status,
-                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            # an upstream failure (502, 503, 504) or a fault of ours at warning, the rest at info
+            (log.warning if response.status >= 500 else log.info)(
+                "http", method=request.method, path=request.path, status=response.status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2))
             return response
 
     def _tenant(self, request: web.Request) -> str:
@@ -104,7 +107,9 @@ class HttpApi:
             authorization = f"Bearer {api_key}"
         if not authorization and self._auth.enabled and _anthropic(request):
             raise Unauthenticated("missing API key: send `x-api-key: <key>` or `authorization: Bearer <key>`")
-        return self._auth.authenticate(authorization, claimed).tenant
+        tenant = self._auth.authenticate(authorization, claimed).tenant
+        bind_request(tenant_id=tenant)
+        return tenant
 
     # -- models --------------------------------------------------------------------------
 
@@ -213,6 +218,7 @@ def _anthropic(request: web.Request) -> bool:
 def _prepare(complete: gw.CompleteRequest, tenant: str, model: str) -> str:
     complete.tenant_id = tenant
     complete.request_id = complete.request_id or uuid.uuid4().hex
+    bind_request(request_id=complete.request_id, tenant_id=tenant)  # on every line of it, and sent downstream
     trace.get_current_span().set_attribute("gen_ai.request.model", model)
     return complete.request_id
 
