@@ -84,7 +84,7 @@ async def test_the_sync_client_completes_streams_and_reads_stats(mesh):
         with Client(mesh.gateway, api_key=key) as client:
             reply = client.complete(CompletionRequest(
                 messages=[ChatMessage("user", "Name a prime number."), ChatMessage("assistant", "7."),
-                          ChatMessage("user", "Name another one.")], max_tokens=50, cache_bypass=True))
+                          ChatMessage("user", "Name another one.")], max_tokens=50, bypass=True))
             events = list(client.stream("Name a mammal that lays eggs.", model="gpt-5-nano", max_tokens=50))
             return reply, events, client.stats()
 
@@ -104,7 +104,7 @@ async def test_errors_come_back_as_costmesh_errors(mesh):
         with pytest.raises(InvalidRequest, match="^messages"):
             await client.complete("")
         with pytest.raises(UpstreamTimeout):  # the deadline passes before the answer
-            await client.complete("Write a long essay on the history of Rome.", timeout_s=0.005, cache_bypass=True)
+            await client.complete("Write a long essay on the history of Rome.", timeout_s=0.005, bypass=True)
 
     def sync_bad():
         with Client(mesh.gateway, api_key="cm_0000_forged") as client:
@@ -364,7 +364,7 @@ async def test_a_tool_loop_and_structured_output_through_the_typed_client(mesh):
             tools=[CALCULATOR], json_schema=schema, max_tokens=200))
         streamed = [event async for event in client.stream(CompletionRequest(
             messages=[question], tools=[CALCULATOR], tool_choice="required", max_tokens=200,
-            cache_bypass=True))]
+            bypass=True))]
         with pytest.raises(InvalidRequest, match="tool_call_id"):
             await client.complete(CompletionRequest(messages=[question, ChatMessage("tool", "84", tool_call_id="x")]))
     assert not final.tool_calls and isinstance(json.loads(final.text)["answer"], (int, float))
