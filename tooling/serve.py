@@ -146,7 +146,7 @@ def _demo_key(mesh: Mesh, kept: bool) -> str:
     keys_file = mesh.env.get("COSTMESH_API_KEYS_FILE")
     if kept and keys_file and any(r.active and r.tenant == "demo" for r in KeyStore(keys_file).records()):
         return (f"API keys:                {keys_file} (kept across restarts: the keys made before still work; "
-                f"`costmesh keys create --file {keys_file} --tenant NAME` adds one)")
+                f"`costmesh keys --file {keys_file} create --tenant NAME` adds one)")
     where = f" ({'saved in' if kept else 'in'} {keys_file})" if keys_file else ""
     return f"API key for tenant 'demo': {mesh.api_key('demo')}{where}"
 
