@@ -55,6 +55,9 @@ class MeshClients:
                            timeout: float) -> cache_pb2.JudgeShadowResponse:
         return await call_unary(self._stores.next().JudgeShadow, request, timeout)
 
+    async def invalidate(self, request: cache_pb2.InvalidateRequest, timeout: float) -> cache_pb2.InvalidateResponse:
+        return await call_unary(self._stores.next().Invalidate, request, timeout)
+
     async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse:
         return await call_unary(self._stores.next().Store, request, timeout)
 

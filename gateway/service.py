@@ -10,6 +10,7 @@ from costmesh.catalog import load_catalog
 from costmesh.gateway.auth import authenticator_from_env
 from costmesh.gateway.batch_forward import batch_forwarder
 from costmesh.gateway.clients import MeshClients
+from costmesh.gateway.feedback import feedback as feedback_reports
 from costmesh.gateway.http.app import HttpApi
 from costmesh.gateway.http.server import start_http
 from costmesh.gateway.pipeline import GatewaySettings, Pipeline
@@ -57,6 +58,9 @@ async def mount(runtime: Runtime) -> Mounted:
     stores = StoreQueue(clients.store, max_pending=env.int("COSTMESH_GATEWAY_STORE_QUEUE", 1024),
                         workers=env.int("COSTMESH_GATEWAY_STORE_WORKERS", 4), timeout_s=settings.cache_timeout_s)
     limits = await request_limits(runtime, cleanup)  # None without Redis (said once) or with COSTMESH_LIMITS=off
+    reports = feedback_reports(runtime, clients, cleanup)  # bad answers reported by request id (#22)
+    observability.observers.append(reports)
+    cleanup.push_async_callback(reports.aclose)
     pipeline = Pipeline(clients, settings, GatewayStats(), observers=observability.observers, stores=stores,
                         limits=limits, routing=routing)
     cleanup.push_async_callback(pipeline.aclose)  # drains the queued stores after the servers stop taking calls
@@ -64,7 +68,7 @@ async def mount(runtime: Runtime) -> Mounted:
     http_port = env.int("COSTMESH_HTTP_PORT", 8080)
     if http_port:  # 0 disables the OpenAI-compatible HTTP API
         api = HttpApi(pipeline, auth, load_catalog(), runtime.tracer_provider.get_tracer("costmesh.gateway.http"),
-                      max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20))
+                      max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20), feedback=reports)
         http_host = env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1"))
         tls = runtime.edge_tls.http_context(http_host) if runtime.edge_tls is not None else None  # HTTPS or checked
         bound, close_http = await start_http(
@@ -74,7 +78,8 @@ async def mount(runtime: Runtime) -> Mounted:
         runtime.log.info("http listening", port=bound, api="openai-compatible /v1", tls=tls is not None)
     batch = batch_forwarder(runtime, auth, settings.limits, limits)  # BatchService: forwarded to the batches service
     name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
-    servicer = Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(pipeline, auth), name)
+    gateway = GatewayServicer(pipeline, auth, reports)
+    servicer = Servicer(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, gateway, name)
     return Mounted([servicer, batch], close=cleanup.aclose)
 
 

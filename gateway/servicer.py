@@ -11,7 +11,9 @@ from __future__ import annotations
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.gateway.v1 import gateway_pb2_grpc
 from costmesh.convert import with_micro_usd, with_rounded_usd
+from costmesh.errors import Unavailable
 from costmesh.gateway.auth import Authenticator
+from costmesh.gateway.feedback import Feedback
 from costmesh.gateway.pipeline import Pipeline
 
 
@@ -23,9 +25,10 @@ def _authorization(context) -> str | None:
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, pipeline: Pipeline, auth: Authenticator):
+    def __init__(self, pipeline: Pipeline, auth: Authenticator, feedback: Feedback | None = None):
         self._pipeline = pipeline
         self._auth = auth
+        self._feedback = feedback
 
     def _tenant(self, request: gw.CompleteRequest, context) -> None:
         principal = self._auth.authenticate(_authorization(context), request.tenant_id)
@@ -49,3 +52,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             return with_rounded_usd(await self._pipeline.tenant_stats(None))
         principal = self._auth.authenticate(_authorization(context), request.tenant_id)
         return with_rounded_usd(await self._pipeline.tenant_stats(principal.tenant, principal.key_id))
+
+    async def ReportFeedback(self, request: gw.ReportFeedbackRequest, context) -> gw.ReportFeedbackResponse:
+        """A bad answer of the caller's tenant (its key's), by request id: NOT_FOUND when unknown."""
+        principal = self._auth.authenticate(_authorization(context), request.tenant_id)
+        if self._feedback is None:
+            raise Unavailable("feedback is not served by this gateway")
+        return await self._feedback.report(principal.tenant, request.request_id, request.reason)

@@ -49,7 +49,8 @@ async def gateway(redis_url):
 def test_the_description_is_valid_openapi_and_names_every_route():
     schema = schemathesis.openapi.from_path(str(OPENAPI))
     labels = {result.ok().label for result in schema.get_all_operations()}
-    assert labels == {"POST /v1/chat/completions", "POST /v1/messages", "GET /v1/models", "GET /v1/models/{model}"}
+    assert labels == {"POST /v1/chat/completions", "POST /v1/messages", "GET /v1/models", "GET /v1/models/{model}",
+                      "POST /v1/feedback"}
 
 
 def served_schema() -> schemathesis.BaseSchema:

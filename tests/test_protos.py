@@ -27,7 +27,7 @@ DOMAINS = ("cache", "classifier", "common", "gateway", "inference", "provider", 
 
 # The gRPC method paths clients call: the file moves must not change one of them.
 METHODS = {
-    "costmesh.gateway.v1.GatewayService": ["Complete", "StreamComplete", "GetStats"],
+    "costmesh.gateway.v1.GatewayService": ["Complete", "StreamComplete", "GetStats", "ReportFeedback"],
     "costmesh.gateway.v1.BatchService": ["SubmitBatch", "GetBatch", "CancelBatch"],
     "costmesh.router.v1.RouterService": ["Execute", "StreamExecute", "Plan"],
     "costmesh.provider.v1.ProviderService": ["Generate", "StreamGenerate", "ListModels", "SubmitBatch", "GetBatch",

@@ -26,8 +26,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Catalog
-from costmesh.errors import CostmeshError, InvalidRequest, NotFound, Unauthenticated
+from costmesh.errors import CostmeshError, InvalidRequest, NotFound, Unauthenticated, Unavailable
 from costmesh.gateway.auth import Authenticator
+from costmesh.gateway.feedback import Feedback
 from costmesh.gateway.http import anthropic_format, anthropic_replies, sse
 from costmesh.gateway.http import openai_format as fmt
 from costmesh.gateway.http.anthropic_stream import MessageEvents
@@ -43,6 +44,7 @@ from costmesh.gateway.http.openai_stream import ChunkStream
 from costmesh.gateway.pipeline import Pipeline
 from costmesh.observability.error_fields import error_fields
 from costmesh.observability.log_context import bind_request, request_scope
+from costmesh.vocabulary import cache_status_name
 
 log = structlog.get_logger()
 DEV_TENANT_HEADER = "x-costmesh-tenant"  # only read when authentication is off (dev mode)
@@ -53,7 +55,8 @@ RENAME: web.RequestKey[Callable[[str], str]] = web.RequestKey("costmesh.rename")
 
 class HttpApi:
     def __init__(self, pipeline: Pipeline, auth: Authenticator, catalog: Catalog,
-                 tracer: trace.Tracer, max_body_bytes: int):
+                 tracer: trace.Tracer, max_body_bytes: int, feedback: Feedback | None = None):
+        self._feedback = feedback  # POST /v1/feedback (None: not served)
         self._pipeline = pipeline
         self._auth = auth
         self._catalog = catalog
@@ -66,6 +69,7 @@ class HttpApi:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/v1/models", self.list_models)
         app.router.add_get("/v1/models/{model}", self.get_model)
+        app.router.add_post("/v1/feedback", self.report_feedback)
         return app
 
     # -- plumbing ------------------------------------------------------------------------
@@ -136,6 +140,30 @@ class HttpApi:
             return {"type": "model", "id": model, "display_name": model, "created_at": "1970-01-01T00:00:00Z"}
         owner = "costmesh" if model == fmt.AUTO_MODEL else self._catalog.models[model].provider
         return {"id": model, "object": "model", "created": 0, "owned_by": owner}
+
+    # -- feedback ------------------------------------------------------------------------
+
+    async def report_feedback(self, request: web.Request) -> web.Response:
+        """`{"request_id": ..., "reason": ...}`: a bad answer of the caller's tenant, its cache entry
+        removed and, for a semantic hit, counted as a false hit (`gateway.feedback`); 404 when unknown."""
+        tenant = self._tenant(request)
+        body = parse_json(await request.read())
+        if not isinstance(body, dict):
+            raise InvalidRequest("body: must be a JSON object")
+        request_id, reason = body.get("request_id"), body.get("reason", "")
+        if not isinstance(request_id, str) or not request_id.strip():
+            raise InvalidRequest("request_id: required, a string")
+        if not isinstance(reason, str):
+            raise InvalidRequest("reason: must be a string")
+        if self._feedback is None:
+            raise Unavailable("feedback is not served by this gateway")
+        bind_request(request_id=request_id, tenant_id=tenant)
+        reported = await self._feedback.report(tenant, request_id, reason)
+        return web.json_response({
+            "object": "feedback", "request_id": reported.request_id,
+            "cache_status": cache_status_name(reported.cache_status),
+            "entries_removed": reported.entries_removed, "verdict_counted": reported.verdict_counted,
+        })
 
     # -- completions ---------------------------------------------------------------------
 

@@ -319,8 +319,8 @@ class CacheCore:
         if self.policy.shadow_rate(tenant) <= 0:
             raise PermissionDenied(f"tenant {tenant!r} has not consented to shadow checks "
                                    "(shadow_rate in COSTMESH_CACHE_TENANT_POLICIES)")
-        if not request.served_text.strip() or not request.fresh_text.strip():
-            raise InvalidRequest("served_text and fresh_text: both answers are required")
+        if not request.verdict and (not request.served_text.strip() or not request.fresh_text.strip()):
+            raise InvalidRequest("served_text and fresh_text: both answers are required unless verdict is set")
         if request.verdict not in ("", "same", "different"):
             raise InvalidRequest(f"verdict: {request.verdict!r} is not same or different")
         if request.verdict:

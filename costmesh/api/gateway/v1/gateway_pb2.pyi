@@ -252,6 +252,28 @@ class GetStatsResponse(_message.Message):
     routing_quality: RoutingQuality
     def __init__(self, requests: _Optional[int] = ..., exact_hits: _Optional[int] = ..., semantic_hits: _Optional[int] = ..., cache_unavailable: _Optional[int] = ..., tier_counts: _Optional[_Mapping[str, int]] = ..., cost_usd: _Optional[float] = ..., baseline_cost_usd: _Optional[float] = ..., saving_usd: _Optional[float] = ..., savings: _Optional[_Union[_common_pb2.LayerSavings, _Mapping]] = ..., errors: _Optional[int] = ..., cache_lookups_timed_out: _Optional[int] = ..., cache_lookups_busy: _Optional[int] = ..., cache_stores_dropped: _Optional[int] = ..., cache_stores_failed: _Optional[int] = ..., cache_stores_pending: _Optional[int] = ..., cache_stores: _Optional[int] = ..., classifier_busy: _Optional[int] = ..., cost_micro_usd: _Optional[int] = ..., baseline_cost_micro_usd: _Optional[int] = ..., saving_micro_usd: _Optional[int] = ..., tenant_id: _Optional[str] = ..., limited: _Optional[int] = ..., limits_enforced: _Optional[bool] = ..., limits: _Optional[_Iterable[_Union[LimitUsage, _Mapping]]] = ..., routing_quality: _Optional[_Union[RoutingQuality, _Mapping]] = ...) -> None: ...
 
+class ReportFeedbackRequest(_message.Message):
+    __slots__ = ("tenant_id", "request_id", "reason")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    request_id: str
+    reason: str
+    def __init__(self, tenant_id: _Optional[str] = ..., request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReportFeedbackResponse(_message.Message):
+    __slots__ = ("request_id", "cache_status", "entries_removed", "verdict_counted")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    cache_status: CacheStatus
+    entries_removed: int
+    verdict_counted: bool
+    def __init__(self, request_id: _Optional[str] = ..., cache_status: _Optional[_Union[CacheStatus, str]] = ..., entries_removed: _Optional[int] = ..., verdict_counted: _Optional[bool] = ...) -> None: ...
+
 class TierQuality(_message.Message):
     __slots__ = ("tier", "verdicts", "as_good", "quality_retained", "lower_bound", "total_verdicts", "total_as_good", "served")
     TIER_FIELD_NUMBER: _ClassVar[int]

@@ -51,6 +51,11 @@ class GatewayServiceStub:
                 request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.ReportFeedback = channel.unary_unary(
+                '/costmesh.gateway.v1.GatewayService/ReportFeedback',
+                request_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.ReportFeedbackRequest.SerializeToString,
+                response_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.ReportFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -80,6 +85,16 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportFeedback(self, request, context):
+        """Reports a bad answer by its request id (the caller's tenant's requests only): the cache entry
+        that answered it is removed, and when it was a semantic hit the report counts as a false hit
+        in the tenant's live false-hit estimate (tenants that consented to shadow checks).
+        NOT_FOUND: the request id is unknown, expired, already reported, or was not answered from the cache.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +112,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.FromString,
                     response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'ReportFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportFeedback,
+                    request_deserializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.ReportFeedbackRequest.FromString,
+                    response_serializer=costmesh_dot_gateway_dot_v1_dot_gateway__pb2.ReportFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +202,33 @@ class GatewayService:
             '/costmesh.gateway.v1.GatewayService/GetStats',
             costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
             costmesh_dot_gateway_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.gateway.v1.GatewayService/ReportFeedback',
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.ReportFeedbackRequest.SerializeToString,
+            costmesh_dot_gateway_dot_v1_dot_gateway__pb2.ReportFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,118 @@
+"""Feedback on its own (issue 22): the gateway remembers the answers it served from the cache for a
+bounded time (in process here; Redis in test_feedback_mesh.py), and a report by request id removes
+the entry and, for a semantic hit, counts as a "different" verdict. Only the tenant's own requests;
+unknown, expired or reported twice: NotFound. Fake mesh clients, no servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from costmesh.api.cache.v1 import cache_pb2
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
+from costmesh.errors import NotFound, PermissionDenied, Unavailable
+from costmesh.gateway.cache_answers import cache_scope, hit_response
+from costmesh.gateway.feedback import Feedback, LocalMemory
+from costmesh.tooling.mesh_client import build_request
+
+
+class FakeClients:
+    def __init__(self, consent: bool = True):
+        self.lookup_observers = []
+        self.consent = consent
+        self.judged: list[cache_pb2.JudgeShadowRequest] = []
+        self.invalidated: list[cache_pb2.InvalidateRequest] = []
+        self.fail_invalidate = False
+
+    async def judge_shadow(self, request, timeout):
+        if not self.consent:
+            raise PermissionDenied("no consent")
+        self.judged.append(request)
+        return cache_pb2.JudgeShadowResponse(verdict=request.verdict, judge="caller")
+
+    async def invalidate(self, request, timeout):
+        if self.fail_invalidate:
+            raise Unavailable("redis down")
+        self.invalidated.append(request)
+        return cache_pb2.InvalidateResponse(removed=1)
+
+
+def served(feedback: Feedback, question: str, tenant: str, request_id: str, kind: int,
+           entry: str) -> gw.CompleteResponse:
+    """The pipeline's lookup answered with a hit, then its answer, as the observers see them."""
+    request = build_request(question, tenant=tenant)
+    lookup = cache_pb2.LookupRequest(scope=cache_scope(request), messages=request.messages, sampling=request.sampling)
+    hit = cache_pb2.LookupResponse(kind=kind, text="the cached answer", entry_id=entry, similarity=0.93)
+    feedback.seen_lookup(lookup, hit)
+    response = hit_response(request_id, hit)
+    feedback.on_answer(request, response)
+    return response
+
+
+async def test_a_semantic_hit_reported_is_removed_and_counted_once():
+    clients = FakeClients()
+    feedback = Feedback(clients, LocalMemory(60, 100))
+    served(feedback, "How can I reset my password?", "acme", "req-1", cache_pb2.HIT_KIND_SEMANTIC, "e1")
+    out = await feedback.report("acme", "req-1", "wrong steps")
+    assert (out.request_id, out.cache_status, out.entries_removed, out.verdict_counted) == (
+        "req-1", gw.CACHE_STATUS_SEMANTIC_HIT, 1, True)
+    [judged] = clients.judged
+    assert judged.verdict == cache_pb2.SHADOW_VERDICT_DIFFERENT and judged.entry_id == "e1"
+    assert judged.scope.tenant_id == "acme" and judged.messages[0].content[0].text == "How can I reset my password?"
+    assert judged.similarity == pytest.approx(0.93) and not judged.served_text and not judged.fresh_text
+    assert [(i.tenant_id, i.entry_id) for i in clients.invalidated] == [("acme", "e1")]
+    with pytest.raises(NotFound):  # reported already
+        await feedback.report("acme", "req-1")
+    assert len(clients.judged) == 1
+
+
+async def test_an_exact_hit_is_removed_not_counted_and_a_miss_is_not_remembered():
+    clients = FakeClients()
+    feedback = Feedback(clients, LocalMemory(60, 100))
+    served(feedback, "What is 2 + 2?", "acme", "req-exact", cache_pb2.HIT_KIND_EXACT, "e2")
+    miss = build_request("Something new", tenant="acme")
+    feedback.on_answer(miss, gw.CompleteResponse(request_id="req-miss", cache_status=gw.CACHE_STATUS_MISS))
+    out = await feedback.report("acme", "req-exact")
+    assert (out.cache_status, out.entries_removed, out.verdict_counted) == (gw.CACHE_STATUS_EXACT_HIT, 1, False)
+    assert clients.judged == []
+    with pytest.raises(NotFound):
+        await feedback.report("acme", "req-miss")
+
+
+async def test_only_the_tenants_own_requests_and_only_while_remembered():
+    now = [0.0]
+    clients = FakeClients()
+    feedback = Feedback(clients, LocalMemory(10, 2, clock=lambda: now[0]))
+    served(feedback, "How can I reset my password?", "acme", "req-a", cache_pb2.HIT_KIND_SEMANTIC, "e1")
+    with pytest.raises(NotFound):  # another tenant's request id: not found, not revealed
+        await feedback.report("globex", "req-a")
+    now[0] = 11.0
+    with pytest.raises(NotFound):  # expired
+        await feedback.report("acme", "req-a")
+    for i in range(3):  # bounded: the oldest is forgotten
+        served(feedback, f"Question {i}?", "acme", f"req-{i}", cache_pb2.HIT_KIND_SEMANTIC, f"e{i}")
+    await feedback.settled()
+    with pytest.raises(NotFound):
+        await feedback.report("acme", "req-0")
+    assert (await feedback.report("acme", "req-2")).verdict_counted
+    assert clients.invalidated[0].tenant_id == "acme"
+
+
+async def test_a_tenant_without_consent_has_its_entry_removed_and_nothing_counted():
+    clients = FakeClients(consent=False)
+    feedback = Feedback(clients, LocalMemory(60, 100))
+    served(feedback, "How can I reset my password?", "acme", "req-1", cache_pb2.HIT_KIND_SEMANTIC, "e1")
+    out = await feedback.report("acme", "req-1")
+    assert (out.entries_removed, out.verdict_counted) == (1, False)
+
+
+async def test_a_failed_removal_is_raised_and_its_retry_does_not_count_again():
+    clients = FakeClients()
+    feedback = Feedback(clients, LocalMemory(60, 100))
+    served(feedback, "How can I reset my password?", "acme", "req-1", cache_pb2.HIT_KIND_SEMANTIC, "e1")
+    clients.fail_invalidate = True
+    with pytest.raises(Unavailable):
+        await feedback.report("acme", "req-1")
+    clients.fail_invalidate = False
+    out = await feedback.report("acme", "req-1")
+    assert (out.entries_removed, out.verdict_counted) == (1, True)
+    assert len(clients.judged) == 1
