@@ -72,3 +72,37 @@ def test_a_pair_that_could_not_be_measured_is_left_out_of_the_figures():
     figures = tally.figures()
     assert figures["errors"] == 1 and figures["false_hit_rate"] == 1.0 and figures["precision"] == 0.5
     assert (tally.tp, tally.fp, tally.fn, tally.tn) == (1, 1, 0, 0)
+
+
+# --online (issue 22): the shadow-check loop replayed with an oracle judge
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+ONLINE_PAIRS = [Pair(f"What time does the store open on {day}?", f"What time does the store open on {other}?", False)
+                for day, other in zip(DAYS, DAYS[1:] + DAYS[:1])] + [
+    Pair(f"How do I reset my {thing}?", f"How can I reset my {thing}?", True)
+    for thing in ("password", "router", "phone", "watch", "laptop", "account")]
+ONLINE_KEYS = {"final_false_hit_rate", "final_recall", "shadow_share", "shadow_cost_usd"}
+
+
+async def test_online_replays_the_loop_with_an_oracle_judge(redis_url, embedder):
+    from costmesh.tooling.eval.cache_online import evaluate_online
+    from costmesh.tooling.eval.cache_online import format_table as online_table
+
+    env = {"COSTMESH_CACHE_MAX_FALSE_HIT_RATE": "0.5", "COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE": "0.05",
+           "COSTMESH_CACHE_SHADOW_MIN_VERDICTS": "3", "COSTMESH_CACHE_SHADOW_THRESHOLD_STEP": "0.1"}
+    result = await evaluate_online(ONLINE_PAIRS, redis_url, shadow_rate=1.0, concurrency=1, seed=3, env=env,
+                                   progress=False, embedder=embedder)
+    assert ONLINE_KEYS | KEYS - {"p50_ms", "p99_ms"} <= result.keys() and result["online"] is True
+    assert result["pairs"] == 12 and result["final_pairs"] == 6 and result["errors"] == 0
+    live = result["live"]
+    # every semantic hit is checked at rate 1 and the oracle reads the label: a trap served is a false hit
+    assert result["shadow_checks"] == live["verdicts"] > 0 and live["false_hits"] >= 1
+    assert result["shadow_share"] == pytest.approx(result["shadow_checks"] / 12, abs=1e-4)
+    assert result["shadow_cost_usd"] > 0 and result["shadow_model"] == "claude-opus-4-5"
+    assert live["threshold_moves"] >= 1 and live["threshold"] > live["calibrated_threshold"]
+    assert result["without_loop"]["false_hit_rate"] >= result["false_hit_rate"]  # the loop only raised the bar
+    assert "with the loop" in online_table(result)
+
+
+def test_cli_online_rejects_a_bad_shadow_rate(tmp_path, capsys):
+    path = write_pairs([{"a": p.a, "b": p.b, "duplicate": p.duplicate} for p in PAIRS], tmp_path / "p.jsonl.gz")
+    assert main(["eval", "cache", "--pairs", str(path), "--online", "--shadow-rate", "1.5"]) == 2

@@ -213,6 +213,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N pairs only")
     parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once")
+    parser.add_argument("--online", action="store_true",
+                        help="replay the pairs as one tenant's live traffic in a random order, with shadow checks "
+                             "judged by the file's labels (the loop; see costmesh.tooling.eval.cache_online)")
+    parser.add_argument("--shadow-rate", type=float, default=0.05, help="--online: the share of semantic hits checked")
+    parser.add_argument("--seed", type=int, default=0, help="--online: the replay's order")
+    parser.add_argument("--shadow-model", default=None,
+                        help="--online: the model a check's call is priced on (default: the catalog's premium model)")
+    parser.add_argument("--answer-tokens", type=int, default=200,
+                        help="--online: a check's answer tokens, for its price")
 
 
 async def _run(args: argparse.Namespace) -> dict:
@@ -221,11 +230,20 @@ async def _run(args: argparse.Namespace) -> dict:
         raise InvalidRequest(f"pairs: {args.pairs} holds no pairs")
     url = os.environ.get("REDIS_URL")
     if url:
-        return await evaluate(pairs, url, concurrency=args.concurrency)
+        return await _evaluate(args, pairs, url)
     from costmesh.tooling.redis_embedded import EmbeddedRedis
 
     with EmbeddedRedis() as redis:
-        return await evaluate(pairs, redis.url, concurrency=args.concurrency)
+        return await _evaluate(args, pairs, redis.url)
+
+
+async def _evaluate(args: argparse.Namespace, pairs: list[Pair], url: str) -> dict:
+    if not getattr(args, "online", False):
+        return await evaluate(pairs, url, concurrency=args.concurrency)
+    from costmesh.tooling.eval.cache_online import evaluate_online
+
+    return await evaluate_online(pairs, url, shadow_rate=args.shadow_rate, concurrency=args.concurrency,
+                                 seed=args.seed, shadow_model=args.shadow_model, answer_tokens=args.answer_tokens)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,6 +251,13 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidRequest("limit: must be positive")
     if args.concurrency <= 0:
         raise InvalidRequest("concurrency: must be positive")
+    if getattr(args, "online", False) and not 0 < args.shadow_rate <= 1:
+        raise InvalidRequest("shadow-rate: must be in (0, 1]")
     result = asyncio.run(_run(args))
+    if result.get("online"):
+        from costmesh.tooling.eval.cache_online import format_table as online_table
+
+        print(json.dumps(result) if args.json else online_table(result))
+        return 0
     print(json.dumps(result) if args.json else format_table(result))
     return 0
