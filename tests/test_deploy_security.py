@@ -16,6 +16,7 @@ from test_deploy import (
     mounts,
     objects_of,
     peer_variables,
+    workloads,
 )
 
 SECRET_NAME = "costmesh-mesh-secret"
@@ -38,7 +39,7 @@ def test_compose_every_service_reads_the_mesh_secret_made_once():
 
 
 def test_k8s_every_grpc_service_mounts_the_mesh_secret():
-    deployments = objects_of("Deployment")
+    deployments = workloads()
     for name in GRPC_SERVICES:
         container = container_of(deployments[name])
         env = effective_env(container)
@@ -61,7 +62,7 @@ def test_k8s_the_public_service_has_no_metrics_port():
 def _callers() -> dict[str, set[str]]:
     """Who dials whom, read from the Deployments' peer addresses (and the providers' upstreams)."""
     callers: dict[str, set[str]] = {}
-    for name, deployment in objects_of("Deployment").items():
+    for name, deployment in workloads().items():
         env = effective_env(container_of(deployment))
         targets = list(peer_variables(env).values())
         if name == "providers":
@@ -103,5 +104,5 @@ def test_k8s_network_policies_admit_exactly_the_call_graph():
     assert rule["from"] == [{"namespaceSelector": {}}]  # pods of the cluster only, not the internet
     assert [p["port"] for p in rule["ports"]] == [METRICS_PORT]
 
-    covered = {name for name in objects_of("Deployment") if f"{name}-ingress" in policies}
-    assert covered == set(objects_of("Deployment"))  # every workload has its policy
+    covered = {name for name in workloads() if f"{name}-ingress" in policies}
+    assert covered == set(workloads())  # every workload has its policy
