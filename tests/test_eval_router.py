@@ -111,3 +111,34 @@ def test_subject_prior_scores_a_subject_by_its_mean_gain_shrunk_towards_the_over
     assert hard == pytest.approx((20 + 20 * 0.5) / 40) and easy == pytest.approx(10 / 40) and unseen == 0.5
     assert subject_prior_scores(reference, [BookRecord("q", 0, 0)]) is None
     assert subject_prior_scores([], asked) is None
+
+
+# --online (issue 22): the routing checks' loop replayed with an oracle judge
+async def test_online_lowers_the_threshold_when_the_cheap_answers_fall_short(redis_url):
+    import numpy as np
+
+    from costmesh.tooling.datasets import BookRecord
+    from costmesh.tooling.eval.router_online import evaluate_online, table
+
+    # scores evenly over [0, 1); the weak model is wrong under 0.7 and right above (where the router sends it
+    # to the strong one anyway): at threshold 0.5 every cheap answer checked is worse
+    n = 200
+    scores = np.arange(n) / n
+    records = [BookRecord(f"question {i}?", float(s >= 0.7), 1.0) for i, s in enumerate(scores)]
+    env = {"COSTMESH_ROUTER_SHADOW_MIN_VERDICTS": "3", "COSTMESH_ROUTER_SHADOW_THRESHOLD_STEP": "0.1",
+           "COSTMESH_ROUTER_QUALITY_TARGET": "0.9"}
+    result = await evaluate_online(records, scores, 0.5, redis_url, shadow_rate=1.0, seed=1, env=env)
+    assert {"final_quality_retained", "final_premium_share", "shadow_share", "shadow_cost_usd"} <= result.keys()
+    without = result["without_loop"]
+    assert without["final_quality_retained"] == pytest.approx(0.5, abs=0.1)  # half the rows answered wrong
+    assert result["live"]["moves"] >= 3 and result["live"]["offset"] <= -0.3 + 1e-9
+    assert result["final_premium_share"] > without["final_premium_share"]
+    assert result["final_quality_retained"] > without["final_quality_retained"]
+    assert result["shadow_checks"] == result["live"]["verdicts"] > 0 and result["shadow_cost_usd"] > 0
+    assert "second half" in table(result)
+
+
+def test_online_refuses_the_rules_and_a_bad_rate(tmp_path, capsys):
+    book = write_book(tmp_path / "b.jsonl.gz", [{"prompt": "hi", "weak_score": 1, "strong_score": 1}])
+    assert main(["eval", "router", "--book", book, "--online", "--strategy", "rules"]) == 2
+    assert main(["eval", "router", "--book", book, "--online", "--shadow-rate", "0"]) == 2

@@ -35,9 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-trained", action="store_true",
                         help="keep rows the artifact was trained on (figures are then not held-out)")
     parser.add_argument("--no-embedding-cache", action="store_true", help="always recompute embeddings")
+    parser.add_argument("--online", action="store_true",
+                        help="replay the book as one tenant's live traffic in a random order, with routing checks "
+                             "judged by the book's scores (the loop; see costmesh.tooling.eval.router_online)")
+    parser.add_argument("--shadow-rate", type=float, default=0.05, help="--online: the share of cheap answers checked")
+    parser.add_argument("--seed", type=int, default=0, help="--online: the replay's order and draws")
 
 
 def run(args: argparse.Namespace) -> int:
+    online = getattr(args, "online", False)
+    if online and (args.strategy != "learned" or args.cascade):
+        raise InvalidRequest("online: replays the learned router alone (no --strategy rules, no --cascade)")
+    if online and not 0 < args.shadow_rate <= 1:
+        raise InvalidRequest("shadow-rate: must be in (0, 1]")
     records = load_book(args.book, args.limit)
     if not records:
         raise InvalidRequest(f"book: {args.book} has no rows")
@@ -64,6 +74,17 @@ def run(args: argparse.Namespace) -> int:
         records = [r for r, t in zip(records, trained) if not t]
         if embeddings is not None:
             embeddings = embeddings[~trained]
+    if online:
+        from costmesh.tooling.eval.router_online import run_online
+        from costmesh.tooling.eval.router_online import table as online_table
+        from costmesh.tooling.routing.evaluation import learned_prompt_scores
+
+        scores = learned_prompt_scores(artifact, [r.prompt for r in records], embeddings)
+        result = run_online(args, records, scores, artifact.threshold)
+        result["book"] = args.book
+        result["rows_left_out_trained"] = left_out
+        print(json.dumps(result) if args.json else online_table(result))
+        return 0
     result = evaluate(records, strategy=args.strategy, cascade=args.cascade, artifact=artifact, embeddings=embeddings,
                       reference=reference)
     result["book"] = args.book
