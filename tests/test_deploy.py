@@ -10,6 +10,7 @@ need: the Debian packages `docker-compose` and `prometheus` (for promtool), and 
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import fnmatch
@@ -156,6 +157,7 @@ def kustomize_build(directory: Path) -> tuple[dict, ...]:
 def everything_kustomization() -> Path:
     """An overlay of the base with every optional component, so the tests see every object."""
     directory = Path(tempfile.mkdtemp(prefix="costmesh-k8s-"))
+    atexit.register(shutil.rmtree, directory, True)
     (directory / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(K8S_DIR, directory)],  # kustomize takes relative paths only
@@ -510,7 +512,7 @@ def test_k8s_default_apply_deploys_no_gpu_no_simulator_and_needs_nothing_it_lack
 
 
 @pytest.mark.parametrize("component", K8S_COMPONENTS)
-def test_k8s_optional_components_bring_what_they_point_at(component):
+def test_k8s_optional_components_bring_what_they_point_at(component, tmp_path):
     """Each optional component is a kustomize Component that adds its workload, its Service and its
     NetworkPolicy, and points costmesh-config at that Service (nothing else changes)."""
     directory = K8S_DIR / "components" / component
@@ -519,12 +521,12 @@ def test_k8s_optional_components_bring_what_they_point_at(component):
     for resource in kustomization["resources"]:
         assert (directory / resource).exists(), resource
     name = {"tracing": "jaeger"}.get(component, component)
-    with_it = tempfile.mkdtemp(prefix=f"costmesh-k8s-{component}-")
-    (Path(with_it) / "kustomization.yaml").write_text(yaml.safe_dump({
+    with_it = tmp_path
+    (with_it / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(K8S_DIR, with_it)], "components": [os.path.relpath(directory, with_it)],
     }))
-    objects = kustomize_build(Path(with_it))
+    objects = kustomize_build(with_it)
     validate_all(objects, f"deploy/k8s + components/{component}")
     assert name in objects_of("Service", objects) and f"{name}-ingress" in objects_of("NetworkPolicy", objects)
     assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == name for d in objects)
