@@ -31,7 +31,7 @@ from costmesh.api.cache.v1 import cache_pb2 as pb
 from costmesh.api.cache.v1 import cache_pb2_grpc
 from costmesh.config import Env
 from costmesh.tooling.datasets import Pair
-from costmesh.tooling.eval.cache import (
+from costmesh.tooling.eval.cache_common import (
     BASELINES,
     HITS,
     SAMPLING,
