@@ -122,6 +122,9 @@ async def evaluate_online(records: list[BookRecord], scores: np.ndarray, thresho
 
 
 def run_online(args: argparse.Namespace, records: list[BookRecord], scores: np.ndarray, threshold: float) -> dict:
+    from costmesh.observability.logs import configure_logging
+
+    configure_logging("eval", os.environ.get("COSTMESH_LOG_LEVEL", "warning"))  # on stderr: stdout is the result
     url = os.environ.get("REDIS_URL")
 
     async def go(redis_url: str) -> dict:
