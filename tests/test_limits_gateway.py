@@ -49,7 +49,11 @@ async def simulator():
 
 @pytest.fixture(scope="module")
 async def mesh(redis_url, simulator):
-    mesh = await start_inprocess_mesh(redis_url, simulator.url, TracerProvider())
+    # A loaded CI machine can take over the default 500 ms for a Redis call, and the default mode
+    # (auto) then lets requests through unmetered: these tests are about the metering, so the
+    # limiter waits longer for Redis.
+    mesh = await start_inprocess_mesh(redis_url, simulator.url, TracerProvider(),
+                                      {"COSTMESH_LIMITS_TIMEOUT_MS": "10000"})
     yield mesh
     await mesh.stop()
 
