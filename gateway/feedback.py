@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from collections import OrderedDict
@@ -106,20 +107,22 @@ class LocalMemory:
 
 
 class RedisMemory:
-    """One key per request, `{prefix}:feedback:{tenant}:{request id}`, expiring after `ttl_s`."""
+    """One key per request, `{prefix}:feedback:{tenant digest}:{request id}`, expiring after `ttl_s`."""
 
     def __init__(self, redis: Redis, ttl_s: float, prefix: str = "costmesh"):
         self._redis, self._ttl_ms, self._prefix = redis, max(1, int(ttl_s * 1000)), prefix
 
     def _key(self, tenant: str, request_id: str) -> str:
-        return f"{self._prefix}:feedback:{tenant}:{request_id}"
+        """The tenant as a digest (no separator in it: no two (tenant, id) pairs share a key)."""
+        return f"{self._prefix}:feedback:{hashlib.sha256(tenant.encode()).hexdigest()[:24]}:{request_id}"
 
     async def put(self, tenant: str, request_id: str, served: dict[str, Any]) -> None:
         await self._redis.set(self._key(tenant, request_id), json.dumps(served), px=self._ttl_ms)
 
     async def get(self, tenant: str, request_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._key(tenant, request_id))
-        return None if raw is None else json.loads(raw)
+        served = None if raw is None else json.loads(raw)
+        return served if served is not None and served.get("tenant") == tenant else None
 
     async def take(self, tenant: str, request_id: str) -> bool:
         return bool(await self._redis.delete(self._key(tenant, request_id)))
@@ -150,9 +153,9 @@ class Feedback:
         if not response.cached or not self._hits:
             return
         lookup = self._hits.pop(_hit_key(cache_scope(request), request.messages, request.sampling), None)
-        if lookup is None or not response.request_id:
+        if lookup is None or not response.request_id or len(response.request_id) > MAX_REQUEST_ID_CHARS:
             return
-        served = {"entry_id": lookup.entry_id, "cache_status": int(_HITS[lookup.kind]),
+        served = {"tenant": request.tenant_id, "entry_id": lookup.entry_id, "cache_status": int(_HITS[lookup.kind]),
                   "similarity": round(lookup.similarity, 6), "ts": round(time.time(), 3)}
         if lookup.kind == cache_pb2.HIT_KIND_SEMANTIC:
             served["question"] = _question(request)[:MAX_QUESTION_CHARS]

@@ -116,3 +116,26 @@ async def test_a_failed_removal_is_raised_and_its_retry_does_not_count_again():
     out = await feedback.report("acme", "req-1")
     assert (out.entries_removed, out.verdict_counted) == (1, True)
     assert len(clients.judged) == 1
+
+
+async def test_redis_memory_keeps_tenants_apart_and_expires(redis_url):
+    import asyncio
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from costmesh.gateway.feedback import RedisMemory
+
+    redis = Redis.from_url(redis_url)
+    memory = RedisMemory(redis, ttl_s=0.3, prefix=f"feedback-test-{uuid.uuid4().hex[:6]}")
+    try:
+        # a separator in a tenant or an id cannot make two requests share a key
+        await memory.put("a:b", "c", {"tenant": "a:b", "entry_id": "e1"})
+        assert await memory.get("a", "b:c") is None
+        assert (await memory.get("a:b", "c"))["entry_id"] == "e1"
+        assert await memory.take("a:b", "c") and not await memory.take("a:b", "c")
+        await memory.put("acme", "r1", {"tenant": "acme", "entry_id": "e2"})
+        await asyncio.sleep(0.5)
+        assert await memory.get("acme", "r1") is None  # expired
+    finally:
+        await redis.aclose()
