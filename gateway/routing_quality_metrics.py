@@ -19,16 +19,15 @@ Tenants appear once they have a verdict. One read of Redis serves a scrape (kept
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from costmesh.gateway.routing_quality import RoutingEstimate, RoutingLedger, RoutingQualitySettings
 from costmesh.observability.bounded_labels import BoundedLabel
+from costmesh.observability.scrape_reads import CachedRead, read_on_loop, worst_per_label
 
 DEFAULT_MAX_TENANTS = 100
 
@@ -40,13 +39,15 @@ class RoutingQualityGauges:
     def __init__(self, meter: Meter, read: Callable[[], list[RoutingEstimate] | None],
                  settings: RoutingQualitySettings, *, max_tenants: int = DEFAULT_MAX_TENANTS,
                  max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
-        self._read = read
         self._settings = settings
-        self._tenant = BoundedLabel(max_tenants)
-        self._max_age_s = max_age_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: tuple[float, dict[str, RoutingEstimate] | None] | None = None
+        tenant = BoundedLabel(max_tenants)
+
+        def labelled() -> dict[str, RoutingEstimate] | None:  # `other`: the lowest lower bound of its tenants
+            read_now = read()
+            return None if read_now is None else worst_per_label(
+                read_now, tenant, lambda e, known: e.lower_bound < known.lower_bound)
+
+        self._labelled = CachedRead(labelled, max_age_s, clock)
         self._closed = False
         per_tenant = (
             ("quality_retained", "1", "share of all-premium quality the tenant's routed answers keep (shadow checks)",
@@ -101,49 +102,8 @@ class RoutingQualityGauges:
         return observe
 
     def _estimates(self) -> dict[str, RoutingEstimate] | None:
-        """Label -> estimate, at most `max_age_s` old; `other` holds the worst of the tenants past the limit."""
-        if self._closed:
-            return None
-        with self._lock:
-            now = self._clock()
-            if self._last is not None and now - self._last[0] < self._max_age_s:
-                return self._last[1]
-            read = self._read()
-            labelled: dict[str, RoutingEstimate] | None = None
-            if read is not None:
-                labelled = {}
-                for estimate in read:
-                    if not estimate.total_verdicts:
-                        continue
-                    label = self._tenant(estimate.tenant_id)
-                    known = labelled.get(label)
-                    if known is None or estimate.lower_bound < known.lower_bound:
-                        labelled[label] = estimate
-            self._last = (now, labelled)
-            return labelled
-
-
-def read_on_loop(loop: asyncio.AbstractEventLoop, read: Callable[[], Awaitable[Any]], timeout_s: float) -> Any:
-    """`await read()` on the gateway's event loop, from the scrape thread; None when the loop is gone,
-    is this thread's own (waiting would deadlock), or does not answer within `timeout_s`."""
-    if loop.is_closed():
-        return None
-    try:
-        if asyncio.get_running_loop() is loop:
-            return None
-    except RuntimeError:  # no loop in this thread: the scrape thread
-        pass
-    try:
-        future = asyncio.run_coroutine_threadsafe(read(), loop)  # type: ignore[arg-type]
-    except RuntimeError:
-        return None
-    try:
-        return future.result(timeout_s)
-    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-        future.cancel()
-        return None
-    except Exception:  # noqa: BLE001 - a scrape never fails on the gateway's account
-        return None
+        """Label -> estimate, at most `max_age_s` old."""
+        return None if self._closed else self._labelled()
 
 
 def register_quality_gauges(runtime: Any, ledger: RoutingLedger) -> RoutingQualityGauges:

@@ -26,18 +26,15 @@ Redis-wide: every cache replica reports the same figure, so aggregate them with 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from costmesh.observability.scrape_reads import CachedRead, read_on_loop
+
 from .core import CacheCore
 from .stats import CacheStats
-
-T = TypeVar("T")
 
 
 class CacheMetrics:
@@ -47,10 +44,7 @@ class CacheMetrics:
         self._core = core
         self._loop = loop
         self._timeout_s = timeout_s if timeout_s is not None else core.config.admin_timeout_s + 1.0
-        self._max_age_s = max_age_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: tuple[float, CacheStats | None] | None = None
+        self._stats = CachedRead(self._read, max_age_s, clock)  # one CacheCore.stats() per scrape
         self._closed = False
 
         meter.create_observable_gauge(
@@ -116,41 +110,7 @@ class CacheMetrics:
         stats = self._stats()
         return [Observation(int(stats.redis_available))] if stats is not None else []
 
-    def _stats(self) -> CacheStats | None:
-        """The core's latest stats, at most `max_age_s` old; None when they could not be read."""
-        with self._lock:
-            now = self._clock()
-            if self._last is not None and now - self._last[0] < self._max_age_s:
-                return self._last[1]
-            stats = self._read()
-            self._last = (now, stats)
-            return stats
-
     def _read(self) -> CacheStats | None:
         if self._closed:
             return None
         return read_on_loop(self._loop, self._core.stats, self._timeout_s)
-
-
-def read_on_loop(loop: asyncio.AbstractEventLoop, read: Callable[[], Coroutine[Any, Any, T]],
-                 timeout_s: float) -> T | None:
-    """`await read()` on the service's event loop, from the scrape thread; None when the loop is
-    gone, is this thread's own (waiting would deadlock), or does not answer within `timeout_s`."""
-    if loop.is_closed():
-        return None
-    try:
-        if asyncio.get_running_loop() is loop:  # scraped on the loop itself: waiting would deadlock
-            return None
-    except RuntimeError:  # no loop in this thread: the scrape thread
-        pass
-    try:
-        future = asyncio.run_coroutine_threadsafe(read(), loop)
-    except RuntimeError:  # the loop is shutting down
-        return None
-    try:
-        return future.result(timeout_s)
-    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-        future.cancel()
-        return None
-    except Exception:  # noqa: BLE001 - a metrics scrape never fails on the cache's account
-        return None

@@ -24,11 +24,12 @@ from costmesh.config import Env
 from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
 from costmesh.model_files import model_backend, torch_threads
+from costmesh.observability.scrape_reads import read_on_loop
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
 from .config import CacheConfig
 from .core import CacheCore, word_count
-from .metrics import CacheMetrics, read_on_loop
+from .metrics import CacheMetrics
 from .servicer import CacheServicer
 from .shadow_metrics import DEFAULT_MAX_TENANTS, ShadowMetrics
 from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier

@@ -16,13 +16,13 @@ appear once they have a verdict. One read of Redis serves a scrape (kept `max_ag
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from costmesh.observability.bounded_labels import BoundedLabel
+from costmesh.observability.scrape_reads import CachedRead, worst_per_label
 
 from .shadow import LiveEstimate, ShadowSettings
 
@@ -36,13 +36,15 @@ class ShadowMetrics:
     def __init__(self, meter: Meter, read: Callable[[], list[LiveEstimate] | None], settings: ShadowSettings, *,
                  max_tenants: int = DEFAULT_MAX_TENANTS, max_age_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
-        self._read = read
         self._settings = settings
-        self._tenant = BoundedLabel(max_tenants)
-        self._max_age_s = max_age_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: tuple[float, dict[str, LiveEstimate] | None] | None = None
+        tenant = BoundedLabel(max_tenants)
+
+        def labelled() -> dict[str, LiveEstimate] | None:  # `other`: the highest upper bound of its tenants
+            read_now = read()
+            return None if read_now is None else worst_per_label(
+                read_now, tenant, lambda e, known: e.upper_bound > known.upper_bound)
+
+        self._labelled = CachedRead(labelled, max_age_s, clock)
         self._closed = False
         per_tenant = (
             ("false_hit_rate", "1", "the tenant's false-hit rate on shadow-checked semantic hits, at its threshold",
@@ -79,23 +81,5 @@ class ShadowMetrics:
         return observe
 
     def _estimates(self) -> dict[str, LiveEstimate] | None:
-        """Label -> estimate, at most `max_age_s` old; `other` holds the worst of the tenants past the limit."""
-        if self._closed:
-            return None
-        with self._lock:
-            now = self._clock()
-            if self._last is not None and now - self._last[0] < self._max_age_s:
-                return self._last[1]
-            read = self._read()
-            labelled: dict[str, LiveEstimate] | None = None
-            if read is not None:
-                labelled = {}
-                for estimate in read:
-                    if not estimate.total_verdicts:
-                        continue
-                    label = self._tenant(estimate.tenant_id)
-                    known = labelled.get(label)
-                    if known is None or estimate.upper_bound > known.upper_bound:
-                        labelled[label] = estimate
-            self._last = (now, labelled)
-            return labelled
+        """Label -> estimate, at most `max_age_s` old."""
+        return None if self._closed else self._labelled()
