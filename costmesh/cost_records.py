@@ -170,33 +170,8 @@ def record_of_shadow(request: gw.CompleteRequest, request_id: str, fresh: router
     """A shadow check of the semantic hit that answered `request_id`: the fresh call and the
     judgement, as their own line. No baseline (nobody would have paid for it without costmesh);
     its cost is the cache layer's."""
-    usage = fresh.usage
-    cost = fresh.cost.total_usd + judge_usd
-    return CostRecord(
-        ts=ts,
-        request_id=request_id,
-        tenant_id=request.tenant_id,
-        session_id=request.session_id,
-        key_id=key_id,
-        outcome="answered",
-        cache="semantic_hit",
-        provider=fresh.provider,
-        model=fresh.model,
-        tier=_tier(fresh.tier),
-        attempts=len(fresh.attempts),
-        similarity=similarity,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cost_usd=cost,
-        saving_usd=-cost,
-        savings={**dict.fromkeys(LAYERS, 0.0), "cache": -cost},
-        kind="shadow",
-        verdict=verdict,
-        judge_usd=judge_usd,
-        check="cache",
-    )
+    return _check_record(request, request_id, fresh, judge_usd, verdict, ts, key_id, check="cache",
+                         cache="semantic_hit", similarity=similarity)
 
 
 def record_of_routing_check(request: gw.CompleteRequest, request_id: str, premium: router_pb2.ExecuteResponse,
@@ -204,8 +179,16 @@ def record_of_routing_check(request: gw.CompleteRequest, request_id: str, premiu
                             checked_tier: str = "", score: float = 0.0) -> CostRecord:
     """A shadow check of the cheap answer that answered `request_id`: the premium model's call and
     the judgement, as their own line. No baseline; its cost is the routing layer's."""
-    usage = premium.usage
-    cost = premium.cost.total_usd + judge_usd
+    return _check_record(request, request_id, premium, judge_usd, verdict, ts, key_id, check="routing",
+                         cache="none", score=score, checked_tier=checked_tier)
+
+
+def _check_record(request: gw.CompleteRequest, request_id: str, call: router_pb2.ExecuteResponse, judge_usd: float,
+                  verdict: str, ts: float, key_id: str, *, check: str, cache: str, similarity: float = 0.0,
+                  score: float = 0.0, checked_tier: str = "") -> CostRecord:
+    """A shadow check's line: the model call it made and its judge, a cost of the layer it checks."""
+    usage = call.usage
+    cost = call.cost.total_usd + judge_usd
     return CostRecord(
         ts=ts,
         request_id=request_id,
@@ -213,23 +196,24 @@ def record_of_routing_check(request: gw.CompleteRequest, request_id: str, premiu
         session_id=request.session_id,
         key_id=key_id,
         outcome="answered",
-        cache="none",
-        provider=premium.provider,
-        model=premium.model,
-        tier=_tier(premium.tier),
+        cache=cache,
+        provider=call.provider,
+        model=call.model,
+        tier=_tier(call.tier),
         score=score,
-        attempts=len(premium.attempts),
+        attempts=len(call.attempts),
+        similarity=similarity,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
         cost_usd=cost,
         saving_usd=-cost,
-        savings={**dict.fromkeys(LAYERS, 0.0), "routing": -cost},
+        savings={**dict.fromkeys(LAYERS, 0.0), check: -cost},
         kind="shadow",
         verdict=verdict,
         judge_usd=judge_usd,
-        check="routing",
+        check=check,
         checked_tier=checked_tier,
     )
 
