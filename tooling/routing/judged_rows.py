@@ -16,20 +16,17 @@ only (never held out to calibrate or measure, where they would skew the operatin
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
-from costmesh.errors import ConfigError
 from costmesh.tooling.datasets import BookRecord
+from costmesh.tooling.kept_lines import kept_lines
 
 ROWS_PATTERN = "*:routing-rows:*"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def load_judged_rows(source: str) -> list[BookRecord]:
     """Routing-book rows, each prompt once (its latest verdict), in a stable order."""
-    lines = _redis_lines(source) if source.startswith(REDIS_SCHEMES) else _file_lines(Path(source))
+    lines = kept_lines(source, ROWS_PATTERN, "the judged rows")
     rows: dict[str, BookRecord] = {}
     for line in lines:
         try:
@@ -42,27 +39,3 @@ def load_judged_rows(source: str) -> list[BookRecord]:
         rows.setdefault(prompt, BookRecord(prompt, 1.0 if as_good else 0.0, 1.0,  # lists are newest first
                                            row.get("weak_response") or None, row.get("strong_response") or None))
     return [rows[prompt] for prompt in sorted(rows)]
-
-
-def _file_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise ConfigError(f"--from-records: {path} is neither a Redis URL nor a file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [line for line in handle if line.strip()]
-
-
-def _redis_lines(url: str) -> list[str]:
-    from redis import Redis
-    from redis.exceptions import RedisError
-
-    client = Redis.from_url(url)
-    try:
-        lines = []
-        for key in client.scan_iter(match=ROWS_PATTERN, count=500):
-            lines += [raw.decode() if isinstance(raw, bytes) else raw for raw in client.lrange(key, 0, -1)]
-        return lines
-    except RedisError as exc:
-        raise ConfigError(f"--from-records: cannot read the judged rows from {url}: {exc}") from None
-    finally:
-        client.close()

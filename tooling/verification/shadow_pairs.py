@@ -10,20 +10,17 @@ a JSON-lines file of such lines (.gz or not), e.g. one exported with `redis-cli 
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
-from costmesh.errors import ConfigError
+from costmesh.tooling.kept_lines import kept_lines
 
 PAIRS_PATTERN = "*:shadow-pairs:*"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def load_shadow_pairs(source: str) -> list[dict]:
     """Training rows {"a": question, "b": cached question, "duplicate": same}, each pair once (its
     latest verdict), in a stable order."""
-    lines = _redis_lines(source) if source.startswith(REDIS_SCHEMES) else _file_lines(Path(source))
+    lines = kept_lines(source, PAIRS_PATTERN, "the shadow pairs")
     rows: dict[tuple[str, str], dict] = {}
     for line in lines:
         try:
@@ -34,27 +31,3 @@ def load_shadow_pairs(source: str) -> list[dict]:
         if a.strip() and b.strip() and a != b:
             rows.setdefault((a, b), {"a": a, "b": b, "duplicate": same})  # lists are newest first
     return [rows[key] for key in sorted(rows)]
-
-
-def _file_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise ConfigError(f"--from-records: {path} is neither a Redis URL nor a file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [line for line in handle if line.strip()]
-
-
-def _redis_lines(url: str) -> list[str]:
-    from redis import Redis
-    from redis.exceptions import RedisError
-
-    client = Redis.from_url(url)
-    try:
-        lines = []
-        for key in client.scan_iter(match=PAIRS_PATTERN, count=500):
-            lines += [raw.decode() if isinstance(raw, bytes) else raw for raw in client.lrange(key, 0, -1)]
-        return lines
-    except RedisError as exc:
-        raise ConfigError(f"--from-records: cannot read the shadow pairs from {url}: {exc}") from None
-    finally:
-        client.close()
