@@ -22,9 +22,6 @@ _TIMEOUT_S (120: the model call), _JUDGE (cache | llm), _JUDGE_MODEL (the llm ju
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import hashlib
 import time
 from collections import OrderedDict
@@ -33,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from opentelemetry import context as otel_context
 from opentelemetry.metrics import Meter, Observation
 
 from costmesh.api.cache.v1 import cache_pb2
@@ -44,6 +40,7 @@ from costmesh.api.router.v1 import router_pb2
 from costmesh.config import Env
 from costmesh.cost_records import CostRecord, CostRecorder, bound_key_id, record_of_shadow
 from costmesh.errors import ConfigError, CostmeshError, UpstreamError
+from costmesh.gateway.background_queue import BackgroundQueue
 from costmesh.gateway.cache_answers import cache_scope
 from costmesh.gateway.clients import MeshClients
 from costmesh.judge_prompt import judge_prompt, parse_verdict
@@ -162,7 +159,7 @@ def _question(request: gw.CompleteRequest) -> str:
     return ""
 
 
-class BackgroundChecks:
+class BackgroundChecks(BackgroundQueue[Any]):
     """Checks run in the background, off the answer's path: at most `queue` wait and `concurrency`
     run at once; one that finds the queue full is dropped and counted. Subclasses define `_check`
     (the cache hits' checks here, the router's cheap answers' in `gateway.routing_shadow`)."""
@@ -170,61 +167,34 @@ class BackgroundChecks:
     kind = "shadow check"
 
     def __init__(self, queue: int, concurrency: int):
-        self._concurrency = concurrency
-        self._queue: asyncio.Queue[tuple[Any, otel_context.Context]] = asyncio.Queue(maxsize=queue)
-        self._workers: list[asyncio.Task] = []
+        super().__init__(queue, concurrency)
+        self.name = self.kind.replace(" ", "-")
         self.counters = ShadowCounters()
 
-    def submit(self, check: Any) -> bool:
-        """Queue a check; False (counted as dropped) when the queue is full. Never waits."""
-        if not self._workers:  # started on first use, in the serving loop, outside any request's context
-            name = self.kind.replace(" ", "-")
-            self._workers = [asyncio.create_task(self._work(), name=f"{name}-{i}", context=contextvars.Context())
-                             for i in range(self._concurrency)]
-        try:
-            self._queue.put_nowait((check, otel_context.get_current()))
-        except asyncio.QueueFull:
-            self.counters.dropped += 1
-            log.warning(f"{self.kind} queue full; check dropped", pending=self._queue.qsize())
-            return False
+    def _queued(self, check: Any) -> None:
         self.counters.queued += 1
-        return True
 
-    async def _work(self) -> None:
-        while True:
-            check, trace_context = await self._queue.get()
-            token = otel_context.attach(trace_context)
-            try:
-                await self._check(check)
-            except Exception as exc:  # noqa: BLE001 - a check never takes its worker down
-                self.counters.failed += 1
-                log.error(f"{self.kind} failed", error=repr(exc))
-            finally:
-                otel_context.detach(token)
-                self._queue.task_done()
+    def _dropped(self, check: Any) -> None:
+        self.counters.dropped += 1
+        log.warning(f"{self.kind} queue full; check dropped", pending=self.pending)
+
+    def _crashed(self, check: Any, exc: Exception) -> None:
+        self.counters.failed += 1
+        log.error(f"{self.kind} failed", error=repr(exc))
+
+    async def _handle(self, check: Any) -> None:
+        await self._check(check)
 
     async def _check(self, check: Any) -> None:
         raise NotImplementedError
 
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
-
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait (at most `timeout_s`) until every queued check has run."""
-        if self._workers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout_s)
+        await super().drain(timeout_s)
 
-    async def aclose(self, grace_s: float = 5.0) -> None:
+    async def aclose(self, grace_s: float = 5.0) -> int:
         """Run what is queued within `grace_s`, then stop; checks still queued are dropped."""
-        await self.drain(grace_s)
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers = []
+        return await super().aclose(grace_s)
 
 
 class ShadowChecks(BackgroundChecks):

@@ -11,18 +11,15 @@ pending (`pending_of`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from opentelemetry import context as otel_context
 
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.errors import CostmeshError, Overloaded
-from costmesh.observability.log_context import bound_request, request_fields
+from costmesh.gateway.background_queue import BackgroundQueue
 
 log = structlog.get_logger()
 
@@ -34,7 +31,9 @@ class StoreCounters:
     failed: int = 0  # the cache failed or refused it after every retry
 
 
-class StoreQueue:
+class StoreQueue(BackgroundQueue[cache_pb2.StoreRequest]):
+    name = "cache-store"
+
     def __init__(
         self,
         store: Callable[[cache_pb2.StoreRequest, float], Awaitable[cache_pb2.StoreResponse]],
@@ -45,22 +44,14 @@ class StoreQueue:
         busy_retries: int = 20,
         busy_backoff_s: float = 0.05,
     ):
+        super().__init__(max_pending, workers)
         self._store = store
-        # Each store with the trace context of the request that queued it: its span joins that trace.
-        self._queue: asyncio.Queue[tuple[cache_pb2.StoreRequest, otel_context.Context]] = asyncio.Queue(
-            maxsize=max_pending)
-        self._workers_wanted = workers
-        self._workers: list[asyncio.Task] = []
         self._timeout_s = timeout_s
         self._busy_retries = busy_retries
         self._busy_backoff_s = busy_backoff_s
         self.counters = StoreCounters()
         self.tenant_counters: Callable[[str], StoreCounters] | None = None  # a tenant's counters too
         self._pending_by_tenant: Counter[str] = Counter()
-
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
 
     def pending_of(self, tenant: str | None = None) -> int:
         """Stores queued (not yet taken by a worker): a tenant's, or all (None)."""
@@ -72,39 +63,27 @@ class StoreQueue:
             counters = self.tenant_counters(request.scope.tenant_id)
             setattr(counters, outcome, getattr(counters, outcome) + n)
 
+    def _queued(self, request: cache_pb2.StoreRequest) -> None:
+        self._pending_by_tenant[request.scope.tenant_id] += 1
+
+    def _dropped(self, request: cache_pb2.StoreRequest) -> None:
+        self._count(request, "dropped")
+        log.warning("cache store queue full; answer not cached", pending=self.pending)
+
     def _taken(self, request: cache_pb2.StoreRequest) -> None:
         tenant = request.scope.tenant_id
         self._pending_by_tenant[tenant] -= 1
         if self._pending_by_tenant[tenant] <= 0:
             del self._pending_by_tenant[tenant]
 
-    def submit(self, request: cache_pb2.StoreRequest) -> bool:
-        """Queue a store; False (and counted as dropped) when the queue is full."""
-        if not self._workers:  # started on first use, inside the serving event loop, with no request's context
-            self._workers = [asyncio.create_task(self._work(), name=f"cache-store-{i}", context=contextvars.Context())
-                             for i in range(self._workers_wanted)]
-        try:
-            self._queue.put_nowait((request, otel_context.get_current(), request_fields()))
-        except asyncio.QueueFull:
-            self._count(request, "dropped")
-            log.warning("cache store queue full; answer not cached", pending=self._queue.qsize())
-            return False
-        self._pending_by_tenant[request.scope.tenant_id] += 1
-        return True
+    def _crashed(self, request: cache_pb2.StoreRequest, exc: Exception) -> None:
+        self._count(request, "failed")
+        super()._crashed(request, exc)
 
-    async def _work(self) -> None:
-        while True:
-            request, trace_context, logged = await self._queue.get()
-            self._taken(request)
-            token = otel_context.attach(trace_context)
-            try:
-                with bound_request(logged):  # its request's ids on its lines, here and in the cache
-                    await self._store_one(request)
-            finally:
-                otel_context.detach(token)
-                self._queue.task_done()
+    def _left(self, request: cache_pb2.StoreRequest) -> None:
+        self._count(request, "failed")
 
-    async def _store_one(self, request: cache_pb2.StoreRequest) -> None:
+    async def _handle(self, request: cache_pb2.StoreRequest) -> None:
         delay = self._busy_backoff_s
         for attempt in range(self._busy_retries + 1):
             try:
@@ -125,23 +104,11 @@ class StoreQueue:
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (at most `timeout_s`) until every queued store has been tried."""
-        if self._workers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout_s)
+        await super().drain(timeout_s)
 
-    async def aclose(self, grace_s: float = 5.0) -> None:
+    async def aclose(self, grace_s: float = 5.0) -> int:
         """Drain within `grace_s`, then stop the workers; what is still queued counts as failed."""
-        await self.drain(grace_s)
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers = []
-        left = self._queue.qsize()
-        while not self._queue.empty():
-            request, _, _ = self._queue.get_nowait()
-            self._taken(request)
-            self._count(request, "failed")
+        left = await super().aclose(grace_s)
         if left:
             log.warning("gateway stopping; queued cache stores not done", left=left)
+        return left
