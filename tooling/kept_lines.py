@@ -9,11 +9,23 @@ mesh pushes them) or a JSON-lines file of such lines (.gz or not), e.g. one expo
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 from costmesh.errors import ConfigError
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def records_source(source: str) -> str:
+    """`--from-records`'s value: a Redis URL or a file as given, or "$REDIS_URL" (the flag alone) read
+    from the environment."""
+    if source != "$REDIS_URL":
+        return source
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        raise ConfigError("--from-records: give a Redis URL or a file, or set REDIS_URL")
+    return url
 
 
 def kept_lines(source: str, pattern: str, what: str) -> list[str]:

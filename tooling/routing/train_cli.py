@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from costmesh.errors import ConfigError, InvalidRequest
+from costmesh.errors import InvalidRequest
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.calibration import OperatingPoint
+from costmesh.tooling.kept_lines import records_source
 
 from .train import Book, TrainConfig, train
 
@@ -45,17 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "$REDIS_URL) whose routing-rows lists the gateway kept, or a JSON-lines file of them")
 
 
-def _records_source(source: str) -> str:
-    if source != "$REDIS_URL":
-        return source
-    import os
-
-    url = os.environ.get("REDIS_URL", "")
-    if not url:
-        raise ConfigError("--from-records: give a Redis URL or a file, or set REDIS_URL")
-    return url
-
-
 def run(args: argparse.Namespace) -> int:
     if args.premium_budget is not None:
         point = OperatingPoint(quality_target=None, premium_budget=args.premium_budget)
@@ -68,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_records:
         from .judged_rows import load_judged_rows
 
-        live = load_judged_rows(_records_source(args.from_records))
+        live = load_judged_rows(records_source(args.from_records))
         worse = sum(r.weak_score < 1.0 for r in live)
         if not args.json:
             print(f"judged rows of shadow checks: {len(live)} ({worse} cheap answers judged worse)")

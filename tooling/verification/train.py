@@ -36,6 +36,7 @@ import numpy as np
 from costmesh.errors import ConfigError
 from costmesh.services.cache.scope import normalise_query
 from costmesh.tooling.datasets import Pair, data_dir, load_pairs
+from costmesh.tooling.kept_lines import records_source
 from costmesh.verification.artifact import (
     DEFAULT_ARTIFACT,
     OperatingPoint,
@@ -203,17 +204,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the held-out test pairs (Quora bucket + trap frames) there")
 
 
-def _records_source(source: str) -> str:
-    if source != "$REDIS_URL":
-        return source
-    import os
-
-    url = os.environ.get("REDIS_URL", "")
-    if not url:
-        raise ConfigError("--from-records: give a Redis URL or a file, or set REDIS_URL")
-    return url
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -235,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     quora_train = split["train"][: args.train_pairs]
     quora_cal = split["calibration"][: args.calibration_pairs or None]
     traps_train, traps_cal = generate("train"), generate("calibration")
-    live = load_shadow_pairs(_records_source(args.from_records)) if args.from_records else []
+    live = load_shadow_pairs(records_source(args.from_records)) if args.from_records else []
     if args.from_records:
         different = sum(not row["duplicate"] for row in live)
         print(f"shadow pairs: {len(live)} ({different} judged different)", file=sys.stderr)
