@@ -30,12 +30,12 @@ from costmesh.config import Env
 from costmesh.errors import CostmeshError, InvalidRequest
 from costmesh.gateway.auth import KeyStore
 from costmesh.gateway.http.errors import http_error
+from costmesh.spend.breakdown import MAX_LIMIT
+from costmesh.spend.times import parse_time
 from costmesh.tooling.dashboard.admin_token import AdminToken
 from costmesh.tooling.dashboard.keys import create_key, list_keys, revoke_key
 from costmesh.tooling.dashboard.spend import spend
 from costmesh.tooling.dashboard.verifier_point import operating_point
-from costmesh.tooling.report.breakdown import MAX_LIMIT
-from costmesh.tooling.report.command import parse_time
 
 log = structlog.get_logger()
 

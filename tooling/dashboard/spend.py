@@ -12,8 +12,8 @@ import os
 from datetime import UTC, datetime
 
 from costmesh.cost_records import LAYERS, read_records
-from costmesh.tooling.report.breakdown import DIMENSIONS, breakdown
-from costmesh.tooling.report.summary import Summary, summarize
+from costmesh.spend.breakdown import DIMENSIONS, breakdown
+from costmesh.spend.summary import Summary, summarize
 
 MAX_ERROR_TYPES = 20
 

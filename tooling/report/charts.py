@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from costmesh.cost_records import LAYERS  # noqa: E402
-from costmesh.tooling.report.breakdown import DIMENSION_TITLES, Breakdown, all_rows  # noqa: E402
-from costmesh.tooling.report.summary import LAYER_TITLES, Summary  # noqa: E402
+from costmesh.spend.breakdown import Breakdown, all_rows  # noqa: E402
+from costmesh.spend.summary import Summary  # noqa: E402
+from costmesh.tooling.report.breakdown import DIMENSION_TITLES  # noqa: E402
+from costmesh.tooling.report.summary import LAYER_TITLES  # noqa: E402
 from costmesh.vocabulary import usd  # noqa: E402
 
 SAVE_COLOR, LOSS_COLOR, TOTAL_COLOR, PAID_COLOR = "#2e9d5b", "#c8453b", "#7a8594", "#2f6db5"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,45 +12,15 @@ from pathlib import Path
 
 from costmesh.cost_records import FILE_GLOB, read_records
 from costmesh.errors import InvalidRequest
+from costmesh.spend.breakdown import DEFAULT_LIMIT, DIMENSIONS, MAX_LIMIT, Breakdown, breakdown
+from costmesh.spend.summary import Summary, summarize
+from costmesh.spend.times import parse_time
 from costmesh.tooling.report import charts, html
-from costmesh.tooling.report.breakdown import (
-    DEFAULT_LIMIT,
-    DIMENSIONS,
-    MAX_LIMIT,
-    Breakdown,
-    breakdown,
-    format_breakdown,
-)
-from costmesh.tooling.report.summary import Summary, format_table, summarize
+from costmesh.tooling.report.breakdown import format_breakdown
+from costmesh.tooling.report.summary import format_table
 
 DEFAULT_RECORDS_DIR = "out/costmesh-records"
 DEFAULT_REPORT_DIR = "out/costmesh-report"
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_time(value: str, name: str, now: float) -> float:
-    """`now`, a duration back from now (`90m`, `24h`, `7d`), a unix timestamp, or an ISO date
-    or date-time (UTC unless it says otherwise)."""
-    value = value.strip()
-    if value == "now":
-        return now
-    match = _RELATIVE.match(value)
-    if match:
-        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(
-            f"{name}: {value!r} is not a time (try 2026-11-28, 2026-11-28T09:00, 24h or now)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 @dataclass

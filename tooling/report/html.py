@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from costmesh.tooling.report.breakdown import DIMENSION_TITLES, Breakdown, all_rows
-from costmesh.tooling.report.summary import Summary, format_table, savings_rows
+from costmesh.spend.breakdown import Breakdown, all_rows
+from costmesh.spend.summary import Summary
+from costmesh.tooling.report.breakdown import DIMENSION_TITLES
+from costmesh.tooling.report.summary import format_table, savings_rows
 from costmesh.vocabulary import usd_text
 
 TITLES = {
