@@ -34,6 +34,7 @@ from costmesh.tooling.eval.cache_common import (
     _messages,
     _progress_bar,
 )
+from costmesh.tooling.eval.packaged import pairs_path
 
 __all__ = ["BASELINES", "HITS", "SAMPLING", "Tally", "evaluate", "format_table"]
 
@@ -147,7 +148,9 @@ def format_table(result: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", required=True, help="pairs file (JSON Lines, optionally .gz): a, b, duplicate")
+    parser.add_argument("--pairs", required=True,
+                        help="pairs file (JSON Lines, optionally .gz): a, b, duplicate; or `assistant`, the "
+                             "hand-written set that ships with costmesh (costmesh.tooling.eval.packaged)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N pairs only")
     parser.add_argument("--concurrency", type=int, default=8, help="pairs in flight at once")
@@ -163,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run(args: argparse.Namespace) -> dict:
-    pairs = load_pairs(args.pairs, args.limit)
+    pairs = load_pairs(pairs_path(args.pairs), args.limit)
     if not pairs:
         raise InvalidRequest(f"pairs: {args.pairs} holds no pairs")
     url = os.environ.get("REDIS_URL")
