@@ -20,8 +20,10 @@ from costmesh.length_chunks import text_chunks
 from costmesh.model_files import (
     DEFAULT_BACKEND,
     DEFAULT_MODEL_ID,
+    INT8_MODEL_ID,
     cap_threads,
     checked_backend,
+    checked_model_id,
     default_model_path,
     load_sentence_transformer,
 )
@@ -29,11 +31,14 @@ from costmesh.onnx_models import OnnxSentenceModel
 from costmesh.verification.encoder import encode_full
 
 
-def load_sentence_model(path: str, backend: str = DEFAULT_BACKEND, threads: int = 0) -> Any:
+def load_sentence_model(path: str, backend: str = DEFAULT_BACKEND, threads: int = 0,
+                        model_id: str = DEFAULT_MODEL_ID) -> Any:
     """MiniLM on `backend`: "onnx" (ONNX Runtime, exported once and cached; the default) or
-    "torch" (sentence-transformers). Both give the same vectors (cosine >= 0.99999)."""
-    if checked_backend(backend) == "onnx":
-        return OnnxSentenceModel(path, threads=threads or 1)
+    "torch" (sentence-transformers). Both give the same vectors (cosine >= 0.99999).
+    `model_id` INT8_MODEL_ID is MiniLM quantised to int8 (ONNX Runtime only)."""
+    checked_model_id(model_id, checked_backend(backend))
+    if backend == "onnx":
+        return OnnxSentenceModel(path, threads=threads or 1, int8=model_id == INT8_MODEL_ID)
     return load_sentence_transformer(path)
 
 
@@ -66,7 +71,7 @@ class Embedder:
         if threads > 0:
             cap_threads(backend, threads)
         self._model = model if model is not None else load_sentence_model(model_path or default_model_path(), backend,
-                                                                           threads)
+                                                                           threads, model_id)
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dims: int = int(getter())
         self._batcher: MicroBatcher[tuple[str, bool], Any] = MicroBatcher(

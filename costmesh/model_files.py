@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
+INT8_MODEL_ID = "all-MiniLM-L6-v2-int8"  # the same weights, int8 per output channel (ONNX Runtime only)
+SENTENCE_MODEL_IDS = (DEFAULT_MODEL_ID, INT8_MODEL_ID)
 DEFAULT_TORCH_THREADS = 1
 DEFAULT_BACKEND = "onnx"
 BACKENDS = ("onnx", "torch")
@@ -25,6 +27,15 @@ def checked_backend(backend: str) -> str:
 def model_backend(env: Any) -> str:
     """COSTMESH_MODEL_BACKEND: where the local models run ("onnx" by default, or "torch")."""
     return checked_backend(env.str("COSTMESH_MODEL_BACKEND", DEFAULT_BACKEND))
+
+
+def checked_model_id(model_id: str, backend: str = DEFAULT_BACKEND) -> str:
+    """`model_id` if `backend` runs it: the int8 MiniLM runs on ONNX Runtime only."""
+    from costmesh.errors import ConfigError
+
+    if model_id == INT8_MODEL_ID and backend != "onnx":
+        raise ConfigError(f"embedding model {model_id!r} runs on the onnx backend only (COSTMESH_MODEL_BACKEND)")
+    return model_id
 
 
 def default_model_path() -> str:

@@ -10,7 +10,8 @@ import pytest
 from costmesh.config import Env
 from costmesh.embeddings import Embedder, load_sentence_model
 from costmesh.errors import ConfigError
-from costmesh.model_files import default_model_path, model_backend
+from costmesh.model_files import INT8_MODEL_ID, default_model_path, model_backend
+from costmesh.onnx_models import QUANT
 from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
 from costmesh.verification.cross_encoder import CrossEncoder, OnnxCrossEncoder, load_cross_encoder
 
@@ -65,7 +66,7 @@ def test_one_text_alone_gives_its_vector_in_a_batch(embedders):
 
 
 def test_exported_once_then_read_from_the_cache(cache_dir, embedders, monkeypatch):
-    files = sorted(cache_dir.glob("sentence-*.onnx"))
+    files = sorted(f for f in cache_dir.glob("sentence-*.onnx") if QUANT not in f.name)
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
 
@@ -96,3 +97,29 @@ def test_unknown_backend_is_a_config_error():
     assert model_backend(Env({})) == "onnx"
     with pytest.raises(ConfigError, match="COSTMESH_MODEL_BACKEND"):
         load_sentence_model("/nonexistent", "tpu")
+
+
+def test_int8_embedder_is_quantised_close_to_fp32_and_cached(cache_dir, embedders):
+    fp32, _ = embedders
+    int8 = Embedder(model_id=INT8_MODEL_ID, backend="onnx", threads=1, warmup=False)
+    a, b = np.array(int8.encode(TEXTS)), np.array(fp32.encode(TEXTS))
+    assert a.shape == b.shape
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    cosines = (a * b).sum(1)
+    assert cosines.min() > 0.95 and cosines.mean() > 0.98  # per-channel int8: 0.993 on MMLU prompts, "ok" 0.97
+    assert np.abs(a - b).max() > 1e-3  # a different model, not the fp32 one under another name
+    (full,) = int8.encode_full(TEXTS[:1])
+    assert full.tokens.shape[1] == 384 and float(full.vector @ a[0]) > 0.99999
+    exported = [f for f in cache_dir.glob("sentence-*.onnx") if QUANT not in f.name]
+    quantised = list(cache_dir.glob(f"sentence-*-{QUANT}.onnx"))
+    assert len(exported) == 1 and len(quantised) == 1
+    assert quantised[0].stat().st_size < exported[0].stat().st_size / 2  # int8 weights
+    stamp = quantised[0].stat().st_mtime_ns
+    again = load_sentence_model(default_model_path(), "onnx", 1, INT8_MODEL_ID)
+    assert float(again.encode([TEXTS[0]], normalize_embeddings=True)[0] @ a[0]) > 0.99999
+    assert quantised[0].stat().st_mtime_ns == stamp
+
+
+def test_int8_embedder_needs_onnx_runtime():
+    with pytest.raises(ConfigError, match="onnx backend only"):
+        load_sentence_model(default_model_path(), "torch", 1, INT8_MODEL_ID)

@@ -40,16 +40,17 @@ def build_strategies(source: ArtifactSource | None = None) -> dict[str, Strategy
 
 def _embedder_factory(model_id: str, threads: int = 0, backend: str = "onnx"):
     """What builds the artifact's embedding model: the local MiniLM, or the hashing encoder."""
-    from costmesh.model_files import DEFAULT_MODEL_ID
+    from costmesh.model_files import SENTENCE_MODEL_IDS, checked_model_id
 
     if model_id.startswith("hashing-bow-"):
         from costmesh.routing.hashing_encoder import HashingEncoder
 
         dims = int(model_id.rsplit("-", 1)[1])
         return lambda: HashingEncoder(dims)
-    if model_id != DEFAULT_MODEL_ID:
+    if model_id not in SENTENCE_MODEL_IDS:
         raise ConfigError(f"COSTMESH_ROUTER_ARTIFACT: it needs embedding model {model_id!r}; this build embeds with "
-                          f"{DEFAULT_MODEL_ID!r} only")
+                          f"{list(SENTENCE_MODEL_IDS)} only")
+    checked_model_id(model_id, backend)
 
     def build():
         from costmesh.embeddings import Embedder

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from costmesh.errors import InvalidRequest
+from costmesh.model_files import DEFAULT_MODEL_ID
 from costmesh.routing.answer_checks import FEATURE_NAMES as GATE_FEATURE_NAMES
 from costmesh.routing.artifact import COMPONENTS, Neighbours, Network, RouterArtifact, band_edges, prompt_hash
 from costmesh.routing.calibration import OperatingPoint, calibrated_threshold, expected_at
@@ -196,7 +197,7 @@ def train(
     books: Sequence[Book],
     *,
     config: TrainConfig = TrainConfig(),
-    embedding_model: str = "all-MiniLM-L6-v2",
+    embedding_model: str = DEFAULT_MODEL_ID,
     encode: EncodeFn | None = None,
     use_cache: bool = True,
     progress: bool = False,

@@ -18,6 +18,7 @@ import argparse
 import json
 
 from costmesh.errors import InvalidRequest
+from costmesh.model_files import DEFAULT_MODEL_ID, SENTENCE_MODEL_IDS
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.calibration import OperatingPoint
 from costmesh.tooling.kept_lines import records_source
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--c", type=float, default=0.02, help="inverse regularisation strength")
     parser.add_argument("--k", type=int, default=50,
                         help="nearest training prompts of the neighbour component (0: no neighbour components)")
+    parser.add_argument("--embedding-model", default=DEFAULT_MODEL_ID, choices=SENTENCE_MODEL_IDS,
+                        help=f"the MiniLM whose vectors it reads: fp32 or int8 (default {DEFAULT_MODEL_ID}); the "
+                             "classifier embeds with the one its artifact names")
     parser.add_argument("--limit", type=int, help="only the first N rows of each book")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--from-records", nargs="?", const="$REDIS_URL", default=None, metavar="SOURCE",
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"judged rows of shadow checks: {len(live)} ({worse} cheap answers judged worse)")
         books.append(Book("shadow-checks", live, train_only=True))
     config = TrainConfig(holdout=args.holdout, point=point, hidden=args.hidden, c=args.c, k=args.k)
-    artifact, report = train(books, config=config, progress=not args.json)
+    artifact, report = train(books, config=config, embedding_model=args.embedding_model, progress=not args.json)
     path = artifact.save(args.output)
     if args.json:
         print(json.dumps({"artifact": str(path), **report}))

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from costmesh.errors import ConfigError
+from costmesh.model_files import DEFAULT_MODEL_ID, SENTENCE_MODEL_IDS
 from costmesh.services.cache.scope import normalise_query
 from costmesh.tooling.datasets import Pair, data_dir, load_pairs
 from costmesh.tooling.kept_lines import records_source
@@ -68,9 +69,12 @@ def pair_key(a: str, b: str) -> str:
 
 
 class FeatureCache:
-    """Feature rows by pair key, persisted to one .npz under /tmp."""
+    """Feature rows by pair key, persisted to one .npz under /tmp (one file per embedding model:
+    `path` for the default MiniLM, `<stem>-<model id>.npz` for another)."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, model_id: str = ""):
+        if path and model_id and model_id != DEFAULT_MODEL_ID:
+            path = path.with_name(f"{path.stem}-{model_id}{path.suffix}")
         self.path = path
         self.rows: dict[str, np.ndarray] = {}
         if path and path.exists():
@@ -196,6 +200,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reject pairs with an opposite word, a swapped name or a one-vs-all scope switch "
                              "whatever the models say "
                              "(costmesh.verification.lexical.veto)")
+    parser.add_argument("--embedding-model", default=DEFAULT_MODEL_ID, choices=SENTENCE_MODEL_IDS,
+                        help=f"the MiniLM whose vectors the features read: fp32 or int8 (default {DEFAULT_MODEL_ID}); "
+                             "the cache takes a verifier only with the embedder it names")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
     parser.add_argument("--from-records", nargs="?", const="$REDIS_URL", default=None, metavar="SOURCE",
                         help="also train on the labelled pairs of shadow checks: a Redis URL (default $REDIS_URL) "
@@ -209,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
         from sklearn.ensemble import HistGradientBoostingClassifier
     except ImportError:
         raise ConfigError("train-verifier needs scikit-learn: pip install 'costmesh[dev]'") from None
-    from costmesh.model_files import DEFAULT_MODEL_ID, default_model_path, load_sentence_transformer
+    from costmesh.embeddings import load_sentence_model
+    from costmesh.model_files import default_model_path
 
     started = time.perf_counter()
     path = args.pairs or data_dir() / "qqp_pairs_dev.jsonl.gz"
@@ -230,8 +238,8 @@ def run(args: argparse.Namespace) -> int:
         different = sum(not row["duplicate"] for row in live)
         print(f"shadow pairs: {len(live)} ({different} judged different)", file=sys.stderr)
 
-    model = load_sentence_transformer(default_model_path())
-    cache = FeatureCache(Path(args.cache) if args.cache else None)
+    model = load_sentence_model(default_model_path(), "onnx", 1, args.embedding_model)
+    cache = FeatureCache(Path(args.cache) if args.cache else None, args.embedding_model)
     to_pairs = lambda rows: [(r.a, r.b) if isinstance(r, Pair) else (r["a"], r["b"]) for r in rows]  # noqa: E731
     labels = lambda rows: np.asarray([r.duplicate if isinstance(r, Pair) else r["duplicate"] for r in rows])  # noqa: E731
     if args.cross_blend is not None and not 0.0 <= args.cross_blend <= 1.0:
@@ -290,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     table = operating_table(quora, traps, args.min_similarity)
     artifact = VerifierArtifact(
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
-        min_similarity=args.min_similarity, embedding_model=DEFAULT_MODEL_ID, table=table,
+        min_similarity=args.min_similarity, embedding_model=args.embedding_model, table=table,
         cross_encoder=cross, cross_blend=cross_blend, vetoes=args.vetoes,
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
