@@ -1,7 +1,12 @@
-"""Per-tenant API keys: a key store of SHA-256 hashes, and the bearer-token check.
+"""Per-tenant API keys and admin keys: a key store of SHA-256 hashes, and the bearer-token check.
 
 A key looks like `cm_<key id>_<secret>`; only its SHA-256 hash is stored, next to the tenant
-it belongs to. The key store is a JSON file (`COSTMESH_API_KEYS_FILE`), rewritten atomically
+it belongs to and its role: `tenant` (the default, and what a key of a file written before
+roles existed is) makes requests for its tenant; `admin` (`costmesh keys create --admin`)
+belongs to no tenant and only administers the gateway (the dashboard and its API,
+`gateway.admin`): it is refused, PERMISSION_DENIED / HTTP 403, for completions, models,
+batches and feedback, so a leaked tenant key never reads another tenant's spend and an admin
+key never runs up a bill nobody owns. The key store is a JSON file (`COSTMESH_API_KEYS_FILE`), rewritten atomically
 on every change and re-read by the gateway when it changes, so a revoked key stops working
 on the next request without a restart. The tenant of a request always comes from its key.
 
@@ -25,11 +30,13 @@ import structlog
 
 from costmesh.config import Env
 from costmesh.cost_records import bind_key_id
-from costmesh.errors import ConfigError, InvalidRequest, NotFound, Unauthenticated
+from costmesh.errors import ConfigError, InvalidRequest, NotFound, PermissionDenied, Unauthenticated
 
 log = structlog.get_logger()
 
 KEY_PREFIX = "cm_"
+TENANT_ROLE, ADMIN_ROLE = "tenant", "admin"
+ROLES = (TENANT_ROLE, ADMIN_ROLE)
 AUTH_DISABLED = "off"  # COSTMESH_AUTH=off: explicit development mode, no keys
 
 
@@ -45,10 +52,27 @@ class KeyRecord:
     created_at: float
     revoked_at: float | None = None
     name: str = ""
+    role: str = TENANT_ROLE  # absent from key files written before roles: a tenant key
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"key {self.key_id}: role must be one of {', '.join(ROLES)}, not {self.role!r}")
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def admin(self) -> bool:
+        return self.role == ADMIN_ROLE
+
+    def to_json(self) -> dict:
+        """As the file keeps it; `role` only for admin keys, so that a file of tenant keys stays
+        readable by a gateway that predates roles."""
+        out = asdict(self)
+        if self.role == TENANT_ROLE:
+            del out["role"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -102,14 +126,20 @@ class KeyStore:
 
     # -- writing -----------------------------------------------------------------------
 
-    def create(self, tenant: str, name: str = "") -> tuple[str, KeyRecord]:
-        """Mint a key for `tenant`; returns the key (shown once, never stored) and its record."""
+    def create(self, tenant: str, name: str = "", *, role: str = TENANT_ROLE) -> tuple[str, KeyRecord]:
+        """Mint a key for `tenant` (an admin key: for no tenant, `tenant` ""); returns the key
+        (shown once, never stored) and its record."""
         tenant = tenant.strip()
-        if not tenant:
+        if role not in ROLES:
+            raise InvalidRequest(f"role: one of {', '.join(ROLES)}")
+        if role == TENANT_ROLE and not tenant:
             raise InvalidRequest("tenant: required")
+        if role == ADMIN_ROLE and tenant:
+            raise InvalidRequest("tenant: an admin key belongs to no tenant; leave it out")
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        record = KeyRecord(key_id=key_id, tenant=tenant, sha256=hash_key(key), created_at=time.time(), name=name)
+        record = KeyRecord(key_id=key_id, tenant=tenant, sha256=hash_key(key), created_at=time.time(), name=name,
+                           role=role)
         with self._locked():
             self._write([*self._existing(), record])
         return key, record
@@ -147,7 +177,7 @@ class KeyStore:
 
     def _write(self, records: list[KeyRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"keys": [asdict(r) for r in records]}, indent=2) + "\n"
+        body = json.dumps({"keys": [r.to_json() for r in records]}, indent=2) + "\n"
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(fd, "w") as out:
@@ -171,7 +201,8 @@ class Authenticator:
 
     def authenticate(self, authorization: str | None, claimed_tenant: str = "") -> Principal:
         """`claimed_tenant` is the tenant a request body names: it must be empty or the key's own.
-        The key's id (never the key) is bound for the call's cost record (`bind_key_id`)."""
+        The key's id (never the key) is bound for the call's cost record (`bind_key_id`). An admin
+        key is refused (PermissionDenied): it makes no requests for a tenant."""
         bind_key_id("")
         if self.store is None:
             if not claimed_tenant.strip():
@@ -181,10 +212,27 @@ class Authenticator:
         record = self.store.lookup(key)
         if record is None:
             raise Unauthenticated("the API key is unknown or revoked")
+        if record.admin:
+            raise PermissionDenied("an admin key administers the gateway (/dashboard) and makes no requests; "
+                                   "use a tenant's key")
         if claimed_tenant and claimed_tenant != record.tenant:
             raise InvalidRequest("tenant_id: does not match the API key's tenant; leave it empty, the key decides")
         bind_key_id(record.key_id)
         return Principal(record.tenant, record.key_id)
+
+    def authenticate_admin(self, authorization: str | None) -> KeyRecord:
+        """The admin key of `Authorization: Bearer <key>`: Unauthenticated without a known, active
+        key; PermissionDenied for a tenant's key, or when authentication is off (there are no admin
+        keys then, and the admin API never runs open)."""
+        if self.store is None:
+            raise PermissionDenied("the admin API needs admin keys, and authentication is off (COSTMESH_AUTH=off)")
+        record = self.store.lookup(bearer_token(authorization))
+        if record is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        if not record.admin:
+            raise PermissionDenied("a tenant's key cannot use the admin API: it needs an admin key "
+                                   "(`costmesh keys create --admin`)")
+        return record
 
 
 def bearer_token(authorization: str | None) -> str:
