@@ -58,6 +58,10 @@ class MeshClients:
     async def invalidate(self, request: cache_pb2.InvalidateRequest, timeout: float) -> cache_pb2.InvalidateResponse:
         return await call_unary(self._stores.next().Invalidate, request, timeout)
 
+    async def cache_stats(self, timeout: float) -> cache_pb2.GetStatsResponse:
+        """The cache's counters and its verifier's operating point (the admin API's), for no tenant."""
+        return await call_unary(self._stores.next().GetStats, cache_pb2.GetStatsRequest(), timeout)
+
     async def store(self, request: cache_pb2.StoreRequest, timeout: float) -> cache_pb2.StoreResponse:
         return await call_unary(self._stores.next().Store, request, timeout)
 

@@ -21,6 +21,7 @@ No gRPC here: the gateway's pipeline calls `admit` and `settle`.
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ log = structlog.get_logger()
 PREFIX = "costmesh:limits"
 KEYS_PER_SCOPE = 5  # settings, request bucket, token bucket, day spend, month spend
 BUCKET_TTL_MS = 3_600_000
+_SETTINGS_KEY = re.compile(re.escape(PREFIX) + r":\{([^{}]+)\}(?::key:([^:{}]+))?:settings")
 
 # KEYS: per scope (tenant, then key) KEYS_PER_SCOPE keys. ARGV: scopes, tokens, max micro-USD,
 # seconds left in the day and in the month (the spend keys expire a day after their period),
@@ -222,6 +224,18 @@ class Limiter:
             if limits.to_fields():
                 pipe.hset(key, mapping=limits.to_fields())
             await pipe.execute()
+
+    async def configured(self, at_most: int) -> tuple[list[tuple[str, str]], bool]:
+        """The (tenant, key id) scopes that have limits set ("" for a tenant's own), at most
+        `at_most` of them (SCAN, never KEYS), and whether there were more."""
+        found: set[tuple[str, str]] = set()
+        async for raw in self._redis.scan_iter(match=f"{PREFIX}:{{*}}*:settings", count=500):
+            match = _SETTINGS_KEY.fullmatch(raw.decode(errors="replace") if isinstance(raw, bytes) else raw)
+            if match:
+                found.add((match.group(1), match.group(2) or ""))
+                if len(found) > at_most:
+                    return sorted(found)[:at_most], True
+        return sorted(found), False
 
     async def get(self, tenant: str, key_id: str = "") -> Limits:
         return Limits.from_fields(await self._redis.hgetall(f"{_scope(tenant, key_id)}:settings"))

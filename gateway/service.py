@@ -7,6 +7,7 @@ import contextlib
 
 from costmesh.api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from costmesh.catalog import load_catalog
+from costmesh.gateway.admin.api import AdminApi
 from costmesh.gateway.auth import authenticator_from_env
 from costmesh.gateway.batch_forward import batch_forwarder
 from costmesh.gateway.clients import MeshClients
@@ -66,16 +67,21 @@ async def mount(runtime: Runtime) -> Mounted:
     cleanup.push_async_callback(pipeline.aclose)  # drains the queued stores after the servers stop taking calls
     auth = authenticator_from_env(env)
     http_port = env.int("COSTMESH_HTTP_PORT", 8080)
-    if http_port:  # 0 disables the OpenAI-compatible HTTP API
+    if http_port:  # 0 disables the OpenAI-compatible HTTP API (and the dashboard)
+        admin = AdminApi(auth, records_dir=env.optional("COSTMESH_RECORDS_DIR"),
+                         limiter=limits.limiter if limits is not None else None,
+                         cache_stats=lambda: clients.cache_stats(settings.cache_timeout_s))
         api = HttpApi(pipeline, auth, load_catalog(), runtime.tracer_provider.get_tracer("costmesh.gateway.http"),
-                      max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20), feedback=reports)
+                      max_body_bytes=4 * settings.limits.max_prompt_bytes + (1 << 20), feedback=reports,
+                      more_routes=admin.add_routes)
         http_host = env.str("COSTMESH_HTTP_HOST", env.str("COSTMESH_HOST", "127.0.0.1"))
         tls = runtime.edge_tls.http_context(http_host) if runtime.edge_tls is not None else None  # HTTPS or checked
         bound, close_http = await start_http(
             api, http_host, http_port, reuse_port=env.int("COSTMESH_WORKERS", 1) > 1, ssl_context=tls,
         )
         cleanup.push_async_callback(close_http)
-        runtime.log.info("http listening", port=bound, api="openai-compatible /v1", tls=tls is not None)
+        runtime.log.info("http listening", port=bound, api="openai-compatible /v1", dashboard="/dashboard",
+                         tls=tls is not None)
     batch = batch_forwarder(runtime, auth, settings.limits, limits)  # BatchService: forwarded to the batches service
     name = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     gateway = GatewayServicer(pipeline, auth, reports)

@@ -1,15 +1,17 @@
-"""`costmesh dashboard`: its JSON API against the cost records, the admin token, key creation and
-revocation through the gateway's key store, and the page in a real browser (Debian's headless
-chromium), whose numbers are checked against the records; its screenshot is kept in
+"""The dashboard on the gateway's HTTP port (`/dashboard`, `/admin/api/v1/...`): admin keys only
+(none or an unknown one 401, a tenant's key 403, in the gateway's HTTP error shape), its spend
+against the cost records, key creation and revocation through the gateway's key store, budgets
+and limits read and set in a real Redis, and the page in a real browser (Debian's headless
+chromium, driven over the DevTools protocol): the numbers it shows are checked against the
+records, a limit is edited through the form, and its screenshot is kept in
 build/artifacts/dashboard.png."""
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import json
 import logging
-import shutil
+import uuid
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,28 +19,35 @@ from pathlib import Path
 import aiohttp
 import pytest
 import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from redis.asyncio import Redis
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.config import Env
+from costmesh.catalog import load_catalog
 from costmesh.cost_records import CostRecorder, bind_key_id, read_records
-from costmesh.errors import ConfigError, Unauthenticated, UpstreamError
-from costmesh.gateway.auth import Authenticator, KeyStore
-from costmesh.tooling.cli import main
-from costmesh.tooling.dashboard import app as dashboard_app
-from costmesh.tooling.dashboard.admin_token import AdminToken, load_admin_token
-from costmesh.tooling.dashboard.app import Dashboard, DashboardSettings, start_dashboard
+from costmesh.errors import LimitExceeded, Unauthenticated, UpstreamError
+from costmesh.gateway.admin import api as admin_api
+from costmesh.gateway.admin.api import AdminApi
+from costmesh.gateway.auth import ADMIN_ROLE, Authenticator, KeyStore
+from costmesh.gateway.http.app import HttpApi
+from costmesh.gateway.http.server import start_http
+from costmesh.gateway.limits import Limiter, Limits
+from costmesh.spend.breakdown import breakdown
+from costmesh.spend.summary import summarize
 from costmesh.tooling.mesh_client import build_request
-from costmesh.tooling.report.breakdown import breakdown
-from costmesh.tooling.report.summary import summarize
+
+from browser import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "build" / "artifacts"
-TOKEN = "t0ken-for-the-dashboard-tests-0123456789abcdef"
+RUN = uuid.uuid4().hex[:6]  # tenants of this run: their limits in a shared Redis are this run's own
+ACME, GLOBEX = f"acme-{RUN}", f"globex-{RUN}"
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC).timestamp()
 SINCE, UNTIL = START - 3600, START + 6 * 3600
 PERIOD = f"since={int(SINCE)}&until={int(UNTIL)}"
 EMBEDDING = 0.00001
+API = "/admin/api/v1"
 
 
 def answer(model: str, tier: int, classified: int, cost: float, baseline: float) -> gw.CompleteResponse:
@@ -62,29 +71,31 @@ def cached(baseline: float, exact: bool) -> gw.CompleteResponse:
 
 @pytest.fixture
 def keys(tmp_path):
-    """The gateway's key file with three keys of two tenants; their ids."""
+    """The gateway's key file: three tenant keys of two tenants, and an admin key."""
     store = KeyStore(tmp_path / "api-keys.json")
     ids = {name: store.create(tenant, name)[1].key_id
-           for name, tenant in (("acme-web", "acme"), ("acme-batch", "acme"), ("globex-app", "globex"))}
-    return store, ids
+           for name, tenant in (("acme-web", ACME), ("acme-batch", ACME), ("globex-app", GLOBEX))}
+    admin_key, admin_record = store.create("", "ops", role=ADMIN_ROLE)
+    ids["admin"] = admin_record.key_id
+    return store, ids, admin_key
 
 
 @pytest.fixture
 def records(tmp_path, keys):
     """Six hours of traffic from three keys (as the gateway records it: the key id bound per call)."""
-    _, ids = keys
+    _, ids, _ = keys
     directory = tmp_path / "records"
     now = [START]
     recorder = CostRecorder(directory, clock=lambda: now[0], writer_id="gw")
     simple, moderate, complex_ = common.TIER_SIMPLE, common.TIER_MODERATE, common.TIER_COMPLEX
     traffic = [
-        ("acme-web", "acme", answer("gpt-5-mini", simple, simple, 0.0011, 0.0200)),
-        ("acme-web", "acme", cached(0.0200, exact=True)),
-        ("acme-web", "acme", cached(0.0200, exact=False)),
-        ("acme-batch", "acme", answer("gpt-5-mini", simple, simple, 0.0009, 0.0150)),
-        ("globex-app", "globex", answer("claude-sonnet-4-5", complex_, moderate, 0.0180, 0.0250)),
-        ("globex-app", "globex", answer("claude-haiku-4-5", moderate, moderate, 0.0040, 0.0250)),
-        ("globex-app", "globex", UpstreamError("anthropic: 529 overloaded")),
+        ("acme-web", ACME, answer("gpt-5-mini", simple, simple, 0.0011, 0.0200)),
+        ("acme-web", ACME, cached(0.0200, exact=True)),
+        ("acme-web", ACME, cached(0.0200, exact=False)),
+        ("acme-batch", ACME, answer("gpt-5-mini", simple, simple, 0.0009, 0.0150)),
+        ("globex-app", GLOBEX, answer("claude-sonnet-4-5", complex_, moderate, 0.0180, 0.0250)),
+        ("globex-app", GLOBEX, answer("claude-haiku-4-5", moderate, moderate, 0.0040, 0.0250)),
+        ("globex-app", GLOBEX, UpstreamError("anthropic: 529 overloaded")),
     ]
     for i, (name, tenant, outcome) in enumerate(traffic):
         now[0] = START + i * 2400
@@ -103,51 +114,98 @@ def records(tmp_path, keys):
 
 
 @pytest.fixture
-async def dashboard(records, keys):
-    store, _ = keys
-    app = Dashboard(DashboardSettings(records, store.path), AdminToken(TOKEN, "test"), Env({}))
-    runner, port = await start_dashboard(app, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+async def redis(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
-def admin(token: str = TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+async def serve_http(store: KeyStore | None, records_dir: Path | None, limiter: Limiter | None):
+    """The gateway's HTTP app (`HttpApi`, as the gateway mounts it) with the admin API, on a free
+    port; its base URL and the function that stops it. No pipeline: these tests make no completions
+    (tests/test_dashboard_mesh.py does, on a whole mesh)."""
+    auth = Authenticator(store)
+    admin = AdminApi(auth, records_dir=records_dir, limiter=limiter, cache_stats=None)
+    api = HttpApi(None, auth, load_catalog(), TracerProvider().get_tracer("test"), 1 << 20,
+                  more_routes=admin.add_routes)
+    port, close = await start_http(api, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{port}", close
 
 
-async def get(url: str, headers: dict | None = None) -> tuple[int, dict | str, aiohttp.typedefs.LooseHeaders]:
-    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as reply:
-        body = await reply.json() if reply.content_type == "application/json" else await reply.text()
-        return reply.status, body, reply.headers
+@pytest.fixture
+async def gateway(records, keys, redis):
+    store, _, _ = keys
+    base, close = await serve_http(store, records, Limiter(redis))
+    yield base
+    await close()
 
 
-async def post(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as reply:
-        return reply.status, await reply.json()
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
-# -- the API -------------------------------------------------------------------------------------
+async def call(method: str, url: str, headers: dict | None = None, body: object = None,
+               data: bytes | None = None) -> tuple[int, dict | str, dict]:
+    async with aiohttp.ClientSession() as session, session.request(
+            method, url, headers=headers, json=body if data is None else None, data=data) as reply:
+        payload = await reply.json() if reply.content_type == "application/json" else await reply.text()
+        return reply.status, payload, dict(reply.headers)
 
 
-async def test_the_api_refuses_calls_without_the_admin_token(dashboard, keys):
-    store, _ = keys
-    key, _ = store.create("acme")  # a tenant's API key is no admin credential
-    for headers in (None, admin("wrong-" + TOKEN), {"Authorization": f"Bearer {key}"}, {"Authorization": TOKEN}):
-        for path in ("/api/v1/spend", "/api/v1/keys", "/api/v1/verifier"):
-            status, body, _ = await get(dashboard + path, headers)
-            assert status == 401, (path, headers)
-            assert body["error"]["code"] == "invalid_api_key"
-        status, _ = await post(dashboard + "/api/v1/keys", {"tenant": "evil"}, headers)
-        assert status == 401
+async def get(url: str, headers: dict | None = None):
+    return await call("GET", url, headers)
+
+
+# -- who may call -----------------------------------------------------------------------------------
+
+ADMIN_CALLS = (("GET", "/spend", None), ("GET", "/verifier", None), ("GET", "/keys", None), ("GET", "/limits", None),
+               ("POST", "/keys", {"tenant": "evil"}), ("POST", "/keys/{key_id}/revoke", None),
+               ("PUT", f"/limits/{ACME}", {"rpm": 1}), ("PUT", f"/limits/{ACME}/keys/{{key_id}}", {"rpm": 1}))
+
+
+async def test_the_admin_api_wants_an_admin_key(gateway, keys, redis):
+    store, ids, admin_key = keys
+    tenant_key, _ = store.create(ACME, "not an admin")
+    for method, path, body in ADMIN_CALLS:
+        url = gateway + API + path.format(key_id=ids["acme-web"])
+        for headers in (None, bearer("cm_0123456789ab_unknown"), bearer(admin_key + "x"), {"Authorization": admin_key}):
+            status, reply, _ = await call(method, url, headers, body)
+            assert status == 401, (method, path, headers)
+            assert reply["error"]["code"] == "invalid_api_key" and reply["error"]["type"] == "invalid_request_error"
+        status, reply, headers = await call(method, url, bearer(tenant_key), body)
+        assert status == 403, (method, path)
+        assert reply == {"error": {"message": "a tenant's key cannot use the admin API: it needs an admin key "
+                                              "(`costmesh keys create --admin`)",
+                                   "type": "invalid_request_error", "param": None, "code": "permission_denied"}}
+        assert headers["Cache-Control"] == "no-store" and "default-src 'none'" in headers["Content-Security-Policy"]
     assert all(r.tenant != "evil" for r in store.records())
-    status, page, headers = await get(dashboard + "/dashboard")  # the page holds no data: it asks the API
+    assert all(r.active for r in store.records())
+    assert await Limiter(redis).get(ACME) == Limits()  # nothing was set
+
+    status, page, headers = await get(gateway + "/dashboard")  # the page holds no data: it asks the API
     assert status == 200 and "costmesh" in page and "$0." not in page
-    assert "script-src 'self'" in headers["Content-Security-Policy"]
-    assert headers["X-Frame-Options"] == "DENY"
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+    status, script, _ = await get(gateway + "/dashboard/static/dashboard.js")
+    assert status == 200 and "/admin/api/v1" in script
+    status, reply, _ = await get(gateway + "/dashboard/static/secrets.json")
+    assert status == 404 and reply["error"]["code"] == "not_found"
 
 
-async def test_spend_answers_the_records_totals_and_groups(dashboard, records):
-    status, body, headers = await get(f"{dashboard}/api/v1/spend?{PERIOD}", admin())
+async def test_without_keys_the_admin_api_is_closed(records, redis):
+    """Authentication off (COSTMESH_AUTH=off) has no admin keys: the admin API never runs open."""
+    base, close = await serve_http(None, records, Limiter(redis))
+    try:
+        status, reply, _ = await get(f"{base}{API}/spend?{PERIOD}")
+        assert status == 403 and "authentication is off" in reply["error"]["message"]
+    finally:
+        await close()
+
+
+# -- spend ------------------------------------------------------------------------------------------
+
+
+async def test_spend_answers_the_records_totals_and_groups(gateway, records, keys):
+    status, body, headers = await get(f"{gateway}{API}/spend?{PERIOD}", bearer(keys[2]))
     assert status == 200 and headers["Cache-Control"] == "no-store"
     rows = list(read_records(records))
     summary = summarize(rows, SINCE, UNTIL)
@@ -174,8 +232,9 @@ async def test_spend_answers_the_records_totals_and_groups(dashboard, records):
         "gpt-5-mini", "cache", "claude-sonnet-4-5", "claude-haiku-4-5", "(failed)"}
 
 
-async def test_spend_bounds_its_inputs_and_its_groups(dashboard):
-    status, body, _ = await get(f"{dashboard}/api/v1/spend?{PERIOD}&top=1", admin())
+async def test_spend_bounds_its_inputs_and_its_groups(gateway, keys):
+    admin = bearer(keys[2])
+    status, body, _ = await get(f"{gateway}{API}/spend?{PERIOD}&top=1", admin)
     assert status == 200
     for dimension in ("tenant", "key", "model"):
         assert len(body["by"][dimension]["groups"]) == 1 and body["by"][dimension]["others"]
@@ -183,81 +242,160 @@ async def test_spend_bounds_its_inputs_and_its_groups(dashboard):
                            (f"{PERIOD}&top=x", "top: a number"),
                            ("since=" + "1" * 65, "since: at most 64 characters"),
                            ("since=yesterday", "since: 'yesterday' is not a time"),
+                           ("since=nan", "since: 'nan' is outside"),
+                           ("since=1e300", "since: '1e300' is outside"),
+                           ("until=-inf", "until: '-inf' is outside"),
                            (f"since={int(UNTIL)}&until={int(SINCE)}", "until: must be after since")):
-        status, body, _ = await get(f"{dashboard}/api/v1/spend?{query}", admin())
+        status, body, _ = await get(f"{gateway}{API}/spend?{query}", admin)
         assert status == 400 and message in body["error"]["message"], query
+        assert body["error"]["param"] == message.split(":")[0]
 
 
-async def test_keys_made_and_revoked_here_work_and_stop_at_the_gateway(dashboard, keys, monkeypatch, request):
-    store, ids = keys
-    gateway = Authenticator(KeyStore(store.path))  # the gateway's own reader of the same file
+async def test_spend_without_records_says_so(keys, redis):
+    store, _, admin_key = keys
+    base, close = await serve_http(store, None, Limiter(redis))
+    try:
+        status, body, _ = await get(f"{base}{API}/spend", bearer(admin_key))
+        assert status == 503 and "COSTMESH_RECORDS_DIR" in body["error"]["message"]
+        status, body, _ = await get(f"{base}{API}/verifier", bearer(admin_key))
+        assert status == 200 and body["available"] is False and body["reason"]
+    finally:
+        await close()
+
+
+# -- keys -------------------------------------------------------------------------------------------
+
+
+async def test_keys_made_and_revoked_here_work_and_stop_at_the_gateway(gateway, keys, monkeypatch, request):
+    store, ids, admin_key = keys
+    admin = bearer(admin_key)
+    gateway_auth = Authenticator(KeyStore(store.path))  # the gateway's own reader of the same file
     # Earlier tests may have configured structlog for a service at level warning, with loggers
     # cached on first use: log at every level here, through a logger bound now.
     saved = structlog.get_config()
     request.addfinalizer(lambda: structlog.configure(**saved))
-    monkeypatch.setattr(dashboard_app, "log", structlog.get_logger())
+    monkeypatch.setattr(admin_api, "log", structlog.get_logger())
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
                         cache_logger_on_first_use=False)
     with structlog.testing.capture_logs() as logs:
-        status, created = await post(dashboard + "/api/v1/keys", {"tenant": "initech", "name": "ops"}, admin())
+        status, created, _ = await call("POST", gateway + API + "/keys", admin, {"tenant": "initech", "name": "ops"})
         assert status == 201 and created["tenant"] == "initech" and created["key"].startswith("cm_")
-        assert gateway.authenticate(f"Bearer {created['key']}").tenant == "initech"
-        status, listed, _ = await get(dashboard + "/api/v1/keys", admin())
-        assert status == 200 and listed["managed"] and listed["active"] == 4
+        assert created["role"] == "tenant"
+        assert gateway_auth.authenticate(f"Bearer {created['key']}").tenant == "initech"
+        status, second_admin, _ = await call("POST", gateway + API + "/keys", admin, {"role": "admin", "name": "b"})
+        assert status == 201 and second_admin["role"] == "admin" and second_admin["tenant"] == ""
+        assert gateway_auth.authenticate_admin(f"Bearer {second_admin['key']}").key_id == second_admin["key_id"]
+        status, listed, _ = await get(gateway + API + "/keys", admin)
+        assert status == 200 and listed["managed"] and listed["active"] == 6 and listed["total"] == 6
         assert all("key" not in k and "sha256" not in k for k in listed["keys"])
-        status, revoked = await post(f"{dashboard}/api/v1/keys/{created['key_id']}/revoke", None, admin())
+        assert {k["key_id"]: k["role"] for k in listed["keys"]}[ids["admin"]] == "admin"
+        status, revoked, _ = await call("POST", f"{gateway}{API}/keys/{created['key_id']}/revoke", admin)
         assert status == 200 and revoked["active"] is False and revoked["revoked_at"]
         with pytest.raises(Unauthenticated):
-            gateway.authenticate(f"Bearer {created['key']}")
-        status, body = await post(f"{dashboard}/api/v1/keys/{'f' * 12}/revoke", None, admin())
+            gateway_auth.authenticate(f"Bearer {created['key']}")
+        status, body, _ = await call("POST", f"{gateway}{API}/keys/{ids['admin']}/revoke", admin)
+        assert status == 400 and body["error"]["param"] == "key_id"  # not the key of this session
+        status, body, _ = await call("POST", f"{gateway}{API}/keys/{'f' * 12}/revoke", admin)
         assert status == 404 and body["error"]["code"] == "not_found"
-        for bad in ({"tenant": ""}, {"tenant": "a b"}, {"tenant": "x" * 65}, {"tenant": "ok", "name": "x" * 101},
-                    ["tenant"]):
-            status, body = await post(dashboard + "/api/v1/keys", bad, admin())
-            assert status == 400, bad
-        status, body = await post(f"{dashboard}/api/v1/keys/not-hex/revoke", None, admin())
-        assert status == 400
+        for bad, field in (({"tenant": ""}, "tenant"), ({"tenant": "a b"}, "tenant"), ({"tenant": "x" * 65}, "tenant"),
+                           ({"tenant": "ok", "name": "x" * 101}, "name"), (["tenant"], "body"),
+                           ({"tenant": "ok", "owner": "x"}, "owner"), ({"tenant": "ok", "role": "root"}, "role"),
+                           ({"tenant": "ok", "role": "admin"}, "tenant")):
+            status, body, _ = await call("POST", gateway + API + "/keys", admin, bad)
+            assert status == 400 and body["error"]["param"] == field, bad
+        status, body, _ = await call("POST", gateway + API + "/keys", admin, data=b'{"tenant": NaN}')
+        assert status == 400 and body["error"]["param"] == "body"
+        status, body, _ = await call("POST", gateway + API + "/keys", admin, data=b"x" * (17 * 1024))
+        assert status == 400 and "at most 16384 bytes" in body["error"]["message"]
+        status, body, _ = await call("POST", f"{gateway}{API}/keys/not-hex/revoke", admin)
+        assert status == 400 and body["error"]["param"] == "key_id"
     logged = json.dumps(logs)
-    assert created["key"] not in logged and created["key"].rsplit("_", 1)[-1] not in logged
-    assert TOKEN not in logged
+    for secret in (created["key"], second_admin["key"], admin_key):
+        assert secret not in logged and secret.rsplit("_", 1)[-1] not in logged
     assert {"api key created", "api key revoked"} <= {entry["event"] for entry in logs}
 
 
-async def test_the_verifier_operating_point_is_the_configured_one(dashboard):
-    status, body, _ = await get(dashboard + "/api/v1/verifier", admin())
-    assert status == 200 and body["available"]
-    assert body["verifier"].startswith("learned-v1") and body["max_false_hit_rate"] == 0.05
-    assert 0 < body["threshold"] < 1 and body["calibrated_false_hit_rate"] <= 0.05
+# -- limits -----------------------------------------------------------------------------------------
 
 
-# -- the admin token -----------------------------------------------------------------------------
+async def test_limits_are_read_and_set_per_tenant_and_key(gateway, keys, redis):
+    _, ids, admin_key = keys
+    admin = bearer(admin_key)
+    status, body, _ = await get(gateway + API + "/limits", admin)
+    assert status == 200 and body["enforced"] is True
+    rows = {(r["tenant"], r["key_id"]): r for r in body["rows"]}
+    for scope in ((ACME, ""), (ACME, ids["acme-web"]), (ACME, ids["acme-batch"]), (GLOBEX, ""),
+                  (GLOBEX, ids["globex-app"])):  # every tenant and key, limits or not
+        assert rows[scope]["limits"] == {"rpm": None, "tpm": None, "usd_per_day": None, "usd_per_month": None}
+    assert rows[(ACME, ids["acme-web"])]["key_name"] == "acme-web"
+    assert not any(r["key_id"] == ids["admin"] for r in body["rows"])  # admin keys have no limits
+
+    status, row, _ = await call("PUT", f"{gateway}{API}/limits/{ACME}", admin,
+                                {"rpm": 2, "tpm": None, "usd_per_day": 1.25, "usd_per_month": 30})
+    assert status == 200 and row["limits"] == {"rpm": 2, "tpm": None, "usd_per_day": 1.25, "usd_per_month": 30.0}
+    assert row["requests_available"] == 2 and row["tokens_available"] is None
+    status, row, _ = await call("PUT", f"{gateway}{API}/limits/{ACME}/keys/{ids['acme-batch']}", admin, {"tpm": 5000})
+    assert status == 200 and row["key_name"] == "acme-batch" and row["limits"]["tpm"] == 5000
+    status, body, _ = await get(gateway + API + "/limits", admin)
+    rows = {(r["tenant"], r["key_id"]): r for r in body["rows"]}
+    assert rows[(ACME, "")]["limits"]["usd_per_day"] == 1.25
+    assert rows[(ACME, ids["acme-batch"])]["limits"]["tpm"] == 5000
+
+    limiter = Limiter(redis)  # what every gateway replica enforces
+    assert await limiter.get(ACME) == Limits(rpm=2, usd_per_day=1.25, usd_per_month=30.0)
+    for _ in range(2):
+        await limiter.admit(ACME, ids["acme-web"], 0, 0)
+    with pytest.raises(LimitExceeded, match="requests per minute"):
+        await limiter.admit(ACME, ids["acme-web"], 0, 0)
+    status, body, _ = await get(gateway + API + "/limits", admin)
+    assert {(r["tenant"], r["key_id"]): r for r in body["rows"]}[(ACME, "")]["requests_available"] == 0
+
+    status, row, _ = await call("PUT", f"{gateway}{API}/limits/{ACME}", admin, {})  # all null: no limits
+    assert status == 200 and set(row["limits"].values()) == {None}
+    assert await limiter.get(ACME) == Limits()
 
 
-def test_the_dashboard_never_runs_open(tmp_path, monkeypatch, capsys):
-    for name in ("COSTMESH_ADMIN_TOKEN_FILE", "COSTMESH_ADMIN_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ConfigError, match="needs an admin token"):
-        load_admin_token(None, None)
-    assert main(["dashboard", "--records-dir", str(tmp_path)]) == 2
-    assert "never runs open" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="at least 32 characters"):
-        load_admin_token(None, "short")
+@pytest.mark.parametrize(("body", "field"), [
+    ({"rpm": "10"}, "rpm"), ({"rpm": 0}, "rpm"), ({"rpm": 1.5}, "rpm"), ({"rpm": True}, "rpm"),
+    ({"rpm": 10**10}, "rpm"), ({"tpm": -1}, "tpm"), ({"usd_per_day": -0.01}, "usd_per_day"),
+    ({"usd_per_day": 1e10}, "usd_per_day"), ({"usd_per_month": "x"}, "usd_per_month"),
+    ({"usd_per_month": False}, "usd_per_month"), ({"rps": 3}, "rps"), ([1, 2], "body"), ("rpm", "body"),
+])
+async def test_bad_limits_are_400s_naming_the_field(gateway, keys, redis, body, field):
+    status, reply, _ = await call("PUT", f"{gateway}{API}/limits/{GLOBEX}", bearer(keys[2]), body)
+    assert status == 400 and reply["error"]["param"] == field, reply
+    assert await Limiter(redis).get(GLOBEX) == Limits()  # nothing was set
 
 
-def test_a_missing_token_file_is_made_private_and_then_reused(tmp_path):
-    path = tmp_path / "admin-token"
-    first, created = load_admin_token(str(path), None)
-    assert created and path.stat().st_mode & 0o777 == 0o600
-    token = path.read_text().strip()
-    first.check(f"Bearer {token}")
-    again, created = load_admin_token(str(path), "ignored-when-a-file-is-given-0123456789")
-    assert not created
-    again.check(f"Bearer {token}")
-    with pytest.raises(Unauthenticated):
-        again.check(f"Bearer {token}x")
+async def test_limits_name_a_tenant_and_one_of_its_keys(gateway, keys, redis):
+    _, ids, admin_key = keys
+    admin = bearer(admin_key)
+    for path, status_, field in ((f"/limits/{ACME}/keys/{ids['globex-app']}", 404, "key_id"),  # another's key
+                                 (f"/limits/{ACME}/keys/{ids['admin']}", 404, "key_id"),
+                                 (f"/limits/{ACME}/keys/{'0' * 12}", 404, "key_id"),
+                                 (f"/limits/{ACME}/keys/NOT-HEX", 400, "key_id"),
+                                 ("/limits/a%20b", 400, "tenant"), ("/limits/" + "t" * 65, 400, "tenant")):
+        status, reply, _ = await call("PUT", gateway + API + path, admin, {"rpm": 5})
+        assert status == status_ and reply["error"]["message"].startswith(field + ": "), path
+        assert reply["error"]["param"] == (field if status_ == 400 else None)  # a 404 names no parameter
+    status, reply, _ = await call("PUT", f"{gateway}{API}/limits/{ACME}", admin, data=b'{"rpm": Infinity}')
+    assert status == 400 and reply["error"]["param"] == "body"
 
 
-# -- the page in a real browser ------------------------------------------------------------------
+async def test_without_redis_limits_are_not_enforced_and_say_so(records, keys):
+    store, _, admin_key = keys
+    base, close = await serve_http(store, records, None)
+    try:
+        status, body, _ = await get(f"{base}{API}/limits", bearer(admin_key))
+        assert status == 200 and body == {"enforced": False, "reason": admin_api.NO_LIMITS, "rows": [],
+                                          "truncated": False}
+        status, body, _ = await call("PUT", f"{base}{API}/limits/{ACME}", bearer(admin_key), {"rpm": 3})
+        assert status == 503 and "not enforced" in body["error"]["message"]
+    finally:
+        await close()
+
+
+# -- the page in a real browser -----------------------------------------------------------------------
 
 
 class Page(HTMLParser):
@@ -275,8 +413,8 @@ class Page(HTMLParser):
         attrs = dict(attrs)
         if tag == "body":
             self.state = attrs.get("data-state", "")
-        if tag == "tr" and attrs.get("data-group"):
-            self._row = attrs["data-group"]
+        if tag == "tr" and (attrs.get("data-group") or attrs.get("data-limit")):
+            self._row = attrs.get("data-group") or "limit:" + attrs["data-limit"]
             self.groups[self._row] = {}
         column = attrs.get("data-col") if self._row else None
         self._open.append((tag, attrs.get("data-field"), column))
@@ -299,18 +437,6 @@ class Page(HTMLParser):
                 return
 
 
-async def chromium(*args: str) -> str:
-    path = shutil.which("chromium")
-    assert path, "chromium is not installed: bash scripts/test_tools.sh (apt-get install -y chromium)"
-    process = await asyncio.create_subprocess_exec(
-        path, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-        "--window-size=1400,2300", "--virtual-time-budget=15000", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, err.decode()[-2000:]
-    return out.decode()
-
-
 def usd(value: float) -> str:
     return f"${value:.6f}"
 
@@ -319,40 +445,76 @@ def pct(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
-async def test_the_page_shows_the_records_numbers_in_a_real_browser(dashboard, records, keys):
-    url = f"{dashboard}/dashboard?{PERIOD}#token={TOKEN}"  # the fragment never reaches the server
+async def shown(browser: Browser) -> Page:
     page = Page()
-    page.feed(await chromium("--dump-dom", url))
-    assert page.state == "ready", page.fields
-    rows = list(read_records(records))
-    summary = summarize(rows, SINCE, UNTIL)
-    assert page.fields["totals.cost_usd"] == usd(round(summary.cost_usd, 6))
-    assert page.fields["totals.baseline_usd"] == usd(round(summary.baseline_usd, 6))
-    assert page.fields["totals.saving_usd"] == usd(round(summary.saving_usd, 6))
-    assert page.fields["totals.saving_ratio"] == pct(round(summary.saving_ratio, 4))
-    assert page.fields["totals.requests"] == "7" and page.fields["totals.failed"] == "1"
-    assert page.fields["cache.hit_rate"] == pct(round(summary.hit_rate, 4))
-    assert page.fields["routing.upgrade_rate"] == pct(summary.upgrade_rate)
-    _, ids = keys
-    for dimension in ("tenant", "key", "model"):
-        for group in breakdown(rows, dimension, SINCE, UNTIL).groups:
-            shown = page.groups[f"{dimension}:{group.name}"]
-            assert shown["requests"] == str(group.requests)
-            assert shown["cost_usd"] == usd(round(group.cost_usd, 6)), (dimension, group.name)
-            assert shown["saving_usd"] == usd(round(group.saving_usd, 6))
-    # globex's key: two answers (each with its embedding) and a failed request, which cost nothing
-    assert page.groups[f"key:{ids['globex-app']}"]["cost_usd"] == usd(0.018 + 0.004 + 2 * EMBEDDING)
-    assert page.groups["tenant:acme"]["hit_rate"] == "50.0%"
+    page.feed(await browser.html())
+    return page
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "dashboard.png"
-    shot.unlink(missing_ok=True)
-    await chromium(f"--screenshot={shot}", url)
+
+async def test_the_page_shows_the_records_numbers_and_edits_a_limit(gateway, records, keys, redis):
+    _, ids, admin_key = keys
+    async with Browser(1400, 1000) as browser:
+        # The key travels in the fragment, which never reaches the server; the page drops it at once.
+        await browser.goto(f"{gateway}/dashboard?{PERIOD}#key={admin_key}")
+        await browser.wait_for("document.body.dataset.state === 'ready'")
+        assert admin_key not in await browser.evaluate("location.href")
+        page = await shown(browser)
+        rows = list(read_records(records))
+        summary = summarize(rows, SINCE, UNTIL)
+        assert page.fields["totals.cost_usd"] == usd(round(summary.cost_usd, 6))
+        assert page.fields["totals.baseline_usd"] == usd(round(summary.baseline_usd, 6))
+        assert page.fields["totals.saving_usd"] == usd(round(summary.saving_usd, 6))
+        assert page.fields["totals.saving_ratio"] == pct(round(summary.saving_ratio, 4))
+        assert page.fields["totals.requests"] == "7" and page.fields["totals.failed"] == "1"
+        assert page.fields["cache.hit_rate"] == pct(round(summary.hit_rate, 4))
+        assert page.fields["routing.upgrade_rate"] == pct(summary.upgrade_rate)
+        for dimension in ("tenant", "key", "model"):
+            for group in breakdown(rows, dimension, SINCE, UNTIL).groups:
+                cells = page.groups[f"{dimension}:{group.name}"]
+                assert cells["requests"] == str(group.requests)
+                assert cells["cost_usd"] == usd(round(group.cost_usd, 6)), (dimension, group.name)
+                assert cells["saving_usd"] == usd(round(group.saving_usd, 6))
+        # globex's key: two answers (each with its embedding) and a failed request, which cost nothing
+        assert page.groups[f"key:{ids['globex-app']}"]["cost_usd"] == usd(0.018 + 0.004 + 2 * EMBEDDING)
+        assert page.groups[f"tenant:{ACME}"]["hit_rate"] == "50.0%"
+        assert page.groups[f"limit:{ACME}:{ids['acme-web']}"]["rpm"] == "-"  # no limit yet
+
+        # Edit a key's limits through the form, as a person would: Edit on its row, type, Save.
+        await browser.click(f"button[data-edit='{ACME}:{ids['acme-web']}']")
+        await browser.type_into("#limit-form [name=rpm]", "120")
+        await browser.type_into("#limit-form [name=usd_per_day]", "2.5")
+        await browser.click("#limit-form button[type=submit]")
+        await browser.wait_for("document.querySelector('#limit-result').textContent.startsWith('Saved')")
+        await browser.wait_for(f"document.querySelector(\"tr[data-limit='{ACME}:{ids['acme-web']}'] "
+                               "[data-col=rpm]\").textContent === '120'")
+        cells = (await shown(browser)).groups[f"limit:{ACME}:{ids['acme-web']}"]
+        assert cells["rpm"] == "120" and cells["usd_per_day"] == "$2.500000" and cells["tpm"] == "-"
+        assert await Limiter(redis).get(ACME, ids["acme-web"]) == Limits(rpm=120, usd_per_day=2.5)
+
+        # A bad value: the API's 400 names the field, shown under the form; nothing changes.
+        await browser.type_into("#limit-form [name=rpm]", "lots")
+        await browser.click("#limit-form button[type=submit]")
+        error = await browser.wait_for("document.querySelector('#limit-result.error') && "
+                                       "document.querySelector('#limit-result').textContent")
+        assert error.startswith("rpm: a whole number")
+        assert await Limiter(redis).get(ACME, ids["acme-web"]) == Limits(rpm=120, usd_per_day=2.5)
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "dashboard.png"
+        shot.unlink(missing_ok=True)
+        await browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-async def test_a_wrong_token_in_the_browser_gets_the_sign_in_form(dashboard):
-    page = Page()
-    page.feed(await chromium("--dump-dom", f"{dashboard}/dashboard#token=not-the-token"))
-    assert page.state == "signed-out"
-    assert page.fields["totals.cost_usd"] == "-"  # nothing drawn
+async def test_a_wrong_or_tenant_key_in_the_browser_gets_the_sign_in_form(gateway, keys):
+    store, _, _ = keys
+    tenant_key, _ = store.create(ACME, "web")
+    async with Browser() as browser:
+        for key, message in (("cm_0123456789ab_not-a-key", "unknown or revoked"),
+                             (tenant_key, "a tenant's key cannot use the admin API")):
+            await browser.goto("about:blank")  # a new document each time, not a fragment change
+            await browser.goto(f"{gateway}/dashboard#key={key}")
+            await browser.wait_for("document.body.dataset.state === 'signed-out'")
+            page = await shown(browser)
+            assert page.fields["totals.cost_usd"] == "-"  # nothing drawn
+            assert message in await browser.evaluate("document.querySelector('#login-error').textContent")

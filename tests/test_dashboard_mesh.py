@@ -1,28 +1,26 @@
 """The whole path behind spend by key: a real gateway (authentication on) records the id of the
 key each request came with, over gRPC (unary and streamed) and over HTTP, never the key; the
-dashboard's spend by key and by tenant then adds up to what the callers were billed."""
+dashboard's API, served by that gateway on its HTTP port to an admin key, then adds spend by key
+and by tenant up to what the callers were billed, and reports the running cache's verifier. An
+admin key makes no completions, over gRPC or HTTP."""
 
 from __future__ import annotations
 
 import time
 
 import aiohttp
+import grpc
 import openai
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.config import Env
 from costmesh.cost_records import read_records
-from costmesh.gateway.auth import KeyStore
+from costmesh.gateway.auth import ADMIN_ROLE, KeyStore
 from costmesh.services.simulator import start_simulator
-from costmesh.tooling.dashboard.admin_token import AdminToken
-from costmesh.tooling.dashboard.app import Dashboard, DashboardSettings, start_dashboard
 from costmesh.tooling.mesh_client import GatewayClient, build_request
 
 from inprocess_mesh import start_inprocess_mesh
-
-TOKEN = "admin-token-of-the-mesh-dashboard-test-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +75,16 @@ async def test_each_record_names_its_key_and_the_dashboard_adds_them_up(mesh, re
     for key in (web_key, batch_key, globex_key):
         assert key not in text and key.rsplit("_", 1)[-1] not in text
 
-    dashboard = Dashboard(DashboardSettings(records_dir, mesh.keys_file), AdminToken(TOKEN, "test"), Env({}))
-    runner, port = await start_dashboard(dashboard, "127.0.0.1", 0)
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/api/v1/spend",
-                                   params={"since": str(started - 1), "until": "now"},
-                                   headers={"Authorization": f"Bearer {TOKEN}"}) as response:
-                assert response.status == 200
-                body = await response.json()
-    finally:
-        await runner.cleanup()
+    admin_key, _ = store.create("", "ops", role=ADMIN_ROLE)
+    root = mesh.http_url.removesuffix("/v1")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin_key}"}) as session:
+        period = {"since": str(started - 1), "until": "now"}
+        async with session.get(f"{root}/admin/api/v1/spend", params=period) as reply:
+            assert reply.status == 200
+            body = await reply.json()
+        async with session.get(f"{root}/admin/api/v1/verifier") as reply:
+            assert reply.status == 200
+            verifier = await reply.json()
     keys = {g["name"]: g for g in body["by"]["key"]["groups"]}
     assert set(keys) == set(billed)
     for key_id, cost in billed.items():
@@ -96,3 +93,19 @@ async def test_each_record_names_its_key_and_the_dashboard_adds_them_up(mesh, re
     tenants = {g["name"]: g for g in body["by"]["tenant"]["groups"]}
     assert tenants["dash-acme"]["requests"] == 2
     assert tenants["dash-acme"]["cost_usd"] == pytest.approx(billed[web.key_id] + billed[batch.key_id], abs=2e-6)
+    assert verifier["available"] and verifier["source"].startswith("the cache service")
+    assert verifier["lookups"] >= 3 and 0 < verifier["max_false_hit_rate"] < 1 and verifier["verifier"]
+
+
+async def test_an_admin_key_makes_no_completions(mesh):
+    admin_key, _ = KeyStore(mesh.keys_file).create("", "ops", role=ADMIN_ROLE)
+    async with GatewayClient(mesh.gateway, admin_key) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.complete(build_request("What is 2 + 2?", max_tokens=20), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "admin key" in refused.value.details()
+    sdk = openai.AsyncOpenAI(base_url=mesh.http_url, api_key=admin_key, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        await sdk.chat.completions.create(model="auto", max_tokens=20,
+                                          messages=[{"role": "user", "content": "What is 2 + 2?"}])
+    assert denied.value.status_code == 403 and denied.value.code == "permission_denied"

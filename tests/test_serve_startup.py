@@ -21,7 +21,7 @@ from costmesh.tooling.launcher import Mesh, Process
 @pytest.fixture
 def stubbed(monkeypatch, tmp_path):
     """serve_forever with start_mesh stubbed; returns the calls it got and the run directories."""
-    for name in ("COSTMESH_API_KEYS_FILE", "COSTMESH_TRACE_FILE", "COSTMESH_METRICS_PORT", "COSTMESH_DASHBOARD_PORT"):
+    for name in ("COSTMESH_API_KEYS_FILE", "COSTMESH_TRACE_FILE", "COSTMESH_METRICS_PORT"):
         monkeypatch.delenv(name, raising=False)
     calls: list[dict] = []
     runs = iter(range(100))
@@ -73,7 +73,8 @@ def test_a_keys_file_keeps_the_keys_across_restarts(stubbed, tmp_path, capsys):
     second = capsys.readouterr().out
     assert demo_key(second) is None  # no new key: the one shown the first time still works
     assert f"API keys:                {keys} (kept across restarts" in second
-    assert KeyStore(keys).lookup(key) is not None and len(KeyStore(keys).records()) == 1
+    assert KeyStore(keys).lookup(key) is not None
+    assert sorted(r.role for r in KeyStore(keys).records()) == ["admin", "tenant"]  # demo's, the dashboard's
 
 
 def test_without_a_keys_file_each_start_gets_a_fresh_key_in_its_run_directory(stubbed, tmp_path, capsys):
@@ -98,6 +99,7 @@ def test_progress_then_a_summary_of_every_address(stubbed, tmp_path, capsys):
                   "OpenAI-compatible API:   http://127.0.0.1:6101/v1 (Anthropic Messages: http://127.0.0.1:6101/v1/messages)",
                   "metrics (Prometheus):    cache      http://127.0.0.1:9400/metrics",
                   "                         gateway    http://127.0.0.1:9401/metrics",
+                  "dashboard (admin):       http://127.0.0.1:6101/dashboard (sign in with the admin key)",
                   "redis:                   redis://127.0.0.1:6390",
                   "providers:               the simulator at http://127.0.0.1:7000",
                   f"traces: {trace}", f"cost records: {tmp_path / 'records'}"):

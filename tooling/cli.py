@@ -19,7 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "train the cache verifier on paraphrase pairs + traps, calibrate, save"),
     "train-router": ("costmesh.tooling.routing.train_cli",
                      "train the learned router on routing books, calibrate, save"),
-    "keys": ("costmesh.gateway.auth_cli", "create, revoke and list per-tenant API keys of the gateway"),
+    "keys": ("costmesh.gateway.auth_cli",
+             "create, revoke and list the gateway's API keys: per tenant, or admin (the dashboard)"),
     "limits": ("costmesh.gateway.limits_cli",
                "set and show per-tenant and per-key limits (requests, tokens per minute, USD per day, month), "
                "enforced by every gateway on the same Redis"),
@@ -29,8 +30,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "make a private CA and a gateway certificate (TLS without a public CA)"),
     "report": ("costmesh.tooling.report.command",
                "savings by layer over a period of cost records: table, HTML page, PNG charts"),
-    "dashboard": ("costmesh.tooling.dashboard.command",
-                  "live spend and savings by tenant, key and model, cache and routing, API keys (admin)"),
 }
 
 

@@ -1,24 +1,22 @@
 """`costmesh serve`: the mesh on this machine until interrupted.
 
 While it starts it prints one line per service as it becomes healthy; once ready, every address
-(gRPC, HTTP, each service's metrics, the dashboard), the API key file and the records directory.
-`--keys-file` keeps the API keys across restarts (created when missing, never deleted): a
-tenant 'demo' key is minted and shown only when the file has none. `--trace-file` appends every
-service's spans to one file, one JSON object per line (no Jaeger needed)."""
+(gRPC, HTTP, each service's metrics, the dashboard the gateway serves on its HTTP port), the API
+key file and the records directory. `--keys-file` keeps the API keys across restarts (created
+when missing, never deleted): a tenant 'demo' key and an admin key (the dashboard's) are each
+minted and shown only when the file has none. `--trace-file` appends every service's spans to
+one file, one JSON object per line (no Jaeger needed)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import tempfile
 from pathlib import Path
 
 from costmesh.errors import ConfigError
-from costmesh.gateway.auth import KeyStore
-from costmesh.tooling.dashboard.command import DEFAULT_PORT as DEFAULT_DASHBOARD_PORT
-from costmesh.tooling.dashboard.process import dashboard_process
+from costmesh.gateway.auth import ADMIN_ROLE, KeyStore
 from costmesh.tooling.launcher import Mesh, start_mesh
 from costmesh.tooling.report.command import DEFAULT_RECORDS_DIR
 
@@ -64,13 +62,11 @@ def add_arguments(parser) -> None:
                         help="the gateway serves TLS (gRPC and HTTP): $COSTMESH_TLS_CERT_FILE/KEY_FILE, or a private "
                              "CA and certificate made in the run directory (clients trust its ca.pem); without it "
                              "the gateway serves plaintext on 127.0.0.1 only")
-    parser.add_argument("--dashboard-port", type=_port, default=None,
-                        help="the operators' dashboard (`costmesh dashboard`, admin token in the run directory) "
-                             f"(default $COSTMESH_DASHBOARD_PORT or {DEFAULT_DASHBOARD_PORT}; 0 turns it off)")
     parser.add_argument("--keys-file", default=None,
                         help="the gateway's API key file, kept across restarts: created when missing, never "
-                             "deleted; a key for tenant 'demo' is minted only when it has none (default "
-                             "$COSTMESH_API_KEYS_FILE, else a new file in the run directory each start)")
+                             "deleted; a key for tenant 'demo' and an admin key (the dashboard's) are minted "
+                             "only when it has none (default $COSTMESH_API_KEYS_FILE, else a new file in the "
+                             "run directory each start)")
     parser.add_argument("--trace-file", default=None,
                         help="append every service's spans to this file, one JSON object per line (the "
                              "OpenTelemetry SDK's span JSON), for a look at traces without Jaeger "
@@ -88,12 +84,9 @@ def settings(args) -> tuple[int, int, Path]:
 
 def run(args) -> int:
     port, http_port, records_dir = settings(args)
-    dashboard_port = getattr(args, "dashboard_port", None)
-    if dashboard_port is None:
-        dashboard_port = _env_port("COSTMESH_DASHBOARD_PORT", DEFAULT_DASHBOARD_PORT)
     keys_file = getattr(args, "keys_file", None) or os.environ.get("COSTMESH_API_KEYS_FILE") or None
     trace_file = getattr(args, "trace_file", None) or os.environ.get("COSTMESH_TRACE_FILE") or None
-    return serve_forever(port, http_port, records_dir, dashboard_port=dashboard_port,
+    return serve_forever(port, http_port, records_dir,
                          tls=bool(getattr(args, "tls", False)), keys_file=keys_file, trace_file=trace_file)
 
 
@@ -102,7 +95,7 @@ def _say(line: str) -> None:
 
 
 def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
-                  records_dir: Path | None = None, *, dashboard_port: int = 0, tls: bool = False,
+                  records_dir: Path | None = None, *, tls: bool = False,
                   keys_file: str | os.PathLike | None = None, trace_file: str | os.PathLike | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     records_dir = Path(records_dir or DEFAULT_RECORDS_DIR).resolve()
@@ -122,22 +115,11 @@ def serve_forever(port: int = DEFAULT_PORT, http_port: int = DEFAULT_HTTP_PORT,
         extra_env["COSTMESH_TRACE_FILE"] = str(trace_file)
     with start_mesh(log_dir, extra_env, gateway_port=port or None, tls=tls,
                     progress=lambda line: _say(f"  {line}")) as mesh:
-        with contextlib.ExitStack() as stack:
-            dashboard = ""
-            if dashboard_port:
-                token_file = Path(log_dir) / "admin-token"
-                try:
-                    url = stack.enter_context(dashboard_process(
-                        dashboard_port, records_dir, mesh.env.get("COSTMESH_API_KEYS_FILE"), token_file,
-                        Path(log_dir) / "dashboard.log"))
-                    dashboard = f"{url} (admin token in {token_file})"
-                except ConfigError as exc:  # the mesh serves on without it
-                    _say(f"dashboard: not started: {exc}")
-            _summary(mesh, records_dir, log_dir, dashboard, bool(keys_file), trace_file)
-            try:
-                signal.pause()
-            except KeyboardInterrupt:
-                pass
+        _summary(mesh, records_dir, log_dir, bool(keys_file), trace_file)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -151,8 +133,28 @@ def _demo_key(mesh: Mesh, kept: bool) -> str:
     return f"API key for tenant 'demo': {mesh.api_key('demo')}{where}"
 
 
-def _summary(mesh: Mesh, records_dir: Path, log_dir: str, dashboard: str, kept_keys: bool,
-             trace_file: Path | None) -> None:
+def _admin_key(mesh: Mesh, kept: bool) -> str:
+    """The line about the dashboard's admin key: a new one, or (a kept key file that has one) where it is."""
+    keys_file = mesh.env.get("COSTMESH_API_KEYS_FILE")
+    if not keys_file:
+        return "admin key:               none (no key file)"
+    store = KeyStore(keys_file)
+    if kept and any(r.active and r.admin for r in store.records()):
+        return (f"admin key:               kept in {keys_file} (the one shown before still works; "
+                f"`costmesh keys --file {keys_file} create --admin` adds one)")
+    key, _ = store.create("", "costmesh serve", role=ADMIN_ROLE)
+    where = f" ({'saved in' if kept else 'in'} {keys_file})"
+    return f"admin key (dashboard):   {key}{where}"
+
+
+def _dashboard(mesh: Mesh) -> str:
+    """The dashboard's address: the gateway's HTTP port, `/dashboard`."""
+    if not mesh.http_url:
+        return "off (--http-port 0: the gateway serves it on its HTTP port)"
+    return mesh.http_url.removesuffix("/v1") + "/dashboard (sign in with the admin key)"
+
+
+def _summary(mesh: Mesh, records_dir: Path, log_dir: str, kept_keys: bool, trace_file: Path | None) -> None:
     """Every address, once every service is healthy."""
     _say("costmesh is ready:")
     _say(f"costmesh gateway (gRPC): {mesh.gateway}" + (" (TLS)" if mesh.ca_file else ""))
@@ -163,13 +165,14 @@ def _summary(mesh: Mesh, records_dir: Path, log_dir: str, dashboard: str, kept_k
     metrics = {name: p.metrics_port for name, p in mesh.processes.items() if p.metrics_port}
     for i, (name, port) in enumerate(metrics.items()):
         _say(f"{'metrics (Prometheus):' if i == 0 else '':<25}{name:<11}http://127.0.0.1:{port}/metrics")
-    if dashboard:
-        _say(f"dashboard (admin):       {dashboard}")
+    _say(f"dashboard (admin):       {_dashboard(mesh)}")
     redis = getattr(mesh.redis, "url", None) or mesh.env.get("REDIS_URL")
     if redis:
         _say(f"redis:                   {redis}" + (" (embedded)" if mesh.redis is not None else ""))
     _say(f"providers:               {('the simulator at ' + mesh.simulator_url) if mesh.simulator_url else 'real'}")
     _say(_demo_key(mesh, kept_keys))
+    if mesh.http_url:
+        _say(_admin_key(mesh, kept_keys))
     _say(f"cost records: {records_dir} (`costmesh report --records-dir {records_dir}`)")
     if trace_file:
         _say(f"traces: {trace_file} (every service's spans, one JSON object per line; kept after exit)")

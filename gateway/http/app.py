@@ -1,5 +1,6 @@
 """The HTTP APIs: OpenAI's `/v1/chat/completions` and Anthropic's `/v1/messages` (JSON or
-server-sent events) and `/v1/models`, on the same pipeline as the gRPC API.
+server-sent events) and `/v1/models`, on the same pipeline as the gRPC API; and, for admin keys,
+the dashboard (`/dashboard`) and its JSON API (`/admin/api/v1/...`, `gateway.admin.api`).
 
 Each request is authenticated from its API key (`Authorization: Bearer <key>`, or `x-api-key`
 as the Anthropic SDK sends it), runs inside one SERVER span (so the pipeline's attributes and
@@ -55,8 +56,10 @@ RENAME: web.RequestKey[Callable[[str], str]] = web.RequestKey("costmesh.rename")
 
 class HttpApi:
     def __init__(self, pipeline: Pipeline, auth: Authenticator, catalog: Catalog,
-                 tracer: trace.Tracer, max_body_bytes: int, feedback: Feedback | None = None):
+                 tracer: trace.Tracer, max_body_bytes: int, feedback: Feedback | None = None,
+                 more_routes: Callable[[web.Application], None] | None = None):
         self._feedback = feedback  # POST /v1/feedback (None: not served)
+        self._more_routes = more_routes  # the dashboard and its API (`AdminApi.add_routes`; None: not served)
         self._pipeline = pipeline
         self._auth = auth
         self._catalog = catalog
@@ -70,6 +73,8 @@ class HttpApi:
         app.router.add_get("/v1/models", self.list_models)
         app.router.add_get("/v1/models/{model}", self.get_model)
         app.router.add_post("/v1/feedback", self.report_feedback)
+        if self._more_routes is not None:
+            self._more_routes(app)
         return app
 
     # -- plumbing ------------------------------------------------------------------------

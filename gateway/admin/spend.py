@@ -1,5 +1,6 @@
-"""The dashboard's spend figures: one period of cost records summed (the report's `summarize`)
-and grouped by tenant, API key and model (the report's `breakdown`), as plain JSON.
+"""The admin API's spend figures: one period of this gateway's cost records summed
+(`costmesh.spend.summary`, as `costmesh report` sums them) and grouped by tenant, API key and
+model (`costmesh.spend.breakdown`), as plain JSON.
 
 Every list is bounded: about 30 time buckets, at most `top` groups per breakdown (the rest
 summed as one `others` row), and the error and tier tables have one row per error type or tier.
@@ -69,7 +70,7 @@ def _summary_json(summary: Summary) -> dict:
 
 
 def spend(records_dir: str | os.PathLike, since: float, until: float, top: int) -> dict:
-    """What GET /api/v1/spend answers (see the README's "Dashboard" section)."""
+    """What GET /admin/api/v1/spend answers (see the README's "Dashboard" section)."""
     records = list(read_records(records_dir, since, until))
     out = {"period": {"since": since, "until": until, "since_iso": _iso(since), "until_iso": _iso(until)}}
     out.update(_summary_json(summarize(records, since, until)))

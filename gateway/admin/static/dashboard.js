@@ -1,9 +1,10 @@
-// costmesh dashboard: reads the JSON API with the admin token, draws the figures as inline SVG.
+// costmesh dashboard: reads the gateway's admin API with an admin key, draws the figures as inline SVG.
 // No framework, no build step, nothing from outside this server. Text from the API is only ever
 // set with textContent (never parsed as HTML).
 "use strict";
 
-const TOKEN_KEY = "costmesh-admin-token";
+const TOKEN_KEY = "costmesh-admin-key";
+const API = "/admin/api/v1";
 const REFRESH_MS = 15000;
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = { paid: "#2f6db5", saved: "#2e9d5b", baseline: "#7a8594", loss: "#c8453b", grid: "#e3e6ea" };
@@ -41,7 +42,12 @@ async function api(path, options = {}) {
   const reply = await fetch(path, Object.assign({}, options, { headers, cache: "no-store" }));
   let body = null;
   try { body = await reply.json(); } catch (e) { body = null; }
-  if (reply.status === 401) { signOut("The admin token was refused."); throw new Error("unauthenticated"); }
+  // 401: no such key; 403 on a read: not an admin key (a write's 403 is about the write, shown where it was made)
+  if (reply.status === 401 || (reply.status === 403 && !options.method)) {
+    signOut(reply.status === 401 ? "The key was refused: unknown or revoked."
+                                 : (body && body.error && body.error.message) || "That key is not an admin key.");
+    throw new Error("unauthenticated");
+  }
   if (!reply.ok) throw new Error((body && body.error && body.error.message) || "HTTP " + reply.status);
   return body;
 }
@@ -49,12 +55,13 @@ async function api(path, options = {}) {
 // -- signing in ------------------------------------------------------------------------------
 
 function takeTokenFromFragment() {
-  // `/dashboard#token=...`: the fragment never reaches the server (or its logs); dropped at once.
-  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  // `/dashboard#key=...`: the fragment never reaches the server (or its logs); dropped at once.
+  const match = /(?:^#|&)key=([^&]+)/.exec(location.hash);
   if (match) {
     sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
     history.replaceState(null, "", location.pathname + location.search);
   }
+  return Boolean(match);
 }
 
 function signOut(message) {
@@ -241,7 +248,8 @@ function drawVerifier(v) {
     ["calibrated false-hit rate", v.calibrated_false_hit_rate === undefined ? "-" : pct(v.calibrated_false_hit_rate)],
     ["precision / recall", v.calibrated_precision === undefined ? "-"
       : `${pct(v.calibrated_precision)} / ${pct(v.calibrated_recall)}`],
-    ["minimum similarity", String(v.min_similarity)],
+    ["trap recall", v.calibrated_trap_recall === undefined ? "-" : pct(v.calibrated_trap_recall)],
+    ["lookups (since the cache started)", `${v.lookups}, ${pct(v.hit_rate)} hits, ${v.verifier_rejections} rejected`],
   ] : [["verifier", "unknown: " + v.reason]];
   list.replaceChildren();
   for (const [k, value] of items) list.append(el("dt", {}, k), el("dd", { "data-verifier": k }, value));
@@ -251,18 +259,20 @@ function drawKeys(keys) {
   const table = $("#key-table");
   $("#keys-note").textContent = keys.managed
     ? `${keys.active} active of ${keys.total}; a key made or revoked here works, or stops, on the gateway's next request.`
-    : "No key file: start the dashboard with --keys-file (or $COSTMESH_API_KEYS_FILE) to manage keys here.";
+    : `${keys.active} active of ${keys.total}. The key file ${keys.file} is read-only for the gateway ` +
+      "(e.g. a Kubernetes Secret): make and revoke keys where it is made.";
   $("#key-form").hidden = !keys.managed;
   const head = el("tr");
   for (const h of ["key id", "tenant", "label", "created (UTC)", "state", ""]) head.append(el("th", {}, h));
+  const managed = keys.managed;
   const rows = [head];
   for (const k of keys.keys) {
     const tr = el("tr", { "data-key": k.key_id });
-    tr.append(el("td", {}, k.key_id), el("td", {}, k.tenant), el("td", {}, k.name),
+    tr.append(el("td", {}, k.key_id), el("td", {}, k.role === "admin" ? "(admin)" : k.tenant), el("td", {}, k.name),
               el("td", {}, new Date(k.created_at * 1000).toISOString().slice(0, 16).replace("T", " ")),
               el("td", { class: k.active ? "good" : "muted" }, k.active ? "active" : "revoked"));
     const cell = el("td");
-    if (k.active) {
+    if (k.active && managed) {
       const button = el("button", { type: "button", "data-revoke": k.key_id }, "Revoke");
       cell.append(button);
     }
@@ -272,16 +282,67 @@ function drawKeys(keys) {
   table.replaceChildren(...rows);
 }
 
+const LIMIT_FIELDS = ["rpm", "tpm", "usd_per_day", "usd_per_month"];
+const count = (v) => (v === null || v === undefined ? "-" : Number(v).toLocaleString("en-US"));
+const budget = (v) => (v === null || v === undefined ? "-" : usd(v));
+
+function drawLimits(limits) {
+  $("#limits-note").textContent = limits.enforced
+    ? `${limits.rows.length} tenants and keys${limits.truncated ? " (the first 500)" : ""}; ` +
+      "spend is counted while a budget is set (UTC day and month, requests in flight included)."
+    : limits.reason;
+  $("#limit-form").hidden = !limits.enforced;
+  const head = el("tr");
+  for (const h of ["tenant", "key", "req./min", "tokens/min", "USD/day", "USD/month", "spent today", "this month", ""]) {
+    head.append(el("th", {}, h));
+  }
+  const rows = [head];
+  for (const r of limits.rows) {
+    const tr = el("tr", { "data-limit": `${r.tenant}:${r.key_id}` });
+    tr.append(el("td", {}, r.tenant), el("td", { title: r.key_name }, r.key_id ? `${r.key_id} ${r.key_name}`.trim() : "(tenant)"));
+    tr.append(el("td", { class: "n", "data-col": "rpm" }, count(r.limits.rpm)),
+              el("td", { class: "n", "data-col": "tpm" }, count(r.limits.tpm)),
+              el("td", { class: "n", "data-col": "usd_per_day" }, budget(r.limits.usd_per_day)),
+              el("td", { class: "n", "data-col": "usd_per_month" }, budget(r.limits.usd_per_month)),
+              el("td", { class: "n", "data-col": "spent_today_usd" }, usd(r.spent_today_usd)),
+              el("td", { class: "n", "data-col": "spent_this_month_usd" }, usd(r.spent_this_month_usd)));
+    const cell = el("td");
+    const button = el("button", { type: "button", "data-edit": `${r.tenant}:${r.key_id}` }, "Edit");
+    button.addEventListener("click", () => {
+      const form = $("#limit-form");
+      form.tenant.value = r.tenant;
+      form.key_id.value = r.key_id;
+      for (const name of LIMIT_FIELDS) form[name].value = r.limits[name] === null ? "" : String(r.limits[name]);
+      form.rpm.focus();
+    });
+    cell.append(button);
+    tr.append(cell);
+    rows.push(tr);
+  }
+  $("#limit-table").replaceChildren(...rows);
+}
+
+function limitBody(form) {
+  // Sent as typed: the API says which field is wrong (a 400 naming it), shown under the form.
+  const body = {};
+  for (const name of LIMIT_FIELDS) {
+    const text = form[name].value.trim();
+    body[name] = text === "" ? null : (/^-?[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : text);
+  }
+  return body;
+}
+
 async function load() {
   if (timer) clearTimeout(timer);
   const { since, until } = period();
   try {
     const query = new URLSearchParams({ since, until });
-    const [data, verifier, keys] = await Promise.all([
-      api("/api/v1/spend?" + query), api("/api/v1/verifier"), api("/api/v1/keys")]);
+    const [data, verifier, keys, limits] = await Promise.all([
+      api(API + "/spend?" + query), api(API + "/verifier"), api(API + "/keys"), api(API + "/limits")]);
     drawSpend(data);
     drawVerifier(verifier);
     drawKeys(keys);
+    drawLimits(limits);
     $("#error").textContent = "";
     $("#updated").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
     document.body.dataset.state = "ready";
@@ -294,6 +355,7 @@ async function load() {
 }
 
 function show() {
+  document.body.dataset.state = "loading";
   $("#login").hidden = true;
   $("#main").hidden = false;
   $("#signout").hidden = false;
@@ -310,6 +372,7 @@ document.addEventListener("DOMContentLoaded", () => {
     show();
   });
   $("#signout").addEventListener("click", () => signOut(""));
+  window.addEventListener("hashchange", () => { if (takeTokenFromFragment()) show(); });
   $("#period").addEventListener("submit", (event) => { event.preventDefault(); remember(); load(); });
   for (const button of document.querySelectorAll("[data-since]")) {
     button.addEventListener("click", () => {
@@ -324,23 +387,43 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     const form = event.target;
     try {
-      const created = await api("/api/v1/keys", {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ tenant: form.tenant.value.trim(), name: form.name.value.trim() }) });
+      const admin = form.admin.checked;
+      const body = admin ? { role: "admin", name: form.name.value.trim() }
+                         : { tenant: form.tenant.value.trim(), name: form.name.value.trim() };
+      const created = await api(API + "/keys", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       $("#new-key-value").textContent = created.key;
       $("#new-key").hidden = false;
       form.reset();
-      drawKeys(await api("/api/v1/keys"));
+      drawKeys(await api(API + "/keys"));
     } catch (e) {
       $("#keys-note").textContent = e.message;
+    }
+  });
+  $("#limit-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const tenant = encodeURIComponent(form.tenant.value.trim());
+    const keyId = form.key_id.value.trim();
+    const path = `${API}/limits/${tenant}` + (keyId ? `/keys/${encodeURIComponent(keyId)}` : "");
+    const result = $("#limit-result");
+    try {
+      const row = await api(path, {
+        method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(limitBody(form)) });
+      result.className = "good";
+      result.textContent = `Saved: ${row.tenant}${row.key_id ? " key " + row.key_id : ""}.`;
+      drawLimits(await api(API + "/limits"));
+    } catch (e) {
+      result.className = "error";
+      result.textContent = e.message;
     }
   });
   $("#key-table").addEventListener("click", async (event) => {
     const id = event.target.dataset && event.target.dataset.revoke;
     if (!id || !confirm(`Revoke key ${id}? Requests with it fail from the next one on.`)) return;
     try {
-      await api(`/api/v1/keys/${encodeURIComponent(id)}/revoke`, { method: "POST" });
-      drawKeys(await api("/api/v1/keys"));
+      await api(`${API}/keys/${encodeURIComponent(id)}/revoke`, { method: "POST" });
+      drawKeys(await api(API + "/keys"));
     } catch (e) {
       $("#keys-note").textContent = e.message;
     }
