@@ -478,6 +478,8 @@ async def test_the_page_shows_the_records_numbers_and_edits_a_limit(gateway, rec
         assert page.groups[f"key:{ids['globex-app']}"]["cost_usd"] == usd(0.018 + 0.004 + 2 * EMBEDDING)
         assert page.groups[f"tenant:{ACME}"]["hit_rate"] == "50.0%"
         assert page.groups[f"limit:{ACME}:{ids['acme-web']}"]["rpm"] == "-"  # no limit yet
+        assert await browser.evaluate(f"document.querySelector(\"[data-revoke='{ids['acme-web']}']\") !== null")
+        assert await browser.evaluate(f"document.querySelector(\"[data-revoke='{ids['admin']}']\") === null")
 
         # Edit a key's limits through the form, as a person would: Edit on its row, type, Save.
         await browser.click(f"button[data-edit='{ACME}:{ids['acme-web']}']")

@@ -265,6 +265,7 @@ function drawKeys(keys) {
   const head = el("tr");
   for (const h of ["key id", "tenant", "label", "created (UTC)", "state", ""]) head.append(el("th", {}, h));
   const managed = keys.managed;
+  const own = (/^cm_([0-9a-f]+)_/.exec(token()) || [])[1];  // the key signed in with: not revoked from here
   const rows = [head];
   for (const k of keys.keys) {
     const tr = el("tr", { "data-key": k.key_id });
@@ -272,7 +273,7 @@ function drawKeys(keys) {
               el("td", {}, new Date(k.created_at * 1000).toISOString().slice(0, 16).replace("T", " ")),
               el("td", { class: k.active ? "good" : "muted" }, k.active ? "active" : "revoked"));
     const cell = el("td");
-    if (k.active && managed) {
+    if (k.active && managed && k.key_id !== own) {
       const button = el("button", { type: "button", "data-revoke": k.key_id }, "Revoke");
       cell.append(button);
     }
