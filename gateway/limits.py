@@ -11,8 +11,10 @@ RetryInfo, HTTP 429 with retry-after) before any paid call; its retry-after is w
 will have refilled enough, or when the budget's day or month ends (UTC).
 
 Every key of one tenant shares its Redis hash tag (`{tenant}`), so the script runs on a cluster
-too. Redis unreachable: requests are admitted (`fail_open`, the default: the mesh serves when
-Redis is down, as the cache does) or refused `Unavailable`. A reservation never settled (a
+too. The scopes that have settings are also members of one set (`SCOPES_INDEX`), so that the
+admin API lists them without scanning a Redis the cache shares. Redis unreachable: requests are
+admitted (`fail_open`, the default: the mesh serves when Redis is down, as the cache does) or
+refused `Unavailable`. A reservation never settled (a
 gateway killed mid-request) stays spent until its period ends: the budget errs on the safe side.
 
 No gRPC here: the gateway's pipeline calls `admit` and `settle`.
@@ -21,6 +23,7 @@ No gRPC here: the gateway's pipeline calls `admit` and `settle`.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -37,6 +40,10 @@ PREFIX = "costmesh:limits"
 KEYS_PER_SCOPE = 5  # settings, request bucket, token bucket, day spend, month spend
 BUCKET_TTL_MS = 3_600_000
 _SETTINGS_KEY = re.compile(re.escape(PREFIX) + r":\{([^{}]+)\}(?::key:([^:{}]+))?:settings")
+# The scopes that have settings, as JSON [tenant, key id] members (the admin API lists them without
+# scanning Redis); the marker says the scopes set before the index existed were added to it.
+SCOPES_INDEX = f"{PREFIX}:scopes"
+SCOPES_INDEXED = f"{PREFIX}:scopes:complete"
 
 # KEYS: per scope (tenant, then key) KEYS_PER_SCOPE keys. ARGV: scopes, tokens, max micro-USD,
 # seconds left in the day and in the month (the spend keys expire a day after their period),
@@ -224,18 +231,38 @@ class Limiter:
             if limits.to_fields():
                 pipe.hset(key, mapping=limits.to_fields())
             await pipe.execute()
+        member = json.dumps([tenant, key_id])  # apart from the transaction: another hash slot on a cluster
+        if limits.to_fields():
+            await self._redis.sadd(SCOPES_INDEX, member)
+        else:
+            await self._redis.srem(SCOPES_INDEX, member)
 
     async def configured(self, at_most: int) -> tuple[list[tuple[str, str]], bool]:
         """The (tenant, key id) scopes that have limits set ("" for a tenant's own), at most
-        `at_most` of them (SCAN, never KEYS), and whether there were more."""
+        `at_most` of them, and whether there were more. From the index `set` keeps; the first call
+        on a Redis whose index is not complete adds the scopes set before it existed (one SCAN)."""
+        if not await self._redis.exists(SCOPES_INDEXED):
+            await self._index_existing()
         found: set[tuple[str, str]] = set()
-        async for raw in self._redis.scan_iter(match=f"{PREFIX}:{{*}}*:settings", count=500):
+        async for raw in self._redis.sscan_iter(SCOPES_INDEX, count=500):
+            try:
+                tenant, key_id = json.loads(raw)
+            except (ValueError, TypeError):
+                continue
+            found.add((str(tenant), str(key_id)))
+            if len(found) > at_most:
+                return sorted(found)[:at_most], True
+        return sorted(found), False
+
+    async def _index_existing(self) -> None:
+        members = []
+        async for raw in self._redis.scan_iter(match=f"{PREFIX}:{{*}}*:settings", count=1000):
             match = _SETTINGS_KEY.fullmatch(raw.decode(errors="replace") if isinstance(raw, bytes) else raw)
             if match:
-                found.add((match.group(1), match.group(2) or ""))
-                if len(found) > at_most:
-                    return sorted(found)[:at_most], True
-        return sorted(found), False
+                members.append(json.dumps([match.group(1), match.group(2) or ""]))
+        if members:
+            await self._redis.sadd(SCOPES_INDEX, *members)
+        await self._redis.set(SCOPES_INDEXED, "1")
 
     async def get(self, tenant: str, key_id: str = "") -> Limits:
         return Limits.from_fields(await self._redis.hgetall(f"{_scope(tenant, key_id)}:settings"))

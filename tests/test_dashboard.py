@@ -27,6 +27,7 @@ from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import load_catalog
 from costmesh.cost_records import CostRecorder, bind_key_id, read_records
 from costmesh.errors import LimitExceeded, Unauthenticated, UpstreamError
+from costmesh.gateway import limits as limits_module
 from costmesh.gateway.admin import api as admin_api
 from costmesh.gateway.admin.api import AdminApi
 from costmesh.gateway.auth import ADMIN_ROLE, Authenticator, KeyStore
@@ -353,6 +354,20 @@ async def test_limits_are_read_and_set_per_tenant_and_key(gateway, keys, redis):
     status, row, _ = await call("PUT", f"{gateway}{API}/limits/{ACME}", admin, {})  # all null: no limits
     assert status == 200 and set(row["limits"].values()) == {None}
     assert await limiter.get(ACME) == Limits()
+
+
+async def test_limits_set_before_the_scope_index_are_listed(gateway, keys, redis):
+    """Limits set by a gateway or `costmesh limits` of before the index: found by one SCAN, once."""
+    orphan = f"gone-{RUN}"  # a tenant with limits and no key left: only Redis knows it
+    await redis.hset(f"costmesh:limits:{{{orphan}}}:settings", mapping={"rpm": "7"})
+    await redis.delete(limits_module.SCOPES_INDEXED)
+    status, body, _ = await get(gateway + API + "/limits", bearer(keys[2]))
+    assert status == 200
+    assert {(r["tenant"], r["key_id"]): r for r in body["rows"]}[(orphan, "")]["limits"]["rpm"] == 7
+    assert await redis.exists(limits_module.SCOPES_INDEXED)
+    await Limiter(redis).set(orphan, Limits())  # cleared: out of the index too
+    status, body, _ = await get(gateway + API + "/limits", bearer(keys[2]))
+    assert all(r["tenant"] != orphan for r in body["rows"])
 
 
 @pytest.mark.parametrize(("body", "field"), [
