@@ -12,8 +12,16 @@ else in a bounded LRU of this process. A report (`GatewayService.ReportFeedback`
   that a tenant keeping its shadow pairs keeps this one too). A tenant that did not consent to
   shadow checks has no estimate: its entry is removed and nothing is counted.
 
+An answer a cheap model gave (routed by the cascade below the premium model's tier, not from the
+cache) is remembered too, for tenants that consented to the router's shadow checks
+(`shadow_rate` in COSTMESH_ROUTER_TENANT_POLICIES): a report on it counts as a WORSE verdict of its
+tier in the tenant's routing ledger (`gateway.routing_quality`: the live quality retained, its
+bound, the threshold offset it moves), as a routing check's would. Nothing is removed from the
+cache for it. Other answers the model gave (the premium tier, a pinned model, a max_tier cap,
+tools offered, or a tenant without that consent) are not remembered.
+
 Only the reporting tenant's own requests are found (the key holds the tenant); an unknown,
-expired or already reported request id is `NotFound`. Answers the model gave are not remembered.
+expired or already reported request id is `NotFound`.
 
 Env: COSTMESH_GATEWAY_FEEDBACK_TTL_S (how long a request can be reported, 86400),
 COSTMESH_GATEWAY_FEEDBACK_MAX (requests remembered in process without Redis, 10000),
@@ -43,6 +51,7 @@ from costmesh.config import Env
 from costmesh.errors import ConfigError, CostmeshError, InvalidRequest, NotFound, PermissionDenied, Unavailable
 from costmesh.gateway.cache_answers import cache_scope
 from costmesh.gateway.clients import MeshClients
+from costmesh.gateway.routing_quality import RoutingLedger, RoutingQualitySettings, tiers_below
 from costmesh.gateway.shadow import _hit_key, _question
 
 log = structlog.get_logger()
@@ -66,6 +75,26 @@ class FeedbackSettings:
         if settings.ttl_s <= 0 or settings.max_remembered < 1:
             raise ConfigError("COSTMESH_GATEWAY_FEEDBACK_TTL_S must be > 0 and _MAX >= 1")
         return settings
+
+
+@dataclass(frozen=True)
+class RoutedAnswers:
+    """What a report on a cheap model's answer needs: the routing ledger it counts in, and the
+    premium model (its answers, and those of its tier or above, are not the router's to count)."""
+
+    ledger: RoutingLedger
+    premium_model: str
+    premium_tier: int
+
+    def counts(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> bool:
+        """An answer the cascade chose below the premium tier for a tenant that consented (as the
+        routing checks draw theirs)."""
+        if response.cached or not response.tier or self.ledger.settings.policy(request.tenant_id).shadow_rate <= 0:
+            return False
+        routing = request.routing
+        if routing.model or routing.max_tier or request.tools.tools:  # not the cascade's own choice
+            return False
+        return response.tier < self.premium_tier and response.model != self.premium_model
 
 
 class AnswerMemory(Protocol):
@@ -132,10 +161,14 @@ class Feedback:
     """An `AnswerObserver` (and lookup observer) remembering the answers served from the cache, and
     what `ReportFeedback` asks."""
 
-    def __init__(self, clients: MeshClients, memory: AnswerMemory, settings: FeedbackSettings | None = None):
+    def __init__(self, clients: MeshClients, memory: AnswerMemory, settings: FeedbackSettings | None = None,
+                 routed: RoutedAnswers | None = None):
+        """`routed`: where reports on cheap models' answers count (None: no tenant consented to
+        routing checks; such answers are not remembered)."""
         self._clients = clients
         self._memory = memory
         self.settings = settings or FeedbackSettings()
+        self._routed = routed
         self._hits: OrderedDict[bytes, cache_pb2.LookupResponse] = OrderedDict()
         self._writes: set[asyncio.Task] = set()
         self.counters = {"remembered": 0, "reported": 0, "counted": 0, "not_found": 0, "lost": 0}
@@ -150,7 +183,10 @@ class Feedback:
             self._hits.popitem(last=False)
 
     def on_answer(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None:
-        if not response.cached or not self._hits:
+        if not response.cached:
+            self._routed_answer(request, response)
+            return
+        if not self._hits:
             return
         lookup = self._hits.pop(_hit_key(cache_scope(request), request.messages, request.sampling), None)
         if lookup is None or not response.request_id or len(response.request_id) > MAX_REQUEST_ID_CHARS:
@@ -159,6 +195,17 @@ class Feedback:
                   "similarity": round(lookup.similarity, 6), "ts": round(time.time(), 3)}
         if lookup.kind == cache_pb2.HIT_KIND_SEMANTIC:
             served["question"] = _question(request)[:MAX_QUESTION_CHARS]
+        task = asyncio.get_running_loop().create_task(self._remember(request.tenant_id, response.request_id, served))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    def _routed_answer(self, request: gw.CompleteRequest, response: gw.CompleteResponse) -> None:
+        if self._routed is None or not self._routed.counts(request, response):
+            return
+        if not response.request_id or len(response.request_id) > MAX_REQUEST_ID_CHARS:
+            return
+        served = {"tenant": request.tenant_id, "routed_tier": common.Tier.Name(response.tier).removeprefix(
+            "TIER_").lower(), "model": response.model, "ts": round(time.time(), 3)}
         task = asyncio.get_running_loop().create_task(self._remember(request.tenant_id, response.request_id, served))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
@@ -202,7 +249,9 @@ class Feedback:
         if served is None:
             self.counters["not_found"] += 1
             raise NotFound(f"request_id: {request_id!r} is unknown, expired, already reported, "
-                           "or was not answered from the cache")
+                           "or was not answered from the cache or by a cheap model of a consenting tenant")
+        if "routed_tier" in served:
+            return await self._report_routed(tenant, request_id, served, reason)
         semantic = served.get("cache_status") == gw.CACHE_STATUS_SEMANTIC_HIT
         counted = bool(served.get("counted"))  # a retry after the removal failed: counted already
         if semantic and not counted:
@@ -223,6 +272,30 @@ class Feedback:
                  semantic=semantic, counted=counted, removed=removed.removed, reason=reason[:200] or None)
         return gw.ReportFeedbackResponse(request_id=request_id, cache_status=served.get("cache_status", 0),
                                          entries_removed=removed.removed, verdict_counted=counted)
+
+    async def _report_routed(self, tenant: str, request_id: str, served: dict[str, Any],
+                             reason: str) -> gw.ReportFeedbackResponse:
+        """A cheap model's answer reported bad: a WORSE verdict of its tier in the routing ledger."""
+        if self._routed is None:  # remembered by a replica that counts them; this one cannot
+            raise Unavailable("feedback: this gateway does not count reports on routed answers")
+        try:
+            if not await self._memory.take(tenant, request_id):  # another report took it first
+                raise NotFound(f"request_id: {request_id!r} is already reported")
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"feedback: Redis is unreachable ({type(exc).__name__})") from exc
+        try:
+            estimate = await self._routed.ledger.record(tenant, served["routed_tier"], False)
+        except (RedisError, OSError) as exc:
+            with contextlib.suppress(RedisError, OSError):  # kept for a retry
+                await self._memory.put(tenant, request_id, served)
+            raise Unavailable(f"feedback: the verdict could not be counted ({type(exc).__name__})") from exc
+        self.counters["reported"] += 1
+        self.counters["counted"] += 1
+        log.info("feedback: bad routed answer reported", request_id=request_id, tier=served["routed_tier"],
+                 model=served.get("model"), quality_lower_bound=round(estimate.lower_bound, 4),
+                 offset=estimate.offset, reason=reason[:200] or None)
+        return gw.ReportFeedbackResponse(request_id=request_id, cache_status=gw.CACHE_STATUS_MISS,
+                                         entries_removed=0, verdict_counted=True)
 
     async def _count(self, tenant: str, request_id: str, served: dict[str, Any]) -> bool:
         """The report as a "different" verdict; False when the tenant has no estimate (no consent)."""
@@ -254,6 +327,23 @@ def feedback(runtime: Any, clients: MeshClients, cleanup: contextlib.AsyncExitSt
         memory: AnswerMemory = RedisMemory(redis, settings.ttl_s, settings.prefix)
     else:
         memory = LocalMemory(settings.ttl_s, settings.max_remembered)
-    out = Feedback(clients, memory, settings)
+    out = Feedback(clients, memory, settings, routed=_routed_answers(env, cleanup))
     clients.lookup_observers.append(out.seen_lookup)
     return out
+
+
+def _routed_answers(env: Env, cleanup: contextlib.AsyncExitStack) -> RoutedAnswers | None:
+    """The routing ledger reports on cheap answers count in: None when no tenant consented to routing
+    checks (or without Redis, which the routing checks then refuse at start)."""
+    routing = RoutingQualitySettings.from_env(env)
+    url = env.optional("REDIS_URL")
+    if not routing.any_consent or not url:
+        return None
+    from costmesh.catalog import load_catalog
+
+    premium = load_catalog(env.optional("COSTMESH_CATALOG")).premium
+    redis = Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    cleanup.push_async_callback(redis.aclose)
+    ledger = RoutingLedger(redis, routing, cheap_tiers=tiers_below(int(premium.tier)))
+    cleanup.push_async_callback(ledger.aclose)
+    return RoutedAnswers(ledger, premium.id, int(premium.tier))

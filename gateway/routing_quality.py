@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import structlog
 from redis.asyncio import Redis
 
+from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.config import Env
 from costmesh.errors import ConfigError
 from costmesh.intervals import Z_ONE_SIDED_95, quality_bound
@@ -240,6 +241,11 @@ class RoutingEstimate:
     def under_target(self) -> bool:
         """Enough verdicts at this operating point, and their lower bound under the target."""
         return self.verdicts >= self.min_verdicts and self.lower_bound < self.target
+
+
+def tiers_below(tier: int) -> tuple[str, ...]:
+    """The tier names under `tier` (a `common.Tier` value): the cheap tiers when it is the premium model's."""
+    return tuple(name for name in TIERS if common.Tier.Value(f"TIER_{name.upper()}") < tier)
 
 
 def _digest(tenant_id: str) -> str:

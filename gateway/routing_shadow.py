@@ -41,7 +41,13 @@ from costmesh.config import Env
 from costmesh.cost_records import CostRecord, CostRecorder, bound_key_id, record_of_routing_check
 from costmesh.errors import ConfigError, CostmeshError
 from costmesh.gateway.clients import MeshClients
-from costmesh.gateway.routing_quality import TIERS, RoutingEstimate, RoutingLedger, RoutingQualitySettings
+from costmesh.gateway.routing_quality import (
+    TIERS,
+    RoutingEstimate,
+    RoutingLedger,
+    RoutingQualitySettings,
+    tiers_below,
+)
 from costmesh.gateway.routing_quality_metrics import register_quality_gauges
 from costmesh.gateway.shadow import BackgroundChecks, ShadowSettings
 from costmesh.judge_prompt import MAX_ANSWER_CHARS, parse_quality_verdict, quality_prompt
@@ -270,8 +276,7 @@ async def routing_checks(runtime: Any, clients: MeshClients, observers: Sequence
     catalog.model(check_settings.judge_model)  # an unknown judge model fails at start
     redis = Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
     cleanup.push_async_callback(redis.aclose)
-    cheap = tuple(name for name in TIERS if common.Tier.Value(f"TIER_{name.upper()}") < check_settings.premium_tier)
-    ledger = RoutingLedger(redis, settings, cheap_tiers=cheap)
+    ledger = RoutingLedger(redis, settings, cheap_tiers=tiers_below(check_settings.premium_tier))
     recorder = next((o for o in observers if isinstance(o, CostRecorder)), None)
     checks = RoutingChecks(clients, ledger, check_settings, records=recorder.write if recorder else None)
     register_metrics(runtime.meter, checks)

@@ -139,3 +139,57 @@ async def test_redis_memory_keeps_tenants_apart_and_expires(redis_url):
         assert await memory.get("acme", "r1") is None  # expired
     finally:
         await redis.aclose()
+
+
+async def test_a_cheap_models_answer_reported_counts_as_a_worse_verdict_for_a_consenting_tenant(redis_url):
+    """A routed answer (not from the cache) of a tier under the premium model's: a report counts a WORSE
+    verdict of that tier in the tenant's routing ledger (real Redis), once; nothing is removed from the
+    cache. Premium answers, pinned models and tenants without consent to routing checks are not remembered."""
+    import json
+    import uuid
+
+    from redis.asyncio import Redis
+
+    from costmesh.api.common.v1 import common_pb2 as common
+    from costmesh.config import Env
+    from costmesh.gateway.feedback import RoutedAnswers
+    from costmesh.gateway.routing_quality import RoutingLedger, RoutingQualitySettings, tiers_below
+
+    settings = RoutingQualitySettings.from_env(Env({
+        "COSTMESH_ROUTER_TENANT_POLICIES": json.dumps({"acme": {"shadow_rate": 0.05}}),
+        "COSTMESH_ROUTER_SHADOW_PREFIX": f"feedback-{uuid.uuid4().hex[:6]}"}))
+    redis = Redis.from_url(redis_url)
+    ledger = RoutingLedger(redis, settings, cheap_tiers=tiers_below(common.TIER_COMPLEX))
+    clients = FakeClients()
+    feedback = Feedback(clients, LocalMemory(60, 100),
+                        routed=RoutedAnswers(ledger, "claude-sonnet-4-5", common.TIER_COMPLEX))
+
+    def answered(tenant: str, request_id: str, tier: int, model: str, pinned: str = "") -> None:
+        request = build_request("Summarise the French Revolution in two sentences.", tenant=tenant, model=pinned)
+        feedback.on_answer(request, gw.CompleteResponse(request_id=request_id, text="An answer.", tier=tier,
+                                                        model=model, cache_status=gw.CACHE_STATUS_MISS))
+
+    try:
+        answered("acme", "req-cheap", common.TIER_SIMPLE, "gpt-5-mini")
+        answered("acme", "req-premium", common.TIER_COMPLEX, "claude-sonnet-4-5")
+        answered("acme", "req-pinned", common.TIER_SIMPLE, "gpt-5-mini", pinned="gpt-5-mini")
+        answered("globex", "req-other", common.TIER_SIMPLE, "gpt-5-mini")  # no consent to routing checks
+
+        out = await feedback.report("acme", "req-cheap", "wrong date")
+        assert (out.request_id, out.cache_status, out.entries_removed, out.verdict_counted) == (
+            "req-cheap", gw.CACHE_STATUS_MISS, 0, True)
+        estimate = await ledger.estimate("acme")
+        simple = estimate.tiers["simple"]
+        assert (simple.verdicts, simple.as_good, simple.total_verdicts) == (1, 0, 1)
+        assert estimate.verdicts == 1 and estimate.cheap.quality_retained == 0.0
+        assert clients.invalidated == [] and clients.judged == []  # the cache is not touched
+        with pytest.raises(NotFound):  # reported already: counted once
+            await feedback.report("acme", "req-cheap")
+        for tenant, request_id in (("acme", "req-premium"), ("acme", "req-pinned"), ("globex", "req-other")):
+            with pytest.raises(NotFound):
+                await feedback.report(tenant, request_id)
+        assert (await ledger.estimate("acme")).total_verdicts == 1
+        assert (await ledger.estimate("globex")).total_verdicts == 0
+    finally:
+        await ledger.aclose()
+        await redis.aclose()
