@@ -180,3 +180,52 @@ def test_train_verifier_reads_the_kept_pairs_from_redis_or_a_file(redis_url, tmp
     exported = tmp_path / "pairs.jsonl"
     exported.write_text(json.dumps({"query": SUNDAY, "cached_query": MONDAY, "same": False}) + "\nnot json\n")
     assert load_shadow_pairs(str(exported)) == [{"a": SUNDAY, "b": MONDAY, "duplicate": False}]
+
+
+async def _ledger_after(redis_url, raise_when: str, false_hits: int, verdicts: int = 20) -> LiveEstimate:
+    """A ledger on real Redis (calibrated 0.5, maximum 5%, minimum `verdicts`, step 0.1) after
+    `verdicts` verdicts, the first `false_hits` of them judged different."""
+    from redis.asyncio import Redis
+
+    from costmesh.services.cache.shadow import ShadowLedger
+
+    client = Redis.from_url(redis_url)
+
+    async def run(operation, admin=False):
+        return await operation()
+
+    settings = ShadowSettings(max_false_hit_rate=0.05, min_verdicts=verdicts, step=0.1, raise_when=raise_when)
+    ledger = ShadowLedger(client, run, settings, prefix=f"rule-{uuid.uuid4().hex[:6]}", calibrated=0.5)
+    try:
+        for i in range(verdicts):
+            estimate = await ledger.record("tenant", different=i < false_hits)
+    finally:
+        await ledger.aclose()
+        await client.aclose()
+    return estimate
+
+
+async def test_the_upper_rule_raises_the_threshold_unless_the_rate_is_clearly_under_the_maximum(redis_url):
+    # 2 of 20 (10%): the upper bound 26% is over 5%, so the threshold rises (though 5% may still hold)
+    moved = await _ledger_after(redis_url, "upper", false_hits=2)
+    assert moved.threshold == pytest.approx(0.6) and moved.threshold_moves == 1 and moved.verdicts == 0
+
+
+async def test_the_lower_rule_raises_it_only_when_the_rate_is_clearly_over_the_maximum(redis_url):
+    from costmesh.intervals import wilson_lower
+
+    # 2 of 20: the lower bound (3.4%) is under 5%, nothing shows the rate is over it: no move
+    held = await _ledger_after(redis_url, "lower", false_hits=2)
+    assert wilson_lower(0.1, 20) < 0.05 < held.upper_bound
+    assert held.threshold == pytest.approx(0.5) and held.threshold_moves == 0 and held.verdicts == 20
+    # 4 of 20: the lower bound (9.3%) is over 5%: the threshold rises a step, the counts start afresh
+    moved = await _ledger_after(redis_url, "lower", false_hits=4)
+    assert wilson_lower(0.2, 20) > 0.05
+    assert moved.threshold == pytest.approx(0.6) and moved.threshold_moves == 1 and moved.verdicts == 0
+
+
+def test_the_raise_rule_is_read_from_the_environment():
+    assert ShadowSettings.from_env(Env({}), 0.05).raise_when == "upper"
+    assert ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "lower"}), 0.05).raise_when == "lower"
+    with pytest.raises(Exception, match="COSTMESH_CACHE_SHADOW_RAISE_WHEN"):
+        ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "sometimes"}), 0.05)

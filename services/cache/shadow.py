@@ -8,10 +8,12 @@ replica sees the same counts, and they outlive a restart):
 - the tenant's counts: verdicts and false hits since its threshold last moved (the current
   operating point) and since the first check;
 - its verifier threshold: after at least `min_verdicts` verdicts at one threshold, it rises by
-  `step` (up to `max_threshold`) while the one-sided 95% Wilson upper bound of the false-hit rate
-  is over `max_false_hit_rate`, and falls by `step` (never below the calibrated threshold) while
-  the bound is under half of it. A move starts the counts at the new threshold afresh. The
-  decision runs in one Lua script, so concurrent verdicts on several replicas move it once;
+  `step` (up to `max_threshold`) while a one-sided 95% Wilson bound of the false-hit rate is over
+  `max_false_hit_rate`: the upper bound (`raise_when="upper"`: unless the rate is clearly under
+  the maximum) or the lower bound (`"lower"`: only when it is clearly over); and it falls by `step`
+  (never below the calibrated threshold) while the upper bound is under half of the maximum. A
+  move starts the counts at the new threshold afresh. The decision runs in one Lua script, so
+  concurrent verdicts on several replicas move it once;
 - the labelled pairs (question, the served entry's question, verdict), only for tenants that
   also consented to keeping them (`keep_shadow_pairs`), the last `max_pairs` per tenant, for
   `costmesh train-verifier --from-records`.
@@ -42,10 +44,12 @@ from .semantic import tag_value
 
 log = structlog.get_logger("costmesh.cache")
 LOWER_BELOW = 0.5  # the threshold falls while the bound is under this share of the maximum
+RAISE_RULES = ("upper", "lower")  # the threshold rises while this one-sided 95% bound is over the maximum
 MAX_TENANTS_LISTED = 1000  # the metrics read at most this many tenants' estimates
 
 # KEYS[1]: the tenant's hash. ARGV: different (0|1), recalibrate (0|1), calibrated threshold,
-# max false-hit rate, min verdicts, step, max threshold, z, lower-below share, now.
+# max false-hit rate, min verdicts, step, max threshold, z, lower-below share, now, raise rule
+# ('upper': rise while the upper bound is over the maximum; 'lower': only while the lower bound is).
 # Counts the verdict, then moves the threshold when the Wilson bound of the counts at the
 # current threshold calls for it (and starts those counts afresh). Returns the hash.
 _RECORD = """
@@ -67,11 +71,18 @@ if ARGV[2] == '1' and n >= tonumber(ARGV[5]) then
   local centre = rate + z * z / (2 * n)
   local spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
   local upper = math.min(1, (centre + spread) / (1 + z * z / n))
+  local evidence = upper
+  if ARGV[11] == 'lower' then  -- the one-sided lower bound: 1 - the upper bound of the other share
+    local other = 1 - rate
+    local o_centre = other + z * z / (2 * n)
+    local o_spread = z * math.sqrt(other * (1 - other) / n + z * z / (4 * n * n))
+    evidence = math.max(0, 1 - math.min(1, (o_centre + o_spread) / (1 + z * z / n)))
+  end
   local max_rate = tonumber(ARGV[4])
   local step = tonumber(ARGV[6])
   local ceiling = tonumber(ARGV[7])
   local moved = nil
-  if upper > max_rate and t < ceiling then
+  if evidence > max_rate and t < ceiling then
     moved = math.min(ceiling, t + step)
   elseif upper < max_rate * tonumber(ARGV[9]) and t > calibrated then
     moved = math.max(calibrated, t - step)
@@ -99,6 +110,7 @@ class ShadowSettings:
     judge_threshold: float = 0.5      # COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD: the judge's P(same) for "same"
     max_pairs: int = 1000             # COSTMESH_CACHE_SHADOW_MAX_PAIRS: labelled pairs kept per tenant
     refresh_s: float = 5.0            # COSTMESH_CACHE_SHADOW_REFRESH_S: lookups' copy of the thresholds
+    raise_when: str = "upper"         # COSTMESH_CACHE_SHADOW_RAISE_WHEN: which bound over the maximum raises it
 
     @classmethod
     def from_env(cls, env: Env, max_false_hit_rate: float) -> ShadowSettings:
@@ -111,6 +123,7 @@ class ShadowSettings:
             judge_threshold=env.float("COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD", cls.judge_threshold),
             max_pairs=env.int("COSTMESH_CACHE_SHADOW_MAX_PAIRS", cls.max_pairs),
             refresh_s=env.float("COSTMESH_CACHE_SHADOW_REFRESH_S", cls.refresh_s),
+            raise_when=env.str("COSTMESH_CACHE_SHADOW_RAISE_WHEN", cls.raise_when),
         )
         if not 0.0 <= settings.max_false_hit_rate <= 1.0:
             raise ConfigError("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE must be in [0, 1]")
@@ -120,6 +133,8 @@ class ShadowSettings:
             raise ConfigError("COSTMESH_CACHE_SHADOW_THRESHOLD_STEP and _MAX_THRESHOLD must be in (0, 1]")
         if not 0.0 <= settings.judge_threshold <= 1.0:
             raise ConfigError("COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD must be in [0, 1]")
+        if settings.raise_when not in RAISE_RULES:
+            raise ConfigError(f"COSTMESH_CACHE_SHADOW_RAISE_WHEN must be one of {', '.join(RAISE_RULES)}")
         return settings
 
 
@@ -227,7 +242,7 @@ class ShadowLedger:
         calibrated = self.calibrated if self.calibrated is not None else 0.0
         args = [int(different), int(s.recalibrate and self.calibrated is not None), repr(calibrated),
                 repr(s.max_false_hit_rate), s.min_verdicts, repr(s.step), repr(max(s.max_threshold, calibrated)),
-                repr(Z_ONE_SIDED_95), repr(LOWER_BELOW), repr(time.time())]
+                repr(Z_ONE_SIDED_95), repr(LOWER_BELOW), repr(time.time()), s.raise_when]
         before = self._thresholds.get(tenant_id, (None, 0.0))[0]
         raw = await self._run(lambda: self._record(keys=[self._key(tenant_id)], args=args), admin=True)
         await self._run(lambda: self._client.sadd(self._tenants_key, tenant_id), admin=True)

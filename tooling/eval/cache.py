@@ -163,6 +163,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--online: the model a check's call is priced on (default: the catalog's premium model)")
     parser.add_argument("--answer-tokens", type=int, default=200,
                         help="--online: a check's answer tokens, for its price")
+    parser.add_argument("--curve", action="store_true",
+                        help="the packaged verifier's operating curve on the pairs instead (no Redis; see "
+                             "costmesh.tooling.eval.cache_curve): what any threshold can reach on them")
+    parser.add_argument("--max-false-hit-rate", type=float, default=0.05,
+                        help="--curve: report the most recall at a false-hit rate at or under this")
+    parser.add_argument("--min-recall", type=float, default=0.40,
+                        help="--curve: report the least false-hit rate at a recall of at least this")
 
 
 async def _run(args: argparse.Namespace) -> dict:
@@ -187,6 +194,25 @@ async def _evaluate(args: argparse.Namespace, pairs: list[Pair], url: str) -> di
                                  seed=args.seed, shadow_model=args.shadow_model, answer_tokens=args.answer_tokens)
 
 
+def _run_curve(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from costmesh.tooling.datasets import read_jsonl
+    from costmesh.tooling.eval.cache_curve import curve, format_curve, score_pairs
+
+    path = pairs_path(args.pairs)
+    pairs = load_pairs(path, args.limit)
+    if not pairs:
+        raise InvalidRequest(f"pairs: {args.pairs} holds no pairs")
+    kinds = [str(row.get("kind", "")) for row, _ in zip(read_jsonl(path), pairs)]
+    scores, calibrated = asyncio.run(score_pairs(pairs))
+    result = curve(scores, np.array([p.duplicate for p in pairs]), calibrated,
+                   max_false_hit_rate=args.max_false_hit_rate, min_recall=args.min_recall,
+                   kinds=kinds if all(kinds) else None)
+    print(json.dumps(result) if args.json else format_curve(result))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         raise InvalidRequest("limit: must be positive")
@@ -194,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidRequest("concurrency: must be positive")
     if getattr(args, "online", False) and not 0 < args.shadow_rate <= 1:
         raise InvalidRequest("shadow-rate: must be in (0, 1]")
+    if getattr(args, "curve", False):
+        return _run_curve(args)
     result = asyncio.run(_run(args))
     if result.get("online"):
         from costmesh.tooling.eval.cache_online import format_table as online_table
