@@ -78,8 +78,8 @@ def _param(request: web.Request, name: str, default: str) -> str:
 
 
 async def _body(request: web.Request) -> object:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body: at most {MAX_BODY_BYTES} bytes")
+    # Read whole (the app's client_max_size bounds it) before refusing: a reply sent while the
+    # client is still writing can reach it as a reset connection instead of the 400.
     raw = await request.read()
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidRequest(f"body: at most {MAX_BODY_BYTES} bytes")
