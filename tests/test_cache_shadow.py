@@ -17,7 +17,7 @@ from costmesh.api.cache.v1 import cache_pb2_grpc
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.config import Env
 from costmesh.embeddings import Embedder
-from costmesh.intervals import wilson_upper
+from costmesh.intervals import wilson_lower, wilson_upper
 from costmesh.rpc.server import ServiceSpec, start_service
 from costmesh.services.cache.service import make_mount
 from costmesh.services.cache.shadow import LiveEstimate, ShadowSettings
@@ -161,9 +161,14 @@ async def test_a_tenant_that_did_not_consent_is_never_drawn_nor_judged(cache, te
 
 
 def test_the_estimate_is_a_one_sided_wilson_bound():
-    estimate = LiveEstimate("t", verdicts=100, false_hits=2, max_false_hit_rate=0.05, min_verdicts=100)
+    estimate = LiveEstimate("t", verdicts=100, false_hits=2, max_false_hit_rate=0.05, min_verdicts=100,
+                            raise_when="upper")
     assert estimate.false_hit_rate == 0.02
     assert estimate.upper_bound == pytest.approx(wilson_upper(0.02, 100)) and estimate.over_bound
+    # the default rule reads the lower bound: 2 of 100 is not clearly over 5%, 12 of 100 is
+    assert LiveEstimate("t", verdicts=100, false_hits=2, max_false_hit_rate=0.05).raise_bound < 0.05
+    clearly = LiveEstimate("t", verdicts=100, false_hits=12, max_false_hit_rate=0.05, min_verdicts=100)
+    assert clearly.raise_bound == pytest.approx(wilson_lower(0.12, 100)) and clearly.over_bound
     assert LiveEstimate("t", verdicts=100, false_hits=1, max_false_hit_rate=0.05).upper_bound < 0.05
     assert LiveEstimate("t").upper_bound == 1.0 and not LiveEstimate("t", min_verdicts=1).over_bound
     assert ShadowSettings.from_env(Env({}), 0.03).max_false_hit_rate == 0.03
@@ -212,8 +217,6 @@ async def test_the_upper_rule_raises_the_threshold_unless_the_rate_is_clearly_un
 
 
 async def test_the_lower_rule_raises_it_only_when_the_rate_is_clearly_over_the_maximum(redis_url):
-    from costmesh.intervals import wilson_lower
-
     # 2 of 20: the lower bound (3.4%) is under 5%, nothing shows the rate is over it: no move
     held = await _ledger_after(redis_url, "lower", false_hits=2)
     assert wilson_lower(0.1, 20) < 0.05 < held.upper_bound
@@ -225,7 +228,34 @@ async def test_the_lower_rule_raises_it_only_when_the_rate_is_clearly_over_the_m
 
 
 def test_the_raise_rule_is_read_from_the_environment():
-    assert ShadowSettings.from_env(Env({}), 0.05).raise_when == "upper"
-    assert ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "lower"}), 0.05).raise_when == "lower"
+    assert ShadowSettings.from_env(Env({}), 0.05).raise_when == "lower"
+    assert ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "upper"}), 0.05).raise_when == "upper"
     with pytest.raises(Exception, match="COSTMESH_CACHE_SHADOW_RAISE_WHEN"):
         ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "sometimes"}), 0.05)
+
+
+async def test_the_maximum_defaults_to_the_share_of_wrong_hits_the_calibration_accepted(redis_url):
+    """Unset, COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE is 1 - the verifier's calibrated precision (the
+    checked hits' scale: the calibration's own hits were that often wrong); set, it is the operator's."""
+    from redis.asyncio import Redis
+
+    from costmesh.services.cache.shadow import ShadowLedger
+
+    client = Redis.from_url(redis_url)
+
+    async def run(operation, admin=False):
+        return await operation()
+
+    try:
+        derived = ShadowLedger(client, run, ShadowSettings.from_env(Env({}), 0.05), prefix="p", calibrated=0.755,
+                               calibrated_precision=0.895)
+        assert derived.settings.max_false_hit_rate == pytest.approx(0.105)
+        assert (await derived.estimate(f"t-{uuid.uuid4().hex[:6]}")).max_false_hit_rate == pytest.approx(0.105)
+        told = ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE": "0.05"}), 0.05)
+        assert ShadowLedger(client, run, told, prefix="p", calibrated=0.755,
+                            calibrated_precision=0.895).settings.max_false_hit_rate == 0.05
+        # a verifier without a calibration (cosine, rules): the cache's own bound
+        assert ShadowLedger(client, run, ShadowSettings.from_env(Env({}), 0.05), prefix="p",
+                            calibrated=None).settings.max_false_hit_rate == 0.05
+    finally:
+        await client.aclose()

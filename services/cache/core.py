@@ -88,8 +88,10 @@ class CacheCore:
         self.store_admission = Admission("cache stores", self.config.max_inflight_stores)
         # Shadow checks: the tenant's live false-hit estimate and the threshold it moves (the
         # verifier's own, when it has one to move: the learned verifier).
+        point = getattr(verifier, "point", None)
         self.shadow = ShadowLedger(client, self._redis, self.config.shadow, prefix=self.config.index_prefix,
-                                   calibrated=getattr(verifier, "threshold", None))
+                                   calibrated=getattr(verifier, "threshold", None),
+                                   calibrated_precision=point.quora_precision if point is not None else None)
         self.judge = AnswerJudge(verifier, embedder, self.config.shadow.judge_threshold, count_tokens)
         self._draw = draw
 

@@ -115,7 +115,7 @@ def make_mount(embedder: Embedder | None = None):
         metrics = CacheMetrics(runtime.meter, core, loop)
         shadow_metrics = ShadowMetrics(  # the tenants' live false-hit estimates, from Redis
             runtime.meter, lambda: read_on_loop(loop, core.shadow.estimates, config.admin_timeout_s + 1.0),
-            config.shadow, max_tenants=env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
+            core.shadow.settings, max_tenants=env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
         point = getattr(core.verifier, "point", None)
         runtime.log.info("cache ready", index=core.index_name, model=model.model_id, dims=model.dims,
                          verifier=core.verifier.name, min_similarity=core.verifier_floor, ttl_s=config.ttl_s,

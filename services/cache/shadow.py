@@ -9,8 +9,8 @@ replica sees the same counts, and they outlive a restart):
   operating point) and since the first check;
 - its verifier threshold: after at least `min_verdicts` verdicts at one threshold, it rises by
   `step` (up to `max_threshold`) while a one-sided 95% Wilson bound of the false-hit rate is over
-  `max_false_hit_rate`: the upper bound (`raise_when="upper"`: unless the rate is clearly under
-  the maximum) or the lower bound (`"lower"`: only when it is clearly over); and it falls by `step`
+  `max_false_hit_rate`: the lower bound (`raise_when="lower"`, the default: only when the rate is
+  clearly over the maximum) or the upper bound (`"upper"`: unless it is clearly under); it falls by `step`
   (never below the calibrated threshold) while the upper bound is under half of the maximum. A
   move starts the counts at the new threshold afresh. The decision runs in one Lua script, so
   concurrent verdicts on several replicas move it once;
@@ -28,6 +28,7 @@ Redis keys: `<prefix>:shadow:<tenant hash>` (a hash), `<prefix>:shadow-pairs:<te
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -38,7 +39,7 @@ from redis.asyncio import Redis
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
-from costmesh.intervals import Z_ONE_SIDED_95, false_hit_bound
+from costmesh.intervals import Z_ONE_SIDED_95, false_hit_bound, wilson_lower
 
 from .semantic import tag_value
 
@@ -101,8 +102,11 @@ class ShadowSettings:
     """How the live estimate is kept and acted on (the share of hits checked is per tenant, in
     the tenant policies: `shadow_rate`, consent to keep pairs: `keep_shadow_pairs`)."""
 
-    # COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE (default: COSTMESH_CACHE_MAX_FALSE_HIT_RATE)
+    # COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE: the share of checked hits judged wrong it is kept under;
+    # unset: the share the verifier's calibration accepted at its bound (1 - its calibrated precision),
+    # `from_calibration`, else (a verifier without a calibration) COSTMESH_CACHE_MAX_FALSE_HIT_RATE
     max_false_hit_rate: float = 0.05
+    from_calibration: bool = False
     min_verdicts: int = 100           # COSTMESH_CACHE_SHADOW_MIN_VERDICTS: at one threshold, before it moves
     step: float = 0.05                # COSTMESH_CACHE_SHADOW_THRESHOLD_STEP: how far one move goes
     max_threshold: float = 0.99       # COSTMESH_CACHE_SHADOW_MAX_THRESHOLD: it never rises past this
@@ -110,12 +114,13 @@ class ShadowSettings:
     judge_threshold: float = 0.5      # COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD: the judge's P(same) for "same"
     max_pairs: int = 1000             # COSTMESH_CACHE_SHADOW_MAX_PAIRS: labelled pairs kept per tenant
     refresh_s: float = 5.0            # COSTMESH_CACHE_SHADOW_REFRESH_S: lookups' copy of the thresholds
-    raise_when: str = "upper"         # COSTMESH_CACHE_SHADOW_RAISE_WHEN: which bound over the maximum raises it
+    raise_when: str = "lower"         # COSTMESH_CACHE_SHADOW_RAISE_WHEN: which bound over the maximum raises it
 
     @classmethod
     def from_env(cls, env: Env, max_false_hit_rate: float) -> ShadowSettings:
         settings = cls(
             max_false_hit_rate=env.float("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE", max_false_hit_rate),
+            from_calibration=env.optional("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE") is None,
             min_verdicts=env.int("COSTMESH_CACHE_SHADOW_MIN_VERDICTS", cls.min_verdicts),
             step=env.float("COSTMESH_CACHE_SHADOW_THRESHOLD_STEP", cls.step),
             max_threshold=env.float("COSTMESH_CACHE_SHADOW_MAX_THRESHOLD", cls.max_threshold),
@@ -152,6 +157,7 @@ class LiveEstimate:
     max_false_hit_rate: float = 0.0
     min_verdicts: int = 0
     threshold_moves: int = 0
+    raise_when: str = "lower"  # the bound the threshold rises on (ShadowSettings.raise_when)
 
     @property
     def false_hit_rate(self) -> float:
@@ -162,9 +168,19 @@ class LiveEstimate:
         return false_hit_bound(self.false_hits, self.verdicts, Z_ONE_SIDED_95)[1]
 
     @property
+    def lower_bound(self) -> float:
+        """The one-sided 95% Wilson lower bound (0 without verdicts)."""
+        return wilson_lower(self.false_hit_rate, self.verdicts) if self.verdicts else 0.0
+
+    @property
+    def raise_bound(self) -> float:
+        """The bound the threshold rises on: the upper one, or the lower one (`raise_when`)."""
+        return self.lower_bound if self.raise_when == "lower" else self.upper_bound
+
+    @property
     def over_bound(self) -> bool:
-        """Enough verdicts at this threshold, and their bound over the maximum."""
-        return self.verdicts >= self.min_verdicts and self.upper_bound > self.max_false_hit_rate
+        """Enough verdicts at this threshold, and the bound it rises on over the maximum."""
+        return self.verdicts >= self.min_verdicts and self.raise_bound > self.max_false_hit_rate
 
 
 @dataclass(frozen=True)
@@ -188,9 +204,14 @@ class ShadowLedger:
     cosine and rule verifiers; verdicts are then counted, and nothing moves)."""
 
     def __init__(self, client: Redis, run: Run, settings: ShadowSettings, *, prefix: str,
-                 calibrated: float | None, clock: Callable[[], float] = time.monotonic):
+                 calibrated: float | None, calibrated_precision: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        """`calibrated_precision`: the verifier's precision at its operating point, on its calibration
+        pairs; with `settings.from_calibration` the maximum is the share of hits it accepted as wrong."""
         self._client = client
         self._run = run
+        if settings.from_calibration and calibrated_precision is not None:
+            settings = dataclasses.replace(settings, max_false_hit_rate=round(1.0 - calibrated_precision, 4))
         self.settings = settings
         self._prefix = prefix
         self.calibrated = calibrated
@@ -288,6 +309,7 @@ class ShadowLedger:
             max_false_hit_rate=self.settings.max_false_hit_rate,
             min_verdicts=self.settings.min_verdicts,
             threshold_moves=int(fields.get("moves", 0)),
+            raise_when=self.settings.raise_when,
         )
 
     # -- labelled pairs -----------------------------------------------------------------

@@ -2,6 +2,9 @@
 
   costmesh_cache_shadow_false_hit_rate{tenant}         false hits / verdicts at the tenant's current threshold
   costmesh_cache_shadow_false_hit_upper_bound{tenant}  its one-sided 95% Wilson upper bound
+  costmesh_cache_shadow_false_hit_lower_bound{tenant}  its one-sided 95% Wilson lower bound
+  costmesh_cache_shadow_false_hit_raise_bound{tenant}  the one of the two the threshold rises on
+                                                       (COSTMESH_CACHE_SHADOW_RAISE_WHEN)
   costmesh_cache_shadow_verdicts{tenant}               verdicts at the current threshold
   costmesh_cache_shadow_threshold{tenant}              the verifier threshold the tenant's lookups use
   costmesh_cache_shadow_max_false_hit_rate             the bound the estimate is kept under
@@ -10,7 +13,7 @@
 Read from Redis (`ShadowLedger.estimates`), so every cache replica reports the same figures:
 aggregate with max(), not sum() (the alert `CostmeshCacheLiveFalseHitsAboveBound` does). The tenant
 label is bounded (`BoundedLabel`, COSTMESH_METRICS_MAX_TENANTS, default 100): the tenants past the
-limit share the label `other`, which reports the worst of them (the highest upper bound). Tenants
+limit share the label `other`, which reports the worst of them (the highest bound the threshold rises on). Tenants
 appear once they have a verdict. One read of Redis serves a scrape (kept `max_age_s`).
 """
 
@@ -39,10 +42,10 @@ class ShadowMetrics:
         self._settings = settings
         tenant = BoundedLabel(max_tenants)
 
-        def labelled() -> dict[str, LiveEstimate] | None:  # `other`: the highest upper bound of its tenants
+        def labelled() -> dict[str, LiveEstimate] | None:  # `other`: the highest bound of its tenants
             read_now = read()
             return None if read_now is None else worst_per_label(
-                read_now, tenant, lambda e, known: e.upper_bound > known.upper_bound)
+                read_now, tenant, lambda e, known: e.raise_bound > known.raise_bound)
 
         self._labelled = CachedRead(labelled, max_age_s, clock)
         self._closed = False
@@ -51,6 +54,11 @@ class ShadowMetrics:
              lambda e: e.false_hit_rate),
             ("false_hit_upper_bound", "1", "the one-sided 95% Wilson upper bound of that rate",
              lambda e: e.upper_bound),
+            ("false_hit_lower_bound", "1", "the one-sided 95% Wilson lower bound of that rate",
+             lambda e: e.lower_bound),
+            ("false_hit_raise_bound", "1", "the bound the tenant's threshold rises on while it is over the "
+             "maximum: the upper one, or the lower one (COSTMESH_CACHE_SHADOW_RAISE_WHEN=lower)",
+             lambda e: e.raise_bound),
             ("verdicts", "{verdict}", "shadow verdicts at the tenant's current threshold", lambda e: e.verdicts),
             ("threshold", "1", "the verifier threshold the tenant's lookups use", lambda e: e.threshold),
         )
@@ -59,7 +67,7 @@ class ShadowMetrics:
                                           description=description)
         meter.create_observable_gauge(
             "costmesh.cache.shadow.max_false_hit_rate", [self._setting(lambda s: s.max_false_hit_rate)], unit="1",
-            description="the live false-hit rate the upper bound is kept under")
+            description="the live false-hit rate the threshold keeps the bound it rises on under")
         meter.create_observable_gauge(
             "costmesh.cache.shadow.min_verdicts", [self._setting(lambda s: s.min_verdicts)], unit="{verdict}",
             description="verdicts at one threshold before it moves")
