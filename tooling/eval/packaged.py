@@ -6,8 +6,9 @@ translation, summaries), written by hand by the project for evaluation and never
 267 paraphrases (the same request reworded: reordered, colloquial, terse or polite, synonyms) and
 359 near-misses that must not share an answer (`kind`: a swapped entity or another task on the
 same subject, a negation or reversed direction, a changed number, unit or date, a changed scope,
-another output format, another programming language or human language, another audience). None of its texts appears in the
-verifier's training data (the Quora pairs, the generated traps): `tests/test_eval_packaged.py`.
+another output format, another programming language or human language, another audience). None
+of its texts appears in the verifier's training data (the Quora pairs, the generated traps):
+`tests/test_eval_packaged.py`.
 Unlike the traps (`costmesh.tooling.verification.traps`), no template made it.
 
 `costmesh eval cache --pairs assistant` reads it by name; any other value is a path.
