@@ -131,7 +131,7 @@ async def test_paraphrase_is_a_semantic_hit_carrying_the_embedding(cache, tenant
     assert hit.kind == pb.HIT_KIND_SEMANTIC
     assert hit.text == RESET_ANSWER
     assert 0.9 <= hit.similarity < 1.0
-    assert len(hit.embedding) == 384 and hit.embedding_model == "all-MiniLM-L6-v2"
+    assert len(hit.embedding) == 384 and hit.embedding_model == "all-MiniLM-L6-v2-int8"
     assert hit.embedding_cost_usd == 0.0  # local model
 
 
@@ -147,7 +147,7 @@ async def test_a_semantic_lookup_encodes_its_query_once_and_reuses_candidate_enc
 async def test_miss_carries_the_embedding_and_the_store_reuses_it(cache, embedder, tenant):
     miss = await cache.Lookup(lookup(tenant, "What are your opening hours?"))
     assert miss.kind == pb.HIT_KIND_MISS and len(miss.embedding) == 384
-    assert miss.embedding_model == "all-MiniLM-L6-v2"
+    assert miss.embedding_model == "all-MiniLM-L6-v2-int8"
     request = store(tenant, "What are your opening hours?", "9 to 5, Monday to Friday.")
     request.embedding.extend(miss.embedding)
     request.embedding_model = miss.embedding_model
@@ -311,7 +311,8 @@ async def test_stats(cache, tenant):
     assert stats.exact_hits >= 1 and stats.semantic_hits >= 1 and stats.stores >= 1
     assert stats.entries >= 1 and stats.bytes_per_entry > 384 * 4
     assert 0 < stats.hit_rate < 1 and 0.9 <= stats.avg_hit_similarity <= 1
-    assert stats.index_name == "costmesh-cache-all-minilm-l6-v2-f16" and stats.embedding_model == "all-MiniLM-L6-v2"
+    assert stats.index_name == "costmesh-cache-all-minilm-l6-v2-int8-f16"
+    assert stats.embedding_model == "all-MiniLM-L6-v2-int8"
     assert stats.errors == 0
 
 
@@ -323,7 +324,7 @@ async def test_float16_and_float32_vectors_live_in_separate_indexes_and_both_hit
     admin = aioredis.Redis.from_url(redis_url)
     try:
         names = [(await c.stub.GetStats(pb.GetStatsRequest())).index_name for c in (half, full)]
-        assert names == [f"{prefix}-all-minilm-l6-v2-f16", f"{prefix}-all-minilm-l6-v2"]
+        assert names == [f"{prefix}-all-minilm-l6-v2-int8-f16", f"{prefix}-all-minilm-l6-v2-int8"]
         stored = await half.stub.Store(store(tenant, RESET, RESET_ANSWER))
         assert (await admin.hstrlen(f"{names[0]}:{stored.entry_id}", "prompt_vector")) == 384 * 2
         hit = await half.stub.Lookup(lookup(tenant, "How can I reset my password"))

@@ -47,7 +47,7 @@ def tenants() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def cache(redis_url, embedder, tenants):
-    """The verifier forced low (bound 0.5: threshold 0.005, so the Monday/Sunday trap is served)
+    """The verifier forced low (bound 0.5: threshold 0.01 or under, so the Monday/Sunday trap is served)
     while the live bound is 5%; the threshold moves after 3 verdicts, by 0.1."""
     policies = {tenants["consenting"]: {"shadow_rate": 1.0, "keep_shadow_pairs": True},
                 tenants["counted"]: {"shadow_rate": 1.0}}
@@ -96,7 +96,7 @@ async def test_a_trap_judged_different_moves_the_estimate_then_the_threshold(cac
     assert same.verdict == pb.SHADOW_VERDICT_SAME and same.judge == "cross-encoder" and same.score > 0.5
     assert same.live.verdicts == 1 and same.live.false_hits == 0
     calibrated = same.live.calibrated_threshold
-    assert calibrated == pytest.approx(0.005) and same.live.threshold == pytest.approx(calibrated)
+    assert calibrated <= 0.01 and same.live.threshold == pytest.approx(calibrated)  # the table's lowest steps
 
     estimates = []
     for _ in range(2):

@@ -10,7 +10,7 @@ import pytest
 from costmesh.config import Env
 from costmesh.embeddings import Embedder, load_sentence_model
 from costmesh.errors import ConfigError
-from costmesh.model_files import INT8_MODEL_ID, default_model_path, model_backend
+from costmesh.model_files import FP32_MODEL_ID, INT8_MODEL_ID, default_model_path, model_backend
 from costmesh.onnx_models import QUANT
 from costmesh.verification.artifact import DEFAULT_ARTIFACT, VerifierArtifact
 from costmesh.verification.cross_encoder import CrossEncoder, OnnxCrossEncoder, load_cross_encoder
@@ -39,7 +39,8 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedders(cache_dir):
-    return Embedder(backend="onnx", threads=1, warmup=False), Embedder(backend="torch", threads=1, warmup=False)
+    return (Embedder(model_id=FP32_MODEL_ID, backend="onnx", threads=1, warmup=False),
+            Embedder(model_id=FP32_MODEL_ID, backend="torch", threads=1, warmup=False))
 
 
 def test_sentence_vectors_match_torch(embedders):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from costmesh.errors import ConfigError
+from costmesh.model_files import DEFAULT_MODEL_ID
 from costmesh.tooling.datasets import Pair
 from costmesh.tooling.verification.train import bucket_of, operating_table, rates, recall_at
 from costmesh.tooling.verification.traps import FRAMES, generate
@@ -159,7 +160,8 @@ def test_artifact_carries_the_cross_encoder_and_its_blend(tmp_path):
 def test_the_packaged_artifact_loads_small_and_calibrated():
     artifact = VerifierArtifact.load()
     assert DEFAULT_ARTIFACT.stat().st_size < 3_000_000
-    assert artifact.embedding_model == "all-MiniLM-L6-v2" and artifact.feature_names == FEATURE_NAMES
+    assert artifact.embedding_model == DEFAULT_MODEL_ID == "all-MiniLM-L6-v2-int8"
+    assert artifact.feature_names == FEATURE_NAMES
     point = artifact.operating_point(0.05)
     assert point.false_hit_rate <= 0.05 and point.quora_recall > 0.2
     stricter = artifact.operating_point(0.01)

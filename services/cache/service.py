@@ -23,7 +23,7 @@ from costmesh.catalog import load_catalog
 from costmesh.config import Env
 from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
-from costmesh.model_files import model_backend, torch_threads
+from costmesh.model_files import DEFAULT_MODEL_ID, model_backend, torch_threads
 from costmesh.observability.scrape_reads import read_on_loop
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
@@ -54,7 +54,7 @@ def redis_client(url: str, config: CacheConfig) -> Redis:
 def build_embedder(env: Env) -> Embedder:
     return Embedder(
         env.optional("COSTMESH_EMBED_MODEL_PATH"),
-        model_id=env.str("COSTMESH_EMBED_MODEL_ID", "all-MiniLM-L6-v2"),
+        model_id=env.str("COSTMESH_EMBED_MODEL_ID", DEFAULT_MODEL_ID),
         window_ms=env.float("COSTMESH_EMBED_WINDOW_MS", 2.0),
         max_batch=env.int("COSTMESH_EMBED_MAX_BATCH", 64),
         batching=env.bool("COSTMESH_EMBED_BATCHING", True),

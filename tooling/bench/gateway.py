@@ -192,19 +192,27 @@ def floor(prompts: list[str], hop_cpu: dict) -> dict:
     """What the routed path cannot go below on this machine: one request needs the prompt's
     embedding once (the classifier's, or the cache's with its token vectors, which the classifier
     then reuses), in batches of 32 on one thread; the other hops add their measured CPU. The bound
-    on requests/s is the machine's cores over that CPU per request."""
+    on requests/s is the machine's cores over that CPU per request. Measured for the mesh's
+    embedder (int8 by default) and, in the same run, for fp32 MiniLM (`by_model`)."""
     from costmesh.embeddings import Embedder
+    from costmesh.model_files import DEFAULT_MODEL_ID, FP32_MODEL_ID
 
-    embedder = Embedder(threads=1, warmup=False, batching=False)
-    embed_ms = _cpu_ms_per_text(embedder.encode, prompts)
-    embed_full_ms = _cpu_ms_per_text(embedder.encode_full, prompts)
+    by_model = {}
+    for model_id in dict.fromkeys((DEFAULT_MODEL_ID, FP32_MODEL_ID)):
+        embedder = Embedder(model_id=model_id, threads=1, warmup=False, batching=False)
+        by_model[model_id] = {"embed_cpu_ms_per_prompt": _cpu_ms_per_text(embedder.encode, prompts),
+                              "embed_full_cpu_ms_per_prompt": _cpu_ms_per_text(embedder.encode_full, prompts)}
+    embed_ms = by_model[DEFAULT_MODEL_ID]["embed_cpu_ms_per_prompt"]
+    embed_full_ms = by_model[DEFAULT_MODEL_ID]["embed_full_cpu_ms_per_prompt"]
     cores = os.cpu_count() or 1
     tokenizer = embedder._model.tokenizer
     lengths = [len(ids) for ids in tokenizer(prompts, truncation=True, max_length=embedder._model.max_seq_length)[
         "input_ids"]]
     out = {"cores": cores, "prompts": len(prompts), "prompt_tokens_mean": sum(lengths) / len(lengths),
-           "backend": embedder.backend,
+           "backend": embedder.backend, "model": DEFAULT_MODEL_ID, "by_model": by_model,
            "embed_cpu_ms_per_prompt": embed_ms, "embed_full_cpu_ms_per_prompt": embed_full_ms}
+    if FP32_MODEL_ID != DEFAULT_MODEL_ID:
+        out["fp32_over_model_cpu"] = by_model[FP32_MODEL_ID]["embed_full_cpu_ms_per_prompt"] / embed_full_ms
     for phase, models_ms, model_hops in (("bypassed", embed_ms, ("classifier",)),
                                          ("miss", embed_full_ms, ("classifier", "cache"))):
         cpu = hop_cpu.get(phase, {}).get("cpu_ms_per_request", {})
@@ -216,13 +224,17 @@ def floor(prompts: list[str], hop_cpu: dict) -> dict:
 
 
 def floor_table(floor: dict) -> str:
-    lines = [f"floor ({floor['cores']} cores; one embedding per request, {floor['backend']}, batches of 32, "
+    lines = [f"floor ({floor['cores']} cores; one embedding per request, {floor.get('model', '')} on "
+             f"{floor['backend']}, batches of 32, "
              f"{floor['prompts']} of these prompts, {floor.get('prompt_tokens_mean', 0):.0f} tokens on average)",
              f"  {'':28}{'models ms':>10}{'rest ms':>10}{'bound/s':>10}{'models/s':>10}"]
     for phase, label in (("bypassed", "routed, cache bypassed"), ("miss", "routed, all misses")):
         f = floor[phase]
         lines.append(f"  {label:<28}{f['models_cpu_ms']:>10.2f}{f['other_hops_cpu_ms']:>10.2f}"
                      f"{f['bound_rps']:>10.1f}{f['bound_rps_models_only']:>10.1f}")
+    for model_id, m in floor.get("by_model", {}).items():
+        lines.append(f"  {model_id}: {m['embed_cpu_ms_per_prompt']:.2f} ms per prompt, "
+                     f"{m['embed_full_cpu_ms_per_prompt']:.2f} with token vectors")
     return "\n".join(lines)
 
 

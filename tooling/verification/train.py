@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from costmesh.errors import ConfigError
-from costmesh.model_files import DEFAULT_MODEL_ID, SENTENCE_MODEL_IDS
+from costmesh.model_files import DEFAULT_MODEL_ID, FP32_MODEL_ID, SENTENCE_MODEL_IDS
 from costmesh.services.cache.scope import normalise_query
 from costmesh.tooling.datasets import Pair, data_dir, load_pairs
 from costmesh.tooling.kept_lines import records_source
@@ -73,7 +73,7 @@ class FeatureCache:
     `path` for the default MiniLM, `<stem>-<model id>.npz` for another)."""
 
     def __init__(self, path: Path | None, model_id: str = ""):
-        if path and model_id and model_id != DEFAULT_MODEL_ID:
+        if path and model_id and model_id != FP32_MODEL_ID:  # the file older runs wrote
             path = path.with_name(f"{path.stem}-{model_id}{path.suffix}")
         self.path = path
         self.rows: dict[str, np.ndarray] = {}
