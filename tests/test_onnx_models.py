@@ -124,3 +124,24 @@ def test_int8_embedder_is_quantised_close_to_fp32_and_cached(cache_dir, embedder
 def test_int8_embedder_needs_onnx_runtime():
     with pytest.raises(ConfigError, match="onnx backend only"):
         load_sentence_model(default_model_path(), "torch", 1, INT8_MODEL_ID)
+
+
+def test_int8_cross_encoder_is_close_to_fp32_one_pair_per_pass_and_cached(cache_dir):
+    adapter = VerifierArtifact.load(DEFAULT_ARTIFACT).cross_encoder
+    pairs = [(TEXTS[0], TEXTS[1]), (TEXTS[2], "Which city is the capital of France?"), (TEXTS[3], TEXTS[4])]
+    fp32, int8 = OnnxCrossEncoder(adapter, threads=1), load_cross_encoder(adapter, "onnx", 1, int8=True)
+    a, b = fp32.logits(pairs), int8.logits(pairs)
+    assert np.abs(a - b).max() < 1.0 and np.abs(a - b).max() > 1e-4  # quantised, not the fp32 model renamed
+    assert np.sign(a).tolist() == np.sign(b).tolist()
+    alone = np.array([int8.logits([pair])[0] for pair in pairs])
+    assert np.abs(alone - b).max() < 1e-6  # one pair per pass: a pair's logit never depends on its batch-mates
+    assert len(list(cache_dir.glob(f"cross-*-{QUANT}.onnx"))) == 1
+    with pytest.raises(ConfigError, match="onnx backend only"):
+        load_cross_encoder(adapter, "torch", 1, int8=True)
+
+
+def test_the_packaged_verifier_runs_its_cross_encoder_int8_on_the_int8_embedder():
+    artifact = VerifierArtifact.load(DEFAULT_ARTIFACT)
+    assert artifact.embedding_model == INT8_MODEL_ID and artifact.cross_int8
+    fp32 = VerifierArtifact.load(DEFAULT_ARTIFACT.with_name("verifier-v1-fp32.npz"))
+    assert fp32.embedding_model == FP32_MODEL_ID and not fp32.cross_int8

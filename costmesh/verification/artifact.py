@@ -84,6 +84,7 @@ class VerifierArtifact:
     cross_encoder: Adapter | None = None  # the LoRA cross-encoder over the packaged MiniLM, when trained
     cross_blend: float = 0.0              # its logit's weight in the final blend
     vetoes: bool = False                  # reject lexical flips whatever the models say (`lexical.veto`)
+    cross_int8: bool = False              # its logits, as calibrated, are the int8 model's (ONNX Runtime)
 
     def pair_rows(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
         """One row per candidate (`encoded`: the query's `Encoded` first): the features, then
@@ -123,7 +124,7 @@ class VerifierArtifact:
         meta = dict(self.meta, format=FORMAT, feature_names=list(self.feature_names),
                     interactions=self.interactions, min_similarity=self.min_similarity,
                     embedding_model=self.embedding_model, cross_blend=self.cross_blend, vetoes=self.vetoes,
-                    table=[row.__dict__ for row in self.table])
+                    cross_int8=self.cross_int8, table=[row.__dict__ for row in self.table])
         arrays = self.ensemble.to_arrays()
         # float32 / int16 where lossless enough: keeps the committed file small
         arrays["tree_threshold"] = arrays["tree_threshold"].astype(np.float32)
@@ -168,5 +169,6 @@ class VerifierArtifact:
             cross_encoder=cross,
             cross_blend=float(meta.pop("cross_blend", 0.0)),
             vetoes=bool(meta.pop("vetoes", False)),
+            cross_int8=bool(meta.pop("cross_int8", False)),
             meta=meta,
         )

@@ -130,9 +130,12 @@ class CrossEncoder:
 
 class OnnxCrossEncoder:
     """`CrossEncoder.logits` on ONNX Runtime: the merged model exported once (keyed by the base
-    weights and the adapter's arrays) and cached on disk (`costmesh.onnx_models`)."""
+    weights and the adapter's arrays) and cached on disk (`costmesh.onnx_models`). `int8`: the
+    export quantised as the embedder's is (`onnx_models.quantized`), one pair per pass, so a
+    pair's logit never depends on the pairs beside it; a verifier must be calibrated on it."""
 
-    def __init__(self, adapter: Adapter, model_path: str | None = None, batch_size: int = 32, threads: int = 1):
+    def __init__(self, adapter: Adapter, model_path: str | None = None, batch_size: int = 32, threads: int = 1,
+                 *, int8: bool = False):
         from transformers import AutoTokenizer
 
         from costmesh.model_files import default_model_path
@@ -143,8 +146,10 @@ class OnnxCrossEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         adapter_bytes = b"".join(np.ascontiguousarray(a).tobytes() for a in adapter.arrays().values())
         name = f"cross-{onnx_models.cache_key(*onnx_models.weight_files(model_dir), adapter_bytes)}.onnx"
-        self.session = onnx_models.session(
-            onnx_models.cached_export(name, lambda: _cross_graph(adapter, model_dir)), threads)
+        path = onnx_models.cached_export(name, lambda: _cross_graph(adapter, model_dir))
+        if int8:
+            path, self.batch_size = onnx_models.quantized(path), 1
+        self.session = onnx_models.session(path, threads)
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         out = np.zeros(len(pairs), dtype=np.float64)
@@ -180,12 +185,17 @@ def _cross_graph(adapter: Adapter, model_dir: Path) -> tuple[Any, tuple, list[st
     return Cross(merged.model, merged._head), example, ["logits"]
 
 
-def load_cross_encoder(adapter: Adapter, backend: str = "onnx", threads: int = 1) -> Any:
-    """The cross-encoder of `adapter` on `backend` ("onnx", the default, or "torch")."""
+def load_cross_encoder(adapter: Adapter, backend: str = "onnx", threads: int = 1, *, int8: bool = False) -> Any:
+    """The cross-encoder of `adapter` on `backend` ("onnx", the default, or "torch"); `int8`
+    (ONNX Runtime only) when the verifier was calibrated on the quantised one."""
+    from costmesh.errors import ConfigError
     from costmesh.model_files import checked_backend
 
     if checked_backend(backend) == "onnx":
-        return OnnxCrossEncoder(adapter, threads=threads)
+        return OnnxCrossEncoder(adapter, threads=threads, int8=int8)
+    if int8:
+        raise ConfigError("the verifier's cross-encoder is calibrated int8: it runs on the onnx backend only "
+                          "(COSTMESH_MODEL_BACKEND)")
     return CrossEncoder(adapter)
 
 

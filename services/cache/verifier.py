@@ -200,7 +200,8 @@ class LearnedVerifier:
             if cross_encoder is None:
                 from costmesh.verification.cross_encoder import load_cross_encoder
 
-                cross_encoder = load_cross_encoder(artifact.cross_encoder, backend, threads or 1)
+                cross_encoder = load_cross_encoder(artifact.cross_encoder, backend, threads or 1,
+                                                   int8=getattr(artifact, "cross_int8", False))
             self.cross = MicroBatcher(cross_encoder.logits, max_batch=64, name="cross-encoder",
                                       batching=getattr(embedder, "batching", True),
                                       initializer=lambda: cap_threads(backend, threads))

@@ -124,7 +124,8 @@ def _cross_encoder(env: Env):
     artifact = VerifierArtifact.load(config.verifier_artifact or DEFAULT_ARTIFACT)
     if artifact.cross_encoder is None:
         return None
-    return load_cross_encoder(artifact.cross_encoder, model_backend(env), torch_threads(env) or 1)
+    return load_cross_encoder(artifact.cross_encoder, model_backend(env), torch_threads(env) or 1,
+                              int8=artifact.cross_int8)
 
 
 def _msgs(text: str) -> list[common.Message]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from costmesh.errors import ConfigError
-from costmesh.model_files import DEFAULT_MODEL_ID, FP32_MODEL_ID, SENTENCE_MODEL_IDS
+from costmesh.model_files import DEFAULT_MODEL_ID, FP32_MODEL_ID, INT8_MODEL_ID, SENTENCE_MODEL_IDS
 from costmesh.services.cache.scope import normalise_query
 from costmesh.tooling.datasets import Pair, data_dir, load_pairs
 from costmesh.tooling.kept_lines import records_source
@@ -45,7 +45,7 @@ from costmesh.verification.artifact import (
     blended,
     pick_operating_point,
 )
-from costmesh.verification.cross_encoder import Adapter, CrossEncoder, train_cross_encoder
+from costmesh.verification.cross_encoder import Adapter, CrossEncoder, OnnxCrossEncoder, train_cross_encoder
 from costmesh.verification.encoder import Encoded, encode_full
 from costmesh.verification.features import FEATURE_NAMES, FEATURES_VERSION, interaction_features, pair_features
 from costmesh.verification.lexical import veto
@@ -203,6 +203,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-model", default=DEFAULT_MODEL_ID, choices=SENTENCE_MODEL_IDS,
                         help=f"the MiniLM whose vectors the features read: fp32 or int8 (default {DEFAULT_MODEL_ID}); "
                              "the cache takes a verifier only with the embedder it names")
+    parser.add_argument("--cross-encoder-int8", action=argparse.BooleanOptionalAction, default=None,
+                        help="calibrate on the cross-encoder quantised to int8 (ONNX Runtime; about 2.2x less CPU "
+                             "per pair), which the cache then runs (default: as the embedding model, int8 or not)")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="feature cache file ('' to disable)")
     parser.add_argument("--from-records", nargs="?", const="$REDIS_URL", default=None, metavar="SOURCE",
                         help="also train on the labelled pairs of shadow checks: a Redis URL (default $REDIS_URL) "
@@ -238,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         different = sum(not row["duplicate"] for row in live)
         print(f"shadow pairs: {len(live)} ({different} judged different)", file=sys.stderr)
 
+    if args.cross_encoder_int8 is None:
+        args.cross_encoder_int8 = args.embedding_model == INT8_MODEL_ID
     model = load_sentence_model(default_model_path(), "onnx", 1, args.embedding_model)
     cache = FeatureCache(Path(args.cache) if args.cache else None, args.embedding_model)
     to_pairs = lambda rows: [(r.a, r.b) if isinstance(r, Pair) else (r["a"], r["b"]) for r in rows]  # noqa: E731
@@ -285,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     quora, traps = scored(c_q, quora_cal), scored(c_t, traps_cal)
     cross_blend = 0.0
     if cross is not None:
-        reader = CrossEncoder(cross)
+        reader = OnnxCrossEncoder(cross, int8=True) if args.cross_encoder_int8 else CrossEncoder(cross)
         q_logits, t_logits = reader.logits(to_pairs(quora_cal)), reader.logits(to_pairs(traps_cal))
         counts = {"quora": int((~quora[3]).sum()), "traps": int((~traps[3]).sum())}
         grid = [args.cross_blend] if args.cross_blend is not None else [w / 20 for w in range(21)]
@@ -300,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
         ensemble=ensemble, feature_names=FEATURE_NAMES, interactions=args.interactions,
         min_similarity=args.min_similarity, embedding_model=args.embedding_model, table=table,
         cross_encoder=cross, cross_blend=cross_blend, vetoes=args.vetoes,
+        cross_int8=cross is not None and args.cross_encoder_int8,
         meta={"trained_on": {"quora_pairs": len(quora_train), "trap_pairs": len(traps_train),
                              "quora_calibration": len(quora_cal), "trap_calibration": len(traps_cal),
                              "source": Path(path).name, "trap_weight": args.trap_weight,
