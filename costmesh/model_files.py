@@ -12,9 +12,9 @@ FP32_MODEL_ID = "all-MiniLM-L6-v2"
 INT8_MODEL_ID = "all-MiniLM-L6-v2-int8"  # the same weights, int8 per output channel (ONNX Runtime only)
 SENTENCE_MODEL_IDS = (INT8_MODEL_ID, FP32_MODEL_ID)
 # What the mesh embeds with, and what the packaged router and verifier are calibrated on: the int8
-# MiniLM (2.1x less CPU per text than fp32; the evaluations unchanged, see the README's "The limit
-# of this machine"). FP32_MODEL_ID needs artifacts trained on it (train-router/train-verifier
-# --embedding-model); it is also what the torch backend runs.
+# MiniLM (about 2x less CPU per text than fp32; the evaluations of both: the README's "The int8
+# embedder"). FP32_MODEL_ID needs artifacts trained on it (the packaged *-fp32.npz, or
+# train-router/train-verifier --embedding-model); it is also what the torch backend runs.
 DEFAULT_MODEL_ID = INT8_MODEL_ID
 DEFAULT_TORCH_THREADS = 1
 DEFAULT_BACKEND = "onnx"
