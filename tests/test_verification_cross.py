@@ -25,8 +25,8 @@ PAIRS = [("How do I reset my password?", "How can I reset my password"),
 
 def test_merged_adapter_scores_like_the_peft_model_it_came_from():
     base = load_sentence_transformer(default_model_path())
+    torch.manual_seed(1)  # before peft_model: its lora_A are drawn from torch's generator, whatever ran before
     model = peft_model(base[0].auto_model, rank=4, alpha=8.0)
-    torch.manual_seed(1)
     with torch.no_grad():
         for name, module in model.named_modules():
             if hasattr(module, "lora_B") and "default" in module.lora_B:
@@ -41,7 +41,7 @@ def test_merged_adapter_scores_like_the_peft_model_it_came_from():
     assert served == pytest.approx(expected, abs=1e-4)
 
     plain = CrossEncoder(Adapter(4, 8.0, 64, {}, adapter.head_weight, adapter.head_bias)).logits(PAIRS)
-    assert np.abs(plain - expected).max() > 1e-2  # the adapter changed the scores
+    assert np.abs(plain - expected).max() > 1e-2, np.abs(plain - expected)  # the adapter changed the scores
 
 
 def test_training_separates_a_duplicate_from_a_trap_and_round_trips(tmp_path):
