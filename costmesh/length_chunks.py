@@ -51,13 +51,16 @@ def text_chunks(model: object, texts: Sequence[str], max_chunk: int = 32) -> lis
     if tokenizer is None:
         return [list(range(len(texts)))] if texts else []
     limit = int(getattr(model, "max_seq_length", None) or 512)
-    return token_chunks(tokenizer, texts, limit=limit, max_chunk=max_chunk)
+    per_pass = getattr(model, "per_pass", 0)  # a model that reads one text per pass (the int8 MiniLM)
+    return token_chunks(tokenizer, texts, limit=limit, max_chunk=min(max_chunk, per_pass or max_chunk))
 
 
 def token_chunks(tokenizer: Any, texts: Sequence[str], pairs_with: Sequence[str] | None = None, *, limit: int,
                  max_chunk: int = 32) -> list[list[int]]:
     """`plan_chunks` over the token counts (up to `limit`) of `texts`, or of each text read
     together with its partner in `pairs_with` as the cross-encoder reads a pair."""
+    if max_chunk == 1:  # one text a pass: nothing to plan, so nothing to tokenize here
+        return [[i] for i in range(len(texts))]
     second = None if pairs_with is None else counted_part(pairs_with, limit)
     ids = tokenizer(counted_part(texts, limit), second, truncation=True, max_length=limit)["input_ids"]
     return plan_chunks([len(row) for row in ids], max_chunk=max_chunk)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from costmesh.embeddings import Embedder
-from costmesh.length_chunks import DEFAULT_OVERHEAD_TOKENS, counted_part, plan_chunks, text_chunks
+from costmesh.length_chunks import DEFAULT_OVERHEAD_TOKENS, counted_part, plan_chunks, text_chunks, token_chunks
+from costmesh.model_files import FP32_MODEL_ID
 from costmesh.verification.encoder import encode_full
 
 from fake_models import FakeModel
@@ -73,8 +74,8 @@ def test_a_model_without_a_tokenizer_gets_one_pass():
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return Embedder(warmup=False, threads=1)
+def minilm():  # fp32: the int8 model reads one text a pass, so there is nothing for it to plan
+    return Embedder(model_id=FP32_MODEL_ID, warmup=False, threads=1)
 
 
 QUESTIONS = ["Why?", "How do I reset my password?", "What is the capital of France?",
@@ -100,3 +101,14 @@ def test_a_long_prompt_is_counted_from_its_start_only(minilm):
     assert [len(t) for t in counted_part([long, "short"], 256)] == [2048, 5]
     # counted at the model's limit (256 tokens), so it gets a pass of its own
     assert text_chunks(minilm._model, [long, "How do I reset my password?"]) == [[1], [0]]
+
+
+def test_a_model_that_reads_one_text_a_pass_is_not_tokenized_to_plan():
+    class OnePerPass:
+        per_pass, max_seq_length = 1, 256
+
+        def tokenizer(self, *args, **kwargs):
+            raise AssertionError("tokenized only to plan passes it does not batch")
+
+    assert text_chunks(OnePerPass(), ["a", "bb", "ccc"]) == [[0], [1], [2]]
+    assert token_chunks(OnePerPass().tokenizer, ["a", "bb"], ["c", "d"], limit=64, max_chunk=1) == [[0], [1]]
