@@ -33,6 +33,7 @@ from costmesh.tooling.eval.cache_common import (
     _drop_index,
     _messages,
     _progress_bar,
+    run_header,
 )
 from costmesh.tooling.eval.packaged import pairs_path
 
@@ -111,22 +112,8 @@ async def evaluate(pairs: list[Pair], redis_url: str, *, concurrency: int = 8, e
         if own_embedder:
             await embedder.aclose()
     result = tallies["costmesh"].figures()
-    result.update({
-        "pairs": len(pairs),
-        "duplicates": sum(p.duplicate for p in pairs),
-        "concurrency": concurrency,
-        "verifier": stats.verifier,
-        "failed_pairs": failed[:10],
-        "operating_point": {
-            "max_false_hit_rate": round(stats.max_false_hit_rate, 4),
-            "threshold": round(stats.verifier_threshold, 4),
-            "calibrated_false_hit_rate": round(stats.calibrated_false_hit_rate, 4),
-            "calibrated_precision": round(stats.calibrated_precision, 4),
-            "calibrated_recall": round(stats.calibrated_recall, 4),
-            "calibrated_trap_recall": round(stats.calibrated_trap_recall, 4),
-        },
-        "baselines": {name: tallies[name].figures() for name in BASELINES},
-    })
+    result.update(run_header(pairs, concurrency, stats, failed))
+    result["baselines"] = {name: tallies[name].figures() for name in BASELINES}
     return result
 
 

@@ -1,5 +1,5 @@
 """What `costmesh eval cache` and its `--online` replay share: the tally of a pairs file's
-outcomes, the baselines, the request pieces, the clean-up."""
+outcomes, the baselines, the request pieces, the run's header, the clean-up."""
 
 from __future__ import annotations
 
@@ -80,3 +80,23 @@ def _progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="eval cache", unit="pair", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def run_header(pairs: list, concurrency: int, stats, failed: list) -> dict:
+    """The keys both reports start with: the pairs, the verifier and the operating point the cache
+    picked (`stats`: its GetStats)."""
+    return {
+        "pairs": len(pairs),
+        "duplicates": sum(p.duplicate for p in pairs),
+        "concurrency": concurrency,
+        "verifier": stats.verifier,
+        "failed_pairs": failed[:10],
+        "operating_point": {
+            "max_false_hit_rate": round(stats.max_false_hit_rate, 4),
+            "threshold": round(stats.verifier_threshold, 4),
+            "calibrated_false_hit_rate": round(stats.calibrated_false_hit_rate, 4),
+            "calibrated_precision": round(stats.calibrated_precision, 4),
+            "calibrated_recall": round(stats.calibrated_recall, 4),
+            "calibrated_trap_recall": round(stats.calibrated_trap_recall, 4),
+        },
+    }

@@ -39,6 +39,7 @@ from costmesh.tooling.eval.cache_common import (
     _drop_index,
     _messages,
     _progress_bar,
+    run_header,
 )
 
 LOOP, STATIC = "costmesh", "costmesh_without_loop"
@@ -161,18 +162,8 @@ async def evaluate_online(pairs: list[Pair], redis_url: str, *, shadow_rate: flo
     result.pop("p50_ms"), result.pop("p99_ms")
     final_loop, final_static = final[LOOP].figures(), final[STATIC].figures()
     measured = sum(whole[LOOP].__dict__[k] for k in ("tp", "fp", "fn", "tn"))
+    result.update(run_header(pairs, concurrency, stats, failed))
     result.update({
-        "pairs": len(pairs),
-        "duplicates": sum(p.duplicate for p in pairs),
-        "concurrency": concurrency,
-        "verifier": stats.verifier,
-        "failed_pairs": failed[:10],
-        "operating_point": {
-            "max_false_hit_rate": round(stats.max_false_hit_rate, 4),
-            "threshold": round(stats.verifier_threshold, 4),
-            "calibrated_precision": round(stats.calibrated_precision, 4),
-            "calibrated_recall": round(stats.calibrated_recall, 4),
-        },
         "online": True,
         "shadow_rate": shadow_rate,
         "seed": seed,
