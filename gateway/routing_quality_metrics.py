@@ -26,29 +26,20 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from costmesh.gateway.routing_quality import RoutingEstimate, RoutingLedger, RoutingQualitySettings
-from costmesh.observability.bounded_labels import BoundedLabel
-from costmesh.observability.scrape_reads import CachedRead, read_on_loop, worst_per_label
+from costmesh.observability.scrape_reads import TenantGauges, read_on_loop
 
 DEFAULT_MAX_TENANTS = 100
 
 
-class RoutingQualityGauges:
+class RoutingQualityGauges(TenantGauges[RoutingEstimate, RoutingQualitySettings]):
     """`read`: every tenant's estimate, or None when they cannot be read now (the series are then left
     out of that scrape)."""
 
     def __init__(self, meter: Meter, read: Callable[[], list[RoutingEstimate] | None],
                  settings: RoutingQualitySettings, *, max_tenants: int = DEFAULT_MAX_TENANTS,
                  max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
-        self._settings = settings
-        tenant = BoundedLabel(max_tenants)
-
-        def labelled() -> dict[str, RoutingEstimate] | None:  # `other`: the lowest lower bound of its tenants
-            read_now = read()
-            return None if read_now is None else worst_per_label(
-                read_now, tenant, lambda e, known: e.lower_bound < known.lower_bound)
-
-        self._labelled = CachedRead(labelled, max_age_s, clock)
-        self._closed = False
+        super().__init__(read, settings, _lower_bound_below,
+                         max_tenants=max_tenants, max_age_s=max_age_s, clock=clock)
         per_tenant = (
             ("quality_retained", "1", "share of all-premium quality the tenant's routed answers keep (shadow checks)",
              lambda e: e.quality_retained),
@@ -74,22 +65,6 @@ class RoutingQualityGauges:
             "costmesh.routing.shadow.min_verdicts", [self._setting(lambda s: s.min_verdicts)], unit="{verdict}",
             description="verdicts at one operating point before the routing threshold moves")
 
-    def close(self) -> None:
-        self._closed = True
-
-    def _setting(self, value: Callable[[RoutingQualitySettings], float]):
-        def observe(_options: CallbackOptions):
-            return [] if self._closed else [Observation(value(self._settings))]
-        return observe
-
-    def _per_tenant(self, value: Callable[[RoutingEstimate], float]):
-        def observe(_options: CallbackOptions):
-            estimates = self._estimates()
-            if not estimates:
-                return []
-            return [Observation(value(e), {"tenant": label}) for label, e in estimates.items()]
-        return observe
-
     def _per_tier(self, value):
         def observe(_options: CallbackOptions):
             out = []
@@ -101,12 +76,13 @@ class RoutingQualityGauges:
             return out
         return observe
 
-    def _estimates(self) -> dict[str, RoutingEstimate] | None:
-        """Label -> estimate, at most `max_age_s` old."""
-        return None if self._closed else self._labelled()
-
 
 def register_quality_gauges(runtime: Any, ledger: RoutingLedger) -> RoutingQualityGauges:
     loop = asyncio.get_running_loop()
     return RoutingQualityGauges(runtime.meter, lambda: read_on_loop(loop, ledger.estimates, 6.0), ledger.settings,
                                 max_tenants=runtime.env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
+
+
+def _lower_bound_below(e: RoutingEstimate, known: RoutingEstimate) -> bool:
+    """Whether `e` is worse than `known`: the shared label `other` reports its lowest lower bound."""
+    return e.lower_bound < known.lower_bound

@@ -5,7 +5,8 @@ The Prometheus exporter calls the instruments' callbacks from its own thread:
   timeout, never failing the scrape;
 - `CachedRead` makes one read serve every instrument of a scrape (kept `max_age_s`);
 - `worst_per_label` folds per-tenant estimates onto a bounded tenant label (`BoundedLabel`):
-  the tenants past the limit share `other`, which reports the worst of them.
+  the tenants past the limit share `other`, which reports the worst of them;
+- `TenantGauges` puts the three together for gauges over every tenant's live estimate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, Protocol, TypeVar
+
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from costmesh.observability.bounded_labels import BoundedLabel
 
@@ -88,3 +91,45 @@ def worst_per_label(estimates: Iterable[E], label: BoundedLabel, worse: Callable
         if known is None or worse(estimate, known):
             labelled[name] = estimate
     return labelled
+
+
+S = TypeVar("S")
+
+
+class TenantGauges(Generic[E, S]):
+    """Gauges over every tenant's live estimate, one cached read a scrape. `read`: every tenant's
+    estimate, or None when they cannot be read now (the series are then left out of that scrape);
+    `worse` ranks the estimates that share the label `other`. Subclasses register their
+    instruments with callbacks from `_per_tenant` (one series a tenant label) and `_setting`."""
+
+    def __init__(self, read: Callable[[], list[E] | None], settings: S, worse: Callable[[E, E], bool], *,
+                 max_tenants: int, max_age_s: float, clock: Callable[[], float]):
+        self._settings = settings
+        tenant = BoundedLabel(max_tenants)
+
+        def labelled() -> dict[str, E] | None:
+            read_now = read()
+            return None if read_now is None else worst_per_label(read_now, tenant, worse)
+
+        self._labelled = CachedRead(labelled, max_age_s, clock)
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _estimates(self) -> dict[str, E] | None:
+        """Label -> estimate, at most `max_age_s` old."""
+        return None if self._closed else self._labelled()
+
+    def _setting(self, value: Callable[[S], float]):
+        def observe(_options: CallbackOptions):
+            return [] if self._closed else [Observation(value(self._settings))]
+        return observe
+
+    def _per_tenant(self, value: Callable[[E], float]):
+        def observe(_options: CallbackOptions):
+            estimates = self._estimates()
+            if not estimates:
+                return []
+            return [Observation(value(e), {"tenant": label}) for label, e in estimates.items()]
+        return observe

@@ -22,33 +22,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from costmesh.observability.bounded_labels import BoundedLabel
-from costmesh.observability.scrape_reads import CachedRead, worst_per_label
+from costmesh.observability.scrape_reads import TenantGauges
 
 from .shadow import LiveEstimate, ShadowSettings
 
 DEFAULT_MAX_TENANTS = 100
 
 
-class ShadowMetrics:
+class ShadowMetrics(TenantGauges[LiveEstimate, ShadowSettings]):
     """`read`: every tenant's estimate, or None when they cannot be read now (the series are then
     left out of that scrape)."""
 
     def __init__(self, meter: Meter, read: Callable[[], list[LiveEstimate] | None], settings: ShadowSettings, *,
                  max_tenants: int = DEFAULT_MAX_TENANTS, max_age_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
-        self._settings = settings
-        tenant = BoundedLabel(max_tenants)
-
-        def labelled() -> dict[str, LiveEstimate] | None:  # `other`: the highest bound of its tenants
-            read_now = read()
-            return None if read_now is None else worst_per_label(
-                read_now, tenant, lambda e, known: e.raise_bound > known.raise_bound)
-
-        self._labelled = CachedRead(labelled, max_age_s, clock)
-        self._closed = False
+        super().__init__(read, settings, _raise_bound_above,
+                         max_tenants=max_tenants, max_age_s=max_age_s, clock=clock)
         per_tenant = (
             ("false_hit_rate", "1", "the tenant's false-hit rate on shadow-checked semantic hits, at its threshold",
              lambda e: e.false_hit_rate),
@@ -72,22 +63,7 @@ class ShadowMetrics:
             "costmesh.cache.shadow.min_verdicts", [self._setting(lambda s: s.min_verdicts)], unit="{verdict}",
             description="verdicts at one threshold before it moves")
 
-    def close(self) -> None:
-        self._closed = True
 
-    def _setting(self, value: Callable[[ShadowSettings], float]):
-        def observe(_options: CallbackOptions):
-            return [] if self._closed else [Observation(value(self._settings))]
-        return observe
-
-    def _per_tenant(self, value: Callable[[LiveEstimate], float]):
-        def observe(_options: CallbackOptions):
-            estimates = self._estimates()
-            if not estimates:
-                return []
-            return [Observation(value(e), {"tenant": label}) for label, e in estimates.items()]
-        return observe
-
-    def _estimates(self) -> dict[str, LiveEstimate] | None:
-        """Label -> estimate, at most `max_age_s` old."""
-        return None if self._closed else self._labelled()
+def _raise_bound_above(e: LiveEstimate, known: LiveEstimate) -> bool:
+    """Whether `e` is worse than `known`: the shared label `other` reports its highest bound."""
+    return e.raise_bound > known.raise_bound
