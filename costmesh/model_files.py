@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from costmesh.settings import Settings
 
 FP32_MODEL_ID = "all-MiniLM-L6-v2"
 INT8_MODEL_ID = "all-MiniLM-L6-v2-int8"  # the same weights, int8 per output channel (ONNX Runtime only)
@@ -21,6 +25,35 @@ DEFAULT_BACKEND = "onnx"
 BACKENDS = ("onnx", "torch")
 
 
+class ModelSettings(Settings):
+    """Where the local models run: the embedder (cache, classifier) and the verifier's cross-encoder."""
+
+    used_by: ClassVar[str] = "cache, classifier"
+
+    model_backend: Literal["onnx", "torch"] = Field(
+        DEFAULT_BACKEND, description="where the embedding model and the cross-encoder run: `onnx` (ONNX Runtime) "
+        "or `torch` (fp32 only: set `COSTMESH_EMBED_MODEL_ID`, `COSTMESH_CACHE_VERIFIER_ARTIFACT` and "
+        "`COSTMESH_ROUTER_ARTIFACT` to the fp32 ones)")
+    torch_threads: int = Field(DEFAULT_TORCH_THREADS, ge=0, description="threads of the embedding model and the "
+                               "cross-encoder, on either backend (0: one per core). Two processes each running a "
+                               "model on every core slow each other down several-fold")
+    embed_model_id: Literal["all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2"] = Field(
+        DEFAULT_MODEL_ID, description="the cache's embedding model: the int8 MiniLM or fp32 (2x the CPU; the "
+        "verifier artifact must be calibrated on the same one: the packaged "
+        "`costmesh/verification/artifacts/verifier-v1-fp32.npz`, and `costmesh/routing/artifacts/router-v1-fp32.npz` "
+        "for the router, so that the classifier reuses the cache's embedding)")
+    embed_model_path: str | None = Field(None, description="a sentence-transformers model directory instead of "
+                                         "the packaged MiniLM")
+    embed_window_ms: float = Field(2.0, ge=0.0, description="how long the embedder collects concurrent calls "
+                                   "into one batch")
+    embed_max_batch: int = Field(64, ge=1, description="texts in one embedder batch at most")
+    embed_batching: bool = Field(True, description="micro-batch concurrent calls of the embedding model and of "
+                                 "the cross-encoder")
+    onnx_cache: str | None = Field(None, description="where the ONNX exports are kept (default "
+                                   "`~/.cache/costmesh/onnx`; an unwritable directory falls back to a temporary "
+                                   "one, and each start exports again)")
+
+
 def checked_backend(backend: str) -> str:
     if backend not in BACKENDS:
         from costmesh.errors import ConfigError
@@ -31,7 +64,7 @@ def checked_backend(backend: str) -> str:
 
 def model_backend(env: Any) -> str:
     """COSTMESH_MODEL_BACKEND: where the local models run ("onnx" by default, or "torch")."""
-    return checked_backend(env.str("COSTMESH_MODEL_BACKEND", DEFAULT_BACKEND))
+    return ModelSettings.load(env).model_backend
 
 
 def checked_model_id(model_id: str, backend: str = DEFAULT_BACKEND) -> str:
@@ -53,12 +86,7 @@ def default_model_path() -> str:
 def torch_threads(env: Any) -> int:
     """COSTMESH_TORCH_THREADS: 1 by default (small batches; the cores are shared with the rest of
     the mesh, and two processes each running torch on every core slow both down several-fold)."""
-    from costmesh.errors import ConfigError
-
-    threads = env.int("COSTMESH_TORCH_THREADS", DEFAULT_TORCH_THREADS)
-    if threads < 0:
-        raise ConfigError("COSTMESH_TORCH_THREADS must be >= 0 (0: torch's default)")
-    return threads
+    return ModelSettings.load(env).torch_threads
 
 
 def cap_threads(backend: str, threads: int) -> None:

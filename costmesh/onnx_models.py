@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from costmesh.model_files import ModelSettings
+
 FORMAT = "costmesh-onnx-1"  # part of every cache key: bump when the exported graphs change
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -40,7 +42,7 @@ QUANT = "int8-per-channel-1"  # names the quantised copy: bump when its recipe c
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("COSTMESH_ONNX_CACHE")
+    configured = ModelSettings.load().onnx_cache
     return Path(configured) if configured else Path.home() / ".cache" / "costmesh" / "onnx"
 
 

@@ -16,12 +16,12 @@ from prometheus_client import generate_latest
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
-from costmesh.config import Env
 from costmesh.domain import Cost, Usage
 from costmesh.gateway.routing_quality import RoutingEstimate, RoutingQualitySettings, TierCounts
 from costmesh.gateway.routing_quality_metrics import RoutingQualityGauges
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
+from costmesh.rpc.settings import ServerSettings
 from costmesh.services.cache.shadow import LiveEstimate, ShadowSettings
 from costmesh.services.cache.shadow_metrics import ShadowMetrics
 from costmesh.services.router.records import Attempt, Outcome, RouteResult
@@ -85,7 +85,7 @@ def exported_names() -> set[str]:
     """Metric names the gateway and the router really expose, after one answer each, and the
     cache's live false-hit gauges and the gateway's live routing-quality gauges with one tenant's
     estimate."""
-    metrics = build_metrics("gateway", Env({}), port=None)
+    metrics = build_metrics("gateway", ServerSettings(), port=None)
     gateway = GatewayMetrics(metrics.meter())
     response = gw.CompleteResponse(
         tier=common.TIER_SIMPLE, classified_tier=common.TIER_SIMPLE, cache_status=gw.CACHE_STATUS_MISS,

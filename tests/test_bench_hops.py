@@ -26,6 +26,7 @@ from costmesh.domain import Usage
 from costmesh.observability.tracing import build_tracer_provider
 from costmesh.pricing import cost_of
 from costmesh.rpc.server import start_service
+from costmesh.rpc.settings import ServerSettings
 from costmesh.services.router.service import SPEC as ROUTER
 from costmesh.tooling.bench import hops, load
 
@@ -61,7 +62,7 @@ async def test_receiver_groups_the_spans_of_a_real_routed_call(monkeypatch):
             monkeypatch.setenv(name, value)
         env = Env({**os.environ, "COSTMESH_MESH_AUTH": "off", "COSTMESH_PROVIDERS_ADDR": f"127.0.0.1:{providers_port}",
                    "COSTMESH_ROUTER_GATE": "heuristic", "COSTMESH_LOG_LEVEL": "warning"})
-        tracer_provider = build_tracer_provider("router", env)
+        tracer_provider = build_tracer_provider("router", ServerSettings.load(env))
         router = await start_service(ROUTER, env, tracer_provider=tracer_provider, port=0)
         try:
             async with grpc.aio.insecure_channel(router.address) as channel:

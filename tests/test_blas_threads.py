@@ -14,9 +14,9 @@ def _blas_threads_after_cap(value: str | None) -> int:
     code = (
         "import numpy\n"
         "from threadpoolctl import threadpool_info\n"
-        "from costmesh.config import Env\n"
         "from costmesh.rpc.server import cap_blas_threads\n"
-        f"cap_blas_threads(Env({{{env_line}}}))\n"
+        "from costmesh.rpc.settings import ServerSettings\n"
+        f"cap_blas_threads(ServerSettings.load({{{env_line}}}).blas_threads)\n"
         "print(min(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

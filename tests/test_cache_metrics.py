@@ -15,8 +15,8 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from costmesh.admission import Admission
-from costmesh.config import Env
 from costmesh.observability.metrics import build_metrics
+from costmesh.rpc.settings import ServerSettings
 from costmesh.services.cache.metrics import CacheMetrics
 from costmesh.services.cache.stats import CacheCounters, CacheStats
 
@@ -65,7 +65,7 @@ def scrape(metrics) -> dict[str, dict]:
 
 
 def test_counters_and_redis_figures_under_their_prometheus_names(loop):
-    metrics = build_metrics("cache", Env({}), port=None)
+    metrics = build_metrics("cache", ServerSettings(), port=None)
     core = FakeCore()
     CacheMetrics(metrics.meter(), core, loop)
     got = scrape(metrics)
@@ -84,7 +84,7 @@ def test_counters_and_redis_figures_under_their_prometheus_names(loop):
 
 
 def test_redis_down_leaves_its_series_out_and_says_so(loop):
-    metrics = build_metrics("cache", Env({}), port=None)
+    metrics = build_metrics("cache", ServerSettings(), port=None)
     CacheMetrics(metrics.meter(), FakeCore(replace(STATS, entries=0, evictions=0, redis_available=False)), loop)
     got = scrape(metrics)
     assert got["costmesh_cache_redis_available"] == {(): 0}
@@ -95,7 +95,7 @@ def test_redis_down_leaves_its_series_out_and_says_so(loop):
 
 @pytest.mark.parametrize("core", [FakeCore(stats=None), FakeCore(delay_s=5.0)], ids=["raises", "hangs"])
 def test_a_failing_or_slow_stats_call_never_fails_or_holds_the_scrape(loop, core):
-    metrics = build_metrics("cache", Env({}), port=None)
+    metrics = build_metrics("cache", ServerSettings(), port=None)
     CacheMetrics(metrics.meter(), core, loop, timeout_s=0.3)
     started = time.monotonic()
     got = scrape(metrics)
@@ -106,7 +106,7 @@ def test_a_failing_or_slow_stats_call_never_fails_or_holds_the_scrape(loop, core
 
 
 async def test_a_scrape_on_the_loop_itself_does_not_deadlock():
-    metrics = build_metrics("cache", Env({}), port=None)
+    metrics = build_metrics("cache", ServerSettings(), port=None)
     core = FakeCore()
     CacheMetrics(metrics.meter(), core, asyncio.get_running_loop())
     got = scrape(metrics)  # on the loop's own thread: the Redis figures are skipped, not awaited
@@ -116,7 +116,7 @@ async def test_a_scrape_on_the_loop_itself_does_not_deadlock():
 
 
 def test_after_close_nothing_is_read(loop):
-    metrics = build_metrics("cache", Env({}), port=None)
+    metrics = build_metrics("cache", ServerSettings(), port=None)
     core = FakeCore()
     CacheMetrics(metrics.meter(), core, loop).close()
     got = scrape(metrics)

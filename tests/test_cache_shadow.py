@@ -171,7 +171,8 @@ def test_the_estimate_is_a_one_sided_wilson_bound():
     assert clearly.raise_bound == pytest.approx(wilson_lower(0.12, 100)) and clearly.over_bound
     assert LiveEstimate("t", verdicts=100, false_hits=1, max_false_hit_rate=0.05).upper_bound < 0.05
     assert LiveEstimate("t").upper_bound == 1.0 and not LiveEstimate("t", min_verdicts=1).over_bound
-    assert ShadowSettings.from_env(Env({}), 0.03).max_false_hit_rate == 0.03
+    assert ShadowSettings.load({}).resolved(None, 0.03).max_false_hit_rate == 0.03
+    assert ShadowSettings.load({}).resolved(0.9, 0.03).max_false_hit_rate == pytest.approx(0.1)
 
 
 def test_train_verifier_reads_the_kept_pairs_from_redis_or_a_file(redis_url, tmp_path):
@@ -199,7 +200,7 @@ async def _ledger_after(redis_url, raise_when: str, false_hits: int, verdicts: i
     async def run(operation, admin=False):
         return await operation()
 
-    settings = ShadowSettings(max_false_hit_rate=0.05, min_verdicts=verdicts, step=0.1, raise_when=raise_when)
+    settings = ShadowSettings(max_false_hit_rate=0.05, min_verdicts=verdicts, threshold_step=0.1, raise_when=raise_when)
     ledger = ShadowLedger(client, run, settings, prefix=f"rule-{uuid.uuid4().hex[:6]}", calibrated=0.5)
     try:
         for i in range(verdicts):
@@ -228,10 +229,10 @@ async def test_the_lower_rule_raises_it_only_when_the_rate_is_clearly_over_the_m
 
 
 def test_the_raise_rule_is_read_from_the_environment():
-    assert ShadowSettings.from_env(Env({}), 0.05).raise_when == "lower"
-    assert ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "upper"}), 0.05).raise_when == "upper"
+    assert ShadowSettings.load({}).raise_when == "lower"
+    assert ShadowSettings.load({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "upper"}).raise_when == "upper"
     with pytest.raises(Exception, match="COSTMESH_CACHE_SHADOW_RAISE_WHEN"):
-        ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "sometimes"}), 0.05)
+        ShadowSettings.load({"COSTMESH_CACHE_SHADOW_RAISE_WHEN": "sometimes"})
 
 
 async def test_the_maximum_defaults_to_the_share_of_wrong_hits_the_calibration_accepted(redis_url):
@@ -247,15 +248,15 @@ async def test_the_maximum_defaults_to_the_share_of_wrong_hits_the_calibration_a
         return await operation()
 
     try:
-        derived = ShadowLedger(client, run, ShadowSettings.from_env(Env({}), 0.05), prefix="p", calibrated=0.755,
+        derived = ShadowLedger(client, run, ShadowSettings.load({}), prefix="p", calibrated=0.755,
                                calibrated_precision=0.895)
         assert derived.settings.max_false_hit_rate == pytest.approx(0.105)
         assert (await derived.estimate(f"t-{uuid.uuid4().hex[:6]}")).max_false_hit_rate == pytest.approx(0.105)
-        told = ShadowSettings.from_env(Env({"COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE": "0.05"}), 0.05)
+        told = ShadowSettings.load({"COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE": "0.05"})
         assert ShadowLedger(client, run, told, prefix="p", calibrated=0.755,
                             calibrated_precision=0.895).settings.max_false_hit_rate == 0.05
         # a verifier without a calibration (cosine, rules): the cache's own bound
-        assert ShadowLedger(client, run, ShadowSettings.from_env(Env({}), 0.05), prefix="p",
-                            calibrated=None).settings.max_false_hit_rate == 0.05
+        assert ShadowLedger(client, run, ShadowSettings.load({}), prefix="p",
+                            calibrated=None, fallback_rate=0.05).settings.max_false_hit_rate == 0.05
     finally:
         await client.aclose()

@@ -14,6 +14,7 @@ from costmesh.observability.bounded_labels import OTHER, BoundedLabel
 from costmesh.observability.gateway import _at_least_one
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
+from costmesh.rpc.settings import ServerSettings
 from costmesh.tooling.mesh_client import build_request
 
 
@@ -27,7 +28,7 @@ def answer(model: str, cost: float, baseline: float, cached: bool = False) -> gw
 
 @pytest.fixture
 def scrape():
-    metrics = build_metrics("gateway", Env({}), port=None)
+    metrics = build_metrics("gateway", ServerSettings(), port=None)
     gateway = GatewayMetrics(metrics.meter(), max_tenants=2, max_models=5)
 
     def read() -> dict:

@@ -31,6 +31,7 @@ from costmesh.embeddings import Embedder
 from costmesh.rpc import server as bootstrap
 from costmesh.rpc.channels import peer_channel, peer_options
 from costmesh.rpc.server import RunningService, ServiceSpec, server_options, start_service
+from costmesh.rpc.settings import ServerSettings
 from costmesh.services.cache.service import make_mount
 from costmesh.services.classifier.service import SPEC as CLASSIFIER
 
@@ -156,15 +157,15 @@ def test_peer_channels_use_round_robin():
 
 
 def test_server_options_carry_a_max_connection_age_from_env():
-    defaults = dict(server_options(Env({})))
+    defaults = dict(server_options(ServerSettings.load({})))
     assert defaults["grpc.max_connection_age_ms"] == 300_000
     assert defaults["grpc.max_connection_age_grace_ms"] == 300_000
     assert defaults["grpc.max_send_message_length"] == bootstrap.MAX_MESSAGE_BYTES
-    custom = dict(server_options(Env({"COSTMESH_MAX_CONNECTION_AGE_S": "60",
+    custom = dict(server_options(ServerSettings.load({"COSTMESH_MAX_CONNECTION_AGE_S": "60",
                                       "COSTMESH_MAX_CONNECTION_AGE_GRACE_S": "5"})))
     assert custom["grpc.max_connection_age_ms"] == 60_000
     assert custom["grpc.max_connection_age_grace_ms"] == 5_000
-    off = dict(server_options(Env({"COSTMESH_MAX_CONNECTION_AGE_S": "0"})))
+    off = dict(server_options(ServerSettings.load({"COSTMESH_MAX_CONNECTION_AGE_S": "0"})))
     assert "grpc.max_connection_age_ms" not in off and "grpc.max_connection_age_grace_ms" not in off
 
 

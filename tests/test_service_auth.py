@@ -250,7 +250,7 @@ def test_configuration(tmp_path):
         MeshAuth.from_env(Env({}), "cache")
     with pytest.raises(errors.ConfigError, match="does not exist"):
         MeshAuth.from_env(Env({"COSTMESH_MESH_SECRET_FILE": str(tmp_path / "none")}), "cache")
-    with pytest.raises(errors.ConfigError, match="'on' or 'off'"):
+    with pytest.raises(errors.ConfigError, match="COSTMESH_MESH_AUTH: Input should be 'on' or 'off'"):
         MeshAuth.from_env(Env({"COSTMESH_MESH_AUTH": "maybe"}), "cache")
     assert not MeshAuth.from_env(Env({"COSTMESH_MESH_AUTH": "off"}), "cache").enabled
     assert not MeshAuth.from_env(Env({"COSTMESH_AUTH": "off"}), "cache").enabled  # dev mode, keys off too

@@ -16,9 +16,9 @@ import pytest
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.common.v1 import common_pb2 as common
-from costmesh.config import Env
 from costmesh.errors import ConfigError
-from costmesh.rpc.workers import worker_count, worker_env
+from costmesh.rpc.settings import ServerSettings
+from costmesh.rpc.workers import worker_env
 from costmesh.tooling.launcher import free_port
 
 
@@ -63,10 +63,10 @@ def _wait(predicate, timeout_s: float = 120.0):
 
 
 def test_worker_settings():
-    assert worker_count(Env({})) == 1
-    assert worker_count(Env({"COSTMESH_WORKERS": "3"})) == 3
-    with pytest.raises(ConfigError):
-        worker_count(Env({"COSTMESH_WORKERS": "0"}))
+    assert ServerSettings.load({}).workers == 1
+    assert ServerSettings.load({"COSTMESH_WORKERS": "3"}).workers == 3
+    with pytest.raises(ConfigError, match="COSTMESH_WORKERS"):
+        ServerSettings.load({"COSTMESH_WORKERS": "0"})
     env = worker_env({"COSTMESH_METRICS_PORT": "9100", "COSTMESH_PORT": "50052"}, 2)
     assert env["COSTMESH_METRICS_PORT"] == "9102" and env["COSTMESH_PORT"] == "50052"
     assert env["COSTMESH_WORKER_INDEX"] == "2"

@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, start_http_server
 
-from costmesh.config import Env
+from costmesh.rpc.settings import ServerSettings
 
 METER_NAME = "costmesh"
 
@@ -54,15 +54,9 @@ class Metrics:
             self.meter_provider.shutdown()
 
 
-def metrics_port(env: Env) -> int | None:
-    """`COSTMESH_METRICS_PORT` as an int, or None when unset (no endpoint)."""
-    raw = env.optional("COSTMESH_METRICS_PORT")
-    return None if raw is None else env.int("COSTMESH_METRICS_PORT", 0)
-
-
 def build_metrics(
     service: str,
-    env: Env,
+    settings: ServerSettings,
     *,
     meter_provider: MeterProvider | None = None,
     port: int | None = None,
@@ -75,13 +69,13 @@ def build_metrics(
     """
     if meter_provider is not None:
         return Metrics(meter_provider, owned=False)
-    port = metrics_port(env) if port is None else port
+    port = settings.metrics_port if port is None else port
     registry = CollectorRegistry(auto_describe=True)
     reader = PrometheusMetricReader(registry=registry, disable_target_info=True, scope_info_enabled=False)
     provider = MeterProvider(resource=Resource.create({"service.name": f"costmesh-{service}"}), metric_readers=[reader])
     metrics = Metrics(provider, registry)
     if port is not None:
-        host = host or env.str("COSTMESH_METRICS_HOST", env.str("COSTMESH_HOST", "127.0.0.1"))
+        host = host or settings.metrics_host or settings.host
         server, thread = start_http_server(port, addr=host, registry=registry)
         metrics._server, metrics._thread = server, thread
         metrics.port = server.server_port

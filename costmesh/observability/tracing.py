@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from costmesh.config import Env
+from costmesh.rpc.settings import ServerSettings
 
 
 def traced_call(call_details) -> bool:
@@ -58,7 +58,7 @@ class JsonLinesSpanExporter(SpanExporter):
         return True
 
 
-def build_tracer_provider(service: str, env: Env) -> TracerProvider:
+def build_tracer_provider(service: str, settings: ServerSettings) -> TracerProvider:
     """One provider per process, named `costmesh-<service>`.
 
     Spans go to `OTEL_EXPORTER_OTLP_ENDPOINT` over OTLP/gRPC when it is set (Jaeger ingests it),
@@ -66,11 +66,11 @@ def build_tracer_provider(service: str, env: Env) -> TracerProvider:
     (ids reach the logs) but not exported.
     """
     provider = TracerProvider(resource=Resource.create({"service.name": f"costmesh-{service}"}))
-    if env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace_file = env.optional("COSTMESH_TRACE_FILE")
+    trace_file = settings.trace_file
     if trace_file:
         provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(trace_file), schedule_delay_millis=1000))
     return provider

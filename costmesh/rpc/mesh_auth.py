@@ -43,6 +43,7 @@ from google.protobuf.message import Message
 from costmesh.config import Env
 from costmesh.errors import ConfigError, ServiceUnauthenticated
 from costmesh.rpc.mesh_secret import read_secret
+from costmesh.rpc.settings import DEFAULT_MESH_TOKEN_TTL_S, ServerSettings
 from costmesh.rpc.tenancy import TenantFields, acting_tenant, call_tenant
 
 log = structlog.get_logger()
@@ -50,7 +51,7 @@ log = structlog.get_logger()
 TOKEN_HEADER = "costmesh-service-token"
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)  # probes need no token
 ALGORITHM = "HS256"
-DEFAULT_TTL_S = 60.0
+DEFAULT_TTL_S = DEFAULT_MESH_TOKEN_TTL_S
 LEEWAY_S = 10.0
 MAX_CACHED = 4096
 MAX_TOKEN_CHARS = 4096
@@ -291,23 +292,22 @@ class MeshAuth:
         return self.tokens is not None
 
     @classmethod
-    def from_env(cls, env: Env, service: str) -> MeshAuth:
-        default = "off" if env.str("COSTMESH_AUTH", "on").lower() == "off" else "on"
-        mode = env.str("COSTMESH_MESH_AUTH", default).lower()
-        if mode == "off":
+    def from_env(cls, env: Env | None, service: str) -> MeshAuth:
+        return cls.from_settings(ServerSettings.load(env), service)
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings, service: str) -> MeshAuth:
+        if not settings.mesh_auth_on:
             log.warning("SERVICE AUTHENTICATION IS OFF (COSTMESH_MESH_AUTH=off): anyone who reaches this "
                         "service's port may call it as any tenant. Development only; never deploy like this.")
             return cls(None)
-        if mode != "on":
-            raise ConfigError(f"COSTMESH_MESH_AUTH must be 'on' or 'off', got {mode!r}")
-        path = env.optional("COSTMESH_MESH_SECRET_FILE")
+        path = settings.mesh_secret_file
         if path is None:
             raise ConfigError(
                 "COSTMESH_MESH_SECRET_FILE is required: the mesh secret every service signs its calls with "
                 "(make one with `costmesh mesh-secret FILE`); set COSTMESH_MESH_AUTH=off only for local development"
             )
-        ttl_s = env.float("COSTMESH_MESH_TOKEN_TTL_S", DEFAULT_TTL_S)
-        return cls(ServiceTokens(read_secret(path), service, ttl_s))
+        return cls(ServiceTokens(read_secret(path), service, settings.mesh_token_ttl_s))
 
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
         """For every channel to another costmesh service (`Runtime.channel`)."""

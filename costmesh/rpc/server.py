@@ -41,30 +41,19 @@ from costmesh.observability.tracing import build_tracer_provider, traced_call
 from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
 from costmesh.rpc.mesh_auth import MeshAuth
+from costmesh.rpc.settings import ServerSettings
 from costmesh.rpc.tls import EdgeTls
-from costmesh.rpc.workers import Workers, worker_count, worker_index
-
-# Servers close each connection after this age (+-10% jitter, gRPC's own), letting calls in
-# flight finish within the grace: clients then reconnect and re-resolve their `dns:///` target,
-# so replicas added since (an HPA scaling out) get their share of calls. The grace covers the
-# longest call (a provider call times out at 120 s, and the router's cascade can make several).
-DEFAULT_MAX_CONNECTION_AGE_S = 300.0
-DEFAULT_MAX_CONNECTION_AGE_GRACE_S = 300.0
+from costmesh.rpc.workers import Workers
 
 
-def server_options(env: Env) -> list[tuple[str, int]]:
-    """`CHANNEL_OPTIONS` plus the maximum connection age and its grace.
-
-    Env: COSTMESH_MAX_CONNECTION_AGE_S (default 300; 0 or less: connections never age out) and
-    COSTMESH_MAX_CONNECTION_AGE_GRACE_S (default 300).
-    """
+def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """`CHANNEL_OPTIONS` plus the maximum connection age and its grace (`max_connection_age_s`
+    0 or less: connections never age out)."""
     options: list[tuple[str, int]] = list(CHANNEL_OPTIONS)
-    age_s = env.float("COSTMESH_MAX_CONNECTION_AGE_S", DEFAULT_MAX_CONNECTION_AGE_S)
-    if age_s > 0:
-        grace_s = env.float("COSTMESH_MAX_CONNECTION_AGE_GRACE_S", DEFAULT_MAX_CONNECTION_AGE_GRACE_S)
+    if settings.max_connection_age_s > 0:
         options += [
-            ("grpc.max_connection_age_ms", int(age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(max(grace_s, 0.0) * 1000)),
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
         ]
     return options
 
@@ -91,6 +80,7 @@ class Runtime:
 
     service: str
     env: Env
+    settings: ServerSettings
     tracer_provider: TracerProvider
     log: Any
     metrics: Metrics | None = None
@@ -121,7 +111,7 @@ class Runtime:
     def meter(self) -> Meter:
         """The service's meter: instruments made here show on its Prometheus endpoint."""
         if self.metrics is None:
-            self.metrics = build_metrics(self.service, self.env, port=None)
+            self.metrics = build_metrics(self.service, self.settings, port=None)
         return self.metrics.meter()
 
     async def set_serving(self, serving: bool) -> None:
@@ -175,11 +165,10 @@ class RunningService:
             self.runtime.metrics.shutdown()
 
 
-def cap_blas_threads(env: Env) -> None:
-    """COSTMESH_BLAS_THREADS (default 1): numpy's BLAS threads in this process. OpenBLAS starts one
+def cap_blas_threads(threads: int) -> None:
+    """numpy's BLAS threads in this process (COSTMESH_BLAS_THREADS, default 1). OpenBLAS starts one
     thread per core and they spin after each call: in the classifier that tripled the CPU of a
     request (the nearest-neighbour products are small), and the mesh's processes share the cores."""
-    threads = env.int("COSTMESH_BLAS_THREADS", 1)
     if threads > 0:
         from threadpoolctl import threadpool_limits
 
@@ -203,14 +192,15 @@ async def start_service(
     (or `COSTMESH_METRICS_PORT`; 0 picks a free port; neither: no endpoint).
     """
     env = env or Env()
-    cap_blas_threads(env)
-    tracer_provider = tracer_provider or build_tracer_provider(spec.name, env)
-    log = configure_logging(spec.name, env.str("COSTMESH_LOG_LEVEL", "info"))
-    mesh_auth = MeshAuth.from_env(env, spec.name)  # fails at start without the mesh secret
-    metrics = build_metrics(spec.name, env, meter_provider=meter_provider, port=metrics_port)
+    settings = ServerSettings.load(env)  # fails at start on a bad setting
+    cap_blas_threads(settings.blas_threads)
+    tracer_provider = tracer_provider or build_tracer_provider(spec.name, settings)
+    log = configure_logging(spec.name, settings.log_level)
+    mesh_auth = MeshAuth.from_settings(settings, spec.name)  # fails at start without the mesh secret
+    metrics = build_metrics(spec.name, settings, meter_provider=meter_provider, port=metrics_port)
     edge_tls = EdgeTls.from_env(env) if spec.public else None  # fails at start on a bad setting
-    runtime = Runtime(spec.name, env, tracer_provider, log, metrics, mesh_auth, edge_tls)
-    host = host or env.str("COSTMESH_HOST", "127.0.0.1")
+    runtime = Runtime(spec.name, env, settings, tracer_provider, log, metrics, mesh_auth, edge_tls)
+    host = host or settings.host
     try:
         credentials = edge_tls.grpc_credentials(host) if edge_tls is not None else None
     except BaseException:
@@ -226,7 +216,7 @@ async def start_service(
     token_check = None if spec.public else mesh_auth.server_interceptor()
     if token_check is not None:
         interceptors.append(token_check)  # innermost: CallInterceptor logs and maps its refusals
-    server = grpc.aio.server(interceptors=interceptors, options=server_options(env))
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     runtime._health = health_servicer
@@ -247,7 +237,7 @@ async def start_service(
         server,
     )
 
-    port = env.int("COSTMESH_PORT", spec.default_port) if port is None else port
+    port = (settings.port if settings.port is not None else spec.default_port) if port is None else port
     if credentials is not None:
         bound = server.add_secure_port(f"{host}:{port}", credentials)
     else:
@@ -266,8 +256,9 @@ def run(spec: ServiceSpec) -> None:
 
     async def main() -> None:
         env = Env()
-        workers = Workers(worker_count(env)) if worker_index(env) == 0 else Workers(1)
-        if workers.count > 1 and env.int("COSTMESH_PORT", spec.default_port) == 0:
+        settings = ServerSettings.load(env)
+        workers = Workers(settings.workers) if settings.worker_index == 0 else Workers(1)
+        if workers.count > 1 and settings.port == 0:
             raise ConfigError("COSTMESH_WORKERS > 1 needs a fixed COSTMESH_PORT (the workers share it)")
         service = await start_service(spec, env)
         workers.start(service.port)  # COSTMESH_WORKERS - 1 more processes on the same port
@@ -279,7 +270,7 @@ def run(spec: ServiceSpec) -> None:
         await stop.wait()
         service.runtime.log.info("shutting down")
         supervise.cancel()
-        grace_s = service.runtime.env.float("COSTMESH_SHUTDOWN_GRACE_S", 5.0)
+        grace_s = settings.shutdown_grace_s
         await asyncio.gather(service.stop(grace_s), asyncio.to_thread(workers.stop, grace_s))
         service.runtime.tracer_provider.shutdown()
 

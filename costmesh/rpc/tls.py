@@ -29,18 +29,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import grpc
 import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pydantic import Field, field_validator
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
+from costmesh.settings import Settings
 
 log = structlog.get_logger()
 
 MODES = ("auto", "on", "off")
+
+
+class TlsSettings(Settings):
+    """TLS on a public service's ports (the gateway's gRPC and HTTP)."""
+
+    used_by: ClassVar[str] = "gateway"
+
+    tls: Literal["auto", "on", "off"] = Field(
+        "auto", description="`auto`: TLS with the files; without them plaintext on loopback only, any other "
+        "address refuses to start; `on`: files required; `off`: plaintext, explicitly")
+    tls_cert_file: str | None = Field(None, description="the certificate chain (PEM), read again when it changes "
+                                      "(`costmesh tls-cert DIR` makes a pair)")
+    tls_key_file: str | None = Field(None, description="its private key (PEM)")
+    tls_ca_file: str | None = Field(None, description="the CA that the container health check and the launcher "
+                                    "trust for the gateway's certificate (default: the public roots)")
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 CHECK_INTERVAL_S = 1.0
 
 
@@ -199,10 +222,8 @@ class EdgeTls:
 
     @classmethod
     def from_env(cls, env: Env) -> "EdgeTls":
-        mode = env.str("COSTMESH_TLS", "auto").lower()
-        if mode not in MODES:
-            raise ConfigError(f"COSTMESH_TLS must be one of {', '.join(MODES)}, got {mode!r}")
-        cert, key = env.optional("COSTMESH_TLS_CERT_FILE"), env.optional("COSTMESH_TLS_KEY_FILE")
+        settings = TlsSettings.load(env)
+        mode, cert, key = settings.tls, settings.tls_cert_file, settings.tls_key_file
         if mode != "off" and bool(cert) != bool(key):
             raise ConfigError("COSTMESH_TLS_CERT_FILE and COSTMESH_TLS_KEY_FILE go together: give both")
         if mode == "on" and not cert:

@@ -17,21 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from costmesh.config import Env
-from costmesh.errors import ConfigError
-
 WORKER_INDEX = "COSTMESH_WORKER_INDEX"
-
-
-def worker_count(env: Env) -> int:
-    workers = env.int("COSTMESH_WORKERS", 1)
-    if workers < 1:
-        raise ConfigError("COSTMESH_WORKERS must be >= 1")
-    return workers
-
-
-def worker_index(env: Env) -> int:
-    return env.int(WORKER_INDEX, 0)
 
 
 def worker_env(base: dict[str, str], index: int) -> dict[str, str]:

@@ -1,20 +1,23 @@
-"""Cache settings, read from the environment in `service.mount`."""
+"""The cache service's settings, read from the environment in `service.mount`."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
+from costmesh.settings import Settings, SkipEnv
 
 from .encodings import DEFAULT_MAX_BYTES
-from .semantic import VECTOR_DTYPES
 from .shadow import ShadowSettings
+from .shadow_metrics import DEFAULT_MAX_TENANTS
 from .verifier import DEFAULT_MIN_SIMILARITY
 
-VERIFIERS = ("learned", "rules", "cosine")
 # shadow_rate: the share of semantic hits shadow-checked (its consent to them; 0 or absent: never);
 # keep_shadow_pairs: its consent to keep the labelled pairs for retraining the verifier.
 TENANT_POLICY_FIELDS = {"ttl_s": int, "allow_sampled": bool, "shadow_rate": float, "keep_shadow_pairs": bool}
@@ -47,69 +50,69 @@ def parse_tenant_policies(raw: str) -> dict[str, dict]:
     return out
 
 
-@dataclass(frozen=True)
-class CacheConfig:
-    ttl_s: int = 86_400                 # COSTMESH_CACHE_TTL_S; a request's ttl_seconds wins
-    min_similarity: float = DEFAULT_MIN_SIMILARITY  # COSTMESH_CACHE_MIN_SIMILARITY (cosine)
-    redis_timeout_s: float = 0.25       # COSTMESH_CACHE_REDIS_TIMEOUT_MS
-    redis_cooldown_s: float = 1.0       # COSTMESH_CACHE_REDIS_COOLDOWN_MS
-    admin_timeout_s: float = 10.0       # COSTMESH_CACHE_ADMIN_TIMEOUT_MS: Invalidate and GetStats
-    candidates: int = 3                 # COSTMESH_CACHE_CANDIDATES: KNN results the verifier sees
-    allow_sampled: bool = False         # COSTMESH_CACHE_ALLOW_SAMPLED: cache temperature > 0
-    index_prefix: str = "costmesh-cache"  # COSTMESH_CACHE_INDEX_PREFIX
-    max_connections: int = 64           # COSTMESH_CACHE_REDIS_MAX_CONNECTIONS
-    verifier: str = "learned"           # COSTMESH_CACHE_VERIFIER: learned | rules | cosine
-    max_false_hit_rate: float = 0.05    # COSTMESH_CACHE_MAX_FALSE_HIT_RATE: picks the learned operating point
-    verifier_artifact: str = ""         # COSTMESH_CACHE_VERIFIER_ARTIFACT: "" = the packaged one
-    vector_dtype: str = "float16"       # COSTMESH_CACHE_VECTOR_DTYPE: float16 | float32 (each its own index)
-    encoding_cache: int = 1024          # COSTMESH_CACHE_ENCODING_CACHE: candidate encodings kept (LRU; 0 = none)
-    # COSTMESH_CACHE_ENCODING_CACHE_MB: and at most this much of their arrays (64)
-    encoding_cache_mb: float = DEFAULT_MAX_BYTES / 2**20
-    # COSTMESH_CACHE_TENANT_POLICIES: JSON {"tenant": {"ttl_s": 3600, "allow_sampled": true,
-    # "shadow_rate": 0.1, "keep_shadow_pairs": true}}
-    tenant_policies: dict = field(default_factory=dict)
+class CacheConfig(Settings):
+    """The cache service's settings (`COSTMESH_CACHE_*`); its shadow checks' are `shadow`."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_CACHE_")
+    used_by: ClassVar[str] = "cache"
+
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL", description="the Redis the cache keeps "
+                                  "its entries in (required): any Redis with the query engine (Redis 8, Redis Stack)")
+    metrics_max_tenants: int = Field(DEFAULT_MAX_TENANTS, ge=1, validation_alias="COSTMESH_METRICS_MAX_TENANTS",
+                                     description="tenant label values per replica on the metrics; later ones "
+                                     "count as `other`")
+    ttl_s: int = Field(86_400, gt=0, description="an entry's time to live (a request's `ttl_seconds` wins)")
+    min_similarity: float = Field(DEFAULT_MIN_SIMILARITY, gt=0.0, le=1.0,
+                                  description="the cosine floor of a candidate (the `cosine` verifier's threshold)")
+    redis_timeout_ms: float = Field(250.0, gt=0.0, description="deadline of a lookup's or store's Redis call")
+    redis_cooldown_ms: float = Field(1000.0, ge=0.0, description="after a Redis failure, Redis is skipped this "
+                                     "long and those calls are misses")
+    admin_timeout_ms: float = Field(10_000.0, gt=0.0, description="deadline of `Invalidate` and `GetStats`; their "
+                                    "slow replies never send lookups into the cool-down")
+    candidates: int = Field(3, gt=0, description="nearest neighbours the verifier sees")
+    allow_sampled: bool = Field(False, description="cache answers to requests with temperature > 0")
+    index_prefix: str = Field("costmesh-cache", min_length=1, description="the Redis index and key prefix")
+    redis_max_connections: int = Field(64, gt=0, description="Redis connections in the pool")
+    verifier: Literal["learned", "rules", "cosine"] = Field(
+        "learned", description="`learned` (the packaged model at the false-hit bound), `rules` or `cosine`")
+    max_false_hit_rate: float = Field(0.05, ge=0.0, le=1.0,
+                                      description="the learned verifier's false-hit bound: picks its operating point")
+    verifier_artifact: str = Field("", description="a verifier artifact of `costmesh train-verifier` instead of "
+                                   "the packaged one")
+    vector_dtype: Literal["float16", "float32"] = Field(
+        "float16", description="vectors in Redis (each its own index: the index name says which)")
+    encoding_cache: int = Field(1024, ge=0, description="candidates' token encodings kept in memory for the "
+                                "verifier (0: none)")
+    encoding_cache_mb: float = Field(DEFAULT_MAX_BYTES / 2**20, ge=0.0,
+                                     description="and at most this many MB of them")
+    tenant_policies: Annotated[dict, NoDecode] = Field(
+        default_factory=dict, description='per tenant, JSON: `{"tenant": {"ttl_s": 3600, "allow_sampled": true, '
+        '"shadow_rate": 0.1, "keep_shadow_pairs": true}}` (`shadow_rate`: the share of its semantic hits '
+        'shadow-checked, its consent to them; `keep_shadow_pairs`: its consent to keep the labelled pairs)')
+    max_inflight_lookups: int = Field(48, ge=1, description="admission control: lookups in flight at once; the "
+                                      "next one, or one that recent latency says would finish after its caller's "
+                                      "deadline, is refused at once as busy (`RESOURCE_EXHAUSTED`, `OVERLOADED`)")
+    max_inflight_stores: int = Field(16, ge=1, description="admission control: stores in flight at once")
     # Shadow checks: the live false-hit estimate and the per-tenant threshold (COSTMESH_CACHE_SHADOW_*)
-    shadow: ShadowSettings = field(default_factory=ShadowSettings)
-    # Admission control: lookups (stores) in flight at once; the next one is refused at once as
-    # busy (RESOURCE_EXHAUSTED, reason OVERLOADED) instead of queueing past the caller's deadline.
-    max_inflight_lookups: int = 48     # COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS
-    max_inflight_stores: int = 16      # COSTMESH_CACHE_MAX_INFLIGHT_STORES
+    shadow: SkipEnv[ShadowSettings] = Field(default_factory=ShadowSettings)
+
+    @field_validator("tenant_policies", mode="before")
+    @classmethod
+    def _policies(cls, value: object) -> object:
+        return parse_tenant_policies(value) if isinstance(value, str) else value
+
+    @property
+    def redis_timeout_s(self) -> float:
+        return self.redis_timeout_ms / 1000
+
+    @property
+    def redis_cooldown_s(self) -> float:
+        return self.redis_cooldown_ms / 1000
+
+    @property
+    def admin_timeout_s(self) -> float:
+        return self.admin_timeout_ms / 1000
 
     @classmethod
-    def from_env(cls, env: Env) -> "CacheConfig":
-        config = cls(
-            ttl_s=env.int("COSTMESH_CACHE_TTL_S", cls.ttl_s),
-            min_similarity=env.float("COSTMESH_CACHE_MIN_SIMILARITY", cls.min_similarity),
-            redis_timeout_s=env.float("COSTMESH_CACHE_REDIS_TIMEOUT_MS", cls.redis_timeout_s * 1000) / 1000,
-            redis_cooldown_s=env.float("COSTMESH_CACHE_REDIS_COOLDOWN_MS", cls.redis_cooldown_s * 1000) / 1000,
-            admin_timeout_s=env.float("COSTMESH_CACHE_ADMIN_TIMEOUT_MS", cls.admin_timeout_s * 1000) / 1000,
-            candidates=env.int("COSTMESH_CACHE_CANDIDATES", cls.candidates),
-            allow_sampled=env.bool("COSTMESH_CACHE_ALLOW_SAMPLED", cls.allow_sampled),
-            index_prefix=env.str("COSTMESH_CACHE_INDEX_PREFIX", cls.index_prefix),
-            max_connections=env.int("COSTMESH_CACHE_REDIS_MAX_CONNECTIONS", cls.max_connections),
-            verifier=env.str("COSTMESH_CACHE_VERIFIER", cls.verifier),
-            max_false_hit_rate=env.float("COSTMESH_CACHE_MAX_FALSE_HIT_RATE", cls.max_false_hit_rate),
-            verifier_artifact=env.str("COSTMESH_CACHE_VERIFIER_ARTIFACT", cls.verifier_artifact),
-            vector_dtype=env.str("COSTMESH_CACHE_VECTOR_DTYPE", cls.vector_dtype),
-            encoding_cache=env.int("COSTMESH_CACHE_ENCODING_CACHE", cls.encoding_cache),
-            encoding_cache_mb=env.float("COSTMESH_CACHE_ENCODING_CACHE_MB", cls.encoding_cache_mb),
-            tenant_policies=parse_tenant_policies(env.str("COSTMESH_CACHE_TENANT_POLICIES", "")),
-            max_inflight_lookups=env.int("COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS", cls.max_inflight_lookups),
-            max_inflight_stores=env.int("COSTMESH_CACHE_MAX_INFLIGHT_STORES", cls.max_inflight_stores),
-        )
-        if config.verifier not in VERIFIERS:
-            raise ConfigError(f"COSTMESH_CACHE_VERIFIER must be one of {', '.join(VERIFIERS)}")
-        if not 0.0 <= config.max_false_hit_rate <= 1.0:
-            raise ConfigError("COSTMESH_CACHE_MAX_FALSE_HIT_RATE must be in [0, 1]")
-        if not 0.0 < config.min_similarity <= 1.0:
-            raise ConfigError("COSTMESH_CACHE_MIN_SIMILARITY must be in (0, 1]")
-        if config.vector_dtype not in VECTOR_DTYPES:
-            raise ConfigError(f"COSTMESH_CACHE_VECTOR_DTYPE must be one of {', '.join(VECTOR_DTYPES)}")
-        if config.encoding_cache < 0 or config.encoding_cache_mb < 0:
-            raise ConfigError("COSTMESH_CACHE_ENCODING_CACHE and COSTMESH_CACHE_ENCODING_CACHE_MB must be >= 0")
-        if config.max_inflight_lookups < 1 or config.max_inflight_stores < 1:
-            raise ConfigError("COSTMESH_CACHE_MAX_INFLIGHT_LOOKUPS and _MAX_INFLIGHT_STORES must be >= 1")
-        if config.ttl_s <= 0 or config.redis_timeout_s <= 0 or config.candidates <= 0 or config.admin_timeout_s <= 0:
-            raise ConfigError("COSTMESH_CACHE_TTL_S, _REDIS_TIMEOUT_MS, _ADMIN_TIMEOUT_MS and _CANDIDATES "
-                              "must be positive")
-        return dataclasses.replace(config, shadow=ShadowSettings.from_env(env, config.max_false_hit_rate))
+    def from_env(cls, env: Env | Mapping[str, str] | None = None) -> CacheConfig:
+        return cls.load(env).model_copy(update={"shadow": ShadowSettings.load(env)})

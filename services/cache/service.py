@@ -23,7 +23,7 @@ from costmesh.catalog import load_catalog
 from costmesh.config import Env
 from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
-from costmesh.model_files import DEFAULT_MODEL_ID, model_backend, torch_threads
+from costmesh.model_files import ModelSettings
 from costmesh.observability.scrape_reads import read_on_loop
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
 
@@ -31,7 +31,7 @@ from .config import CacheConfig
 from .core import CacheCore, word_count
 from .metrics import CacheMetrics
 from .servicer import CacheServicer
-from .shadow_metrics import DEFAULT_MAX_TENANTS, ShadowMetrics
+from .shadow_metrics import ShadowMetrics
 from .verifier import CosineVerifier, LearnedVerifier, RuleVerifier, Verifier
 
 FULL_NAME = cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name
@@ -41,7 +41,7 @@ def redis_client(url: str, config: CacheConfig) -> Redis:
     """Async client on a bounded pool; one quick retry so a stale pooled socket reconnects."""
     pool = BlockingConnectionPool.from_url(
         url,
-        max_connections=config.max_connections,
+        max_connections=config.redis_max_connections,
         timeout=None,  # the guard's deadline bounds the wait
         socket_timeout=config.redis_timeout_s * 4,
         socket_connect_timeout=config.redis_timeout_s * 4,
@@ -52,14 +52,15 @@ def redis_client(url: str, config: CacheConfig) -> Redis:
 
 
 def build_embedder(env: Env) -> Embedder:
+    models = ModelSettings.load(env)
     return Embedder(
-        env.optional("COSTMESH_EMBED_MODEL_PATH"),
-        model_id=env.str("COSTMESH_EMBED_MODEL_ID", DEFAULT_MODEL_ID),
-        window_ms=env.float("COSTMESH_EMBED_WINDOW_MS", 2.0),
-        max_batch=env.int("COSTMESH_EMBED_MAX_BATCH", 64),
-        batching=env.bool("COSTMESH_EMBED_BATCHING", True),
-        threads=torch_threads(env),
-        backend=model_backend(env),
+        models.embed_model_path,
+        model_id=models.embed_model_id,
+        window_ms=models.embed_window_ms,
+        max_batch=models.embed_max_batch,
+        batching=models.embed_batching,
+        threads=models.torch_threads,
+        backend=models.model_backend,
     )
 
 
@@ -94,9 +95,9 @@ def make_mount(embedder: Embedder | None = None):
 
     async def mount(runtime: Runtime) -> Mounted:
         env = runtime.env
-        url = env.str("REDIS_URL")
         config = CacheConfig.from_env(env)
-        catalog = load_catalog(env.optional("COSTMESH_CATALOG"))
+        url = config.require("redis_url")
+        catalog = load_catalog(runtime.settings.catalog)
         own_embedder = embedder is None
         model = embedder or await asyncio.to_thread(build_embedder, env)
         verifier = await asyncio.to_thread(build_verifier, config, model)  # may load the cross-encoder
@@ -115,7 +116,7 @@ def make_mount(embedder: Embedder | None = None):
         metrics = CacheMetrics(runtime.meter, core, loop)
         shadow_metrics = ShadowMetrics(  # the tenants' live false-hit estimates, from Redis
             runtime.meter, lambda: read_on_loop(loop, core.shadow.estimates, config.admin_timeout_s + 1.0),
-            core.shadow.settings, max_tenants=env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
+            core.shadow.settings, max_tenants=config.metrics_max_tenants)
         point = getattr(core.verifier, "point", None)
         runtime.log.info("cache ready", index=core.index_name, model=model.model_id, dims=model.dims,
                          verifier=core.verifier.name, min_similarity=core.verifier_floor, ttl_s=config.ttl_s,

@@ -28,24 +28,24 @@ Redis keys: `<prefix>:shadow:<tenant hash>` (a hash), `<prefix>:shadow-pairs:<te
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import structlog
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
 
-from costmesh.config import Env
-from costmesh.errors import ConfigError
 from costmesh.intervals import Z_ONE_SIDED_95, false_hit_bound, wilson_lower
+from costmesh.settings import Settings
 
 from .semantic import tag_value
 
 log = structlog.get_logger("costmesh.cache")
 LOWER_BELOW = 0.5  # the threshold falls while the bound is under this share of the maximum
-RAISE_RULES = ("upper", "lower")  # the threshold rises while this one-sided 95% bound is over the maximum
 MAX_TENANTS_LISTED = 1000  # the metrics read at most this many tenants' estimates
 
 # KEYS[1]: the tenant's hash. ARGV: different (0|1), recalibrate (0|1), calibrated threshold,
@@ -97,50 +97,37 @@ return redis.call('HGETALL', h)
 """
 
 
-@dataclass(frozen=True)
-class ShadowSettings:
+class ShadowSettings(Settings):
     """How the live estimate is kept and acted on (the share of hits checked is per tenant, in
     the tenant policies: `shadow_rate`, consent to keep pairs: `keep_shadow_pairs`)."""
 
-    # COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE: the share of checked hits judged wrong it is kept under;
-    # unset: the share the verifier's calibration accepted at its bound (1 - its calibrated precision),
-    # `from_calibration`, else (a verifier without a calibration) COSTMESH_CACHE_MAX_FALSE_HIT_RATE
-    max_false_hit_rate: float = 0.05
-    from_calibration: bool = False
-    min_verdicts: int = 100           # COSTMESH_CACHE_SHADOW_MIN_VERDICTS: at one threshold, before it moves
-    step: float = 0.05                # COSTMESH_CACHE_SHADOW_THRESHOLD_STEP: how far one move goes
-    max_threshold: float = 0.99       # COSTMESH_CACHE_SHADOW_MAX_THRESHOLD: it never rises past this
-    recalibrate: bool = True          # COSTMESH_CACHE_SHADOW_RECALIBRATE: off: count only
-    judge_threshold: float = 0.5      # COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD: the judge's P(same) for "same"
-    max_pairs: int = 1000             # COSTMESH_CACHE_SHADOW_MAX_PAIRS: labelled pairs kept per tenant
-    refresh_s: float = 5.0            # COSTMESH_CACHE_SHADOW_REFRESH_S: lookups' copy of the thresholds
-    raise_when: str = "lower"         # COSTMESH_CACHE_SHADOW_RAISE_WHEN: which bound over the maximum raises it
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_CACHE_SHADOW_")
+    used_by: ClassVar[str] = "cache"
 
-    @classmethod
-    def from_env(cls, env: Env, max_false_hit_rate: float) -> ShadowSettings:
-        settings = cls(
-            max_false_hit_rate=env.float("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE", max_false_hit_rate),
-            from_calibration=env.optional("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE") is None,
-            min_verdicts=env.int("COSTMESH_CACHE_SHADOW_MIN_VERDICTS", cls.min_verdicts),
-            step=env.float("COSTMESH_CACHE_SHADOW_THRESHOLD_STEP", cls.step),
-            max_threshold=env.float("COSTMESH_CACHE_SHADOW_MAX_THRESHOLD", cls.max_threshold),
-            recalibrate=env.bool("COSTMESH_CACHE_SHADOW_RECALIBRATE", cls.recalibrate),
-            judge_threshold=env.float("COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD", cls.judge_threshold),
-            max_pairs=env.int("COSTMESH_CACHE_SHADOW_MAX_PAIRS", cls.max_pairs),
-            refresh_s=env.float("COSTMESH_CACHE_SHADOW_REFRESH_S", cls.refresh_s),
-            raise_when=env.str("COSTMESH_CACHE_SHADOW_RAISE_WHEN", cls.raise_when),
-        )
-        if not 0.0 <= settings.max_false_hit_rate <= 1.0:
-            raise ConfigError("COSTMESH_CACHE_SHADOW_MAX_FALSE_HIT_RATE must be in [0, 1]")
-        if settings.min_verdicts < 1 or settings.max_pairs < 0 or settings.refresh_s <= 0:
-            raise ConfigError("COSTMESH_CACHE_SHADOW_MIN_VERDICTS must be >= 1, _MAX_PAIRS >= 0, _REFRESH_S > 0")
-        if not 0.0 < settings.step <= 1.0 or not 0.0 < settings.max_threshold <= 1.0:
-            raise ConfigError("COSTMESH_CACHE_SHADOW_THRESHOLD_STEP and _MAX_THRESHOLD must be in (0, 1]")
-        if not 0.0 <= settings.judge_threshold <= 1.0:
-            raise ConfigError("COSTMESH_CACHE_SHADOW_JUDGE_THRESHOLD must be in [0, 1]")
-        if settings.raise_when not in RAISE_RULES:
-            raise ConfigError(f"COSTMESH_CACHE_SHADOW_RAISE_WHEN must be one of {', '.join(RAISE_RULES)}")
-        return settings
+    max_false_hit_rate: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="the share of shadow-checked hits judged wrong that the threshold keeps the live estimate "
+                    "under (unset: 1 - the verifier's calibrated precision; a verifier without a calibration: "
+                    "`COSTMESH_CACHE_MAX_FALSE_HIT_RATE`)")
+    min_verdicts: int = Field(100, ge=1, description="verdicts at one threshold before it moves")
+    threshold_step: float = Field(0.05, gt=0.0, le=1.0, description="how far one move of the threshold goes")
+    max_threshold: float = Field(0.99, gt=0.0, le=1.0, description="the threshold never rises past this")
+    recalibrate: bool = Field(True, description="move the threshold (`false`: count verdicts only)")
+    judge_threshold: float = Field(0.5, ge=0.0, le=1.0,
+                                   description="the cache judge's P(same answer) at or over which a verdict is 'same'")
+    max_pairs: int = Field(1000, ge=0, description="labelled pairs kept per consenting tenant, for retraining")
+    refresh_s: float = Field(5.0, gt=0.0, description="how often lookups' copy of the thresholds is refreshed")
+    raise_when: Literal["lower", "upper"] = Field(
+        "lower", description="which one-sided 95% bound over the maximum raises the threshold: `lower` (only when "
+                             "the rate is clearly over) or `upper` (unless it is clearly under)")
+
+    def resolved(self, calibrated_precision: float | None, fallback: float) -> ShadowSettings:
+        """These settings with the maximum decided: as set, else the share of hits the verifier's
+        calibration accepted as wrong, else `fallback` (the cache's own bound)."""
+        if self.max_false_hit_rate is not None:
+            return self
+        rate = round(1.0 - calibrated_precision, 4) if calibrated_precision is not None else fallback
+        return self.model_copy(update={"max_false_hit_rate": rate})
 
 
 @dataclass(frozen=True)
@@ -204,15 +191,14 @@ class ShadowLedger:
     cosine and rule verifiers; verdicts are then counted, and nothing moves)."""
 
     def __init__(self, client: Redis, run: Run, settings: ShadowSettings, *, prefix: str,
-                 calibrated: float | None, calibrated_precision: float | None = None,
+                 calibrated: float | None, calibrated_precision: float | None = None, fallback_rate: float = 0.05,
                  clock: Callable[[], float] = time.monotonic):
         """`calibrated_precision`: the verifier's precision at its operating point, on its calibration
-        pairs; with `settings.from_calibration` the maximum is the share of hits it accepted as wrong."""
+        pairs; where `settings` leave the maximum unset, it is the share of hits the verifier accepted
+        as wrong there (without a calibration, `fallback_rate`)."""
         self._client = client
         self._run = run
-        if settings.from_calibration and calibrated_precision is not None:
-            settings = dataclasses.replace(settings, max_false_hit_rate=round(1.0 - calibrated_precision, 4))
-        self.settings = settings
+        self.settings = settings.resolved(calibrated_precision, fallback_rate)
         self._prefix = prefix
         self.calibrated = calibrated
         self._clock = clock
@@ -262,7 +248,8 @@ class ShadowLedger:
         s = self.settings
         calibrated = self.calibrated if self.calibrated is not None else 0.0
         args = [int(different), int(s.recalibrate and self.calibrated is not None), repr(calibrated),
-                repr(s.max_false_hit_rate), s.min_verdicts, repr(s.step), repr(max(s.max_threshold, calibrated)),
+                repr(s.max_false_hit_rate), s.min_verdicts, repr(s.threshold_step),
+                repr(max(s.max_threshold, calibrated)),
                 repr(Z_ONE_SIDED_95), repr(LOWER_BELOW), repr(time.time()), s.raise_when]
         before = self._thresholds.get(tenant_id, (None, 0.0))[0]
         raw = await self._run(lambda: self._record(keys=[self._key(tenant_id)], args=args), admin=True)
