@@ -19,14 +19,18 @@ from dataclasses import dataclass, fields
 
 from costmesh.catalog import Catalog
 from costmesh.domain import Usage
-from costmesh.pricing import list_cost_of
+from costmesh.pricing import MICROS_PER_USD, list_cost_of, micro_usd
 
 SELF_HOSTED_PROVIDERS = frozenset({"vllm"})  # their savings are inference's, not routing's
 
 
 @dataclass(frozen=True)
 class Savings:
-    """Dollars saved against the baseline, per cost layer (`costmesh.common.v1.LayerSavings`)."""
+    """Dollars saved against the baseline, per cost layer (`costmesh.common.v1.LayerSavings`).
+
+    The services bill with it (unrounded amounts); the Python client returns it, read from a
+    response's whole micro-dollars (`costmesh.client.types.savings_from_pb`). It imports no
+    more than the catalog and pricing, so the client can."""
 
     cache_usd: float = 0.0
     routing_usd: float = 0.0
@@ -36,7 +40,14 @@ class Savings:
 
     @property
     def total_usd(self) -> float:
-        return sum(getattr(self, f.name) for f in fields(self))
+        """The layers' sum. Layers in whole micro-dollars (what the client reads) are summed in
+        micro-dollars, so the total is one too (0.003, not 0.0030000000000000005); any other
+        amounts (the services' unrounded ones) are summed as they are."""
+        parts = [getattr(self, f.name) for f in fields(self)]
+        micros = [micro_usd(part) for part in parts]
+        if all(micro / MICROS_PER_USD == part for micro, part in zip(micros, parts)):
+            return sum(micros) / MICROS_PER_USD
+        return sum(parts)
 
 
 def baseline_usd(catalog: Catalog, usage: Usage) -> float:

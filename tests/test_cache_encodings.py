@@ -14,7 +14,7 @@ from costmesh.embeddings import Embedder
 from costmesh.errors import ConfigError
 from costmesh.model_files import torch_threads
 from costmesh.services.cache.encodings import EncodingLRU
-from costmesh.services.cache.verifier import LearnedVerifier, RowBatcher
+from costmesh.services.cache.verifier import LearnedVerifier
 
 from fake_models import FakeModel
 
@@ -165,33 +165,43 @@ async def test_embedder_caps_torch_threads_in_its_worker_too():
         torch.set_num_threads(before)
 
 
+def scorer_of(probability):
+    """The verifier's row scorer (an inline MicroBatcher) over `probability`."""
+    artifact = Artifact()
+    artifact.probability = probability
+    return LearnedVerifier(artifact, CountingEmbedder()).scorer
+
+
 async def test_rows_of_concurrent_lookups_are_scored_in_one_call():
     ensemble = Ensemble()
-    batcher = RowBatcher(ensemble.probability)
+    scorer = scorer_of(ensemble.probability)
+    assert scorer.inline  # on the event loop, no thread, no window
     rows = [np.array([[float(i)], [float(i) + 0.5]]) for i in range(5)]
-    scores = await asyncio.gather(*[batcher.score(r) for r in rows])
-    assert ensemble.calls == [10] and batcher.calls == 1
+    scores = await asyncio.gather(*[scorer.submit(list(r)) for r in rows])
+    assert ensemble.calls == [10] and (scorer.calls, scorer.items) == (1, 10)
     for r, got in zip(rows, scores):
-        assert got.tolist() == pytest.approx((r[:, 0] / 10).tolist())
-    alone = await batcher.score(np.array([[3.0]]))  # a lone lookup is scored on the next turn
-    assert alone.tolist() == [pytest.approx(0.3)] and ensemble.calls == [10, 1]
+        assert got == pytest.approx((r[:, 0] / 10).tolist())
+    alone = await scorer.submit([np.array([3.0])])  # a lone lookup is scored on the next turn
+    assert alone == [pytest.approx(0.3)] and ensemble.calls == [10, 1] and scorer.calls == 2
+    await scorer.aclose()
 
 
 async def test_a_failing_score_reaches_every_waiter_and_a_cancelled_one_is_skipped():
     def broken(x):
         raise RuntimeError("bad model")
 
-    batcher = RowBatcher(broken)
-    results = await asyncio.gather(*[batcher.score(np.ones((1, 1))) for _ in range(3)], return_exceptions=True)
-    assert [str(r) for r in results] == ["bad model"] * 3
+    scorer = scorer_of(broken)
+    results = await asyncio.gather(*[scorer.submit(list(np.ones((1, 1)))) for _ in range(3)], return_exceptions=True)
+    assert [str(r) for r in results] == ["bad model"] * 3 and scorer.calls == 0
 
     ensemble = Ensemble()
-    batcher = RowBatcher(ensemble.probability)
-    cancelled = asyncio.ensure_future(batcher.score(np.ones((2, 1))))
-    kept = asyncio.ensure_future(batcher.score(np.full((1, 1), 5.0)))
+    scorer = scorer_of(ensemble.probability)
+    cancelled = asyncio.ensure_future(scorer.submit(list(np.ones((2, 1)))))
+    kept = asyncio.ensure_future(scorer.submit(list(np.full((1, 1), 5.0))))
     await asyncio.sleep(0)  # both submitted
     cancelled.cancel()
-    assert (await kept).tolist() == [0.5] and ensemble.calls == [1]
+    assert await kept == [0.5] and ensemble.calls == [1] and scorer.items == 1
+    await scorer.aclose()
 
 
 async def test_learned_verifier_scores_concurrent_lookups_together():

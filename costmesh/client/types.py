@@ -1,10 +1,12 @@
-"""What the client returns: plain frozen dataclasses, no protobuf."""
+"""What the client returns: plain frozen dataclasses, no protobuf (`Savings` is the services' own,
+`costmesh.accounting.Savings`)."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 
+from costmesh.accounting import Savings
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Tier
@@ -65,23 +67,9 @@ class CostBreakdown:
                                                  "discount", "total")))
 
 
-@dataclass(frozen=True)
-class Savings:
-    """Dollars saved against the baseline, per cost layer (whole micro-dollars)."""
-
-    cache_usd: float = 0.0
-    routing_usd: float = 0.0
-    prompt_caching_usd: float = 0.0
-    batch_usd: float = 0.0
-    inference_usd: float = 0.0
-
-    @property
-    def total_usd(self) -> float:
-        return usd(self.cache_usd + self.routing_usd + self.prompt_caching_usd + self.batch_usd + self.inference_usd)
-
-    @classmethod
-    def from_pb(cls, s: common.LayerSavings) -> "Savings":
-        return cls(*(_usd(s, name) for name in ("cache", "routing", "prompt_caching", "batch", "inference")))
+def savings_from_pb(s: common.LayerSavings) -> Savings:
+    """Dollars saved against the baseline, per cost layer, in whole micro-dollars."""
+    return Savings(*(_usd(s, name) for name in ("cache", "routing", "prompt_caching", "batch", "inference")))
 
 
 def _tier(value: int) -> Tier | None:
@@ -117,7 +105,7 @@ class Completion:
             cached=r.cached, cache_status=CacheStatus.from_pb(r.cache_status), cache_similarity=r.cache_similarity,
             usage=Usage() if r.cached else Usage.from_pb(r.usage), cost=CostBreakdown.from_pb(r.cost),
             baseline_cost_usd=_usd(r, "baseline_cost"), saving_usd=_usd(r, "saving"),
-            savings=Savings.from_pb(r.savings), attempts=r.attempts,
+            savings=savings_from_pb(r.savings), attempts=r.attempts,
             finish_reason=r.finish_reason,
             tool_calls=tuple(ToolCall(c.id, c.name, c.arguments_json) for c in r.tool_calls),
         )
@@ -185,5 +173,5 @@ class Stats:
     def from_pb(cls, s: gw.GetStatsResponse) -> "Stats":
         tiers = {tier_key(name): count for name, count in s.tier_counts.items()}
         return cls(s.requests, s.exact_hits, s.semantic_hits, s.cache_unavailable, s.errors, tiers,
-                   _usd(s, "cost"), _usd(s, "baseline_cost"), _usd(s, "saving"), Savings.from_pb(s.savings),
+                   _usd(s, "cost"), _usd(s, "baseline_cost"), _usd(s, "saving"), savings_from_pb(s.savings),
                    s.tenant_id, s.limited, s.limits_enforced, tuple(LimitUsage.from_pb(u) for u in s.limits))

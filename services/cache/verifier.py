@@ -11,7 +11,7 @@ bound. All three judge a query against its candidates through `verify_many`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +46,10 @@ DEFAULT_MIN_SIMILARITY = 0.90
 # prompts are served by the exact tier only.
 MAX_VERIFIED_CHARS = 1200
 TOO_LONG = f"too long to verify (> {MAX_VERIFIED_CHARS} characters)"
+# The most feature rows the tree ensemble scores in one call: concurrent lookups' rows gathered
+# in one loop turn (a lookup brings one row per candidate, a handful). The trees cost about the
+# same for one row as for a hundred; the bound only keeps one call's arrays small.
+ROWS_PER_SCORE = 1024
 
 
 @dataclass(frozen=True)
@@ -123,49 +127,6 @@ class RuleVerifier:
         return [self.verify(query, text, sim) for text, sim in candidates]
 
 
-class RowBatcher:
-    """Scores the feature rows of concurrent lookups in one call of `score`.
-
-    The tree ensemble costs about the same for one row as for a hundred (one numpy step per
-    tree level), so rows submitted during one turn of the event loop are scored together on
-    the next turn. No waiting window and no thread: nothing is slower for a lone lookup.
-    """
-
-    def __init__(self, score: Callable[[np.ndarray], np.ndarray]):
-        self._score = score
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
-        self._scheduled = False
-        self.calls = 0  # score calls made, for tests
-        self.rows = 0
-
-    async def score(self, rows: np.ndarray) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((rows, future))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        pending, self._pending, self._scheduled = self._pending, [], False
-        live = [(rows, future) for rows, future in pending if not future.done()]
-        if not live:
-            return
-        try:
-            scores = self._score(np.concatenate([rows for rows, _ in live]))
-        except Exception as exc:  # every waiter learns why (the cache turns it into a rejection)
-            for _, future in live:
-                future.set_exception(exc)
-            return
-        self.calls += 1
-        self.rows += len(scores)
-        start = 0
-        for rows, future in live:
-            future.set_result(scores[start:start + len(rows)])
-            start += len(rows)
-
-
 class LearnedVerifier:
     """The trained pair model (`costmesh.verification`) at the operator's false-hit bound.
 
@@ -174,7 +135,8 @@ class LearnedVerifier:
     bounded LRU (`encoding_cache_size` texts, `encoding_cache_bytes` of arrays), and those missing are encoded in one
     micro-batched forward pass. The model's probability is compared with the threshold the
     artifact's calibration table gives for `max_false_hit_rate`. The rows of concurrent lookups
-    are scored in one call of the ensemble (`RowBatcher`). When the artifact carries a
+    are scored in one call of the ensemble (`scorer`: a `MicroBatcher` run inline, since the
+    trees cost about the same for one row as for a hundred). When the artifact carries a
     cross-encoder, each (query, candidate) pair is also read by it, micro-batched across
     concurrent lookups on its own worker thread, and its logit is blended in.
     """
@@ -192,7 +154,8 @@ class LearnedVerifier:
         self.artifact = artifact
         self.embedder = embedder
         self.encodings = EncodingLRU(encoding_cache_size, encoding_cache_bytes)
-        self.scorer = RowBatcher(artifact.probability)
+        self.scorer: MicroBatcher[np.ndarray, float] = MicroBatcher(
+            lambda rows: artifact.probability(np.stack(rows)), inline=True, max_batch=ROWS_PER_SCORE, name="trees")
         self.cross: MicroBatcher[tuple[str, str], float] | None = None
         if getattr(artifact, "cross_encoder", None) is not None:
             threads = getattr(embedder, "threads", 0)  # COSTMESH_TORCH_THREADS, COSTMESH_EMBED_BATCHING
@@ -216,14 +179,16 @@ class LearnedVerifier:
         return self.artifact.pair_rows(query, candidates, encoded)
 
     async def scores(self, query: str, candidates: Sequence[str], encoded: Sequence[Any]) -> np.ndarray:
-        rows = self.features(query, candidates, encoded)
+        rows = list(self.features(query, candidates, encoded))
         if self.cross is None:
-            return await self.scorer.score(rows)
-        probability, logits = await asyncio.gather(self.scorer.score(rows),
+            return np.asarray(await self.scorer.submit(rows), dtype=np.float64)
+        probability, logits = await asyncio.gather(self.scorer.submit(rows),
                                                    self.cross.submit([(query, text) for text in candidates]))
-        return self.artifact.with_cross(probability, np.asarray(logits, dtype=np.float64))
+        return self.artifact.with_cross(np.asarray(probability, dtype=np.float64),
+                                        np.asarray(logits, dtype=np.float64))
 
     async def aclose(self) -> None:
+        await self.scorer.aclose()
         if self.cross is not None:
             await self.cross.aclose()
 
