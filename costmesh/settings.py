@@ -59,7 +59,8 @@ class _MappingSource(EnvSettingsSource):
 class Settings(BaseSettings):
     """Base of every settings class: frozen, read only through `load`."""
 
-    model_config = SettingsConfigDict(env_prefix="COSTMESH_", frozen=True, extra="forbid", case_sensitive=False)
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_", frozen=True, extra="forbid", case_sensitive=False,
+                                      validate_by_name=True, validate_by_alias=True)
     # The README's "used by" column.
     used_by: ClassVar[str] = ""
 

@@ -31,6 +31,8 @@ import structlog
 from costmesh.config import Env
 from costmesh.cost_records import bind_key_id
 from costmesh.errors import ConfigError, InvalidRequest, NotFound, PermissionDenied, Unauthenticated
+from costmesh.gateway.settings import GatewayConfig
+from costmesh.server_settings import ServerSettings
 
 log = structlog.get_logger()
 
@@ -245,8 +247,12 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def authenticator_from_env(env: Env) -> Authenticator:
-    """`COSTMESH_API_KEYS_FILE` is required unless `COSTMESH_AUTH=off` asks for development mode."""
-    mode = env.str("COSTMESH_AUTH", "on").lower()
+    """The authenticator the environment asks for (`COSTMESH_AUTH`, `COSTMESH_API_KEYS_FILE`)."""
+    return authenticator(ServerSettings.load(env).auth, GatewayConfig.load(env).api_keys_file)
+
+
+def authenticator(mode: str, path: str | None) -> Authenticator:
+    """`path` (the API key file) is required unless `mode` is `off`: development mode."""
     if mode == AUTH_DISABLED:
         log.warning(
             "AUTHENTICATION IS OFF (COSTMESH_AUTH=off): any caller may act as any tenant. "
@@ -255,7 +261,6 @@ def authenticator_from_env(env: Env) -> Authenticator:
         return Authenticator(None)
     if mode != "on":
         raise ConfigError(f"COSTMESH_AUTH must be 'on' or 'off', got {mode!r}")
-    path = env.optional("COSTMESH_API_KEYS_FILE")
     if path is None:
         raise ConfigError(
             "COSTMESH_API_KEYS_FILE is required (create keys with `costmesh keys create --tenant NAME`); "

@@ -99,9 +99,8 @@ class BatchForwarder(gateway_pb2_grpc.BatchServiceServicer):
         return with_rounded_usd(await self._forward("CancelBatch", request, context))
 
 
-def batch_forwarder(runtime: Runtime, auth: Authenticator, limits: Limits,
+def batch_forwarder(runtime: Runtime, address: str | None, auth: Authenticator, limits: Limits,
                     tenant_limits: RequestLimits | None = None) -> Servicer:
-    address = runtime.env.optional("COSTMESH_BATCHES_ADDR")
     if address is None:
         runtime.log.warning("batches disabled: COSTMESH_BATCHES_ADDR is not set")
     channel = runtime.channel(address) if address else None

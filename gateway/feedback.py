@@ -38,9 +38,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import structlog
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -48,11 +50,14 @@ from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.config import Env
-from costmesh.errors import ConfigError, CostmeshError, InvalidRequest, NotFound, PermissionDenied, Unavailable
+from costmesh.errors import CostmeshError, InvalidRequest, NotFound, PermissionDenied, Unavailable
 from costmesh.gateway.cache_answers import cache_scope
 from costmesh.gateway.clients import MeshClients
 from costmesh.gateway.routing_quality import RoutingLedger, RoutingQualitySettings, tiers_below
+from costmesh.gateway.settings import GatewayConfig
 from costmesh.gateway.shadow import _hit_key, _question
+from costmesh.server_settings import ServerSettings
+from costmesh.settings import Settings
 
 log = structlog.get_logger()
 _HITS = {cache_pb2.HIT_KIND_EXACT: gw.CACHE_STATUS_EXACT_HIT, cache_pb2.HIT_KIND_SEMANTIC: gw.CACHE_STATUS_SEMANTIC_HIT}
@@ -60,21 +65,19 @@ MAX_QUESTION_CHARS = 4000  # of the question kept with a semantic hit (for the l
 MAX_REQUEST_ID_CHARS = 256
 
 
-@dataclass(frozen=True)
-class FeedbackSettings:
-    ttl_s: float = 86400.0    # how long a request can be reported
-    max_remembered: int = 10_000  # in process, without Redis
-    timeout_s: float = 5.0    # each call to the cache
-    prefix: str = "costmesh"  # the Redis keys' prefix
+class FeedbackSettings(Settings):
+    """Bad answers reported by request id."""
 
-    @classmethod
-    def from_env(cls, env: Env) -> FeedbackSettings:
-        settings = cls(ttl_s=env.float("COSTMESH_GATEWAY_FEEDBACK_TTL_S", cls.ttl_s),
-                       max_remembered=env.int("COSTMESH_GATEWAY_FEEDBACK_MAX", cls.max_remembered),
-                       prefix=env.str("COSTMESH_ROUTER_SHADOW_PREFIX", cls.prefix))
-        if settings.ttl_s <= 0 or settings.max_remembered < 1:
-            raise ConfigError("COSTMESH_GATEWAY_FEEDBACK_TTL_S must be > 0 and _MAX >= 1")
-        return settings
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_GATEWAY_FEEDBACK_")
+    used_by: ClassVar[str] = "gateway"
+
+    ttl_s: float = Field(86400.0, gt=0.0, description="how long an answer can be reported bad by request id (in "
+                         "Redis with `REDIS_URL`, keys under `COSTMESH_ROUTER_SHADOW_PREFIX`)")
+    max_remembered: int = Field(10_000, ge=1, validation_alias="COSTMESH_GATEWAY_FEEDBACK_MAX",
+                                description="answers remembered in process without Redis")
+    timeout_s: float = Field(5.0, gt=0.0, description="the deadline of each call a report makes")
+    prefix: str = Field("costmesh", min_length=1, validation_alias="COSTMESH_ROUTER_SHADOW_PREFIX",
+                        description="the prefix of the Redis keys of the routing checks and the feedback")
 
 
 @dataclass(frozen=True)
@@ -319,8 +322,8 @@ class Feedback:
 def feedback(runtime: Any, clients: MeshClients, cleanup: contextlib.AsyncExitStack) -> Feedback:
     """The gateway's feedback: in Redis when it has REDIS_URL, else in process; watches `clients`' lookups."""
     env: Env = runtime.env
-    settings = FeedbackSettings.from_env(env)
-    url = env.optional("REDIS_URL")
+    settings = FeedbackSettings.load(env)
+    url = GatewayConfig.load(env).redis_url
     if url:
         redis = Redis.from_url(url, socket_timeout=settings.timeout_s, socket_connect_timeout=settings.timeout_s)
         cleanup.push_async_callback(redis.aclose)
@@ -335,13 +338,13 @@ def feedback(runtime: Any, clients: MeshClients, cleanup: contextlib.AsyncExitSt
 def _routed_answers(env: Env, cleanup: contextlib.AsyncExitStack) -> RoutedAnswers | None:
     """The routing ledger reports on cheap answers count in: None when no tenant consented to routing
     checks (or without Redis, which the routing checks then refuse at start)."""
-    routing = RoutingQualitySettings.from_env(env)
-    url = env.optional("REDIS_URL")
+    routing = RoutingQualitySettings.load(env)
+    url = GatewayConfig.load(env).redis_url
     if not routing.any_consent or not url:
         return None
     from costmesh.catalog import load_catalog
 
-    premium = load_catalog(env.optional("COSTMESH_CATALOG")).premium
+    premium = load_catalog(ServerSettings.load(env).catalog).premium
     redis = Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
     cleanup.push_async_callback(redis.aclose)
     ledger = RoutingLedger(redis, routing, cheap_tiers=tiers_below(int(premium.tier)))

@@ -33,42 +33,56 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import structlog
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Catalog, ModelSpec, Tier, load_catalog
-from costmesh.config import Env
 from costmesh.errors import ConfigError, Unavailable
 from costmesh.gateway.limits import Limiter, Reservation
+from costmesh.gateway.settings import GatewayConfig
 from costmesh.pricing import PER_TOKEN, micro_usd
 from costmesh.rpc.server import Runtime
+from costmesh.settings import Settings
 from costmesh.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, get_counter
 
 log = structlog.get_logger()
 
-MODES = ("auto", "required", "off")
 IMAGE_TOKENS = 1_600  # OpenAI bills an image at most 1,445 tokens (2048x768, high detail), Anthropic ~1,534
 TOOLS_TOKENS = 512  # the instructions a provider adds when tools are offered (Anthropic's: 300-400)
 PROMPT_MARGIN = 1.25  # cl100k counts; a provider's own tokenizer may count more
 OFF_LOOP_BYTES = 64 * 1024  # longer prompts are counted in a thread, off the event loop
 
 
-@dataclass(frozen=True)
-class LimitSettings:
-    mode: str = "auto"
-    timeout_s: float = 0.5
-    cooldown_s: float = 1.0
+class LimitSettings(Settings):
+    """The tenant limits (`costmesh limits`) in the gateway's Redis."""
 
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_LIMITS_")
+    used_by: ClassVar[str] = "gateway"
+
+    mode: Literal["auto", "required", "off"] = Field(
+        "auto", validation_alias="COSTMESH_LIMITS", description="`auto`: enforced when `REDIS_URL` is set, fail "
+        "open; `required`: no start without Redis, `UNAVAILABLE` while it is down; `off`")
+    timeout_ms: float = Field(500.0, gt=0.0, description="deadline of each Redis call of the limits")
+    cooldown_ms: float = Field(1000.0, ge=0.0, description="how long an unreachable Redis is not asked")
+
+    @field_validator("mode", mode="before")
     @classmethod
-    def from_env(cls, env: Env) -> LimitSettings:
-        mode = env.str("COSTMESH_LIMITS", "auto").lower()
-        if mode not in MODES:
-            raise ConfigError(f"COSTMESH_LIMITS must be one of {', '.join(MODES)}, got {mode!r}")
-        return cls(mode, env.int("COSTMESH_LIMITS_TIMEOUT_MS", 500) / 1000,
-                   env.int("COSTMESH_LIMITS_COOLDOWN_MS", 1000) / 1000)
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def timeout_s(self) -> float:
+        return self.timeout_ms / 1000
+
+    @property
+    def cooldown_s(self) -> float:
+        return self.cooldown_ms / 1000
 
     @property
     def fail_open(self) -> bool:
@@ -226,8 +240,8 @@ class RequestLimits:
 async def request_limits(runtime: Runtime, cleanup: contextlib.AsyncExitStack) -> RequestLimits | None:
     """The limits on the gateway's Redis (`REDIS_URL`); None, said in one log line, without Redis
     or with COSTMESH_LIMITS=off; COSTMESH_LIMITS=required without Redis: ConfigError at start."""
-    settings = LimitSettings.from_env(runtime.env)
-    url = runtime.env.optional("REDIS_URL")
+    settings = LimitSettings.load(runtime.env)
+    url = GatewayConfig.load(runtime.env).redis_url
     if settings.mode == "off" or not url:
         if settings.mode == "required":
             raise ConfigError("COSTMESH_LIMITS=required needs REDIS_URL: the limits are kept in Redis")
@@ -238,4 +252,4 @@ async def request_limits(runtime: Runtime, cleanup: contextlib.AsyncExitStack) -
     await asyncio.to_thread(get_counter)  # the tokenizer that sizes each request, loaded before serving
     runtime.log.info("tenant limits enforced", mode=settings.mode, fail_open=settings.fail_open)
     return RequestLimits(Limiter(redis, fail_open=settings.fail_open),
-                         load_catalog(runtime.env.optional("COSTMESH_CATALOG")), settings)
+                         load_catalog(runtime.settings.catalog), settings)

@@ -39,15 +39,18 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
 
 import structlog
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 from redis.asyncio import Redis
 
 from costmesh.api.common.v1 import common_pb2 as common
-from costmesh.config import Env
 from costmesh.errors import ConfigError
 from costmesh.intervals import Z_ONE_SIDED_95, quality_bound
+from costmesh.settings import Settings
 
 log = structlog.get_logger()
 TIERS = ("trivial", "simple", "moderate", "complex")
@@ -137,38 +140,34 @@ def parse_policies(raw: str) -> dict[str, TenantPolicy]:
         raise ConfigError(f"COSTMESH_ROUTER_TENANT_POLICIES: {exc}") from None
 
 
-@dataclass(frozen=True)
-class RoutingQualitySettings:
-    target: float = 0.95        # COSTMESH_ROUTER_QUALITY_TARGET: share of all-premium quality kept
-    min_verdicts: int = 100     # COSTMESH_ROUTER_SHADOW_MIN_VERDICTS: at one operating point, before it moves
-    step: float = 0.02          # COSTMESH_ROUTER_SHADOW_THRESHOLD_STEP: how far one move takes the threshold
-    max_offset: float = 1.0     # COSTMESH_ROUTER_SHADOW_MAX_OFFSET: how far under the calibrated one it may go
-    recalibrate: bool = True    # COSTMESH_ROUTER_SHADOW_RECALIBRATE: off: count only
-    max_rows: int = 1000        # COSTMESH_ROUTER_SHADOW_MAX_ROWS: judged rows kept per consenting tenant
-    refresh_s: float = 5.0      # COSTMESH_ROUTER_SHADOW_REFRESH_S: the requests' copy of the offsets
-    prefix: str = "costmesh"    # COSTMESH_ROUTER_SHADOW_PREFIX: of the Redis keys
-    policies: Mapping[str, TenantPolicy] = field(default_factory=dict)  # COSTMESH_ROUTER_TENANT_POLICIES
+class RoutingQualitySettings(Settings):
+    """Shadow checks of the router's cheap answers, run by the gateway (`routing_shadow`)."""
 
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_ROUTER_SHADOW_")
+    used_by: ClassVar[str] = "gateway"
+
+    target: float = Field(0.95, gt=0.0, le=1.0, validation_alias="COSTMESH_ROUTER_QUALITY_TARGET",
+                          description="the share of all-premium quality the routed answers keep")
+    min_verdicts: int = Field(100, ge=1, description="verdicts at one operating point before the routing "
+                              "threshold moves")
+    threshold_step: float = Field(0.02, gt=0.0, le=1.0, description="how far one move takes the threshold")
+    max_offset: float = Field(1.0, ge=0.0, le=1.0, description="how far under the calibrated threshold it may go")
+    recalibrate: bool = Field(True, description="move the threshold (`false`: count verdicts only)")
+    max_rows: int = Field(1000, ge=0, description="judged rows kept per consenting tenant, for "
+                          "`costmesh train-router --from-records`")
+    refresh_s: float = Field(5.0, gt=0.0, description="how often the requests' copy of the offsets is refreshed")
+    prefix: str = Field("costmesh", min_length=1, description="the prefix of the Redis keys")
+    judge_model: str | None = Field(None, description="the judge of a routing check (default: the premium model)")
+    policies: Annotated[dict[str, TenantPolicy], NoDecode] = Field(
+        default_factory=dict, validation_alias="COSTMESH_ROUTER_TENANT_POLICIES",
+        description='per tenant, JSON: `{"acme": {"shadow_rate": 0.05, "keep_shadow_rows": true}}`: the share of '
+        "its cheap answers also asked of the premium model and judged (its consent; 0 or absent: never), and "
+        "its consent to keep the judged rows")
+
+    @field_validator("policies", mode="before")
     @classmethod
-    def from_env(cls, env: Env) -> RoutingQualitySettings:
-        settings = cls(
-            target=env.float("COSTMESH_ROUTER_QUALITY_TARGET", cls.target),
-            min_verdicts=env.int("COSTMESH_ROUTER_SHADOW_MIN_VERDICTS", cls.min_verdicts),
-            step=env.float("COSTMESH_ROUTER_SHADOW_THRESHOLD_STEP", cls.step),
-            max_offset=env.float("COSTMESH_ROUTER_SHADOW_MAX_OFFSET", cls.max_offset),
-            recalibrate=env.bool("COSTMESH_ROUTER_SHADOW_RECALIBRATE", cls.recalibrate),
-            max_rows=env.int("COSTMESH_ROUTER_SHADOW_MAX_ROWS", cls.max_rows),
-            refresh_s=env.float("COSTMESH_ROUTER_SHADOW_REFRESH_S", cls.refresh_s),
-            prefix=env.str("COSTMESH_ROUTER_SHADOW_PREFIX", cls.prefix),
-            policies=parse_policies(env.str("COSTMESH_ROUTER_TENANT_POLICIES", "")),
-        )
-        if not 0.0 < settings.target <= 1.0:
-            raise ConfigError("COSTMESH_ROUTER_QUALITY_TARGET must be in (0, 1]")
-        if settings.min_verdicts < 1 or settings.max_rows < 0 or settings.refresh_s <= 0:
-            raise ConfigError("COSTMESH_ROUTER_SHADOW_MIN_VERDICTS must be >= 1, _MAX_ROWS >= 0, _REFRESH_S > 0")
-        if not 0.0 < settings.step <= 1.0 or not 0.0 <= settings.max_offset <= 1.0:
-            raise ConfigError("COSTMESH_ROUTER_SHADOW_THRESHOLD_STEP must be in (0, 1], _MAX_OFFSET in [0, 1]")
-        return settings
+    def _policies(cls, value: object) -> object:
+        return parse_policies(value) if isinstance(value, str) else value
 
     def policy(self, tenant_id: str) -> TenantPolicy:
         return self.policies.get(tenant_id) or TenantPolicy()
@@ -331,7 +330,7 @@ class RoutingLedger:
         """Count one verdict on an answer of `tier`; the offset moves when the estimate calls for it."""
         await self.flush()  # the tier mix the decision reads includes every answer seen so far
         s = self.settings
-        args = [tier, int(as_good), int(s.recalibrate), repr(s.target), s.min_verdicts, repr(s.step),
+        args = [tier, int(as_good), int(s.recalibrate), repr(s.target), s.min_verdicts, repr(s.threshold_step),
                 repr(s.max_offset), repr(Z_ONE_SIDED_95), repr(1.0 - (1.0 - s.target) * RAISE_BELOW),
                 repr(time.time()), ",".join(self.cheap_tiers), ",".join(TIERS)]
         before = self._offsets.get(tenant_id, (None, 0.0))[0]

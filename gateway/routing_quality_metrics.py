@@ -26,6 +26,7 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from costmesh.gateway.routing_quality import RoutingEstimate, RoutingLedger, RoutingQualitySettings
+from costmesh.gateway.settings import GatewayConfig
 from costmesh.observability.scrape_reads import TenantGauges, read_on_loop
 
 DEFAULT_MAX_TENANTS = 100
@@ -80,7 +81,7 @@ class RoutingQualityGauges(TenantGauges[RoutingEstimate, RoutingQualitySettings]
 def register_quality_gauges(runtime: Any, ledger: RoutingLedger) -> RoutingQualityGauges:
     loop = asyncio.get_running_loop()
     return RoutingQualityGauges(runtime.meter, lambda: read_on_loop(loop, ledger.estimates, 6.0), ledger.settings,
-                                max_tenants=runtime.env.int("COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS))
+                                max_tenants=GatewayConfig.load(runtime.env).metrics_max_tenants)
 
 
 def _lower_bound_below(e: RoutingEstimate, known: RoutingEstimate) -> bool:

@@ -49,6 +49,7 @@ from costmesh.gateway.routing_quality import (
     tiers_below,
 )
 from costmesh.gateway.routing_quality_metrics import register_quality_gauges
+from costmesh.gateway.settings import GatewayConfig
 from costmesh.gateway.shadow import BackgroundChecks, ShadowSettings
 from costmesh.judge_prompt import MAX_ANSWER_CHARS, parse_quality_verdict, quality_prompt
 
@@ -257,19 +258,19 @@ async def routing_checks(runtime: Any, clients: MeshClients, observers: Sequence
     `observers` (when records are kept), counted on `runtime.meter`; None when no tenant consented.
     A tenant that consented needs Redis (REDIS_URL): ConfigError at start without it."""
     env: Env = runtime.env
-    settings = RoutingQualitySettings.from_env(env)
+    settings = RoutingQualitySettings.load(env)
     if not settings.any_consent:
         return None
-    url = env.optional("REDIS_URL")
+    url = GatewayConfig.load(env).redis_url
     if not url:
         raise ConfigError("COSTMESH_ROUTER_TENANT_POLICIES gives tenants a shadow_rate: the gateway needs "
                           "REDIS_URL to count their verdicts")
-    catalog = load_catalog(env.optional("COSTMESH_CATALOG"))
+    catalog = load_catalog(runtime.settings.catalog)
     premium = catalog.premium
-    queue = ShadowSettings.from_env(env)
+    queue = ShadowSettings.load(env)
     check_settings = RoutingCheckSettings(
         premium_model=premium.id, premium_tier=int(premium.tier),
-        judge_model=env.str("COSTMESH_ROUTER_SHADOW_JUDGE_MODEL", premium.id),
+        judge_model=settings.judge_model or premium.id,
         queue=queue.queue, concurrency=queue.concurrency, timeout_s=queue.timeout_s,
         judge_timeout_s=queue.judge_timeout_s,
     )

@@ -27,55 +27,50 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import structlog
 from opentelemetry.metrics import Meter, Observation
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from costmesh.api.cache.v1 import cache_pb2
 from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
-from costmesh.config import Env
 from costmesh.cost_records import CostRecord, CostRecorder, bound_key_id, record_of_shadow
 from costmesh.errors import ConfigError, CostmeshError, UpstreamError
 from costmesh.gateway.background_queue import BackgroundQueue
 from costmesh.gateway.cache_answers import cache_scope
 from costmesh.gateway.clients import MeshClients
 from costmesh.judge_prompt import judge_prompt, parse_verdict
+from costmesh.settings import Settings
 
 log = structlog.get_logger()
-JUDGES = ("cache", "llm")
 _VERDICTS = {"same": cache_pb2.SHADOW_VERDICT_SAME, "different": cache_pb2.SHADOW_VERDICT_DIFFERENT}
 
 
-@dataclass(frozen=True)
-class ShadowSettings:
-    queue: int = 64               # checks waiting at most; more are dropped (and counted)
-    concurrency: int = 2          # checks running at once
-    timeout_s: float = 120.0      # the model call of a check
-    judge: str = "cache"          # cache (its cross-encoder) | llm (a judge prompt to judge_model)
-    judge_model: str = ""         # the llm judge's catalog model
-    judge_timeout_s: float = 30.0  # JudgeShadow, and the llm judge's call
-    remembered: int = 256         # hits drawn for a check, kept until their answer is seen
+class ShadowSettings(Settings):
+    """The gateway's side of the shadow checks (of cache hits, and the queue the routing checks share)."""
 
-    @classmethod
-    def from_env(cls, env: Env) -> ShadowSettings:
-        settings = cls(
-            queue=env.int("COSTMESH_GATEWAY_SHADOW_QUEUE", cls.queue),
-            concurrency=env.int("COSTMESH_GATEWAY_SHADOW_CONCURRENCY", cls.concurrency),
-            timeout_s=env.float("COSTMESH_GATEWAY_SHADOW_TIMEOUT_S", cls.timeout_s),
-            judge=env.str("COSTMESH_GATEWAY_SHADOW_JUDGE", cls.judge),
-            judge_model=env.str("COSTMESH_GATEWAY_SHADOW_JUDGE_MODEL", cls.judge_model),
-        )
-        if settings.queue < 1 or settings.concurrency < 1 or settings.timeout_s <= 0:
-            raise ConfigError("COSTMESH_GATEWAY_SHADOW_QUEUE and _CONCURRENCY must be >= 1, _TIMEOUT_S > 0")
-        if settings.judge not in JUDGES:
-            raise ConfigError(f"COSTMESH_GATEWAY_SHADOW_JUDGE must be one of {', '.join(JUDGES)}")
-        if settings.judge == "llm" and not settings.judge_model:
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_GATEWAY_SHADOW_")
+    used_by: ClassVar[str] = "gateway"
+
+    queue: int = Field(64, ge=1, description="shadow checks waiting at most; more are dropped (and counted)")
+    concurrency: int = Field(2, ge=1, description="shadow checks running at once")
+    timeout_s: float = Field(120.0, gt=0.0, description="the deadline of a check's model call")
+    judge: Literal["cache", "llm"] = Field("cache", description="`cache` (its cross-encoder over the two "
+                                          "answers) or `llm` (a judge prompt to `_JUDGE_MODEL`)")
+    judge_model: str = Field("", description="the llm judge's catalog model")
+    judge_timeout_s: float = Field(30.0, gt=0.0, description="the deadline of a judgement")
+    remembered: int = Field(256, ge=1, description="hits drawn for a check, kept until their answer is seen")
+
+    @model_validator(mode="after")
+    def _llm_needs_a_model(self) -> ShadowSettings:
+        if self.judge == "llm" and not self.judge_model:
             raise ConfigError("COSTMESH_GATEWAY_SHADOW_JUDGE=llm needs COSTMESH_GATEWAY_SHADOW_JUDGE_MODEL")
-        return settings
+        return self
 
 
 @dataclass
@@ -322,7 +317,7 @@ def shadow_checks(runtime: Any, clients: MeshClients, observers: Sequence[Any]) 
     """The gateway's shadow checks (settings from `runtime.env`), watching `clients`' lookups,
     billing to the cost recorder among `observers` (when records are kept), counted on `runtime.meter`."""
     recorder = next((o for o in observers if isinstance(o, CostRecorder)), None)
-    checks = ShadowChecks(clients, ShadowSettings.from_env(runtime.env), records=recorder.write if recorder else None)
+    checks = ShadowChecks(clients, ShadowSettings.load(runtime.env), records=recorder.write if recorder else None)
     clients.lookup_observers.append(checks.seen_lookup)
     register_metrics(runtime.meter, checks)
     return checks

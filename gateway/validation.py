@@ -11,53 +11,56 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import Field, field_validator
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.config import Env
 from costmesh.convert import messages_from_pb, output_spec_from_pb
 from costmesh.errors import InvalidRequest
 from costmesh.observability.log_context import MAX_REQUEST_ID_CHARS, REQUEST_ID_CHARS
 from costmesh.output_spec import check_conversation
+from costmesh.settings import CommaList, Settings, SkipEnv, split_commas
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on a `CompleteRequest`. The defaults are the documented ones (README, "Input limits")."""
+class Limits(Settings):
+    """Bounds on a `CompleteRequest`. The defaults are the documented ones (README, "Input limits");
+    those an operator may change are read from `COSTMESH_MAX_*` and `COSTMESH_IMAGE_URL_SCHEMES`."""
 
-    max_prompt_bytes: int = 1_000_000  # text, image bytes and image URLs of all messages together
-    max_messages: int = 1_000
-    max_parts_per_message: int = 1_000
-    max_output_tokens: int = 128_000  # sampling.max_tokens
-    max_stop_sequences: int = 16  # sampling.stop (the HTTP API takes OpenAI's 4)
-    max_stop_bytes: int = 256  # each stop sequence, UTF-8
-    max_tags: int = 64  # cache.tags
-    max_tag_bytes: int = 256  # each tag, UTF-8
-    max_ttl_seconds: int = 30 * 24 * 3600  # cache.ttl_seconds: 30 days
-    max_tenant_id_bytes: int = 256
-    max_session_id_bytes: int = 256
-    max_request_id_chars: int = MAX_REQUEST_ID_CHARS  # and only REQUEST_ID_CHARS: always a valid header
-    max_model_chars: int = 128  # routing.model
-    max_image_url_chars: int = 2_048  # a URL other than data: (data: URLs count as prompt bytes)
-    image_media_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp")
-    image_url_schemes: tuple[str, ...] = ("data",)  # e.g. add "https" to let providers fetch images
+    used_by: ClassVar[str] = "gateway"
 
+    max_prompt_bytes: int = Field(1_000_000, ge=1, description="a request's text, image bytes and image URLs, "
+                                  "all messages together")
+    max_messages: int = Field(1_000, ge=1, description="messages in one request")
+    max_output_tokens: int = Field(128_000, ge=1, description="a request's `max_tokens`")
+    max_tags: int = Field(64, ge=0, description="cache tags of one request")
+    max_ttl_seconds: int = Field(30 * 24 * 3600, ge=1, validation_alias="COSTMESH_MAX_TTL_S",
+                                 description="a request's cache `ttl_seconds`")
+    image_url_schemes: CommaList = Field(("data",), description="image URL schemes accepted, comma-separated "
+                                         "(add `https` to let providers fetch images; `data:` URLs count as "
+                                         "prompt bytes)")
+    # Fixed bounds (not read from the environment):
+    max_parts_per_message: SkipEnv[int] = 1_000
+    max_stop_sequences: SkipEnv[int] = 16  # sampling.stop (the HTTP API takes OpenAI's 4)
+    max_stop_bytes: SkipEnv[int] = 256  # each stop sequence, UTF-8
+    max_tag_bytes: SkipEnv[int] = 256  # each tag, UTF-8
+    max_tenant_id_bytes: SkipEnv[int] = 256
+    max_session_id_bytes: SkipEnv[int] = 256
+    max_request_id_chars: SkipEnv[int] = MAX_REQUEST_ID_CHARS  # and only REQUEST_ID_CHARS: always a valid header
+    max_model_chars: SkipEnv[int] = 128  # routing.model
+    max_image_url_chars: SkipEnv[int] = 2_048  # a URL other than data: (data: URLs count as prompt bytes)
+    image_media_types: SkipEnv[tuple[str, ...]] = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+    @field_validator("image_url_schemes", mode="before")
     @classmethod
-    def from_env(cls, env: Env) -> Limits:
-        """The defaults, overridden by `COSTMESH_MAX_*` and `COSTMESH_IMAGE_URL_SCHEMES`."""
-        default = cls()
-        schemes = env.list("COSTMESH_IMAGE_URL_SCHEMES", list(default.image_url_schemes))
-        return cls(
-            max_prompt_bytes=env.int("COSTMESH_MAX_PROMPT_BYTES", default.max_prompt_bytes),
-            max_messages=env.int("COSTMESH_MAX_MESSAGES", default.max_messages),
-            max_output_tokens=env.int("COSTMESH_MAX_OUTPUT_TOKENS", default.max_output_tokens),
-            max_tags=env.int("COSTMESH_MAX_TAGS", default.max_tags),
-            max_ttl_seconds=env.int("COSTMESH_MAX_TTL_S", default.max_ttl_seconds),
-            image_url_schemes=tuple(s.strip().lower().removesuffix(":") for s in schemes if s.strip()),
-        )
+    def _schemes(cls, value: object) -> object:
+        value = split_commas(value)
+        if isinstance(value, tuple | list):
+            return tuple(s.strip().lower().removesuffix(":") for s in value if s.strip())
+        return value
 
 
 def validate(request: gw.CompleteRequest, limits: Limits) -> None:

@@ -21,7 +21,7 @@ from costmesh.gateway.routing_quality import RoutingEstimate, RoutingQualitySett
 from costmesh.gateway.routing_quality_metrics import RoutingQualityGauges
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 from costmesh.services.cache.shadow import LiveEstimate, ShadowSettings
 from costmesh.services.cache.shadow_metrics import ShadowMetrics
 from costmesh.services.router.records import Attempt, Outcome, RouteResult
@@ -99,7 +99,7 @@ def exported_names() -> set[str]:
         baseline_cost_usd=0.01, list_cost_usd=0.001, attempts=[attempt], quality_score=0.8, quality_passed=True,
         finish_reason="stop"), gate_upgrades=0, error_upgrades=0)
     estimate = LiveEstimate("t", verdicts=120, false_hits=9, total_verdicts=120, max_false_hit_rate=0.05)
-    ShadowMetrics(metrics.meter(), lambda: [estimate], ShadowSettings())
+    ShadowMetrics(metrics.meter(), lambda: [estimate], ShadowSettings(max_false_hit_rate=0.05))
     routed = RoutingEstimate("t", {"simple": TierCounts(verdicts=120, as_good=100, served=400, total_verdicts=120)},
                              ("trivial", "simple", "moderate"), target=0.95, min_verdicts=100)
     RoutingQualityGauges(metrics.meter(), lambda: [routed], RoutingQualitySettings())

@@ -26,7 +26,7 @@ from costmesh.domain import Usage
 from costmesh.observability.tracing import build_tracer_provider
 from costmesh.pricing import cost_of
 from costmesh.rpc.server import start_service
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 from costmesh.services.router.service import SPEC as ROUTER
 from costmesh.tooling.bench import hops, load
 

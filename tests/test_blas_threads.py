@@ -15,7 +15,7 @@ def _blas_threads_after_cap(value: str | None) -> int:
         "import numpy\n"
         "from threadpoolctl import threadpool_info\n"
         "from costmesh.rpc.server import cap_blas_threads\n"
-        "from costmesh.rpc.settings import ServerSettings\n"
+        "from costmesh.server_settings import ServerSettings\n"
         f"cap_blas_threads(ServerSettings.load({{{env_line}}}).blas_threads)\n"
         "print(min(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))\n"
     )

@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from costmesh.admission import Admission
 from costmesh.observability.metrics import build_metrics
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 from costmesh.services.cache.metrics import CacheMetrics
 from costmesh.services.cache.stats import CacheCounters, CacheStats
 

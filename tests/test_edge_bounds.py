@@ -220,7 +220,7 @@ def test_limits_are_configurable_and_bounds_are_inclusive():
     with pytest.raises(InvalidRequest, match=r"^messages\[0\]\.content\[1\]\.image\.url: scheme not allowed"):
         validate(fetched, LIMITS)
     from costmesh.config import Env
-    configured = Limits.from_env(Env({"COSTMESH_IMAGE_URL_SCHEMES": "data,https", "COSTMESH_MAX_TTL_S": "60"}))
+    configured = Limits.load(Env({"COSTMESH_IMAGE_URL_SCHEMES": "data,https", "COSTMESH_MAX_TTL_S": "60"}))
     validate(fetched, configured)
     assert configured.max_ttl_seconds == 60 and configured.image_url_schemes == ("data", "https")
 

@@ -155,7 +155,7 @@ async def test_a_cheap_models_answer_reported_counts_as_a_worse_verdict_for_a_co
     from costmesh.gateway.feedback import RoutedAnswers
     from costmesh.gateway.routing_quality import RoutingLedger, RoutingQualitySettings, tiers_below
 
-    settings = RoutingQualitySettings.from_env(Env({
+    settings = RoutingQualitySettings.load(Env({
         "COSTMESH_ROUTER_TENANT_POLICIES": json.dumps({"acme": {"shadow_rate": 0.05}}),
         "COSTMESH_ROUTER_SHADOW_PREFIX": f"feedback-{uuid.uuid4().hex[:6]}"}))
     redis = Redis.from_url(redis_url)

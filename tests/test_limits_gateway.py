@@ -354,7 +354,7 @@ async def test_redis_down_fails_open_then_skips_redis_for_a_while_or_refuses_whe
     request = build_request("Is Redis there?", tenant="t", max_tokens=16)
     down = Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.2)
     limiter = CountingLimiter(down)
-    limits = RequestLimits(limiter, CATALOG, LimitSettings(cooldown_s=1.0), clock=lambda: now[0])
+    limits = RequestLimits(limiter, CATALOG, LimitSettings(cooldown_ms=1000), clock=lambda: now[0])
     admission = await limits.admit(request, "k")  # admitted: the mesh serves while Redis is down
     assert admission.ceiling.micro_usd > 0 and limiter.asked == 1
     await limits.admit(request, "k")

@@ -8,13 +8,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
-from costmesh.config import Env
 from costmesh.errors import ConfigError, UpstreamError
 from costmesh.observability.bounded_labels import OTHER, BoundedLabel
-from costmesh.observability.gateway import _at_least_one
 from costmesh.observability.gateway_metrics import GatewayMetrics
 from costmesh.observability.metrics import build_metrics
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 from costmesh.tooling.mesh_client import build_request
 
 
@@ -77,7 +75,9 @@ def test_a_bounded_label_keeps_the_first_values_and_cuts_long_ones():
 
 
 def test_the_label_bounds_come_from_the_env_and_must_be_positive():
-    assert _at_least_one(Env({"COSTMESH_METRICS_MAX_TENANTS": "7"}), "COSTMESH_METRICS_MAX_TENANTS", 100) == 7
-    assert _at_least_one(Env({}), "COSTMESH_METRICS_MAX_TENANTS", 100) == 100
-    with pytest.raises(ConfigError, match="COSTMESH_METRICS_MAX_TENANTS must be at least 1"):
-        _at_least_one(Env({"COSTMESH_METRICS_MAX_TENANTS": "0"}), "COSTMESH_METRICS_MAX_TENANTS", 100)
+    from costmesh.gateway.settings import GatewayConfig
+
+    assert GatewayConfig.load({"COSTMESH_METRICS_MAX_TENANTS": "7"}).metrics_max_tenants == 7
+    assert GatewayConfig.load({}).metrics_max_tenants == 100
+    with pytest.raises(ConfigError, match="COSTMESH_METRICS_MAX_TENANTS: Input should be greater than or equal to 1"):
+        GatewayConfig.load({"COSTMESH_METRICS_MAX_TENANTS": "0"})

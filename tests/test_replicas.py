@@ -31,7 +31,7 @@ from costmesh.embeddings import Embedder
 from costmesh.rpc import server as bootstrap
 from costmesh.rpc.channels import peer_channel, peer_options
 from costmesh.rpc.server import RunningService, ServiceSpec, server_options, start_service
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 from costmesh.services.cache.service import make_mount
 from costmesh.services.classifier.service import SPEC as CLASSIFIER
 

@@ -33,7 +33,7 @@ async def client(redis_url):
 
 def ledger(client, **overrides) -> RoutingLedger:
     policies = {"acme": TenantPolicy(shadow_rate=1.0, keep_shadow_rows=True)}
-    settings = RoutingQualitySettings(**{"target": 0.9, "min_verdicts": 4, "step": 0.05, "max_offset": 0.1,
+    settings = RoutingQualitySettings(**{"target": 0.9, "min_verdicts": 4, "threshold_step": 0.05, "max_offset": 0.1,
                                          "prefix": f"test-{uuid.uuid4().hex[:8]}", "policies": policies,
                                          **overrides})
     return RoutingLedger(client, settings, cheap_tiers=CHEAP, flush_s=0.01)
@@ -116,12 +116,12 @@ async def test_judged_rows_are_kept_newest_first_and_trimmed(client):
 def test_settings_and_policies_from_env():
     env = Env({"COSTMESH_ROUTER_QUALITY_TARGET": "0.9", "COSTMESH_ROUTER_SHADOW_MIN_VERDICTS": "50",
                "COSTMESH_ROUTER_TENANT_POLICIES": '{"acme": {"shadow_rate": 0.05, "keep_shadow_rows": true}}'})
-    settings = RoutingQualitySettings.from_env(env)
+    settings = RoutingQualitySettings.load(env)
     assert (settings.target, settings.min_verdicts, settings.any_consent) == (0.9, 50, True)
     assert settings.policy("acme") == TenantPolicy(0.05, True) and settings.policy("globex").shadow_rate == 0
-    assert not RoutingQualitySettings.from_env(Env({})).any_consent  # off by default
+    assert not RoutingQualitySettings.load(Env({})).any_consent  # off by default
     for raw in ('{"acme": {"shadow_rate": 2}}', '{"acme": {"rate": 0.1}}', "[1]", "{"):
         with pytest.raises(ConfigError):
             parse_policies(raw)
     with pytest.raises(ConfigError):
-        RoutingQualitySettings.from_env(Env({"COSTMESH_ROUTER_QUALITY_TARGET": "1.5"}))
+        RoutingQualitySettings.load(Env({"COSTMESH_ROUTER_QUALITY_TARGET": "1.5"}))

@@ -13,7 +13,6 @@ from costmesh.api.classifier.v1 import classifier_pb2
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.api.router.v1 import router_pb2
-from costmesh.config import Env
 from costmesh.gateway.cache_answers import cache_scope, hit_response
 from costmesh.gateway.shadow import ShadowChecks, ShadowSettings
 from costmesh.tooling.mesh_client import build_request
@@ -99,11 +98,11 @@ async def test_exact_hits_misses_and_unseen_lookups_are_not_checked():
 def test_settings_come_from_the_environment_and_are_checked():
     from costmesh.errors import ConfigError
 
-    settings = ShadowSettings.from_env(Env({"COSTMESH_GATEWAY_SHADOW_QUEUE": "8",
-                                            "COSTMESH_GATEWAY_SHADOW_JUDGE": "llm",
-                                            "COSTMESH_GATEWAY_SHADOW_JUDGE_MODEL": "gpt-5-nano"}))
+    settings = ShadowSettings.load({"COSTMESH_GATEWAY_SHADOW_QUEUE": "8",
+                                    "COSTMESH_GATEWAY_SHADOW_JUDGE": "llm",
+                                    "COSTMESH_GATEWAY_SHADOW_JUDGE_MODEL": "gpt-5-nano"})
     assert (settings.queue, settings.judge, settings.judge_model) == (8, "llm", "gpt-5-nano")
     with pytest.raises(ConfigError, match="JUDGE_MODEL"):
-        ShadowSettings.from_env(Env({"COSTMESH_GATEWAY_SHADOW_JUDGE": "llm"}))
+        ShadowSettings.load({"COSTMESH_GATEWAY_SHADOW_JUDGE": "llm"})
     with pytest.raises(ConfigError, match="QUEUE"):
-        ShadowSettings.from_env(Env({"COSTMESH_GATEWAY_SHADOW_QUEUE": "0"}))
+        ShadowSettings.load({"COSTMESH_GATEWAY_SHADOW_QUEUE": "0"})

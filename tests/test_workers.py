@@ -17,8 +17,8 @@ import pytest
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.errors import ConfigError
-from costmesh.rpc.settings import ServerSettings
 from costmesh.rpc.workers import worker_env
+from costmesh.server_settings import ServerSettings
 from costmesh.tooling.launcher import free_port
 
 

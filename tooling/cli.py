@@ -30,20 +30,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "make a private CA and a gateway certificate (TLS without a public CA)"),
     "report": ("costmesh.tooling.report.command",
                "savings by layer over a period of cost records: table, HTML page, PNG charts"),
+    "settings-doc": ("costmesh.tooling.settings_doc",
+                     "print every environment variable the services read (the README's Configuration table)"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="costmesh", description="costmesh: cut what LLM calls cost.")
     commands = parser.add_subparsers(dest="command", required=True)
-    modules = {}
+    # Only the named command's module is imported: a service's image has what its own commands need
+    # (the gateway's: keys, limits, mesh-secret, tls-cert, report), not the training or benchmark stack.
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(commands.add_parser(name, help=help_text, description=help_text))
-        modules[name] = module
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
     args = parser.parse_args(argv)
     try:
-        return modules[args.command].run(args)
+        return module.run(args)
     except CostmeshError as exc:
         print(f"costmesh {args.command}: {exc}", file=sys.stderr)
         return 2

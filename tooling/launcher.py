@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from costmesh.errors import ConfigError, Unavailable
 from costmesh.rpc.mesh_secret import ensure_secret
+from costmesh.tooling.launcher_settings import LauncherSettings
 
 SERVICES = (
     # name, module, peers it needs
@@ -41,7 +42,6 @@ SERVICES = (
 )
 
 
-DEFAULT_REDIS_MAXMEMORY = "1gb"  # the embedded Redis's cap (COSTMESH_REDIS_MAXMEMORY)
 
 
 def free_port() -> int:
@@ -219,8 +219,9 @@ def start_mesh(
 
             # Its data survives a restart of Redis (AOF in the run directory, or COSTMESH_REDIS_DATA_DIR),
             # capped at COSTMESH_REDIS_MAXMEMORY (default 1gb), evicting only keys with a TTL.
-            mesh.redis = EmbeddedRedis(data_dir=env.get("COSTMESH_REDIS_DATA_DIR") or run_dir / "redis",
-                                       maxmemory=env.get("COSTMESH_REDIS_MAXMEMORY") or DEFAULT_REDIS_MAXMEMORY)
+            settings = LauncherSettings.load(env)
+            mesh.redis = EmbeddedRedis(data_dir=settings.redis_data_dir or run_dir / "redis",
+                                       maxmemory=settings.redis_maxmemory)
             mesh.redis.start()
             env["REDIS_URL"] = mesh.redis.url
             report(f"redis ready at {mesh.redis.url} ({time.monotonic() - started:.1f} s)")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costmesh.cost_records import CostRecorder
-from costmesh.errors import ConfigError
 from costmesh.observability.answer_span import AnswerSpan, ContentLog
 from costmesh.observability.gateway_metrics import DEFAULT_MAX_MODELS, DEFAULT_MAX_TENANTS, GatewayMetrics
 
@@ -30,23 +29,13 @@ class GatewayObservability:
         self._closers.clear()
 
 
-def _at_least_one(env, name: str, default: int) -> int:
-    value = env.int(name, default)
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
-    return value
-
-
-def gateway_observability(runtime) -> GatewayObservability:
-    env = runtime.env
+def gateway_observability(runtime, *, max_tenants: int = DEFAULT_MAX_TENANTS, max_models: int = DEFAULT_MAX_MODELS,
+                          records_dir: str | None = None, log_content: bool = False) -> GatewayObservability:
+    """Span attributes, the spend metrics (tenant and model labels bounded), the cost records
+    (with `records_dir`) and, only with `log_content`, prompt and answer text in the logs."""
     observers: list[Any] = [AnswerSpan()]
     closers: list[Callable[[], None]] = []
-    observers.append(GatewayMetrics(
-        runtime.meter,
-        max_tenants=_at_least_one(env, "COSTMESH_METRICS_MAX_TENANTS", DEFAULT_MAX_TENANTS),
-        max_models=_at_least_one(env, "COSTMESH_METRICS_MAX_MODELS", DEFAULT_MAX_MODELS),
-    ))
-    records_dir = env.optional("COSTMESH_RECORDS_DIR")
+    observers.append(GatewayMetrics(runtime.meter, max_tenants=max_tenants, max_models=max_models))
     if records_dir:
         recorder = CostRecorder(records_dir)
         observers.append(recorder)
@@ -54,7 +43,7 @@ def gateway_observability(runtime) -> GatewayObservability:
         runtime.log.info("cost records on", directory=records_dir)
     else:
         runtime.log.info("cost records off: set COSTMESH_RECORDS_DIR to keep one per request")
-    if env.bool("COSTMESH_LOG_CONTENT", False):
+    if log_content:
         observers.append(ContentLog())
         runtime.log.warning("prompt and answer text will be logged (COSTMESH_LOG_CONTENT)")
     return GatewayObservability(observers, closers)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, start_http_server
 
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 
 METER_NAME = "costmesh"
 

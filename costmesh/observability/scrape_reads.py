@@ -121,9 +121,10 @@ class TenantGauges(Generic[E, S]):
         """Label -> estimate, at most `max_age_s` old."""
         return None if self._closed else self._labelled()
 
-    def _setting(self, value: Callable[[S], float]):
+    def _setting(self, value: Callable[[S], float | None]):
         def observe(_options: CallbackOptions):
-            return [] if self._closed else [Observation(value(self._settings))]
+            observed = None if self._closed else value(self._settings)
+            return [] if observed is None else [Observation(observed)]  # None: not decided (yet)
         return observe
 
     def _per_tenant(self, value: Callable[[E], float]):

@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from costmesh.rpc.settings import ServerSettings
+from costmesh.server_settings import ServerSettings
 
 
 def traced_call(call_details) -> bool:

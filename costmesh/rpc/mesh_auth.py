@@ -43,8 +43,8 @@ from google.protobuf.message import Message
 from costmesh.config import Env
 from costmesh.errors import ConfigError, ServiceUnauthenticated
 from costmesh.rpc.mesh_secret import read_secret
-from costmesh.rpc.settings import DEFAULT_MESH_TOKEN_TTL_S, ServerSettings
 from costmesh.rpc.tenancy import TenantFields, acting_tenant, call_tenant
+from costmesh.server_settings import DEFAULT_MESH_TOKEN_TTL_S, ServerSettings
 
 log = structlog.get_logger()
 

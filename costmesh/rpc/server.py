@@ -41,9 +41,9 @@ from costmesh.observability.tracing import build_tracer_provider, traced_call
 from costmesh.rpc.channels import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES, peer_channel  # noqa: F401 (re-exported)
 from costmesh.rpc.interceptors import CallInterceptor
 from costmesh.rpc.mesh_auth import MeshAuth
-from costmesh.rpc.settings import ServerSettings
 from costmesh.rpc.tls import EdgeTls
 from costmesh.rpc.workers import Workers
+from costmesh.server_settings import ServerSettings
 
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
@@ -80,15 +80,19 @@ class Runtime:
 
     service: str
     env: Env
-    settings: ServerSettings
     tracer_provider: TracerProvider
     log: Any
     metrics: Metrics | None = None
     mesh_auth: MeshAuth = field(default_factory=lambda: MeshAuth(None))
     edge_tls: EdgeTls | None = None  # a public service's TLS (its HTTP port uses it too)
+    settings: ServerSettings = None  # type: ignore[assignment]  # read from `env` when not given
     _health: health.aio.HealthServicer | None = None
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
     _full_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            self.settings = ServerSettings.load(self.env)
 
     def channel(self, address: str, *, own_connections: bool = False) -> grpc.aio.Channel:
         """A channel to another service, traced (W3C context in metadata). Closed on shutdown.
@@ -199,7 +203,7 @@ async def start_service(
     mesh_auth = MeshAuth.from_settings(settings, spec.name)  # fails at start without the mesh secret
     metrics = build_metrics(spec.name, settings, meter_provider=meter_provider, port=metrics_port)
     edge_tls = EdgeTls.from_env(env) if spec.public else None  # fails at start on a bad setting
-    runtime = Runtime(spec.name, env, settings, tracer_provider, log, metrics, mesh_auth, edge_tls)
+    runtime = Runtime(spec.name, env, tracer_provider, log, metrics, mesh_auth, edge_tls, settings)
     host = host or settings.host
     try:
         credentials = edge_tls.grpc_credentials(host) if edge_tls is not None else None

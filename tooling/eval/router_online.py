@@ -46,7 +46,6 @@ async def evaluate_online(records: list[BookRecord], scores: np.ndarray, thresho
     from redis.asyncio import Redis
 
     from costmesh.catalog import load_catalog
-    from costmesh.config import Env
     from costmesh.domain import Usage
     from costmesh.gateway.routing_quality import RoutingLedger, RoutingQualitySettings, TenantPolicy
     from costmesh.pricing import cost_of
@@ -59,11 +58,9 @@ async def evaluate_online(records: list[BookRecord], scores: np.ndarray, thresho
 
     run_id = uuid.uuid4().hex[:10]
     tenant = f"eval-online-{run_id}"
-    settings = RoutingQualitySettings.from_env(Env({**os.environ, **(env or {})}))
-    settings = RoutingQualitySettings(
-        target=settings.target, min_verdicts=settings.min_verdicts, step=settings.step,
-        max_offset=settings.max_offset, recalibrate=settings.recalibrate, max_rows=0, refresh_s=0.05,
-        prefix=f"costmesh-eval-{run_id}", policies={tenant: TenantPolicy(shadow_rate=shadow_rate)})
+    settings = RoutingQualitySettings.load({**os.environ, **(env or {})}).model_copy(update=dict(
+        max_rows=0, refresh_s=0.05, prefix=f"costmesh-eval-{run_id}",
+        policies={tenant: TenantPolicy(shadow_rate=shadow_rate)}))
     premium = load_catalog(os.environ.get("COSTMESH_CATALOG")).premium
     rng = random.Random(seed)
     order = list(range(len(records)))
