@@ -37,6 +37,7 @@ lint: venv tools
 	LINT_IMPORTS=$(abspath $(VENV))/bin/lint-imports bash scripts/lint_imports.sh
 	node_modules/.bin/buf lint
 	BUF=node_modules/.bin/buf bash scripts/buf_breaking.sh
+	$(VENV)/bin/costmesh settings-doc --check
 
 test-main: venv tools
 	$(PY) -m pytest -q --ignore=tests/inference

@@ -38,8 +38,10 @@ class GatewayConfig(Settings):
                                       "`costmesh serve --keys-file`: created when missing, kept across restarts)")
     records_dir: str | None = Field(None, description="keep one cost record per request there (unset: none); "
                                     "the dashboard's spend is read from it")
-    redis_url: str | None = Field(None, validation_alias="REDIS_URL", description="the tenant limits, feedback "
-                                  "and routing checks are kept there (unset: limits not enforced)")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL", description="any Redis with the query "
+                                  "engine (Redis 8, Redis Stack): the cache keeps its entries there and the batches "
+                                  "service its jobs (both required); the gateway its tenant limits, feedback and "
+                                  "routing checks (unset: limits not enforced)")
     log_content: bool = Field(False, description="`true` logs prompt and answer text")
     metrics_max_tenants: int = Field(DEFAULT_MAX_TENANTS, ge=1, description="tenant label values per replica on "
                                      "the metrics; later ones count as `other`")
