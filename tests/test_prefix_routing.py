@@ -136,8 +136,8 @@ def test_dead_replica_is_skipped_and_brought_back():
 
 
 def test_routing_settings_from_env():
-    assert RoutingSettings.from_env(Env({})).mode == "round_robin"
-    s = RoutingSettings.from_env(Env({
+    assert RoutingSettings.load(Env({})).mode == "round_robin"
+    s = RoutingSettings.load(Env({
         "COSTMESH_INFERENCE_TOKENIZER": "/models/x", "COSTMESH_INFERENCE_BLOCK_SIZE": "32",
         "COSTMESH_INFERENCE_MAX_IN_FLIGHT": "3", "PYTHONHASHSEED": "7",
     }))
@@ -150,7 +150,7 @@ def test_routing_settings_from_env():
         ({"COSTMESH_INFERENCE_PREFIX_MAX_BLOCKS": "-1"}, "COSTMESH_INFERENCE_PREFIX_MAX_BLOCKS"),
     ):
         with pytest.raises(errors.ConfigError, match=field):
-            RoutingSettings.from_env(Env(env))
+            RoutingSettings.load(Env(env))
     assert isinstance(build_picker(["a:1"], RoutingSettings()), RoundRobinPicker)
     with pytest.raises(errors.ConfigError, match="COSTMESH_INFERENCE_TOKENIZER"):
-        build_picker(["a:1"], RoutingSettings(mode="prefix", tokenizer="/does/not/exist"))
+        build_picker(["a:1"], RoutingSettings(routing="prefix", tokenizer="/does/not/exist"))

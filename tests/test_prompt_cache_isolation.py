@@ -94,9 +94,9 @@ def test_batch_requests_carry_the_scope_block_with_their_breakpoints():
 
 def test_isolation_is_on_unless_turned_off():
     env = {"COSTMESH_SIMULATOR_URL": "http://127.0.0.1:1"}
-    assert ProvidersConfig.from_env(Env(env)).prompt_cache_isolation
+    assert ProvidersConfig.from_env(Env(env)).tenant_isolation
     off = ProvidersConfig.from_env(Env({**env, "COSTMESH_PROMPT_CACHE_ISOLATION": "off"}))
-    assert not off.prompt_cache_isolation
+    assert not off.tenant_isolation
     with pytest.raises(ConfigError, match="COSTMESH_PROMPT_CACHE_ISOLATION"):
         ProvidersConfig.from_env(Env({**env, "COSTMESH_PROMPT_CACHE_ISOLATION": "maybe"}))
     adapters = build_adapters(ProvidersConfig.from_env(Env(env)), channel=lambda address: None)

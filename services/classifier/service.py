@@ -1,19 +1,16 @@
-"""Wiring of the classifier service.
+"""Wiring of the classifier service (its settings: `settings.ClassifierSettings`).
 
-Env: COSTMESH_CLASSIFIER_STRATEGY (default "learned" when the router artifact loads, else
-"rules"), COSTMESH_ROUTER_ARTIFACT (the trained router, default the packaged
-`costmesh/routing/artifacts/router-v1.npz`; re-read when the file changes),
-COSTMESH_ROUTER_ARTIFACT_CHECK_S (2: how often the artifact file's mtime is checked),
-COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER (default: true when `learned` is the default; loads MiniLM
-in the background at start, for requests without the cache's embedding; until it is loaded
-such requests are answered by `rules`, with the signal "embedder_loading").
+The default strategy is `learned` when the router artifact loads (re-read when the file
+changes), else `rules`. With `learned` the default, the embedding model loads in the background
+at start, for requests without the cache's embedding; until it is loaded such requests are
+answered by `rules`, with the signal "embedder_loading".
 """
 
 from __future__ import annotations
 
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.errors import ConfigError
-from costmesh.model_files import model_backend, torch_threads
+from costmesh.model_files import ModelSettings
 from costmesh.routing.artifact import DEFAULT_ARTIFACT
 from costmesh.routing.scorer import ArtifactSource
 from costmesh.rpc.server import Mounted, Runtime, Servicer, ServiceSpec
@@ -23,6 +20,7 @@ from .lazy_embedder import LazyEmbedder
 from .learned import LearnedStrategy
 from .rules import RulesStrategy
 from .servicer import ClassifierServicer
+from .settings import ClassifierSettings
 from .strategy import Classifier, Strategy
 
 FULL_NAME = classifier_pb2.DESCRIPTOR.services_by_name["ClassifierService"].full_name
@@ -61,23 +59,25 @@ def _embedder_factory(model_id: str, threads: int = 0, backend: str = "onnx"):
 
 
 async def mount(runtime: Runtime) -> Mounted:
-    env = runtime.env
-    artifact_path = env.str("COSTMESH_ROUTER_ARTIFACT", str(DEFAULT_ARTIFACT))
+    settings = ClassifierSettings.load(runtime.env)
+    models = ModelSettings.load(runtime.env)
+    artifact_path = settings.artifact or str(DEFAULT_ARTIFACT)
     source = None
     try:
-        source = ArtifactSource(artifact_path, check_every_s=env.float("COSTMESH_ROUTER_ARTIFACT_CHECK_S", 2.0))
+        source = ArtifactSource(artifact_path, check_every_s=settings.artifact_check_s)
     except ConfigError as exc:
         runtime.log.warning("router artifact not loaded; the learned strategy is off", error=str(exc))
-    default = env.str("COSTMESH_CLASSIFIER_STRATEGY", "learned" if source is not None else "rules")
+    default = settings.strategy or ("learned" if source is not None else "rules")
     embedder = None
     if source is not None:
         artifact = source.current()
-        factory = _embedder_factory(artifact.embedding_model, torch_threads(env), model_backend(env))
+        factory = _embedder_factory(artifact.embedding_model, models.torch_threads, models.model_backend)
         embedder = LazyEmbedder(factory, artifact.embedding_model, artifact.embedding_dims)
-        if env.bool("COSTMESH_CLASSIFIER_PRELOAD_EMBEDDER", default == "learned"):
+        preload = settings.preload_embedder
+        if preload if preload is not None else default == "learned":
             embedder.preload()
     classifier = Classifier(build_strategies(source), default=default, embedder=embedder,
-                            max_inflight=env.int("COSTMESH_CLASSIFIER_MAX_INFLIGHT", 64))
+                            max_inflight=settings.max_inflight)
     get_counter()  # load the tokenizer (about a second) before serving, not on the first request
     runtime.log.info("classifier ready", default_strategy=default, strategies=classifier.names,
                      artifact=artifact_path if source else None)

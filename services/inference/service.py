@@ -20,7 +20,8 @@ FULL_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_n
 
 
 async def mount(runtime: Runtime) -> Mounted:
-    settings = EngineSettings.from_env(runtime.env)  # missing or malformed config fails here, at start
+    settings = EngineSettings.load(runtime.env)  # missing or malformed config fails here, at start
+    settings.require("model")
     slot = EngineSlot(runtime.log)
 
     async def ready() -> None:

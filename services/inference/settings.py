@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from costmesh.config import Env
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
 from costmesh.errors import ConfigError
+from costmesh.settings import Settings
 
 GIB = 1024**3
 
@@ -25,15 +27,22 @@ GIB = 1024**3
 CPU_DEFAULTS: dict[str, Any] = {"kv_cache_memory_bytes": 2 * GIB}
 
 
-@dataclass(frozen=True)
-class EngineSettings:
-    model: str
-    engine_args: dict[str, Any] = field(default_factory=dict)
+class EngineSettings(Settings):
+    """The vLLM engine the inference service runs (`COSTMESH_VLLM_*`)."""
 
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_VLLM_")
+    used_by: ClassVar[str] = "inference"
+
+    model: str | None = Field(None, description="the served model: a local model directory or a hub id (required)")
+    args: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict, description='extra vLLM `AsyncEngineArgs`, a JSON object (`{"max_model_len": 4096, '
+        '"block_size": 32}`) or vLLM CLI style (`--max-model-len 4096 --block-size 32 --enforce-eager`); automatic '
+        "prefix caching is on unless `enable_prefix_caching: false` is given")
+
+    @field_validator("args", mode="before")
     @classmethod
-    def from_env(cls, env: Env) -> "EngineSettings":
-        model = env.str("COSTMESH_VLLM_MODEL")
-        return cls(model=model, engine_args=parse_engine_args(env.optional("COSTMESH_VLLM_ARGS")))
+    def _parse(cls, value: object) -> object:
+        return parse_engine_args(value) if isinstance(value, str) else value
 
     def resolved_args(self, *, on_cpu: bool, cpu_kv_env_set: bool) -> dict[str, Any]:
         """The keyword arguments for `AsyncEngineArgs`: defaults, then the operator's, then the fixed ones."""
@@ -42,11 +51,11 @@ class EngineSettings:
             args.update(CPU_DEFAULTS)
             if cpu_kv_env_set:  # VLLM_CPU_KVCACHE_SPACE wins over our default
                 args.pop("kv_cache_memory_bytes")
-        args.update(self.engine_args)
+        args.update(self.args)
         if args.get("disable_log_stats"):
             raise ConfigError("COSTMESH_VLLM_ARGS: disable_log_stats would blind GetStats")
         prefix_caching = args.get("enable_prefix_caching") is not False
-        args.update(model=self.model, enable_prefix_caching=prefix_caching, disable_log_stats=False)
+        args.update(model=self.require("model"), enable_prefix_caching=prefix_caching, disable_log_stats=False)
         return args
 
 

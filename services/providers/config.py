@@ -1,11 +1,13 @@
-"""Which upstreams the providers service talks to, from the environment."""
+"""Which upstreams the providers service talks to (`ProvidersConfig`), from the environment."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import grpc
+from pydantic import Field, field_validator
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
@@ -16,6 +18,7 @@ from costmesh.services.providers.openai_adapter import OpenAIAdapter
 from costmesh.services.providers.prefix_routing.factory import build_picker
 from costmesh.services.providers.prefix_routing.settings import RoutingSettings
 from costmesh.services.providers.vllm_adapter import VLLMAdapter
+from costmesh.settings import CommaList, Settings, SkipEnv, split_commas
 
 SIMULATOR_API_KEY = "costmesh-simulator"
 BREAKPOINT_POLICIES: dict[str, type] = {"auto": AutoBreakpoints, "client": ClientBreakpoints}
@@ -30,55 +33,82 @@ class Upstream:
     base_url: str | None
 
 
-@dataclass(frozen=True)
-class ProvidersConfig:
-    anthropic: Upstream | None
-    openai: Upstream | None
-    inference_addrs: tuple[str, ...]
-    timeout_s: float
-    simulator_url: str | None = None
-    breakpoints: str = "auto"  # COSTMESH_PROMPT_CACHING: auto (placed by costmesh) | client (the client's only)
-    routing: RoutingSettings | None = None  # how the vLLM adapter spreads requests over replicas
-    # COSTMESH_PROMPT_CACHE_ISOLATION: tenant (default): no tenant reads another's Anthropic prompt-cache
-    # entries (`anthropic_content.tenant_scoped`); off: tenants sending the same prefix share them.
-    prompt_cache_isolation: bool = True
+class ProvidersConfig(Settings):
+    """The providers service's settings. COSTMESH_SIMULATOR_URL points both SDKs at the simulator;
+    otherwise each key enables its provider. How the vLLM adapter spreads requests: `routing`."""
+
+    used_by: ClassVar[str] = "providers"
+
+    simulator_url: str | None = Field(None, description="send both SDKs to the simulator (their keys default "
+                                      "to the simulator's)")
+    anthropic_api_key: str | None = Field(None, validation_alias="ANTHROPIC_API_KEY",
+                                          description="real upstreams: the key enables Anthropic")
+    anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL",
+                                           description="Anthropic's base URL (default: the SDK's)")
+    openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY",
+                                       description="real upstreams: the key enables OpenAI")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL",
+                                        description="OpenAI's base URL (default: the SDK's)")
+    inference_addrs: CommaList = Field((), description="vLLM inference replicas, comma-separated")
+    provider_timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0.0, description="deadline of one upstream call")
+    prompt_caching: Literal["auto", "client"] = Field(
+        "auto", description="Anthropic prompt-cache breakpoints: `auto` (placed by costmesh) or `client` (the "
+        "client's only)")
+    prompt_cache_isolation: Literal["tenant", "off"] = Field(
+        "tenant", description="`tenant` (default): no tenant reads another's Anthropic prompt-cache entries (a "
+        "scope block first in each system prompt, ~15 tokens); `off`: tenants share them")
+    # How the vLLM adapter spreads requests over replicas (COSTMESH_INFERENCE_*)
+    routing: SkipEnv[RoutingSettings] = Field(default_factory=RoutingSettings)
+
+    @field_validator("inference_addrs", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_commas(value)
+
+    @field_validator("simulator_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("prompt_cache_isolation", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @classmethod
-    def from_env(cls, env: Env) -> "ProvidersConfig":
-        """COSTMESH_SIMULATOR_URL points both SDKs at the simulator; otherwise each key enables its provider."""
-        simulator = env.optional("COSTMESH_SIMULATOR_URL")
-        if simulator:
-            simulator = simulator.rstrip("/")
-            anthropic = Upstream(env.str("ANTHROPIC_API_KEY", SIMULATOR_API_KEY), simulator)
-            openai = Upstream(env.str("OPENAI_API_KEY", SIMULATOR_API_KEY), simulator + "/v1")
-        else:
-            anthropic = _keyed(env, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
-            openai = _keyed(env, "OPENAI_API_KEY", "OPENAI_BASE_URL")
-        config = cls(
-            anthropic=anthropic,
-            openai=openai,
-            inference_addrs=tuple(env.list("COSTMESH_INFERENCE_ADDRS")),
-            timeout_s=env.float("COSTMESH_PROVIDER_TIMEOUT_S", DEFAULT_TIMEOUT_S),
-            simulator_url=simulator,
-            breakpoints=env.str("COSTMESH_PROMPT_CACHING", "auto"),
-            routing=RoutingSettings.from_env(env),
-            prompt_cache_isolation=_isolation(env),
-        )
-        if config.breakpoints not in BREAKPOINT_POLICIES:
-            raise ConfigError(
-                f"COSTMESH_PROMPT_CACHING must be one of {sorted(BREAKPOINT_POLICIES)}, got {config.breakpoints!r}"
-            )
+    def from_env(cls, env: Env | Mapping[str, str] | None = None) -> ProvidersConfig:
+        """The settings with their routing, failing at start when no upstream is configured."""
+        config = cls.load(env).model_copy(update={"routing": RoutingSettings.load(env)})
         if not config.enabled:
             raise ConfigError(
                 "providers: no upstream configured; set ANTHROPIC_API_KEY and/or OPENAI_API_KEY for the real "
                 "providers, COSTMESH_SIMULATOR_URL for the simulator, or COSTMESH_INFERENCE_ADDRS for self-hosted vLLM"
             )
-        if config.timeout_s <= 0:
-            raise ConfigError("COSTMESH_PROVIDER_TIMEOUT_S must be positive")
         return config
 
+    @property
+    def anthropic(self) -> Upstream | None:
+        if self.simulator_url:
+            return Upstream(self.anthropic_api_key or SIMULATOR_API_KEY, self.simulator_url)
+        return Upstream(self.anthropic_api_key, self.anthropic_base_url) if self.anthropic_api_key else None
+
+    @property
+    def openai(self) -> Upstream | None:
+        if self.simulator_url:
+            return Upstream(self.openai_api_key or SIMULATOR_API_KEY, self.simulator_url + "/v1")
+        return Upstream(self.openai_api_key, self.openai_base_url) if self.openai_api_key else None
+
+    @property
+    def timeout_s(self) -> float:
+        return self.provider_timeout_s
+
+    @property
+    def tenant_isolation(self) -> bool:
+        """No tenant reads another's Anthropic prompt-cache entries (`anthropic_content.tenant_scoped`)."""
+        return self.prompt_cache_isolation == "tenant"
+
     def breakpoint_policy(self) -> BreakpointPolicy:
-        return BREAKPOINT_POLICIES[self.breakpoints]()
+        return BREAKPOINT_POLICIES[self.prompt_caching]()
 
     @property
     def enabled(self) -> tuple[str, ...]:
@@ -92,18 +122,6 @@ class ProvidersConfig:
         return tuple(names)
 
 
-def _isolation(env: Env) -> bool:
-    value = env.str("COSTMESH_PROMPT_CACHE_ISOLATION", "tenant").lower()
-    if value not in ("tenant", "off"):
-        raise ConfigError(f"COSTMESH_PROMPT_CACHE_ISOLATION must be 'tenant' or 'off', got {value!r}")
-    return value == "tenant"
-
-
-def _keyed(env: Env, key_var: str, url_var: str) -> Upstream | None:
-    key = env.optional(key_var)
-    return Upstream(key, env.optional(url_var)) if key else None
-
-
 def build_adapters(
     config: ProvidersConfig, channel: Callable[[str], grpc.aio.Channel]
 ) -> dict[str, ProviderAdapter]:
@@ -115,14 +133,14 @@ def build_adapters(
             base_url=config.anthropic.base_url,
             timeout_s=config.timeout_s,
             breakpoints=config.breakpoint_policy(),
-            tenant_isolation=config.prompt_cache_isolation,
+            tenant_isolation=config.tenant_isolation,
         )
     if config.openai:
         adapters["openai"] = OpenAIAdapter.connect(
             api_key=config.openai.api_key, base_url=config.openai.base_url, timeout_s=config.timeout_s
         )
     if config.inference_addrs:
-        routing = config.routing or RoutingSettings()
+        routing = config.routing
         adapters["vllm"] = VLLMAdapter(
             build_picker(config.inference_addrs, routing), channel, health_interval_s=routing.health_interval_s
         )

@@ -16,7 +16,7 @@ FULL_NAME = provider_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_nam
 
 async def mount(runtime: Runtime) -> Mounted:
     config = ProvidersConfig.from_env(runtime.env)
-    catalog = load_catalog(runtime.env.optional("COSTMESH_CATALOG"))
+    catalog = load_catalog(runtime.settings.catalog)
     adapters = build_adapters(config, runtime.channel)
     registry = AdapterRegistry(catalog, adapters)
     batches = BatchRegistry.from_adapters(catalog, adapters)  # the batch APIs, over the adapters' SDK clients

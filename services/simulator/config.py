@@ -1,86 +1,87 @@
-"""Simulator configuration: one frozen dataclass, read from the environment or given in code."""
+"""Simulator configuration: one settings class, read from the environment or given in code."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
+from costmesh.settings import CommaList, Settings, split_commas
 
 BOOK_GLOB = "*_routing_*.jsonl.gz"
 
 
-@dataclass(frozen=True)
-class SimulatorConfig:
-    """Everything the simulator can be told. Env names are in `from_env`."""
+class SimulatorConfig(Settings):
+    """Everything the simulator can be told (`SIM_*`, and the mesh's data dir, catalog and log level)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8089
-    latency_ms: float = 0.0  # before the first token
-    ms_per_output_token: float = 0.0
-    books: tuple[str, ...] | None = None  # None: every routing book under data_dir
-    data_dir: str | None = None  # None: <repo root>/../shared/data
-    catalog_path: str | None = None  # None: $COSTMESH_CATALOG or the packaged catalog
-    fault_429_rate: float = 0.0
-    fault_500_rate: float = 0.0
-    fault_503_rate: float = 0.0
-    fault_529_rate: float = 0.0
-    retry_after_s: float = 1.0  # the retry-after a 429 carries unless x-sim-retry-after says otherwise
-    timeout_fault_s: float = 300.0  # how long a "timeout" fault holds the request before a 504
-    seed: int = 0
-    openai_cache_ttl_s: float = 600.0  # OpenAI in-memory prefix retention, refreshed on use
-    batch_latency_s: float = 0.0  # how long a batch takes before it ends (>= 24h: it expires instead)
-    require_auth: bool = True
-    shutdown_timeout_s: float = 5.0
-    log_level: str = "info"
+    model_config = SettingsConfigDict(env_prefix="SIM_")
+    used_by: ClassVar[str] = "simulator"
+
+    host: str = Field("127.0.0.1", min_length=1, description="the simulator's listen address")
+    port: int = Field(8089, ge=0, le=65535, description="the simulator's listen port (0: a free one)")
+    latency_ms: float = Field(0.0, ge=0.0, description="the simulator's latency before the first token")
+    ms_per_output_token: float = Field(0.0, ge=0.0, description="the simulator's latency per output token")
+    books: CommaList | None = Field(None, description="the routing books the simulator answers from, "
+                                    "comma-separated (default: every routing book under `COSTMESH_DATA_DIR`)")
+    data_dir: str | None = Field(None, validation_alias="COSTMESH_DATA_DIR",
+                                 description="where the simulator finds its routing books (default: "
+                                 "`../shared/data` beside the repository)")
+    catalog_path: str | None = Field(None, validation_alias="COSTMESH_CATALOG",
+                                     description="the model catalog file (default: the packaged one)")
+    fault_429_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of simulator calls answered 429")
+    fault_500_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of simulator calls answered 500")
+    fault_503_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of simulator calls answered 503")
+    fault_529_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of simulator calls answered 529 "
+                                  "(Anthropic's overloaded)")
+    retry_after_s: float = Field(1.0, ge=0.0, description="the retry-after a simulated 429 carries (unless "
+                                 "`x-sim-retry-after` says otherwise)")
+    timeout_fault_s: float = Field(300.0, ge=0.0, description="how long a simulated timeout holds the request "
+                                   "before a 504")
+    seed: int = Field(0, description="the seed of the simulator's random faults")
+    openai_cache_ttl_s: float = Field(600.0, ge=0.0, description="the simulator's OpenAI in-memory prefix "
+                                      "retention, refreshed on use")
+    batch_latency_s: float = Field(0.0, ge=0.0, description="how long a simulated batch takes before it ends "
+                                   "(24 h or more: it expires instead)")
+    require_auth: bool = Field(True, description="the simulator refuses calls without an API key")
+    shutdown_timeout_s: float = Field(5.0, ge=0.0, description="on SIGTERM, the simulator's calls in flight "
+                                      "finish within this")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", validation_alias="COSTMESH_LOG_LEVEL", description="log level")
+
+    @field_validator("books", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return split_commas(value) or None  # only commas: as unset
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, env: Env | Mapping[str, str] | None = None) -> SimulatorConfig:
-        env = env if isinstance(env, Env) else Env(env)
-        books = env.list("SIM_BOOKS")
-        return cls(
-            host=env.str("SIM_HOST", cls.host),
-            port=env.int("SIM_PORT", cls.port),
-            latency_ms=env.float("SIM_LATENCY_MS", cls.latency_ms),
-            ms_per_output_token=env.float("SIM_MS_PER_OUTPUT_TOKEN", cls.ms_per_output_token),
-            books=tuple(books) if books else None,
-            data_dir=env.optional("COSTMESH_DATA_DIR"),
-            catalog_path=env.optional("COSTMESH_CATALOG"),
-            fault_429_rate=env.float("SIM_FAULT_429_RATE", 0.0),
-            fault_500_rate=env.float("SIM_FAULT_500_RATE", 0.0),
-            fault_503_rate=env.float("SIM_FAULT_503_RATE", 0.0),
-            fault_529_rate=env.float("SIM_FAULT_529_RATE", 0.0),
-            retry_after_s=env.float("SIM_RETRY_AFTER_S", cls.retry_after_s),
-            timeout_fault_s=env.float("SIM_TIMEOUT_FAULT_S", cls.timeout_fault_s),
-            seed=env.int("SIM_SEED", cls.seed),
-            openai_cache_ttl_s=env.float("SIM_OPENAI_CACHE_TTL_S", cls.openai_cache_ttl_s),
-            batch_latency_s=env.float("SIM_BATCH_LATENCY_S", cls.batch_latency_s),
-            require_auth=env.bool("SIM_REQUIRE_AUTH", cls.require_auth),
-            shutdown_timeout_s=env.float("SIM_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s),
-            log_level=env.str("COSTMESH_LOG_LEVEL", cls.log_level),
-        ).validated()
+        return cls.load(env)
 
     def with_overrides(self, **overrides: Any) -> SimulatorConfig:
-        names = {f.name for f in dataclasses.fields(self)}
+        """These settings with some fields given in code (validated as the environment's are)."""
+        names = set(type(self).model_fields)
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ConfigError(f"unknown simulator config fields {unknown}; known: {sorted(names)}")
-        if isinstance(overrides.get("books"), (list, str)):
-            books = overrides["books"]
-            overrides["books"] = (books,) if isinstance(books, str) else tuple(books)
-        return dataclasses.replace(self, **overrides).validated()
-
-    def validated(self) -> SimulatorConfig:
-        for name in ("fault_429_rate", "fault_500_rate", "fault_503_rate", "fault_529_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"simulator {name} must be within [0, 1], got {getattr(self, name)}")
-        if self.latency_ms < 0 or self.ms_per_output_token < 0 or self.batch_latency_s < 0:
-            raise ConfigError("simulator latencies must not be negative")
-        return self
+        if isinstance(overrides.get("books"), str):
+            overrides["books"] = (overrides["books"],)
+        try:
+            return type(self)(**{**self.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"simulator config: {problems}") from None
 
     def book_paths(self) -> list[Path]:
         """The books to load: `books` if given, else every routing book in the data dir (none if it is missing)."""

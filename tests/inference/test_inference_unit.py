@@ -51,22 +51,21 @@ def test_malformed_engine_args_are_config_errors(raw):
 
 def test_settings_require_a_model_and_enable_prefix_caching_by_default():
     with pytest.raises(ConfigError, match="COSTMESH_VLLM_MODEL"):
-        EngineSettings.from_env(Env({}))
-    settings = EngineSettings.from_env(Env({"COSTMESH_VLLM_MODEL": "/m", "COSTMESH_VLLM_ARGS": "--block-size 16"}))
+        EngineSettings.load(Env({})).require("model")
+    settings = EngineSettings.load(Env({"COSTMESH_VLLM_MODEL": "/m", "COSTMESH_VLLM_ARGS": "--block-size 16"}))
     args = settings.resolved_args(on_cpu=True, cpu_kv_env_set=False)
     assert args == {**CPU_DEFAULTS, "block_size": 16, "model": "/m", "enable_prefix_caching": True,
                     "disable_log_stats": False}
     assert "kv_cache_memory_bytes" not in settings.resolved_args(on_cpu=True, cpu_kv_env_set=True)
     assert "kv_cache_memory_bytes" not in settings.resolved_args(on_cpu=False, cpu_kv_env_set=False)
-    own = EngineSettings("/m", {"kv_cache_memory_bytes": 123})
+    own = EngineSettings(model="/m", args={"kv_cache_memory_bytes": 123})
     assert own.resolved_args(on_cpu=True, cpu_kv_env_set=False)["kv_cache_memory_bytes"] == 123
     with pytest.raises(ConfigError, match="disable_log_stats"):
-        EngineSettings("/m", {"disable_log_stats": True}).resolved_args(on_cpu=False, cpu_kv_env_set=False)
+        EngineSettings(model="/m", args={"disable_log_stats": True}).resolved_args(on_cpu=False, cpu_kv_env_set=False)
     # Only an explicit `false` turns prefix caching off (the benchmark's baseline).
     for given, on in (({"enable_prefix_caching": False}, False), ({"enable_prefix_caching": None}, True)):
-        assert (
-            EngineSettings("/m", given).resolved_args(on_cpu=False, cpu_kv_env_set=False)["enable_prefix_caching"] is on
-        )
+        settings = EngineSettings(model="/m", args=given)
+        assert settings.resolved_args(on_cpu=False, cpu_kv_env_set=False)["enable_prefix_caching"] is on
 
 
 def _scheduler_stats(running, waiting, usage, queries, hits, skipped=0):

@@ -11,14 +11,13 @@ from costmesh.services.providers.replica_picker import ReplicaPicker, RoundRobin
 
 def build_picker(replicas: tuple[str, ...] | list[str], settings: RoutingSettings | None) -> ReplicaPicker:
     settings = settings or RoutingSettings()
-    settings.validate()
     if settings.mode == "round_robin":
         return RoundRobinPicker(replicas)
-    assert settings.tokenizer is not None  # validate() checked
+    assert settings.tokenizer is not None  # the settings' validator checked
     return PrefixAwarePicker(
         replicas,
         ChatTokenizer.load(settings.tokenizer),
         BlockHasher(settings.block_size, settings.hash_algo, settings.hash_seed),
-        max_blocks=settings.max_blocks,
+        max_blocks=settings.prefix_max_blocks,
         max_in_flight=settings.max_in_flight,
     )
