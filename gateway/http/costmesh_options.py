@@ -1,79 +1,110 @@
 """What both HTTP APIs share beyond their own formats: the `model` (`auto` or a catalog model),
-costmesh's request options (the body's `costmesh` object) and costmesh's extras in a reply
-(the response's `costmesh` object and the `x-costmesh-*` headers).
+costmesh's request options (the body's `costmesh` object, `CostmeshOptions`) and costmesh's extras
+in a reply (the response's `costmesh` object and the `x-costmesh-*` headers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationError
 
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.catalog import Catalog, Tier
 from costmesh.convert import with_micro_usd, with_rounded_usd
 from costmesh.errors import InvalidRequest
-from costmesh.gateway.http.json_body import INT32_MAX, boolean, integer, key_name
+from costmesh.gateway.http.json_body import INT32_MAX
+from costmesh.gateway.http.request_model import Closed, fail, integer, invalid_request, or_empty, says
 from costmesh.vocabulary import TIER_NAMES, cache_status_name, tier_name
 
 AUTO_MODEL = "auto"  # let costmesh pick: cache, classifier, cascade
 MAX_MODEL_CHARS = 128
-OPTIONS = frozenset({"cache", "routing", "session_id", "request_id"})
-CACHE_OPTIONS = frozenset({"bypass", "ttl_seconds", "tags", "session_scoped", "semantic_tool_answers"})
-ROUTING_OPTIONS = frozenset({"min_tier", "max_tier"})
 CACHE_STATUS = {value: cache_status_name(value) for value in gw.CacheStatus.values() if value}
+# What an unknown key of the options is, by the path of the object it is in.
+UNKNOWN_OPTION = {"costmesh": "unknown option", "costmesh.cache": "unknown option",
+                  "costmesh.routing": "unknown option; pin a model with `model`"}
+
+
+Seconds = integer(0, INT32_MAX, "must be a whole number of seconds")
+
+
+def _tier(value: Any) -> Tier | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.upper() not in Tier.__members__:
+        fail(f"one of {list(TIER_NAMES)}")
+    return Tier[value.upper()]
+
+
+TierName = Annotated[Tier | None, BeforeValidator(_tier)]  # `simple`, case insensitive
+
+
+class CacheOptions(Closed):
+    bypass: bool = False
+    session_scoped: bool = False
+    semantic_tool_answers: bool = False
+    ttl_seconds: Seconds = 0
+    tags: Annotated[list[str], says("expected an array of strings", anywhere=True)] = []
+
+
+class RoutingOptions(Closed):
+    min_tier: TierName = None
+    max_tier: TierName = None
+
+
+class CostmeshOptions(Closed):
+    """The body's `costmesh` object (with the OpenAI SDK: `extra_body={"costmesh": {...}}`)."""
+
+    session_id: str = ""
+    request_id: str = ""
+    cache: Annotated[CacheOptions, BeforeValidator(or_empty)] = CacheOptions()
+    routing: Annotated[RoutingOptions, BeforeValidator(or_empty)] = RoutingOptions()
+
+    def apply(self, request: gw.CompleteRequest) -> None:
+        request.session_id = self.session_id
+        request.request_id = self.request_id
+        cache = self.cache
+        request.cache.bypass = cache.bypass
+        request.cache.session_scoped = cache.session_scoped
+        request.cache.semantic_tool_answers = cache.semantic_tool_answers
+        request.cache.ttl_seconds = cache.ttl_seconds
+        request.cache.tags.extend(cache.tags)
+        if self.routing.min_tier is not None:
+            request.routing.min_tier = int(self.routing.min_tier)
+        if self.routing.max_tier is not None:
+            request.routing.max_tier = int(self.routing.max_tier)
+
+
+def model_error(model: Any, catalog: Catalog) -> str | None:
+    """What is wrong with the body's `model` (`auto`, or a catalog model), or None."""
+    if not isinstance(model, str) or not model.strip():
+        return "required; use 'auto' to let costmesh choose, or a model of GET /v1/models"
+    if len(model) > MAX_MODEL_CHARS:
+        return f"longer than {MAX_MODEL_CHARS} characters; see GET /v1/models"
+    if model != AUTO_MODEL and model not in catalog.models:
+        return f"{model!r} is not served here; see GET /v1/models"
+    return None
 
 
 def route_model(model: Any, catalog: Catalog, request: gw.CompleteRequest) -> str:
     """The body's `model`: `auto`, or a catalog model that pins the route."""
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("model: required; use 'auto' to let costmesh choose, or a model of GET /v1/models")
-    if len(model) > MAX_MODEL_CHARS:
-        raise InvalidRequest(f"model: longer than {MAX_MODEL_CHARS} characters; see GET /v1/models")
+    problem = model_error(model, catalog)
+    if problem:
+        raise InvalidRequest(f"model: {problem}")
     if model != AUTO_MODEL:
-        if model not in catalog.models:
-            raise InvalidRequest(f"model: {model!r} is not served here; see GET /v1/models")
         request.routing.model = model
     return model
 
 
 def apply_options(raw: Any, request: gw.CompleteRequest) -> None:
-    """The body's `costmesh` object onto the request."""
+    """The body's `costmesh` object onto the request (none: nothing to apply)."""
     if raw is None:
         return
-    if not isinstance(raw, Mapping):
-        raise InvalidRequest("costmesh: expected an object")
-    for key in sorted(set(raw) - OPTIONS):
-        raise InvalidRequest(f"costmesh.{key_name(key)}: unknown option")
-    for key in ("session_id", "request_id"):
-        if key in raw:
-            if not isinstance(raw[key], str):
-                raise InvalidRequest(f"costmesh.{key}: expected a string")
-            setattr(request, key, raw[key])
-    cache = raw.get("cache") or {}
-    if not isinstance(cache, Mapping):
-        raise InvalidRequest("costmesh.cache: expected an object")
-    for key in sorted(set(cache) - CACHE_OPTIONS):
-        raise InvalidRequest(f"costmesh.cache.{key_name(key)}: unknown option")
-    for key in ("bypass", "session_scoped", "semantic_tool_answers"):
-        setattr(request.cache, key, boolean(cache.get(key, False), f"costmesh.cache.{key}"))
-    ttl = cache.get("ttl_seconds", 0)
-    request.cache.ttl_seconds = integer(ttl, "costmesh.cache.ttl_seconds", 0, INT32_MAX,
-                                        "must be a whole number of seconds")
-    tags = cache.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise InvalidRequest("costmesh.cache.tags: expected an array of strings")
-    request.cache.tags.extend(tags)
-    routing = raw.get("routing") or {}
-    if not isinstance(routing, Mapping):
-        raise InvalidRequest("costmesh.routing: expected an object")
-    for key in sorted(set(routing) - ROUTING_OPTIONS):
-        raise InvalidRequest(f"costmesh.routing.{key_name(key)}: unknown option; pin a model with `model`")
-    for key in ("min_tier", "max_tier"):
-        if routing.get(key) is not None:
-            name = routing[key]
-            if not isinstance(name, str) or name.upper() not in Tier.__members__:
-                raise InvalidRequest(f"costmesh.routing.{key}: one of {list(TIER_NAMES)}")
-            setattr(request.routing, key, int(Tier[name.upper()]))
+    try:
+        options = CostmeshOptions.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid_request(exc, UNKNOWN_OPTION, ("costmesh",)) from None
+    options.apply(request)
 
 
 def extras(response: gw.CompleteResponse) -> dict[str, Any]:

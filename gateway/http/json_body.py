@@ -1,9 +1,10 @@
 """A request body as JSON, checked before either API format reads it, and the typed getters
-both formats read it with.
+the Anthropic format reads it with (the OpenAI format reads it with pydantic models:
+`openai_models`).
 
 Every rejection is an `InvalidRequest` whose message starts with the parameter at fault, in
 the caller's API's own spelling (`messages[2].content` for OpenAI, `messages.2.content` for
-Anthropic: each format builds its `where` strings; the getters only append `.key`).
+Anthropic: the format builds its `where` strings; the getters only append `.key`).
 Before anything is read, the whole body is checked (`check_json`): at most `MAX_JSON_DEPTH`
 levels, no lone surrogate in any string; integers are checked against their protobuf range
 before they are set.
@@ -19,7 +20,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.errors import InvalidRequest
 
 MAX_JSON_DEPTH = 32  # nesting levels of the request body (a chat request needs 6, a tool schema more)
@@ -150,18 +150,12 @@ def schema_text(value: Any, where: str) -> str:
     checks it against its metaschema in the pipeline)."""
     if not isinstance(value, Mapping):
         raise InvalidRequest(f"{where}: a JSON Schema must be an object")
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return schema_json(value)
 
 
-def data_url_image(url: str, where: str) -> common.Image:
-    """An image URL: a `data:image/<type>;base64,<data>` URL is decoded, others are kept."""
-    if not url.startswith("data:"):
-        return common.Image(url=url)
-    header, _, payload = url[5:].partition(",")
-    media_type, _, encoding = header.partition(";")
-    if encoding != "base64" or not media_type.startswith("image/"):
-        raise InvalidRequest(f"{where}: a data URL must be data:image/<type>;base64,<data>")
-    return common.Image(media_type=media_type, data=b64decode(payload, where))
+def schema_json(schema: Mapping) -> str:
+    """A JSON Schema as the protos carry it."""
+    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
 def b64decode(payload: str, where: str) -> bytes:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+
 from costmesh.api.common.v1 import common_pb2 as common
 from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.gateway.http import openai_format as fmt
-from costmesh.gateway.http.openai_tools import tool_call_delta_json
+from costmesh.gateway.http.openai_tools import tool_call_delta_out
 
 
 class ChunkStream:
@@ -29,38 +32,38 @@ class ChunkStream:
         self._calls_sent: set[int] = set()
 
     def chunks(self, event: gw.StreamCompleteResponse) -> list[dict[str, Any]]:
+        """The chunks of one event, as JSON."""
+        return [fmt.wire(chunk) for chunk in self._chunks(event)]
+
+    def _chunks(self, event: gw.StreamCompleteResponse) -> list[ChatCompletionChunk]:
         kind = event.WhichOneof("event")
         out = []
         if not self._started:
             self._started = True
             calls_first = kind == "tool_call_delta" or (kind == "final" and bool(event.final.tool_calls))
-            out.append(self._chunk({"role": "assistant", "content": None if calls_first else ""}))
+            out.append(self._chunk(ChoiceDelta(role="assistant", content=None if calls_first else "")))
         if kind == "text_delta":
             if event.text_delta:
-                out.append(self._chunk({"content": event.text_delta}))
+                out.append(self._chunk(ChoiceDelta(content=event.text_delta)))
         elif kind == "tool_call_delta":
             self._calls_sent.add(event.tool_call_delta.index)
-            out.append(self._chunk({"tool_calls": [tool_call_delta_json(event.tool_call_delta)]}))
+            out.append(self._chunk(ChoiceDelta(tool_calls=[tool_call_delta_out(event.tool_call_delta)])))
         elif kind == "final":
             out.extend(self._final(event.final))
         return out
 
-    def _final(self, final: gw.CompleteResponse) -> list[dict[str, Any]]:
+    def _final(self, final: gw.CompleteResponse) -> list[ChatCompletionChunk]:
         out = []
         for i, call in enumerate(final.tool_calls):  # calls the stream did not carry as deltas
             if i not in self._calls_sent:
                 delta = common.ToolCallDelta(index=i, id=call.id, name=call.name, arguments_delta=call.arguments_json)
-                out.append(self._chunk({"tool_calls": [tool_call_delta_json(delta)]}))
-        model = final.model or self._chat.model
-        last = fmt.chunk(final.request_id or self._request_id, model, self._created, {}, fmt.finish_reason(final))
-        last["costmesh"] = fmt.extras(final)
-        out.append(last)
+                out.append(self._chunk(ChoiceDelta(tool_calls=[tool_call_delta_out(delta)])))
+        request_id, model = final.request_id or self._request_id, final.model or self._chat.model
+        out.append(fmt.chunk(request_id, model, self._created, ChoiceDelta(), fmt.finish_reason(final),
+                             costmesh=fmt.extras(final)))
         if self._chat.include_usage:
-            usage_chunk = fmt.chunk(final.request_id or self._request_id, model, self._created, {})
-            usage_chunk["choices"] = []
-            usage_chunk["usage"] = fmt.usage(final)
-            out.append(usage_chunk)
+            out.append(fmt.chunk(request_id, model, self._created, usage=fmt.usage(final)))
         return out
 
-    def _chunk(self, delta: dict[str, Any]) -> dict[str, Any]:
+    def _chunk(self, delta: ChoiceDelta) -> ChatCompletionChunk:
         return fmt.chunk(self._request_id, self._chat.model, self._created, delta)

@@ -1,8 +1,9 @@
-"""OpenAI Chat Completions' tools and structured output <-> the protos: `tools`,
-`tool_choice`, `parallel_tool_calls`, `response_format`, an assistant message's `tool_calls`,
-and the tool calls of an answer (whole, or as the deltas a stream carries).
+"""OpenAI Chat Completions' tools and structured output <-> the protos: `tools`, `tool_choice`
+and `response_format` as pydantic models, each with the proto it becomes; the tool calls of an
+answer as the openai SDK's types (whole, or as the deltas a stream carries). An earlier answer's
+`tool_calls`: `openai_messages.ToolCall`.
 
-Only function tools; the legacy `functions`/`function_call` stay refused (`openai_format`).
+Only function tools; the legacy `functions`/`function_call` stay refused (`openai_models`).
 A tool's `parameters` and a `json_schema`'s `schema` travel serialised; the pipeline checks
 them against their metaschema (`costmesh.output_spec`) and its errors name the proto fields,
 which `PIPELINE_FIELDS` turns back into the OpenAI parameters.
@@ -12,16 +13,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any, Union
+
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall, ChoiceDeltaToolCallFunction
+from openai.types.chat.chat_completion_message_function_tool_call import Function
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag
 
 from costmesh.api.common.v1 import common_pb2 as common
-from costmesh.errors import InvalidRequest
-from costmesh.gateway.http.json_body import boolean, get, mapping, schema_text, short, string
+from costmesh.gateway.http.json_body import schema_json, short
+from costmesh.gateway.http.request_model import TAG, Strict, fail, fail_at, says
 
 CHOICES = {"auto": common.TOOL_CHOICE_MODE_AUTO, "none": common.TOOL_CHOICE_MODE_NONE,
            "required": common.TOOL_CHOICE_MODE_REQUIRED}
-FORMATS = {"text": common.RESPONSE_FORMAT_TYPE_TEXT, "json_object": common.RESPONSE_FORMAT_TYPE_JSON_OBJECT,
-           "json_schema": common.RESPONSE_FORMAT_TYPE_JSON_SCHEMA}
+FORMATS = ("text", "json_object", "json_schema")
 
 # The pipeline's field names for tools and formats -> the OpenAI parameter (full match on the
 # field; the first rule that matches wins).
@@ -51,106 +56,143 @@ def pipeline_field(head: str) -> str | None:
 
 # -- requests ------------------------------------------------------------------------------
 
+Schema = Annotated[dict[str, Any], says("a JSON Schema must be an object")]
 
-def tool_config(body: Mapping) -> common.ToolConfig | None:
+
+def _function(kind: Any) -> Any:
+    if kind != "function":
+        fail(f"{short(kind)} is not supported; use function")
+    return kind
+
+
+FunctionType = Annotated[Any, AfterValidator(_function)]  # `type`: function, the one kind served
+
+
+class FunctionDef(Strict):
+    name: str
+    description: str | None = None
+    parameters: Schema | None = None
+    strict: bool | None = None
+
+
+class Tool(Strict):
+    type: FunctionType
+    function: FunctionDef
+
+    def to_proto(self) -> common.Tool:
+        function = self.function
+        tool = common.Tool(name=function.name)
+        if function.description is not None:
+            tool.description = function.description
+        if function.parameters is not None:
+            tool.parameters_json = schema_json(function.parameters)
+        if function.strict is not None:
+            tool.strict = function.strict
+        return tool
+
+
+def _mode(mode: str) -> str:
+    if mode not in CHOICES:
+        fail(f"{short(mode)} is not supported; use auto, none, required "
+             "or {'type': 'function', 'function': {'name': ...}}")
+    return mode
+
+
+class NamedFunction(Strict):
+    name: str
+
+
+class NamedToolChoice(Strict):
+    type: FunctionType
+    function: NamedFunction
+
+
+ToolChoice = Annotated[
+    Union[Annotated[Annotated[str, AfterValidator(_mode)], Tag(TAG + "mode")],
+          Annotated[NamedToolChoice, Tag(TAG + "function")]],
+    Discriminator(lambda choice: TAG + ("mode" if isinstance(choice, str) else "function")),
+]
+
+
+def tool_config(tools: list[Tool] | None, choice: str | NamedToolChoice | None,
+                parallel: bool | None) -> common.ToolConfig | None:
     """`tools`, `tool_choice` and `parallel_tool_calls`; None when the body has none of them."""
-    tools, choice, parallel = body.get("tools"), body.get("tool_choice"), body.get("parallel_tool_calls")
-    if tools in (None, []) and choice is None and parallel is None:
+    if not tools and choice is None and parallel is None:
         return None
-    config = common.ToolConfig()
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise InvalidRequest("tools: expected an array of tools")
-        config.tools.extend(_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools))
-    if choice is not None:
-        config.choice.CopyFrom(_choice(choice))
+    config = common.ToolConfig(tools=[tool.to_proto() for tool in tools or ()])
+    if isinstance(choice, str):
+        config.choice.CopyFrom(common.ToolChoice(mode=CHOICES[choice]))
+    elif choice is not None:
+        config.choice.CopyFrom(common.ToolChoice(mode=common.TOOL_CHOICE_MODE_TOOL, name=choice.function.name))
     if parallel is not None:
-        config.parallel_tool_calls = boolean(parallel, "parallel_tool_calls")
+        config.parallel_tool_calls = parallel
     return config
 
 
-def _tool(raw: Any, where: str) -> common.Tool:
-    kind = get(raw, "type", where)
-    if kind != "function":
-        raise InvalidRequest(f"{where}.type: {short(kind)} is not supported; use function")
-    function = mapping(get(raw, "function", where), f"{where}.function")
-    tool = common.Tool(name=string(get(function, "name", f"{where}.function"), f"{where}.function.name"))
-    if function.get("description") is not None:
-        tool.description = string(function["description"], f"{where}.function.description")
-    if function.get("parameters") is not None:
-        tool.parameters_json = schema_text(function["parameters"], f"{where}.function.parameters")
-    if function.get("strict") is not None:
-        tool.strict = boolean(function["strict"], f"{where}.function.strict")
-    return tool
+class TextFormat(Strict):
+    """Free text: as if unset (whatever else it holds)."""
 
-
-def _choice(raw: Any) -> common.ToolChoice:
-    if isinstance(raw, str):
-        if raw not in CHOICES:
-            raise InvalidRequest(f"tool_choice: {short(raw)} is not supported; use auto, none, required "
-                                 "or {'type': 'function', 'function': {'name': ...}}")
-        return common.ToolChoice(mode=CHOICES[raw])
-    kind = get(raw, "type", "tool_choice")
-    if kind != "function":
-        raise InvalidRequest(f"tool_choice.type: {short(kind)} is not supported; use function")
-    function = mapping(get(raw, "function", "tool_choice"), "tool_choice.function")
-    name = string(get(function, "name", "tool_choice.function"), "tool_choice.function.name")
-    return common.ToolChoice(mode=common.TOOL_CHOICE_MODE_TOOL, name=name)
-
-
-def response_format(raw: Any) -> common.ResponseFormat | None:
-    """`response_format`: text, json_object or json_schema {name, schema, strict}."""
-    if raw is None or raw == {}:
+    def to_proto(self) -> None:
         return None
-    kind = get(raw, "type", "response_format")
-    if not isinstance(kind, str) or kind not in FORMATS:
-        raise InvalidRequest(f"response_format.type: {short(kind)} is not supported; "
-                             "use text, json_object or json_schema")
-    if kind == "text":  # as if unset
+
+
+class JsonObjectFormat(Strict):
+    def to_proto(self) -> common.ResponseFormat:
+        return common.ResponseFormat(type=common.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+
+
+class JsonSchemaSpec(Strict):
+    name: str
+    schema_: Schema = Field(alias="schema")
+    strict: bool | None = None
+
+
+class JsonSchemaFormat(Strict):
+    json_schema: JsonSchemaSpec
+
+    def to_proto(self) -> common.ResponseFormat:
+        spec = self.json_schema
+        out = common.ResponseFormat(type=common.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, name=spec.name,
+                                    schema_json=schema_json(spec.schema_))
+        if spec.strict is not None:
+            out.strict = spec.strict
+        return out
+
+
+def _check_format(value: Any) -> Any:
+    if value == {}:
         return None
-    out = common.ResponseFormat(type=FORMATS[kind])
-    if kind == "json_schema":
-        spec = mapping(get(raw, "json_schema", "response_format"), "response_format.json_schema")
-        out.name = string(get(spec, "name", "response_format.json_schema"), "response_format.json_schema.name")
-        out.schema_json = schema_text(get(spec, "schema", "response_format.json_schema"),
-                                      "response_format.json_schema.schema")
-        if spec.get("strict") is not None:
-            out.strict = boolean(spec["strict"], "response_format.json_schema.strict")
-    return out
+    if isinstance(value, Mapping):
+        if "type" not in value:
+            fail_at("type", "required", value)
+        kind = value["type"]
+        if not isinstance(kind, str) or kind not in FORMATS:
+            fail_at("type", f"{short(kind)} is not supported; use text, json_object or json_schema", value)
+    return value
 
 
-def assistant_tool_calls(raw: Any, where: str) -> list[common.ToolCall]:
-    """An assistant message's `tool_calls`: [{id, type: function, function: {name, arguments}}]."""
-    if not isinstance(raw, list):
-        raise InvalidRequest(f"{where}: expected an array of tool calls")
-    calls = []
-    for j, item in enumerate(raw):
-        at = f"{where}[{j}]"
-        kind = mapping(item, at).get("type") or "function"
-        if kind != "function":
-            raise InvalidRequest(f"{at}.type: {short(kind)} is not supported; use function")
-        function = mapping(get(item, "function", at), f"{at}.function")
-        calls.append(common.ToolCall(
-            id=string(get(item, "id", at), f"{at}.id"),
-            name=string(get(function, "name", f"{at}.function"), f"{at}.function.name"),
-            arguments_json=string(get(function, "arguments", f"{at}.function"), f"{at}.function.arguments"),
-        ))
-    return calls
+ResponseFormat = Annotated[
+    Annotated[Union[Annotated[TextFormat, Tag(TAG + "text")], Annotated[JsonObjectFormat, Tag(TAG + "json_object")],
+                    Annotated[JsonSchemaFormat, Tag(TAG + "json_schema")]],
+              Discriminator(lambda value: TAG + (value["type"] if isinstance(value, Mapping) else "text"))] | None,
+    BeforeValidator(_check_format),
+]  # `{}` as if unset
 
 
 # -- replies ---------------------------------------------------------------------------------
 
 
-def tool_calls_json(calls: Any) -> list[dict[str, Any]]:
+def tool_calls_out(calls: Any) -> list[ChatCompletionMessageFunctionToolCall]:
     """An answer's tool calls as `message.tool_calls`."""
-    return [{"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
-            for call in calls]
+    return [ChatCompletionMessageFunctionToolCall(
+        id=call.id, type="function", function=Function(name=call.name, arguments=call.arguments_json))
+        for call in calls]
 
 
-def tool_call_delta_json(delta: common.ToolCallDelta) -> dict[str, Any]:
+def tool_call_delta_out(delta: common.ToolCallDelta) -> ChoiceDeltaToolCall:
     """One piece of a streamed call as `delta.tool_calls[]`: the first piece of a call (the one
     with its id) carries id, type and name, as OpenAI's own first piece does."""
     if delta.id:
-        return {"index": delta.index, "id": delta.id, "type": "function",
-                "function": {"name": delta.name, "arguments": delta.arguments_delta}}
-    return {"index": delta.index, "function": {"arguments": delta.arguments_delta}}
+        function = ChoiceDeltaToolCallFunction(name=delta.name, arguments=delta.arguments_delta)
+        return ChoiceDeltaToolCall(index=delta.index, id=delta.id, type="function", function=function)
+    return ChoiceDeltaToolCall(index=delta.index, function=ChoiceDeltaToolCallFunction(arguments=delta.arguments_delta))
