@@ -17,7 +17,7 @@ request abandoned while its paid call was running (the client cancelled, the str
 keeps its whole reservation, since what the provider billed is not known: the budget errs on
 the safe side. Those settles run in the background (`aclose` waits for them).
 
-Settings (`LimitSettings.from_env`): `COSTMESH_LIMITS` is `auto` (enforced when the gateway has
+Settings (`LimitSettings`): `COSTMESH_LIMITS` is `auto` (enforced when the gateway has
 Redis, `REDIS_URL`; without it one log line at start and no limits), `required` (the gateway
 does not start without Redis, and a request is refused `UNAVAILABLE` while Redis cannot be
 reached) or `off`. `COSTMESH_LIMITS_TIMEOUT_MS` bounds each Redis call (default 500). In `auto`,

@@ -135,7 +135,8 @@ def _msgs(text: str) -> list[common.Message]:
 async def _throughput(redis_url: str, n: int) -> dict:
     from costmesh.embeddings import Embedder
     from costmesh.rpc.server import ServiceSpec, start_service
-    from costmesh.services.cache.service import make_mount, torch_threads
+    from costmesh.model_files import torch_threads
+    from costmesh.services.cache.service import make_mount
 
     threads = torch_threads(Env())  # as the service would run (COSTMESH_TORCH_THREADS); process-wide: both modes
     batched = await asyncio.to_thread(Embedder, threads=threads)
@@ -219,7 +220,7 @@ async def _memory(redis_url: str, entries: int) -> dict:
     class NoModel:  # stores carry their vectors: nothing is embedded
         model_id, dims = "all-MiniLM-L6-v2", 384
 
-    config = CacheConfig(index_prefix=f"costmesh-mem-{uuid.uuid4().hex[:8]}", redis_timeout_s=5.0,
+    config = CacheConfig(index_prefix=f"costmesh-mem-{uuid.uuid4().hex[:8]}", redis_timeout_ms=5000,
                          max_inflight_stores=32)  # as many as the bench keeps in flight
     core = CacheCore(client=redis_client(redis_url, config), redis_url=redis_url, embedder=NoModel(),
                      verifier=CosineVerifier(0.9), config=config)
