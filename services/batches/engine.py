@@ -347,6 +347,9 @@ class BatchEngine:
                 log.warning("batch poll failed", error=str(exc))
             except Exception:  # the poller must outlive any one bad round
                 log.exception("batch poll crashed; retrying next round")
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancel that a Redis call swallowed: stop now
+                raise asyncio.CancelledError
             await asyncio.sleep(self.settings.poll_interval_s)
 
     async def poll_once(self) -> int:
