@@ -14,7 +14,8 @@ reads one text per pass, and a text always gets the same vector. A different mod
 id (`model_files.INT8_MODEL_ID`): what is calibrated on its vectors (the router's artifact, the
 verifier's, the cache's index) names it.
 
-Export (first start only) needs torch and onnx; serving needs onnxruntime and the tokenizer. The
+Export (first start only) needs torch and onnx; serving needs onnxruntime and the tokenizer
+(`python -m costmesh.tooling.onnx_export` makes the exports ahead of time, as the images do). The
 file is keyed by a hash of the weights, the tokenizer, the adapter and the export format, written
 to a temporary file and renamed, so several processes starting at once never read half a file.
 `COSTMESH_ONNX_CACHE` names the directory (default `~/.cache/costmesh/onnx`).
@@ -69,14 +70,20 @@ def cached_export(name: str, build: Callable[[], tuple[Any, tuple, list[str]]]) 
     if target.exists():
         return target
     try:
+        import torch
+    except ImportError:  # an image that ships its exports (the cache's, the classifier's) has no torch
+        from costmesh.errors import ConfigError
+
+        raise ConfigError(f"no ONNX export {name} in {target.parent}, and making one needs torch, which is not "
+                          "installed: make the exports where it is (python -m costmesh.tooling.onnx_export DIR) "
+                          "and point COSTMESH_ONNX_CACHE at DIR, or install costmesh[models-export]") from None
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target.parent)
     except OSError:
         target = Path(tempfile.mkdtemp(prefix="costmesh-onnx-")) / name
         fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=target.parent)
     os.close(fd)
-    import torch
-
     try:
         module, example, outputs = build()
         axes = {n: {0: "batch", 1: "seq"} for n in INPUTS}

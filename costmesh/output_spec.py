@@ -19,9 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-
 from costmesh.domain import Message, Role
 from costmesh.errors import InvalidRequest
 
@@ -157,6 +154,11 @@ def check_schema(schema: Any, where: str) -> None:
         raise InvalidRequest(f"{where}: a JSON Schema must be an object")
     if _depth(schema) > MAX_SCHEMA_DEPTH:
         raise InvalidRequest(f"{where}: nested deeper than {MAX_SCHEMA_DEPTH} levels")
+    # Imported here: the catalog imports this module, and the Python client (costmesh[client]) the
+    # catalog, without jsonschema.
+    from jsonschema import exceptions as schema_errors
+    from jsonschema import validators
+
     try:
         validators.validator_for(schema).check_schema(schema)
     except schema_errors.SchemaError as exc:

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import fnmatch
 import functools
+import json
 import os
 import re
 import shutil
@@ -324,6 +325,22 @@ def test_compose_build_targets_exist_in_dockerfile():
             assert service["build"].get("target") in stages, name
 
 
+def test_compose_each_service_runs_its_own_image():
+    """#20: each service builds the Dockerfile target of its name (only what it imports) into an image
+    of its own; the one-shot services run the gateway's image (its commands)."""
+    services = compose_config("gpu", "sim")["services"]
+    for name in ALL_SERVICES:
+        assert services[name]["build"]["target"] == name, name
+        assert services[name]["image"].split(":")[0] == f"costmesh-{name}", name
+    images = [services[name]["image"] for name in ALL_SERVICES]
+    assert len(set(images)) == len(images)
+    for name in ("mesh-secret", "gateway-tls", "keys"):
+        assert services[name]["build"]["target"] == "gateway", name
+        assert services[name]["image"] == services["gateway"]["image"], name
+    built = {name for name, service in services.items() if "build" in service}
+    assert built == set(ALL_SERVICES) | {"mesh-secret", "gateway-tls", "keys"}
+
+
 def test_compose_real_providers_by_default_and_the_simulator_opt_in():
     """#21: "leave COSTMESH_SIMULATOR_URL unset" must mean the real providers, so the simulator is
     opt-in (profile sim plus the variable) and nothing that runs by default waits for it."""
@@ -345,7 +362,7 @@ def test_compose_keys_are_made_inside_the_image_as_the_gateway_user():
     the keys service makes it inside the image (as 10001) in the volume the gateway reads."""
     services = compose_config()["services"]
     keys, gateway = services["keys"], services["gateway"]
-    assert keys["image"] == gateway["image"] and keys["build"]["target"] == "app"
+    assert keys["image"] == gateway["image"] and keys["build"]["target"] == "gateway"
     assert "user" not in keys and "user" not in gateway  # both the image's uid 10001
     assert keys.get("restart") == "no"
     path = Path(gateway["environment"]["COSTMESH_API_KEYS_FILE"])
@@ -471,6 +488,21 @@ def test_kustomization_lists_every_manifest():
     images = {image["name"] for image in kustomization.get("images", [])}
     for deployment in workloads().values():
         assert container_of(deployment)["image"].split(":")[0] in images
+
+
+def test_k8s_each_service_runs_its_own_image():
+    """#20: one image per service, named after its Dockerfile target (costmesh-<target>), each in the
+    kustomization's images list (that an operator points at a registry) and in the overlays' lists."""
+    stages = dockerfile_stages()
+    deployments = workloads()
+    assert set(deployments) == set(ALL_SERVICES)
+    names = {}
+    for name, deployment in deployments.items():
+        image = container_of(deployment)["image"].split(":")[0]
+        assert image == f"costmesh-{name}" and name in stages, name
+        names[name] = image
+    listed = [image["name"] for image in yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())["images"]]
+    assert sorted(listed) == sorted(names.values())
 
 
 def validate_all(objects, where: str) -> None:
@@ -771,7 +803,8 @@ def test_compose_and_k8s_run_the_same_commands_on_the_same_ports():
         assert services[name]["environment"]["COSTMESH_PORT"] == effective_env(container_of(deployments[name]))[
             "COSTMESH_PORT"
         ], name
-    assert services["inference"]["image"].split(":")[0] == container_of(deployments["inference"])["image"].split(":")[0]
+    for name in ALL_SERVICES:
+        assert services[name]["image"].split(":")[0] == container_of(deployments[name])["image"].split(":")[0], name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -822,24 +855,56 @@ def dockerignored(path: str) -> bool:
     return ignored
 
 
+def image_instructions(stage: str) -> list[tuple[str, str]]:
+    """A stage's instructions after those of the stages it is built FROM (what the image inherits)."""
+    stages = dockerfile_stages()
+    base = stages[stage][0][1].split()[0]
+    return (image_instructions(base) if base in stages else []) + stages[stage][1:]
+
+
 def test_dockerfile_stages_base_and_user():
     stages = dockerfile_stages()
-    assert {"app", "inference"} <= set(stages)
+    assert {"app", "inference", *ALL_SERVICES} <= set(stages)
     assert list(stages)[-1] == "app", "app is the default target: keep it last"
     args = dict(
         rest.split("=", 1) for keyword, rest in dockerfile_instructions() if keyword == "ARG" and "=" in rest
     )
     assert args["PYTHON_IMAGE"] == "python:3.11-slim"
-    for name in ("app", "inference"):
-        instructions = stages[name]
+    for name in ("app", *ALL_SERVICES):
+        instructions = image_instructions(name)
         users = [rest for keyword, rest in instructions if keyword == "USER"]
         assert users and not users[-1].startswith(("0", "root")), name
         cmds = [rest for keyword, rest in instructions if keyword == "CMD"]
         assert cmds and "costmesh." in cmds[-1], name
+        if name in ALL_SERVICES:  # each image runs its own service by default, and checks its health
+            module, port = ALL_SERVICES[name]
+            assert json.loads(cmds[-1]) == ["python", "-m", module], name
+            checks = [rest for keyword, rest in instructions if keyword == "HEALTHCHECK"]
+            assert checks and "/opt/costmesh/healthcheck.py" in checks[-1], name
+            env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
+            assert f"COSTMESH_PORT={port}" in env or f"--port\", \"{port}\"" in checks[-1], name
     inference_runs = " ".join(rest for keyword, rest in stages["inference"] if keyword == "RUN")
     assert "vllm==" in inference_runs
-    builder_runs = " ".join(rest for keyword, rest in stages["app-builder"] if keyword == "RUN")
+    builder_runs = " ".join(rest for keyword, rest in stages["app-venv"] if keyword == "RUN")
     assert "download.pytorch.org/whl/cpu" in builder_runs
+
+
+def test_dockerfile_only_the_app_and_the_export_install_torch():
+    """#20: the model images (cache, classifier) copy ONNX exports made in the onnx-export stage (which
+    has CPU torch) and point COSTMESH_ONNX_CACHE at them; no service image installs torch."""
+    stages = dockerfile_stages()
+    with_torch = {name for name, instructions in stages.items()
+                  if any(keyword == "RUN" and "torch" in rest for keyword, rest in instructions)}
+    assert with_torch == {"onnx-export", "app-venv"}
+    for name in ("cache", "classifier", "app"):  # the classifier embeds only: MiniLM's files, no cross-encoder
+        instructions = image_instructions(name)
+        source = "/opt/costmesh/onnx/sentence-* /opt/costmesh/onnx/" if name == "classifier" else \
+            "/opt/costmesh/onnx /opt/costmesh/onnx"
+        assert ("COPY", f"--from=onnx-export {source}") in instructions, name
+        assert any(keyword == "ENV" and "COSTMESH_ONNX_CACHE=/opt/costmesh/onnx" in rest
+                   for keyword, rest in instructions), name
+    for name in ("gateway", "router", "providers", "batches", "simulator"):
+        assert not any("onnx" in rest for _, rest in image_instructions(name)), name
 
 
 def test_dockerfile_copies_exist_and_are_not_dockerignored():
