@@ -3,10 +3,13 @@
 Items submitted by concurrent callers are gathered and handed to `run` in one call, so N
 concurrent callers cost about one batch. Two ways to gather and run:
 
-- On a worker thread (the default, for a model whose pass takes milliseconds): items are
-  collected for a short window (`window_ms`) or until `max_batch` are waiting, then run on a
-  single worker thread, so the event loop never blocks on the model. While a batch runs, new
-  items queue up and form the next one. The sentence embedder and the cache's cross-encoder.
+- On a worker thread (the default, for a model whose pass takes milliseconds): what is waiting
+  when the worker is free, up to `max_batch` items, runs as one batch on a single worker thread,
+  so the event loop never blocks on the model. While a batch runs, new items queue up and form
+  the next one. A lone caller never waits: `window_ms` (default 0) would hold each batch open
+  that long for more items, which only pays where a batch costs about what one item does (a
+  2 ms window cost every semantic hit 4 ms, the embedder's and the cross-encoder's, for a 6%
+  gain at 32 concurrent lookups). The sentence embedder and the cache's cross-encoder.
 - Inline (`inline=True`, for work that costs about the same for one item as for a hundred and
   takes microseconds, such as the verifier's tree ensemble): items submitted during one turn of
   the event loop are run together on the next turn, on the loop itself. No waiting window and
@@ -41,7 +44,7 @@ class MicroBatcher(Generic[Item, Result]):
     `calls` and `items` count the runs that succeeded and the items they ran (for tests and
     metrics)."""
 
-    def __init__(self, run: Callable[[list[Item]], Sequence[Result]], *, window_ms: float = 2.0,
+    def __init__(self, run: Callable[[list[Item]], Sequence[Result]], *, window_ms: float = 0.0,
                  max_batch: int = 64, batching: bool = True, name: str = "batcher",
                  initializer: Callable[[], None] | None = None, inline: bool = False):
         self._run_batch = run

@@ -1,8 +1,8 @@
 """Local sentence embeddings (MiniLM, offline) with micro-batching of concurrent calls.
 
-Concurrent `embed()` calls are collected for a short window (`window_ms`, default 2 ms) or
-until `max_batch` texts are waiting, then encoded together on a worker thread, so the event
-loop never blocks on the model and N concurrent requests cost about one batch. A text asked for
+Concurrent `embed()` calls waiting when the model is free (up to `max_batch` texts) are encoded
+together on a worker thread (`costmesh.batching`), so the event loop never blocks on the model
+and N concurrent requests cost about one batch; a lone call never waits for company. A text asked for
 twice in one batch is encoded once. A batch runs as forward passes of texts of like length
 (`costmesh.length_chunks`): one pass padded to its longest text wastes most of its time.
 
@@ -56,7 +56,7 @@ class Embedder:
         *,
         model_id: str = DEFAULT_MODEL_ID,
         model: Any = None,
-        window_ms: float = 2.0,
+        window_ms: float = 0.0,
         max_batch: int = 64,
         batching: bool = True,
         warmup: bool = True,

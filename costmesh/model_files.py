@@ -44,8 +44,8 @@ class ModelSettings(Settings):
         "for the router, so that the classifier reuses the cache's embedding)")
     embed_model_path: str | None = Field(None, description="a sentence-transformers model directory instead of "
                                          "the packaged MiniLM")
-    embed_window_ms: float = Field(2.0, ge=0.0, description="how long the embedder collects concurrent calls "
-                                   "into one batch")
+    embed_window_ms: float = Field(0.0, ge=0.0, description="how long the embedder holds a batch open for more "
+                                   "concurrent calls (0: a batch is what waited while the previous one ran)")
     embed_max_batch: int = Field(64, ge=1, description="texts in one embedder batch at most")
     embed_batching: bool = Field(True, description="micro-batch concurrent calls of the embedding model and of "
                                  "the cross-encoder")
