@@ -74,3 +74,12 @@ def test_no_service_reads_the_environment_by_hand():
     offenders = [str(path.relative_to(REPO)) for folder in ("costmesh", "services", "gateway")
                  for path in (REPO / folder).rglob("*.py") if pattern.search(path.read_text(encoding="utf-8"))]
     assert not offenders, offenders
+
+
+def test_provider_keys_never_show_in_a_repr_or_log_line():
+    from costmesh.services.providers.config import ProvidersConfig
+
+    config = ProvidersConfig.from_env({"OPENAI_API_KEY": "sk-very-secret", "ANTHROPIC_API_KEY": "sk-ant-secret"})
+    assert "secret" not in repr(config) and "secret" not in str(config.model_dump())
+    assert "secret" not in repr(config.openai) and "secret" not in repr(config.anthropic)
+    assert (config.openai.api_key, config.anthropic.api_key) == ("sk-very-secret", "sk-ant-secret")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import grpc
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
@@ -29,7 +29,7 @@ DEFAULT_TIMEOUT_S = 120.0
 class Upstream:
     """One HTTP provider: its key and base URL (None: the SDK's default)."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     base_url: str | None
 
 
@@ -41,11 +41,12 @@ class ProvidersConfig(Settings):
 
     simulator_url: str | None = Field(None, description="send both SDKs to the simulator (their keys default "
                                       "to the simulator's)")
-    anthropic_api_key: str | None = Field(None, validation_alias="ANTHROPIC_API_KEY",
+    # Keys are SecretStr: a repr or a log line of the settings shows `**********`, never the key.
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY",
                                           description="real upstreams: the key enables Anthropic")
     anthropic_base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL",
                                            description="Anthropic's base URL (default: the SDK's)")
-    openai_api_key: str | None = Field(None, validation_alias="OPENAI_API_KEY",
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY",
                                        description="real upstreams: the key enables OpenAI")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL",
                                         description="OpenAI's base URL (default: the SDK's)")
@@ -88,15 +89,17 @@ class ProvidersConfig(Settings):
 
     @property
     def anthropic(self) -> Upstream | None:
+        key = _secret(self.anthropic_api_key)
         if self.simulator_url:
-            return Upstream(self.anthropic_api_key or SIMULATOR_API_KEY, self.simulator_url)
-        return Upstream(self.anthropic_api_key, self.anthropic_base_url) if self.anthropic_api_key else None
+            return Upstream(key or SIMULATOR_API_KEY, self.simulator_url)
+        return Upstream(key, self.anthropic_base_url) if key else None
 
     @property
     def openai(self) -> Upstream | None:
+        key = _secret(self.openai_api_key)
         if self.simulator_url:
-            return Upstream(self.openai_api_key or SIMULATOR_API_KEY, self.simulator_url + "/v1")
-        return Upstream(self.openai_api_key, self.openai_base_url) if self.openai_api_key else None
+            return Upstream(key or SIMULATOR_API_KEY, self.simulator_url + "/v1")
+        return Upstream(key, self.openai_base_url) if key else None
 
     @property
     def timeout_s(self) -> float:
@@ -120,6 +123,10 @@ class ProvidersConfig(Settings):
         if self.inference_addrs:
             names.append("vllm")
         return tuple(names)
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
 
 
 def build_adapters(
