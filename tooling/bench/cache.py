@@ -134,8 +134,8 @@ def _msgs(text: str) -> list[common.Message]:
 
 async def _throughput(redis_url: str, n: int) -> dict:
     from costmesh.embeddings import Embedder
-    from costmesh.rpc.server import ServiceSpec, start_service
     from costmesh.model_files import torch_threads
+    from costmesh.rpc.server import ServiceSpec, start_service
     from costmesh.services.cache.service import make_mount
 
     threads = torch_threads(Env())  # as the service would run (COSTMESH_TORCH_THREADS); process-wide: both modes
