@@ -94,3 +94,28 @@ async def test_inline_without_batching_runs_each_call_at_once():
     assert await asyncio.gather(batcher.submit([1]), batcher.submit([2, 3])) == [[2], [4, 6]]
     assert run.batches == [[1], [2, 3]]
     await batcher.aclose()
+
+
+async def test_by_default_a_batch_is_what_waited_while_the_previous_one_ran():
+    """No window: a lone call runs at once, and calls made while a batch runs form the next one."""
+    started, release = threading.Event(), threading.Event()
+    batches: list[list[str]] = []
+
+    def run(items):
+        batches.append(list(items))
+        if len(batches) == 1:
+            started.set()
+            release.wait(5)
+        return items
+
+    batcher = MicroBatcher(run)
+    first = asyncio.ensure_future(batcher.submit(["a"]))
+    for _ in range(20):  # a few turns of the loop, microseconds: a window of any length would still be open
+        await asyncio.sleep(0)
+    later = [asyncio.ensure_future(batcher.submit([name])) for name in ("b", "c")]
+    await asyncio.to_thread(started.wait, 5)
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *later), 5) == [["a"], ["b"], ["c"]]
+    assert batches == [["a"], ["b", "c"]]
+    await batcher.aclose()
