@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanKind
 from costmesh.api.cache.v1 import cache_pb2, cache_pb2_grpc
 from costmesh.api.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from costmesh.api.common.v1 import common_pb2
+from costmesh.api.gateway.v1 import gateway_pb2 as gw
 from costmesh.config import Env
 from costmesh.embeddings import Embedder
 from costmesh.rpc import server as bootstrap
@@ -277,7 +278,9 @@ async def test_the_gateway_spreads_its_calls_over_the_replicas(redis_url, caches
             stores = [r.served(STORE) for r in caches]
             for start in range(0, CALLS, 8):
                 answers = await asyncio.gather(*(complete(i) for i in range(start, start + 8)))
-                assert all(a.text and not a.cached for a in answers)
+                # (cache status, cached, text length, model) of each, should one ever not be a fresh miss
+                assert all(a.text and not a.cached for a in answers), [
+                    (gw.CacheStatus.Name(a.cache_status), a.cached, len(a.text), a.model) for a in answers]
             for _ in range(600):  # the store follows the answer (up to 30 s on a loaded machine)
                 if sum(r.served(STORE) - b for r, b in zip(caches, stores)) >= CALLS:
                     break
