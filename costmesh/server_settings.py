@@ -3,11 +3,11 @@ its workers, logs, traces, metrics, connection ages and the mesh's service crede
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from costmesh.settings import Settings
+from costmesh.settings import Lowercase, Settings
 
 # Servers close each connection after this age (+-10% jitter, gRPC's own), letting calls in
 # flight finish within the grace: clients then reconnect and re-resolve their `dns:///` target,
@@ -28,7 +28,8 @@ class ServerSettings(Settings):
                          "the first restarts a worker that dies. Each loads its own models: on a 2-core machine "
                          "one per service is fastest (launcher: `COSTMESH_<SERVICE>_WORKERS`)")
     worker_index: int = Field(0, ge=0, description="set by the first worker for the ones it starts (not by hand)")
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field("info", description="log level")
+    log_level: Annotated[Literal["debug", "info", "warning", "error", "critical"], Lowercase] = Field(
+        "info", description="log level")
     blas_threads: int = Field(1, ge=0, description="numpy's BLAS threads per process (0: OpenBLAS's own "
                               "default, one per core, whose threads spin after each call)")
     max_connection_age_s: float = Field(
@@ -46,10 +47,10 @@ class ServerSettings(Settings):
                                    "line (the OpenTelemetry SDK's span JSON); processes may share it")
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
                                       description="export spans over OTLP/gRPC (Jaeger: `http://jaeger:4317`)")
-    auth: Literal["on", "off"] = Field("on", description="API keys at the gateway: `off` only for development "
-                                       "(every caller is the default tenant); also the default of "
-                                       "`COSTMESH_MESH_AUTH`")
-    mesh_auth: Literal["on", "off"] | None = Field(
+    auth: Annotated[Literal["on", "off"], Lowercase] = Field(
+        "on", description="API keys at the gateway: `off` only for development (every caller is the default "
+        "tenant); also the default of `COSTMESH_MESH_AUTH`")
+    mesh_auth: Annotated[Literal["on", "off"] | None, Lowercase] = Field(
         None, description="service tokens checked and sent between the services: `on` (default) or `off` (only "
         "for development; the default where `COSTMESH_AUTH=off`)")
     mesh_secret_file: str | None = Field(None, description="the mesh secret the services sign their calls to "
@@ -57,11 +58,6 @@ class ServerSettings(Settings):
                                          "launcher makes one in its run directory)")
     mesh_token_ttl_s: float = Field(DEFAULT_MESH_TOKEN_TTL_S, gt=0.0,
                                     description="lifetime of a service token (reused for half of it)")
-
-    @field_validator("log_level", "auth", "mesh_auth", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     @property
     def mesh_auth_on(self) -> bool:

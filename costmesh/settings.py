@@ -17,17 +17,19 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
 
-__all__ = ["CommaList", "Settings", "SkipEnv", "split_commas"]
+__all__ = ["CommaList", "Lowercase", "Settings", "SkipEnv", "split_commas"]
 
 # A comma-separated list (`a, b,c`), not JSON: pair with a `split_commas` before-validator.
 CommaList = Annotated[tuple[str, ...], NoDecode]
+# An enumeration read whatever its case (`COSTMESH_TLS=OFF`): `Annotated[Literal[...], Lowercase]`.
+Lowercase = BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value)
 _T = TypeVar("_T")
 _SKIP_ENV = object()
 # A field set by the code that loads the settings (a nested settings object), never from a variable.

@@ -33,10 +33,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import structlog
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
 
@@ -48,7 +48,7 @@ from costmesh.gateway.limits import Limiter, Reservation
 from costmesh.gateway.settings import GatewayConfig
 from costmesh.pricing import PER_TOKEN, micro_usd
 from costmesh.rpc.server import Runtime
-from costmesh.settings import Settings
+from costmesh.settings import Lowercase, Settings
 from costmesh.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, get_counter
 
 log = structlog.get_logger()
@@ -65,16 +65,11 @@ class LimitSettings(Settings):
     model_config = SettingsConfigDict(env_prefix="COSTMESH_LIMITS_")
     used_by: ClassVar[str] = "gateway"
 
-    mode: Literal["auto", "required", "off"] = Field(
+    mode: Annotated[Literal["auto", "required", "off"], Lowercase] = Field(
         "auto", validation_alias="COSTMESH_LIMITS", description="`auto`: enforced when `REDIS_URL` is set, fail "
         "open; `required`: no start without Redis, `UNAVAILABLE` while it is down; `off`")
     timeout_ms: float = Field(500.0, gt=0.0, description="deadline of each Redis call of the limits")
     cooldown_ms: float = Field(1000.0, ge=0.0, description="how long an unreachable Redis is not asked")
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     @property
     def timeout_s(self) -> float:

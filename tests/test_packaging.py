@@ -20,6 +20,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from distributions import closure
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "sentence-transformers", "onnxruntime", "onnx", "transformers", "redis", "redisvl", "numpy"}
 CLIENT_DIRECT = {"grpcio", "grpcio-status", "protobuf"}
@@ -67,24 +69,6 @@ def extra_requirements(requires: list[Requirement], extra: str, seen: set[str] |
         names.add(canonicalize_name(req.name))
     return names
 
-
-def closure(names: set[str]) -> set[str]:
-    """Every distribution these pull in, from the installed distributions' metadata."""
-    found, todo = set(), list(names)
-    while todo:
-        name = todo.pop()
-        if name in found:
-            continue
-        found.add(name)
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            pytest.fail(f"{name} is not installed here: cannot follow its requirements")
-        for line in requires:
-            req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(canonicalize_name(req.name))
-    return found
 
 
 def test_the_client_extra_installs_no_serving_stack(wheel_requires):

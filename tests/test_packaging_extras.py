@@ -28,6 +28,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from distributions import closure
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 PROBE = Path(__file__).resolve().parent / "packaging_probe.py"
@@ -71,24 +73,6 @@ def image_lines(image: str) -> tuple[list[str], list[str]]:
     nodeps = [line for line in lines if REQUIREMENTS.name_of(line) in REQUIREMENTS.INSTALL_WITHOUT_DEPS]
     return [line for line in lines if line not in nodeps], nodeps
 
-
-def closure(names: set[str]) -> set[str]:
-    """Every distribution these pull in, from the installed distributions' metadata."""
-    found, todo = set(), [canonicalize_name(n) for n in names]
-    while todo:
-        name = todo.pop()
-        if name in found:
-            continue
-        found.add(name)
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            pytest.fail(f"{name} is not installed here (make venv): cannot follow its requirements")
-        for line in requires:
-            req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(canonicalize_name(req.name))
-    return found
 
 
 def distributions(lines: list[str], nodeps: list[str] = ()) -> set[str]:

@@ -29,17 +29,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import grpc
 import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
-from costmesh.settings import Settings
+from costmesh.settings import Lowercase, Settings
 
 log = structlog.get_logger()
 
@@ -51,7 +51,7 @@ class TlsSettings(Settings):
 
     used_by: ClassVar[str] = "gateway"
 
-    tls: Literal["auto", "on", "off"] = Field(
+    tls: Annotated[Literal["auto", "on", "off"], Lowercase] = Field(
         "auto", description="`auto`: TLS with the files; without them plaintext on loopback only, any other "
         "address refuses to start; `on`: files required; `off`: plaintext, explicitly")
     tls_cert_file: str | None = Field(None, description="the certificate chain (PEM), read again when it changes "
@@ -59,11 +59,6 @@ class TlsSettings(Settings):
     tls_key_file: str | None = Field(None, description="its private key (PEM)")
     tls_ca_file: str | None = Field(None, description="the CA that the container health check and the launcher "
                                     "trust for the gateway's certificate (default: the public roots)")
-
-    @field_validator("tls", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 CHECK_INTERVAL_S = 1.0
 
 

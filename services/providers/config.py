@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import grpc
 from pydantic import Field, SecretStr, field_validator
@@ -18,7 +18,7 @@ from costmesh.services.providers.openai_adapter import OpenAIAdapter
 from costmesh.services.providers.prefix_routing.factory import build_picker
 from costmesh.services.providers.prefix_routing.settings import RoutingSettings
 from costmesh.services.providers.vllm_adapter import VLLMAdapter
-from costmesh.settings import CommaList, Settings, SkipEnv, split_commas
+from costmesh.settings import CommaList, Lowercase, Settings, SkipEnv, split_commas
 
 SIMULATOR_API_KEY = "costmesh-simulator"
 BREAKPOINT_POLICIES: dict[str, type] = {"auto": AutoBreakpoints, "client": ClientBreakpoints}
@@ -55,7 +55,7 @@ class ProvidersConfig(Settings):
     prompt_caching: Literal["auto", "client"] = Field(
         "auto", description="Anthropic prompt-cache breakpoints: `auto` (placed by costmesh) or `client` (the "
         "client's only)")
-    prompt_cache_isolation: Literal["tenant", "off"] = Field(
+    prompt_cache_isolation: Annotated[Literal["tenant", "off"], Lowercase] = Field(
         "tenant", description="`tenant` (default): no tenant reads another's Anthropic prompt-cache entries (a "
         "scope block first in each system prompt, ~15 tokens); `off`: tenants share them")
     # How the vLLM adapter spreads requests over replicas (COSTMESH_INFERENCE_*)
@@ -70,11 +70,6 @@ class ProvidersConfig(Settings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
-
-    @field_validator("prompt_cache_isolation", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, env: Env | Mapping[str, str] | None = None) -> ProvidersConfig:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from costmesh.settings import Settings
+from costmesh.settings import Lowercase, Settings
 
 from .retry import RetryPolicy
 
@@ -33,13 +33,8 @@ class RouterSettings(Settings):
     gate_threshold: float = Field(0.5, ge=0.0, le=1.0, description="the heuristic gate's threshold")
     artifact: str | None = Field(None, description="the trained router (default: the packaged "
                                  "`costmesh/routing/artifacts/router-v1.npz`)")
-    gate_max_tier: Literal["trivial", "simple", "moderate", "complex"] = Field(
+    gate_max_tier: Annotated[Literal["trivial", "simple", "moderate", "complex"], Lowercase] = Field(
         "simple", description="the highest tier whose answers the learned gate judges")
-
-    @field_validator("gate_max_tier", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

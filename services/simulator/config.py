@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from costmesh.config import Env
 from costmesh.errors import ConfigError
-from costmesh.settings import CommaList, Settings, split_commas
+from costmesh.settings import CommaList, Lowercase, Settings, split_commas
 
 BOOK_GLOB = "*_routing_*.jsonl.gz"
 
@@ -50,7 +50,7 @@ class SimulatorConfig(Settings):
     require_auth: bool = Field(True, description="the simulator refuses calls without an API key")
     shutdown_timeout_s: float = Field(5.0, ge=0.0, description="on SIGTERM, the simulator's calls in flight "
                                       "finish within this")
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+    log_level: Annotated[Literal["debug", "info", "warning", "error", "critical"], Lowercase] = Field(
         "info", validation_alias="COSTMESH_LOG_LEVEL", description="log level")
 
     @field_validator("books", mode="before")
@@ -59,11 +59,6 @@ class SimulatorConfig(Settings):
         if isinstance(value, str):
             return split_commas(value) or None  # only commas: as unset
         return tuple(value) if isinstance(value, list) else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, env: Env | Mapping[str, str] | None = None) -> SimulatorConfig:
