@@ -75,9 +75,15 @@ def image_lines(image: str) -> tuple[list[str], list[str]]:
 
 
 
+def _without_version(line: str) -> str:
+    """`openai[aiohttp]>=1.100 ; marker` -> `openai[aiohttp]`: what `closure` follows."""
+    req = Requirement(line)
+    return req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else "")
+
+
 def distributions(lines: list[str], nodeps: list[str] = ()) -> set[str]:
     """What `pip install -r lines` plus `pip install --no-deps nodeps` holds (costmesh itself: `link_costmesh`)."""
-    return closure({Requirement(line).name for line in lines}) | {canonicalize_name(Requirement(line).name)
+    return closure({_without_version(line) for line in lines}) | {canonicalize_name(Requirement(line).name)
                                                                   for line in nodeps}
 
 

@@ -207,9 +207,12 @@ class AnthropicAdapter:
     @classmethod
     def connect(
         cls, *, api_key: str, base_url: str | None, timeout_s: float, breakpoints: BreakpointPolicy | None = None,
-        tenant_isolation: bool = True,
+        tenant_isolation: bool = True, aiohttp: bool = False,
     ) -> "AnthropicAdapter":
-        client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
+        """`aiohttp`: the SDK over aiohttp (`anthropic.DefaultAioHttpClient`) instead of httpx."""
+        http_client = anthropic.DefaultAioHttpClient(timeout=timeout_s) if aiohttp else None
+        client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s,
+                                          http_client=http_client)
         return cls(client, breakpoints, tenant_isolation=tenant_isolation)
 
     def _kwargs(self, model, messages, sampling, tenant_id, output, timeout_s) -> dict[str, Any]:

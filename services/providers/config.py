@@ -52,6 +52,9 @@ class ProvidersConfig(Settings):
                                         description="OpenAI's base URL (default: the SDK's)")
     inference_addrs: CommaList = Field((), description="vLLM inference replicas, comma-separated")
     provider_timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0.0, description="deadline of one upstream call")
+    provider_http_client: Annotated[Literal["aiohttp", "httpx"], Lowercase] = Field(
+        "aiohttp", description="the HTTP client under the anthropic and openai SDKs: `aiohttp` (the SDKs' "
+        "`DefaultAioHttpClient`; about a fifth less CPU per call than httpx here) or `httpx` (the SDKs' default)")
     prompt_caching: Literal["auto", "client"] = Field(
         "auto", description="Anthropic prompt-cache breakpoints: `auto` (placed by costmesh) or `client` (the "
         "client's only)")
@@ -136,10 +139,12 @@ def build_adapters(
             timeout_s=config.timeout_s,
             breakpoints=config.breakpoint_policy(),
             tenant_isolation=config.tenant_isolation,
+            aiohttp=config.provider_http_client == "aiohttp",
         )
     if config.openai:
         adapters["openai"] = OpenAIAdapter.connect(
-            api_key=config.openai.api_key, base_url=config.openai.base_url, timeout_s=config.timeout_s
+            api_key=config.openai.api_key, base_url=config.openai.base_url, timeout_s=config.timeout_s,
+            aiohttp=config.provider_http_client == "aiohttp",
         )
     if config.inference_addrs:
         routing = config.routing

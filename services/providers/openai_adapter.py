@@ -225,8 +225,11 @@ class OpenAIAdapter:
         self.client = client
 
     @classmethod
-    def connect(cls, *, api_key: str, base_url: str | None, timeout_s: float) -> "OpenAIAdapter":
-        return cls(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s))
+    def connect(cls, *, api_key: str, base_url: str | None, timeout_s: float, aiohttp: bool = False) -> "OpenAIAdapter":
+        """`aiohttp`: the SDK over aiohttp (`openai.DefaultAioHttpClient`) instead of httpx."""
+        http_client = openai.DefaultAioHttpClient(timeout=timeout_s) if aiohttp else None
+        return cls(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s,
+                                      http_client=http_client))
 
     @staticmethod
     def _kwargs(model, messages, sampling, tenant_id, output, timeout_s) -> dict[str, Any]:
