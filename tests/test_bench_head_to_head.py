@@ -22,7 +22,7 @@ async def test_the_rounds_interleave_and_the_ratios_are_against_litellm():
     calls = {"direct": _fake("direct", 0.0, seen), "grpc": _fake("grpc", 0.004, seen),
              "litellm": _fake("litellm", 0.012, seen)}
     prompts = [f"p{i}" for i in range(3 * 3 * 8)]
-    result = await gateway_http._head_to_head(calls, prompts, 0, n_seq=4, n_conc=4, rounds=3)
+    result = await gateway_http._head_to_head(calls, prompts, n_seq=4, n_conc=4, rounds=3)
 
     # Each round runs every one, the order rotated: a drift in the machine's speed hits each alike.
     firsts = [seen[i * 3 * 8] for i in range(3)]

@@ -154,7 +154,7 @@ async def _figures(name: str, bypass: Call, miss: Call, pinned: Call, prompts: l
     }
 
 
-async def _head_to_head(calls: dict[str, Call], prompts: list[str], offset: int, n_seq: int, n_conc: int,
+async def _head_to_head(calls: dict[str, Call], prompts: list[str], n_seq: int, n_conc: int,
                         rounds: int = HEAD_TO_HEAD_ROUNDS) -> dict:
     """`calls` by name, "direct" among them: interleaved rounds, each on its own prompts."""
     names = list(calls)
@@ -163,7 +163,7 @@ async def _head_to_head(calls: dict[str, Call], prompts: list[str], offset: int,
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for i, name in enumerate(order):
-            start = offset + (r * len(names) + i) * block
+            start = (r * len(names) + i) * block
             call = calls[name]
             seq = await sequential(lambda k, call=call, start=start: call(prompts[start + k]), n_seq)
             per_round[name]["p50_ms"].append(percentile_ms(seq, 50))
@@ -274,7 +274,7 @@ async def _measure_all(mesh, grpc_client: GatewayClient, key: str, model: str, p
         pinned["litellm"] = litellm_call
     # Prompts are reused from here on: every call bypasses the cache (LiteLLM has none).
     cycled = prompts * (1 + (HEAD_TO_HEAD_ROUNDS * len(pinned) * sum(head_to_head)) // len(prompts))
-    result["head_to_head"] = await _head_to_head(pinned, cycled, 0, *head_to_head)
+    result["head_to_head"] = await _head_to_head(pinned, cycled, *head_to_head)
     _print_head_to_head(result["head_to_head"])
     await http.close()
     if client is not None:
