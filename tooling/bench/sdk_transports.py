@@ -58,7 +58,7 @@ def _clients(url: str) -> dict[str, tuple[Call, Callable[[], Awaitable[None]]]]:
 
 
 async def _round(call: Call, calls: int) -> dict[str, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu = time.process_time()
     latencies = []
     for i in range(calls):
         started = time.perf_counter()
